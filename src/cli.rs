@@ -1,0 +1,151 @@
+//! The command line: `serve`, `migrate`, and `hook` helpers for trying the deploy hook.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use secrecy::SecretString;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    auth::webhook::{ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookVerifier},
+    config::{LogFormat, Settings},
+    db, startup, telemetry,
+};
+
+#[derive(Parser)]
+#[command(
+    name = "fleetgate",
+    version,
+    about = "Control plane for app instances sharing one Auth0 tenant"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API (applies pending migrations first).
+    Serve {
+        /// Do not apply pending migrations at start.
+        #[arg(long)]
+        no_migrate: bool,
+    },
+    /// Apply pending migrations and exit.
+    Migrate,
+    /// Sign and send deploy-hook events, as the hosting platform does.
+    Hook {
+        #[command(subcommand)]
+        command: HookCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum HookCommand {
+    /// Print the Standard Webhooks headers for an event body (signed with FLEETGATE_WEBHOOK_SECRET).
+    Sign {
+        /// The event, e.g. '{"type":"instance.suspended","data":{"instance_id":"acme"}}'.
+        body: String,
+        /// The webhook-id; a new one by default.
+        #[arg(long)]
+        id: Option<String>,
+    },
+    /// Sign an event and POST it to a running fleetgate; prints the answer.
+    Send {
+        body: String,
+        #[arg(long)]
+        id: Option<String>,
+        /// Base URL of fleetgate.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+    },
+}
+
+pub async fn main() -> ExitCode {
+    let _ = dotenvy::dotenv();
+    let cli = Cli::parse();
+    match run(cli.command).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("fleetgate: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve { no_migrate } => {
+            let settings = Settings::from_env()?;
+            telemetry::init(settings.log_format);
+            let pool = db::pool(&settings)?;
+            if !no_migrate {
+                startup::migrate(&pool).await?;
+            }
+            let app = startup::Application::build(&settings, pool)?;
+            tracing::info!(listen = %settings.listen, port = app.port(), "fleetgate serving");
+            let shutdown = CancellationToken::new();
+            tokio::spawn(startup::cancel_on_signal(shutdown.clone()));
+            app.run_until_stopped(shutdown).await
+        }
+        Command::Migrate => {
+            let settings = Settings::from_env()?;
+            telemetry::init(settings.log_format);
+            startup::migrate(&db::pool(&settings)?).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Hook { command } => {
+            telemetry::init(LogFormat::Text);
+            let secret = std::env::var("FLEETGATE_WEBHOOK_SECRET").map_err(|_| {
+                anyhow::anyhow!("FLEETGATE_WEBHOOK_SECRET: is required but not set")
+            })?;
+            let verifier = WebhookVerifier::new(&SecretString::from(secret))?;
+            match command {
+                HookCommand::Sign { body, id } => {
+                    for (name, value) in signed_headers(&verifier, id, &body)? {
+                        println!("{name}: {value}");
+                    }
+                    Ok(())
+                }
+                HookCommand::Send { body, id, url } => send(&verifier, id, &body, &url).await,
+            }
+        }
+    }
+}
+
+fn signed_headers(
+    verifier: &WebhookVerifier,
+    id: Option<String>,
+    body: &str,
+) -> anyhow::Result<[(&'static str, String); 3]> {
+    let id = id.unwrap_or_else(|| format!("msg_{}", uuid::Uuid::new_v4().simple()));
+    let ts = chrono::Utc::now().timestamp();
+    let signature = verifier.sign(&id, ts, body.as_bytes())?;
+    Ok([
+        (ID_HEADER, id),
+        (TIMESTAMP_HEADER, ts.to_string()),
+        (SIGNATURE_HEADER, signature),
+    ])
+}
+
+async fn send(
+    verifier: &WebhookVerifier,
+    id: Option<String>,
+    body: &str,
+    url: &str,
+) -> anyhow::Result<()> {
+    let mut req = reqwest::Client::new()
+        .post(format!("{}/v1/hooks/deploy", url.trim_end_matches('/')))
+        .header("content-type", "application/json")
+        .body(body.to_owned());
+    for (name, value) in signed_headers(verifier, id, body)? {
+        req = req.header(name, value);
+    }
+    let res = req.send().await?;
+    let status = res.status();
+    println!("{status}");
+    println!("{}", res.text().await?);
+    anyhow::ensure!(status.is_success(), "the hook was refused");
+    Ok(())
+}

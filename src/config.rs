@@ -1,0 +1,326 @@
+//! Settings from the environment, validated once at start-up.
+//!
+//! Every problem names the variable it came from. Secrets are held in
+//! [`SecretString`] so that `Debug` output and logs never show them.
+
+use std::{net::SocketAddr, time::Duration};
+
+use base64::Engine;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::domain::Hostname;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub database_url: SecretString,
+    pub db_max_connections: u32,
+    pub listen: SocketAddr,
+    pub auth0: Auth0Settings,
+    pub platform_domain: Option<Hostname>,
+    pub webhook_secret: SecretString,
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone)]
+pub struct Auth0Settings {
+    /// `https://tenant.eu.auth0.com` or, for a local emulator, `http://127.0.0.1:PORT`; no trailing slash.
+    pub base_url: String,
+    /// fleetgate's own API identifier: the audience of admin tokens.
+    pub audience: String,
+    /// How long fetched signing keys are trusted before they are fetched again.
+    pub jwks_cache: Duration,
+}
+
+impl Auth0Settings {
+    /// The `iss` claim of tokens from this tenant (with its trailing slash).
+    pub fn issuer(&self) -> String {
+        format!("{}/", self.base_url)
+    }
+
+    pub fn jwks_url(&self) -> String {
+        format!("{}/.well-known/jwks.json", self.base_url)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{var}: {message}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub message: String,
+}
+
+type Result<T> = std::result::Result<T, ConfigError>;
+
+impl Settings {
+    /// Reads the process environment (after an optional `.env`, which `main` loads).
+    pub fn from_env() -> Result<Self> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads settings through `get`, so tests can supply their own environment.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let vars = Vars(&get);
+        Ok(Self {
+            database_url: SecretString::from(vars.required("DATABASE_URL")?),
+            db_max_connections: vars.parsed("FLEETGATE_DB_MAX_CONNECTIONS", 10, |s| {
+                s.parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=1000).contains(n))
+                    .ok_or("must be a whole number from 1 to 1000")
+            })?,
+            listen: vars.parsed(
+                "FLEETGATE_LISTEN",
+                SocketAddr::from(([127, 0, 0, 1], 8080)),
+                |s| {
+                    s.parse().map_err(
+                        |_| "must be an address and port, e.g. 127.0.0.1:8080 or 0.0.0.0:8080",
+                    )
+                },
+            )?,
+            auth0: Auth0Settings {
+                base_url: parse_auth0_domain(&vars.required("AUTH0_DOMAIN")?).map_err(
+                    |message| ConfigError {
+                        var: "AUTH0_DOMAIN",
+                        message,
+                    },
+                )?,
+                audience: vars.required("AUTH0_AUDIENCE")?,
+                jwks_cache: vars.parsed(
+                    "FLEETGATE_JWKS_CACHE_SECS",
+                    Duration::from_secs(600),
+                    |s| {
+                        s.parse::<u64>()
+                            .ok()
+                            .filter(|n| (10..=86_400).contains(n))
+                            .map(Duration::from_secs)
+                            .ok_or("must be a number of seconds from 10 to 86400")
+                    },
+                )?,
+            },
+            platform_domain: match vars.optional("FLEETGATE_PLATFORM_DOMAIN") {
+                None => None,
+                Some(s) => Some(Hostname::parse(&s).map_err(|e| ConfigError {
+                    var: "FLEETGATE_PLATFORM_DOMAIN",
+                    message: e.to_string(),
+                })?),
+            },
+            webhook_secret: {
+                let raw = vars.required("FLEETGATE_WEBHOOK_SECRET")?;
+                check_webhook_secret(&raw).map_err(|message| ConfigError {
+                    var: "FLEETGATE_WEBHOOK_SECRET",
+                    message: message.into(),
+                })?;
+                SecretString::from(raw)
+            },
+            log_format: vars.parsed("FLEETGATE_LOG_FORMAT", LogFormat::Text, |s| match s {
+                "text" => Ok(LogFormat::Text),
+                "json" => Ok(LogFormat::Json),
+                _ => Err("must be text or json"),
+            })?,
+        })
+    }
+
+    pub fn database_url(&self) -> &str {
+        self.database_url.expose_secret()
+    }
+}
+
+struct Vars<'a>(&'a dyn Fn(&str) -> Option<String>);
+
+impl Vars<'_> {
+    fn optional(&self, var: &str) -> Option<String> {
+        (self.0)(var)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn required(&self, var: &'static str) -> Result<String> {
+        self.optional(var).ok_or(ConfigError {
+            var,
+            message: "is required but not set".into(),
+        })
+    }
+
+    fn parsed<T>(
+        &self,
+        var: &'static str,
+        default: T,
+        parse: impl Fn(&str) -> std::result::Result<T, &'static str>,
+    ) -> Result<T> {
+        match self.optional(var) {
+            None => Ok(default),
+            Some(raw) => parse(&raw).map_err(|rule| ConfigError {
+                var,
+                message: rule.into(),
+            }),
+        }
+    }
+}
+
+/// `acme.eu.auth0.com` means `https://acme.eu.auth0.com`; a full `http(s)://…` base URL is taken as
+/// it is, but plain http only for a loopback address (a local emulator).
+fn parse_auth0_domain(raw: &str) -> std::result::Result<String, String> {
+    if !raw.contains("://") {
+        let host = Hostname::parse(raw)
+            .map_err(|e| format!("{e}; give a tenant host such as acme.eu.auth0.com"))?;
+        return Ok(format!("https://{host}"));
+    }
+    let url = reqwest::Url::parse(raw).map_err(|e| format!("is not a valid URL ({e})"))?;
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        "http" => {
+            return Err(
+                "may use plain http only for a loopback address (a local emulator); use https"
+                    .into(),
+            );
+        }
+        other => return Err(format!("has unsupported scheme '{other}'")),
+    }
+    if url.path() != "/"
+        || url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+    {
+        return Err(
+            "must be a base URL with no path, query, fragment or user, e.g. http://127.0.0.1:4010"
+                .into(),
+        );
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+/// A Standard Webhooks secret: `whsec_` followed by base64 of 24 to 64 random bytes.
+fn check_webhook_secret(raw: &str) -> std::result::Result<(), &'static str> {
+    let b64 = raw
+        .strip_prefix("whsec_")
+        .ok_or("must start with whsec_ (a Standard Webhooks secret)")?;
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .map_err(|_| "must be whsec_ followed by standard base64")?;
+    if !(24..=64).contains(&key.len()) {
+        return Err("must encode between 24 and 64 bytes of key");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+
+    fn env(pairs: &[(&str, &str)]) -> Result<Settings> {
+        let mut map: HashMap<String, String> = [
+            (
+                "DATABASE_URL",
+                "postgres://postgres:hunter2@localhost/fleetgate",
+            ),
+            ("AUTH0_DOMAIN", "acme.eu.auth0.com"),
+            ("AUTH0_AUDIENCE", "https://fleetgate.example.com/api"),
+            ("FLEETGATE_WEBHOOK_SECRET", SECRET),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        for (k, v) in pairs {
+            map.insert((*k).to_owned(), (*v).to_owned());
+        }
+        Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    fn err_var(pairs: &[(&str, &str)]) -> &'static str {
+        env(pairs).unwrap_err().var
+    }
+
+    #[test]
+    fn defaults_and_derived_urls() {
+        let s = env(&[]).unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.auth0.base_url, "https://acme.eu.auth0.com");
+        assert_eq!(s.auth0.issuer(), "https://acme.eu.auth0.com/");
+        assert_eq!(
+            s.auth0.jwks_url(),
+            "https://acme.eu.auth0.com/.well-known/jwks.json"
+        );
+        assert_eq!(s.platform_domain, None);
+        assert_eq!(s.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn emulator_base_url_is_accepted_on_loopback_only() {
+        assert_eq!(
+            env(&[("AUTH0_DOMAIN", "http://127.0.0.1:4010/")])
+                .unwrap()
+                .auth0
+                .base_url,
+            "http://127.0.0.1:4010"
+        );
+        assert_eq!(
+            err_var(&[("AUTH0_DOMAIN", "http://evil.example.com")]),
+            "AUTH0_DOMAIN"
+        );
+        assert_eq!(
+            err_var(&[("AUTH0_DOMAIN", "https://acme.auth0.com/path")]),
+            "AUTH0_DOMAIN"
+        );
+        assert_eq!(err_var(&[("AUTH0_DOMAIN", "acme")]), "AUTH0_DOMAIN");
+    }
+
+    #[test]
+    fn each_bad_value_names_its_variable() {
+        assert_eq!(err_var(&[("DATABASE_URL", "")]), "DATABASE_URL");
+        assert_eq!(err_var(&[("AUTH0_AUDIENCE", " ")]), "AUTH0_AUDIENCE");
+        assert_eq!(err_var(&[("FLEETGATE_LISTEN", "8080")]), "FLEETGATE_LISTEN");
+        assert_eq!(
+            err_var(&[("FLEETGATE_PLATFORM_DOMAIN", "*.apps.example.com")]),
+            "FLEETGATE_PLATFORM_DOMAIN"
+        );
+        assert_eq!(
+            err_var(&[(
+                "FLEETGATE_WEBHOOK_SECRET",
+                "C2FVsBQIhrscChlQIMV+b5sSYspob7oD"
+            )]),
+            "FLEETGATE_WEBHOOK_SECRET"
+        );
+        assert_eq!(
+            err_var(&[("FLEETGATE_WEBHOOK_SECRET", "whsec_c2hvcnQ=")]),
+            "FLEETGATE_WEBHOOK_SECRET"
+        );
+        assert_eq!(
+            err_var(&[("FLEETGATE_LOG_FORMAT", "xml")]),
+            "FLEETGATE_LOG_FORMAT"
+        );
+        assert_eq!(
+            err_var(&[("FLEETGATE_DB_MAX_CONNECTIONS", "0")]),
+            "FLEETGATE_DB_MAX_CONNECTIONS"
+        );
+        assert_eq!(
+            err_var(&[("FLEETGATE_JWKS_CACHE_SECS", "1")]),
+            "FLEETGATE_JWKS_CACHE_SECS"
+        );
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let s = env(&[]).unwrap();
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(!shown.contains("C2FVsBQIhrscChlQIMV"), "{shown}");
+        let e = env(&[("FLEETGATE_WEBHOOK_SECRET", "whsec_!!notbase64secretvalue")]).unwrap_err();
+        assert!(!e.to_string().contains("notbase64secretvalue"));
+    }
+}

@@ -1,0 +1,101 @@
+//! The `instances` table.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct InstanceRow {
+    pub id: String,
+    pub owner: String,
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "id, owner, status, created_at, updated_at";
+
+/// Inserts an instance unless one with that id exists; true when it was inserted.
+pub async fn insert_if_absent(
+    conn: &mut PgConnection,
+    id: &str,
+    owner: &str,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "INSERT INTO instances (id, owner) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(id)
+    .bind(owner)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Reads an instance and locks its row until the transaction ends: writers of one instance
+/// are serialised.
+pub async fn lock(conn: &mut PgConnection, id: &str) -> sqlx::Result<Option<InstanceRow>> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM instances WHERE id = $1 FOR UPDATE"
+    ))
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+}
+
+pub async fn get(conn: &mut PgConnection, id: &str) -> sqlx::Result<Option<InstanceRow>> {
+    sqlx::query_as(&format!("SELECT {COLUMNS} FROM instances WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+}
+
+pub async fn update(
+    conn: &mut PgConnection,
+    id: &str,
+    owner: &str,
+    status: &str,
+) -> sqlx::Result<InstanceRow> {
+    sqlx::query_as(&format!(
+        "UPDATE instances SET owner = $2, status = $3, \
+         updated_at = CASE WHEN owner = $2 AND status = $3 THEN updated_at ELSE now() END \
+         WHERE id = $1 RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(owner)
+    .bind(status)
+    .fetch_one(conn)
+    .await
+}
+
+/// Marks an instance as changed (its domains changed) without touching anything else.
+pub async fn touch(conn: &mut PgConnection, id: &str) -> sqlx::Result<()> {
+    sqlx::query("UPDATE instances SET updated_at = now() WHERE id = $1")
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+#[derive(Debug, Default)]
+pub struct ListFilter<'a> {
+    pub status: Option<&'a str>,
+    pub host: Option<&'a str>,
+    pub after_id: Option<&'a str>,
+    pub limit: i64,
+}
+
+/// One page of instances ordered by id, after `after_id`.
+pub async fn list(conn: &mut PgConnection, f: &ListFilter<'_>) -> sqlx::Result<Vec<InstanceRow>> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM instances i \
+         WHERE ($1::text IS NULL OR status = $1) \
+           AND ($2::text IS NULL OR EXISTS (SELECT 1 FROM domains d WHERE d.instance_id = i.id AND d.hostname = $2)) \
+           AND ($3::text IS NULL OR id > $3) \
+         ORDER BY id LIMIT $4"
+    ))
+    .bind(f.status)
+    .bind(f.host)
+    .bind(f.after_id)
+    .bind(f.limit)
+    .fetch_all(conn)
+    .await
+}

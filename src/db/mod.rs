@@ -1,0 +1,71 @@
+//! Postgres access: the pool, migrations, and one module per table group.
+//! Query functions take a connection (usually a transaction the caller owns).
+
+pub mod audit;
+pub mod domains;
+pub mod instances;
+pub mod webhooks;
+
+use std::time::Duration;
+
+use sqlx::{PgPool, postgres::PgPoolOptions};
+
+use crate::config::Settings;
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// A pool that connects on first use, so the service starts (and reports not ready) while
+/// Postgres is away, and recovers by itself when it returns.
+pub fn pool(settings: &Settings) -> anyhow::Result<PgPool> {
+    let options = settings
+        .database_url()
+        .parse::<sqlx::postgres::PgConnectOptions>()
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "DATABASE_URL is not a valid Postgres URL: {}",
+                redact(&e.to_string())
+            )
+        })?;
+    Ok(PgPoolOptions::new()
+        .max_connections(settings.db_max_connections)
+        .acquire_timeout(Duration::from_secs(3))
+        .connect_lazy_with(options))
+}
+
+/// True when the error means the database cannot be reached right now (answer 503, not 500).
+pub fn is_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+            // class 08: connection exception; 57P01..03: shutdown / cannot connect now; 53300: too many connections
+            c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02" | "57P03" | "53300")
+        }),
+        _ => false,
+    }
+}
+
+/// The name of the constraint a statement violated, if that is what went wrong.
+pub fn violated_constraint(err: &sqlx::Error) -> Option<&str> {
+    match err {
+        sqlx::Error::Database(db) => db.constraint(),
+        _ => None,
+    }
+}
+
+/// Connection-string parse errors may quote the URL; never let a password through.
+fn redact(message: &str) -> String {
+    message
+        .split_whitespace()
+        .map(|w| {
+            if w.contains('@') || w.contains("://") {
+                "<redacted>"
+            } else {
+                w
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}

@@ -1,0 +1,35 @@
+//! Parsed value types. Every value that reaches the registry went through one of these.
+
+mod hostname;
+mod instance_id;
+mod status;
+mod user_id;
+
+pub use hostname::Hostname;
+pub use instance_id::InstanceId;
+pub use status::{DomainKind, InstanceStatus};
+pub use user_id::UserId;
+
+/// Why an input was rejected, in words that name the value and the rule it broke.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ParseError(String);
+
+impl ParseError {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
+
+/// Implements `Deserialize` through `parse`, so request bodies hold parsed values only.
+macro_rules! deserialize_via_parse {
+    ($ty:ty) => {
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let raw = String::deserialize(d)?;
+                <$ty>::parse(&raw).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+pub(crate) use deserialize_via_parse;

@@ -1,0 +1,41 @@
+//! `GET /v1/audit`: who changed what, newest first.
+
+use actix_web::{HttpResponse, web};
+
+use super::{AppState, error::ApiError, pagination};
+use crate::{auth::admin::Admin, db, domain::InstanceId};
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    instance_id: Option<String>,
+    cursor: Option<String>,
+    limit: Option<u32>,
+}
+
+pub async fn list(
+    state: web::Data<AppState>,
+    _admin: Admin,
+    q: web::Query<AuditQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let instance = q
+        .instance_id
+        .as_deref()
+        .map(InstanceId::parse)
+        .transpose()
+        .map_err(|e| ApiError::bad_request("invalid_query", e.to_string()))?;
+    let before = q
+        .cursor
+        .as_deref()
+        .map(|c| {
+            pagination::decode(c)?.parse::<i64>().map_err(|_| {
+                ApiError::bad_request("invalid_query", "cursor is not one this API returned")
+            })
+        })
+        .transpose()?;
+    let limit = pagination::limit(q.limit)?;
+    let mut conn = state.pool.acquire().await?;
+    let target = instance.as_ref().map(|id| ("instance", id.as_str()));
+    let entries = db::audit::list(&mut conn, target, before, limit + 1).await?;
+    Ok(HttpResponse::Ok().json(pagination::page(entries, limit, |e| e.id.to_string())))
+}

@@ -1,0 +1,187 @@
+//! One error type for every answer that is not a success, rendered as RFC 9457
+//! `application/problem+json` with a stable machine-readable `code`.
+
+use actix_web::{
+    HttpResponse, ResponseError,
+    http::{StatusCode, header},
+};
+
+use crate::registry::RegistryError;
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    detail: String,
+    www_authenticate: Option<String>,
+    /// The cause of a 5xx, for the log only.
+    source: Option<anyhow::Error>,
+}
+
+/// The body of every error answer.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    pub code: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            detail: detail.into(),
+            www_authenticate: None,
+            source: None,
+        }
+    }
+
+    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, detail)
+    }
+
+    /// The request was well-formed but a value broke a rule.
+    pub fn invalid(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            detail,
+        )
+    }
+
+    /// No or bad credentials; `challenge` goes to `WWW-Authenticate`.
+    pub fn unauthorized(challenge: String, detail: impl Into<String>) -> Self {
+        Self {
+            www_authenticate: Some(challenge),
+            ..Self::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
+        }
+    }
+
+    pub fn forbidden(challenge: Option<String>, detail: impl Into<String>) -> Self {
+        Self {
+            www_authenticate: challenge,
+            ..Self::new(StatusCode::FORBIDDEN, "forbidden", detail)
+        }
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", detail)
+    }
+
+    pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, detail)
+    }
+
+    pub fn unavailable(detail: impl Into<String>, cause: Option<anyhow::Error>) -> Self {
+        Self {
+            source: cause,
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "service_unavailable",
+                detail,
+            )
+        }
+    }
+
+    pub fn internal(cause: anyhow::Error) -> Self {
+        Self {
+            source: Some(cause),
+            ..Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "an internal error occurred; it has been logged",
+            )
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
+    pub fn problem(status: StatusCode, code: &str, detail: &str) -> Problem {
+        Problem {
+            kind: format!("urn:fleetgate:problem:{code}"),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail: detail.to_owned(),
+            code: code.to_owned(),
+        }
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.detail)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let Some(cause) = &self.source {
+            tracing::error!(
+                code = self.code,
+                error = format!("{cause:#}"),
+                "request failed"
+            );
+        }
+        let mut res = HttpResponse::build(self.status);
+        res.content_type(PROBLEM_JSON);
+        if let Some(challenge) = &self.www_authenticate {
+            res.insert_header((header::WWW_AUTHENTICATE, challenge.as_str()));
+        }
+        res.json(Self::problem(self.status, self.code, &self.detail))
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        if crate::db::is_unavailable(&e) {
+            Self::unavailable(
+                "the database is unavailable; nothing was changed, retry later",
+                Some(e.into()),
+            )
+        } else {
+            Self::internal(e.into())
+        }
+    }
+}
+
+impl From<RegistryError> for ApiError {
+    fn from(e: RegistryError) -> Self {
+        use RegistryError as R;
+        let detail = e.to_string();
+        match e {
+            R::NotFound(_) | R::DomainNotFound { .. } => Self::not_found(detail),
+            R::AlreadyExists(_) => Self::conflict("instance_exists", detail),
+            R::HostTaken { .. } | R::HostTakenConcurrently => Self::conflict("host_taken", detail),
+            R::DomainExists { .. } => Self::conflict("domain_exists", detail),
+            R::InvalidTransition { .. } => Self::conflict("invalid_transition", detail),
+            R::Deleted(_) => Self::conflict("instance_deleted", detail),
+            R::InvalidDomains(_) => Self::invalid(detail),
+            R::Db(e) => e.into(),
+            R::Corrupt(_) => Self::internal(e.into()),
+        }
+    }
+}
+
+/// Turns a JSON body error into 400 (not JSON) or 422 (JSON, but a value broke a rule).
+pub fn json_body_error(e: &serde_json::Error) -> ApiError {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Data => ApiError::invalid(format!("invalid request body: {e}")),
+        Category::Syntax | Category::Eof | Category::Io => ApiError::bad_request(
+            "invalid_json",
+            format!("request body is not valid JSON: {e}"),
+        ),
+    }
+}

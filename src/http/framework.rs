@@ -1,0 +1,132 @@
+//! actix-web's own errors (bad JSON, wrong content type, body too large, bad query, unknown
+//! route, wrong method) answered with the same problem+json envelope as ours.
+
+use actix_web::{
+    HttpRequest, HttpResponse,
+    body::{BoxBody, MessageBody},
+    dev::ServiceResponse,
+    error::{JsonPayloadError, QueryPayloadError},
+    http::header,
+    middleware::{ErrorHandlerResponse, ErrorHandlers},
+    web,
+};
+
+use super::error::{ApiError, PROBLEM_JSON, json_body_error};
+
+/// Largest JSON body accepted by admin routes.
+pub const JSON_LIMIT: usize = 64 * 1024;
+/// Largest raw body accepted by the deploy hook.
+pub const HOOK_BODY_LIMIT: usize = 256 * 1024;
+
+pub fn json_config() -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(JSON_LIMIT)
+        .error_handler(|err, _req| {
+            match &err {
+                JsonPayloadError::ContentType => ApiError::new(
+                    actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    "the body must be application/json",
+                ),
+                JsonPayloadError::Overflow { .. }
+                | JsonPayloadError::OverflowKnownLength { .. } => too_large(JSON_LIMIT),
+                JsonPayloadError::Deserialize(e) => json_body_error(e),
+                _ => {
+                    ApiError::bad_request("invalid_body", format!("the body cannot be read: {err}"))
+                }
+            }
+            .into()
+        })
+}
+
+pub fn payload_config() -> web::PayloadConfig {
+    web::PayloadConfig::default().limit(HOOK_BODY_LIMIT)
+}
+
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|err, _req| {
+        let detail = match &err {
+            QueryPayloadError::Deserialize(e) => format!("invalid query string: {e}"),
+            _ => format!("invalid query string: {err}"),
+        };
+        ApiError::bad_request("invalid_query", detail).into()
+    })
+}
+
+pub fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        format!("the body is larger than {limit} bytes"),
+    )
+}
+
+/// The answer for a path no route matches.
+pub async fn no_route(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::not_found(format!(
+        "no route for {} {}",
+        req.method(),
+        req.path()
+    )))
+}
+
+/// Rewrites any error answer that is not problem+json already (405 from a resource, 413 from
+/// the payload reader, …) into one, keeping its status and headers such as `Allow`.
+pub fn problem_for_every_error<B: MessageBody + 'static>() -> ErrorHandlers<B> {
+    ErrorHandlers::new().default_handler(|res: ServiceResponse<B>| {
+        let is_problem = res
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with(PROBLEM_JSON));
+        if is_problem {
+            return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+        }
+        let status = res.status();
+        let (code, detail) = match status.as_u16() {
+            404 => (
+                "not_found",
+                format!(
+                    "no route for {} {}",
+                    res.request().method(),
+                    res.request().path()
+                ),
+            ),
+            405 => (
+                "method_not_allowed",
+                format!(
+                    "{} is not allowed on {}",
+                    res.request().method(),
+                    res.request().path()
+                ),
+            ),
+            413 => ("payload_too_large", "the body is too large".to_owned()),
+            415 => (
+                "unsupported_media_type",
+                "unsupported content type".to_owned(),
+            ),
+            s if s >= 500 => (
+                "internal_error",
+                "an internal error occurred; it has been logged".to_owned(),
+            ),
+            _ => (
+                "bad_request",
+                status
+                    .canonical_reason()
+                    .unwrap_or("bad request")
+                    .to_owned(),
+            ),
+        };
+        let body = serde_json::to_string(&ApiError::problem(status, code, &detail))
+            .expect("a problem serialises");
+        let (req, mut res) = res.into_parts();
+        res.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static(PROBLEM_JSON),
+        );
+        let res = res.set_body(BoxBody::new(body));
+        Ok(ErrorHandlerResponse::Response(
+            ServiceResponse::new(req, res).map_into_right_body(),
+        ))
+    })
+}

@@ -1,0 +1,162 @@
+//! `POST /v1/hooks/deploy`: the hosting platform tells fleetgate what it deployed.
+//!
+//! The delivery is verified (Standard Webhooks), parsed, and applied in one transaction
+//! that also records its `webhook-id` and the answer, so a redelivery has no second effect
+//! and gets the same answer. Refused deliveries (4xx) are not recorded: nothing was
+//! acknowledged, and a retry is judged afresh.
+
+use actix_web::{HttpRequest, HttpResponse, http::header, web};
+use serde_json::Value;
+
+use super::{AppState, error::ApiError, error::json_body_error, request_id};
+use crate::{
+    db,
+    domain::{Hostname, InstanceId, InstanceStatus, UserId},
+    registry::Actor,
+};
+
+const EVENT_TYPES: &str =
+    "instance.deployed, instance.suspended, instance.resumed, instance.deleted";
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Envelope {
+    #[serde(rename = "type")]
+    kind: String,
+    /// Standard Webhooks payloads may carry the event time; it is not used.
+    #[serde(default)]
+    #[allow(dead_code)]
+    timestamp: Option<Value>,
+    data: Value,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Deployed {
+    instance_id: InstanceId,
+    owner: UserId,
+    domains: Vec<Hostname>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Target {
+    instance_id: InstanceId,
+}
+
+enum Event {
+    Deployed(Deployed),
+    StatusChange(InstanceId, InstanceStatus, &'static str),
+}
+
+fn parse(body: &[u8]) -> Result<(String, Event), ApiError> {
+    let envelope: Envelope = serde_json::from_slice(body).map_err(|e| json_body_error(&e))?;
+    let data = |v: Value| {
+        serde_json::from_value::<Target>(v)
+            .map_err(|e| ApiError::invalid(format!("invalid data: {e}")))
+    };
+    let event = match envelope.kind.as_str() {
+        "instance.deployed" => Event::Deployed(
+            serde_json::from_value(envelope.data)
+                .map_err(|e| ApiError::invalid(format!("invalid data: {e}")))?,
+        ),
+        "instance.suspended" => Event::StatusChange(
+            data(envelope.data)?.instance_id,
+            InstanceStatus::Suspended,
+            "instance.suspended",
+        ),
+        "instance.resumed" => Event::StatusChange(
+            data(envelope.data)?.instance_id,
+            InstanceStatus::Active,
+            "instance.resumed",
+        ),
+        "instance.deleted" => Event::StatusChange(
+            data(envelope.data)?.instance_id,
+            InstanceStatus::Deleted,
+            "instance.deleted",
+        ),
+        other => {
+            let shown: String = other
+                .chars()
+                .take(80)
+                .flat_map(char::escape_default)
+                .collect();
+            return Err(ApiError::invalid(format!(
+                "unknown event type '{shown}'; expected one of {EVENT_TYPES}"
+            )));
+        }
+    };
+    Ok((envelope.kind, event))
+}
+
+pub async fn deploy(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let webhook_id = state
+        .webhooks
+        .verify(&body, |name| req.headers().get(name).map(|v| v.as_bytes()))
+        .map_err(|e| {
+            ApiError::unauthorized(
+                r#"Webhook-Signature realm="fleetgate""#.to_owned(),
+                format!("webhook signature refused: {e}"),
+            )
+        })?;
+    let is_json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !is_json {
+        return Err(ApiError::new(
+            actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "the body must be application/json",
+        ));
+    }
+    let (kind, event) = parse(&body)?;
+
+    let mut tx = state.pool.begin().await?;
+    if !db::webhooks::claim(&mut tx, &webhook_id, &kind).await? {
+        let (status, body) = db::webhooks::answer(&mut tx, &webhook_id)
+            .await?
+            .ok_or_else(|| {
+                ApiError::internal(anyhow::anyhow!(
+                    "claimed delivery {webhook_id} has no answer"
+                ))
+            })?;
+        tx.rollback().await?;
+        tracing::info!(webhook_id, "redelivery answered from the record");
+        let status = actix_web::http::StatusCode::from_u16(status)
+            .map_err(|e| ApiError::internal(e.into()))?;
+        return Ok(HttpResponse::build(status)
+            .insert_header(("webhook-replayed", "true"))
+            .json(body));
+    }
+    let actor = Actor {
+        name: format!("hook:{webhook_id}"),
+        request_id: request_id(&req),
+    };
+    let instance = match event {
+        Event::Deployed(d) => {
+            state
+                .registry
+                .deploy(&mut tx, &actor, &d.instance_id, &d.owner, &d.domains)
+                .await?
+                .0
+        }
+        Event::StatusChange(id, to, action) => {
+            state
+                .registry
+                .update(&mut tx, &actor, &id, None, Some(to), action)
+                .await?
+        }
+    };
+    let answer = instance.to_json();
+    db::webhooks::complete(&mut tx, &webhook_id, 200, &answer).await?;
+    tx.commit().await?;
+    tracing::info!(webhook_id, event = kind, instance = %instance.id, "deploy hook applied");
+    Ok(HttpResponse::Ok().json(answer))
+}

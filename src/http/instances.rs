@@ -1,0 +1,163 @@
+//! `/v1/instances`: the admin view of the registry.
+
+use actix_web::{HttpRequest, HttpResponse, http::header, web};
+
+use super::{AppState, admin_actor, error::ApiError, pagination};
+use crate::{
+    auth::admin::Admin,
+    db,
+    domain::{Hostname, InstanceId, InstanceStatus, UserId},
+    registry,
+};
+
+/// An instance id from the path; one that cannot exist is simply not found.
+pub fn path_id(raw: &str) -> Result<InstanceId, ApiError> {
+    InstanceId::parse(raw)
+        .map_err(|e| ApiError::not_found(format!("{e}, so no such instance exists")))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    status: Option<String>,
+    host: Option<String>,
+    cursor: Option<String>,
+    limit: Option<u32>,
+}
+
+pub async fn list(
+    state: web::Data<AppState>,
+    _admin: Admin,
+    q: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let bad = |e: crate::domain::ParseError| ApiError::bad_request("invalid_query", e.to_string());
+    let status = q
+        .status
+        .as_deref()
+        .map(str::parse::<InstanceStatus>)
+        .transpose()
+        .map_err(bad)?;
+    let host = q
+        .host
+        .as_deref()
+        .map(Hostname::parse)
+        .transpose()
+        .map_err(bad)?;
+    let after = q.cursor.as_deref().map(pagination::decode).transpose()?;
+    let limit = pagination::limit(q.limit)?;
+    let mut conn = state.pool.acquire().await?;
+    let filter = db::instances::ListFilter {
+        status: status.map(InstanceStatus::as_str),
+        host: host.as_ref().map(Hostname::as_str),
+        after_id: after.as_deref(),
+        limit: limit + 1,
+    };
+    let rows = db::instances::list(&mut conn, &filter).await?;
+    let instances = registry::load_many(&mut conn, rows).await?;
+    Ok(HttpResponse::Ok().json(pagination::page(instances, limit, |i| i.id.to_string())))
+}
+
+pub async fn get(
+    state: web::Data<AppState>,
+    _admin: Admin,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path_id(&path)?;
+    let mut conn = state.pool.acquire().await?;
+    let instance = registry::load(&mut conn, id.as_str())
+        .await?
+        .ok_or_else(|| ApiError::from(registry::RegistryError::NotFound(id)))?;
+    Ok(HttpResponse::Ok().json(instance))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBody {
+    id: InstanceId,
+    owner: UserId,
+    #[serde(default)]
+    domains: Vec<Hostname>,
+}
+
+pub async fn create(
+    state: web::Data<AppState>,
+    admin: Admin,
+    req: HttpRequest,
+    body: web::Json<CreateBody>,
+) -> Result<HttpResponse, ApiError> {
+    let actor = admin_actor(&req, &admin);
+    let mut tx = state.pool.begin().await?;
+    let instance = state
+        .registry
+        .create(&mut tx, &actor, &body.id, &body.owner, &body.domains)
+        .await?;
+    tx.commit().await?;
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, format!("/v1/instances/{}", instance.id)))
+        .json(instance))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchBody {
+    owner: Option<UserId>,
+    status: Option<InstanceStatus>,
+}
+
+pub async fn patch(
+    state: web::Data<AppState>,
+    admin: Admin,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Json<PatchBody>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path_id(&path)?;
+    if body.owner.is_none() && body.status.is_none() {
+        return Err(ApiError::invalid("give owner and/or status to change"));
+    }
+    let action = match body.status {
+        Some(InstanceStatus::Deleted) => "instance.deleted",
+        Some(_) => "instance.updated",
+        None => "instance.owner_changed",
+    };
+    let actor = admin_actor(&req, &admin);
+    let mut tx = state.pool.begin().await?;
+    let instance = state
+        .registry
+        .update(
+            &mut tx,
+            &actor,
+            &id,
+            body.owner.as_ref(),
+            body.status,
+            action,
+        )
+        .await?;
+    tx.commit().await?;
+    Ok(HttpResponse::Ok().json(instance))
+}
+
+/// Soft delete: the instance stays (status `deleted`) and its hosts are released.
+pub async fn delete(
+    state: web::Data<AppState>,
+    admin: Admin,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path_id(&path)?;
+    let actor = admin_actor(&req, &admin);
+    let mut tx = state.pool.begin().await?;
+    state
+        .registry
+        .update(
+            &mut tx,
+            &actor,
+            &id,
+            None,
+            Some(InstanceStatus::Deleted),
+            "instance.deleted",
+        )
+        .await?;
+    tx.commit().await?;
+    Ok(HttpResponse::NoContent().finish())
+}

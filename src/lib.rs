@@ -1,0 +1,12 @@
+//! fleetgate: the control plane that keeps a fleet of per-customer app instances, their
+//! domains, and their Auth0 allow-lists and grants in order.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod http;
+pub mod registry;
+pub mod startup;
+pub mod telemetry;

@@ -1,0 +1,92 @@
+//! An instance as the API shows it, loaded from its rows.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+
+use crate::{
+    db::{self, domains::DomainRow, instances::InstanceRow},
+    domain::{DomainKind, Hostname, InstanceId, InstanceStatus, UserId},
+};
+
+use super::{RegistryError, Result};
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Domain {
+    pub hostname: Hostname,
+    pub kind: DomainKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Instance {
+    pub id: InstanceId,
+    pub owner: UserId,
+    pub status: InstanceStatus,
+    pub domains: Vec<Domain>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Instance {
+    fn from_rows(row: InstanceRow, domains: impl IntoIterator<Item = DomainRow>) -> Result<Self> {
+        let corrupt = |e: crate::domain::ParseError| RegistryError::Corrupt(e.to_string());
+        Ok(Self {
+            id: InstanceId::parse(&row.id).map_err(corrupt)?,
+            owner: UserId::parse(&row.owner).map_err(corrupt)?,
+            status: row.status.parse().map_err(corrupt)?,
+            domains: domains
+                .into_iter()
+                .map(|d| {
+                    Ok(Domain {
+                        hostname: Hostname::parse(&d.hostname).map_err(corrupt)?,
+                        kind: d.kind.parse().map_err(corrupt)?,
+                    })
+                })
+                .collect::<Result<_>>()?,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
+
+    pub fn hostnames(&self) -> Vec<String> {
+        self.domains
+            .iter()
+            .map(|d| d.hostname.to_string())
+            .collect()
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).expect("an instance always serialises")
+    }
+}
+
+/// The instance with this id, with its domains.
+pub async fn load(conn: &mut PgConnection, id: &str) -> Result<Option<Instance>> {
+    let Some(row) = db::instances::get(conn, id).await? else {
+        return Ok(None);
+    };
+    Ok(Some(with_domains(conn, vec![row]).await?.remove(0)))
+}
+
+/// Loads the domains of these rows and assembles instances, in the rows' order.
+pub async fn load_many(conn: &mut PgConnection, rows: Vec<InstanceRow>) -> Result<Vec<Instance>> {
+    with_domains(conn, rows).await
+}
+
+async fn with_domains(conn: &mut PgConnection, rows: Vec<InstanceRow>) -> Result<Vec<Instance>> {
+    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+    let mut by_instance: HashMap<String, Vec<DomainRow>> = HashMap::new();
+    for d in db::domains::of_instances(conn, &ids).await? {
+        by_instance
+            .entry(d.instance_id.clone())
+            .or_default()
+            .push(d);
+    }
+    rows.into_iter()
+        .map(|row| {
+            let mine = by_instance.remove(&row.id).unwrap_or_default();
+            Instance::from_rows(row, mine)
+        })
+        .collect()
+}

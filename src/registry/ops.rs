@@ -1,0 +1,281 @@
+//! The registry's commands. Each locks the instance row, changes it, and writes one audit
+//! entry with the instance before and after, all in the caller's transaction.
+
+use std::collections::HashSet;
+
+use sqlx::PgConnection;
+
+use crate::{
+    db,
+    domain::{Hostname, InstanceId, InstanceStatus, UserId},
+};
+
+use super::{Actor, Domain, Instance, RegistryError, Result, load, validate_hosts};
+
+#[derive(Debug, Clone)]
+pub struct Registry {
+    platform_domain: Option<Hostname>,
+}
+
+/// What a deploy did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deployed {
+    Created,
+    Updated,
+    Unchanged,
+}
+
+impl Registry {
+    pub fn new(platform_domain: Option<Hostname>) -> Self {
+        Self { platform_domain }
+    }
+
+    /// Creates the instance or brings it to exactly this owner and these hosts. A deleted
+    /// instance comes back as active; a suspended one stays suspended.
+    pub async fn deploy(
+        &self,
+        conn: &mut PgConnection,
+        actor: &Actor,
+        id: &InstanceId,
+        owner: &UserId,
+        hosts: &[Hostname],
+    ) -> Result<(Instance, Deployed)> {
+        let wanted = validate_hosts(hosts, self.platform_domain.as_ref())?;
+        let created = db::instances::insert_if_absent(conn, id.as_str(), owner.as_str()).await?;
+        let before = self.locked(conn, id).await?;
+        let status = match before.status {
+            InstanceStatus::Deleted => InstanceStatus::Active,
+            s => s,
+        };
+        db::instances::update(conn, id.as_str(), owner.as_str(), status.as_str()).await?;
+        sync_domains(conn, &before, &wanted).await?;
+        let after = self
+            .finish(
+                conn,
+                actor,
+                "instance.deployed",
+                (!created).then_some(&before),
+                id,
+            )
+            .await?;
+        let outcome = match (created, after == before) {
+            (true, _) => Deployed::Created,
+            (false, true) => Deployed::Unchanged,
+            (false, false) => Deployed::Updated,
+        };
+        Ok((after, outcome))
+    }
+
+    /// Creates a new instance; an existing id (even a deleted one) is a conflict.
+    pub async fn create(
+        &self,
+        conn: &mut PgConnection,
+        actor: &Actor,
+        id: &InstanceId,
+        owner: &UserId,
+        hosts: &[Hostname],
+    ) -> Result<Instance> {
+        let wanted = validate_hosts(hosts, self.platform_domain.as_ref())?;
+        if !db::instances::insert_if_absent(conn, id.as_str(), owner.as_str()).await? {
+            return Err(RegistryError::AlreadyExists(id.clone()));
+        }
+        let before = self.locked(conn, id).await?;
+        sync_domains(conn, &before, &wanted).await?;
+        self.finish(conn, actor, "instance.created", None, id).await
+    }
+
+    /// Changes the owner and/or the status. Deleting releases every host.
+    pub async fn update(
+        &self,
+        conn: &mut PgConnection,
+        actor: &Actor,
+        id: &InstanceId,
+        owner: Option<&UserId>,
+        status: Option<InstanceStatus>,
+        action: &str,
+    ) -> Result<Instance> {
+        let before = self.locked(conn, id).await?;
+        let to = status.unwrap_or(before.status);
+        if !before.status.can_become(to) {
+            return Err(RegistryError::InvalidTransition {
+                id: id.clone(),
+                from: before.status,
+                to,
+            });
+        }
+        if owner.is_some_and(|o| *o != before.owner) && before.status == InstanceStatus::Deleted {
+            return Err(RegistryError::Deleted(id.clone()));
+        }
+        let owner = owner.unwrap_or(&before.owner);
+        db::instances::update(conn, id.as_str(), owner.as_str(), to.as_str()).await?;
+        if to == InstanceStatus::Deleted {
+            sync_domains(conn, &before, &[]).await?;
+        }
+        self.finish(conn, actor, action, Some(&before), id).await
+    }
+
+    /// Replaces all hosts of an instance with these.
+    pub async fn replace_domains(
+        &self,
+        conn: &mut PgConnection,
+        actor: &Actor,
+        id: &InstanceId,
+        hosts: &[Hostname],
+    ) -> Result<Instance> {
+        let wanted = validate_hosts(hosts, self.platform_domain.as_ref())?;
+        let before = self.live(conn, id).await?;
+        sync_domains(conn, &before, &wanted).await?;
+        self.finish(conn, actor, "instance.domains_replaced", Some(&before), id)
+            .await
+    }
+
+    pub async fn add_domain(
+        &self,
+        conn: &mut PgConnection,
+        actor: &Actor,
+        id: &InstanceId,
+        host: &Hostname,
+    ) -> Result<Instance> {
+        let before = self.live(conn, id).await?;
+        if before.domains.iter().any(|d| d.hostname == *host) {
+            return Err(RegistryError::DomainExists {
+                id: id.clone(),
+                host: host.clone(),
+            });
+        }
+        let mut hosts: Vec<Hostname> = before.domains.iter().map(|d| d.hostname.clone()).collect();
+        hosts.push(host.clone());
+        let wanted = validate_hosts(&hosts, self.platform_domain.as_ref())?;
+        sync_domains(conn, &before, &wanted).await?;
+        self.finish(conn, actor, "instance.domain_added", Some(&before), id)
+            .await
+    }
+
+    pub async fn remove_domain(
+        &self,
+        conn: &mut PgConnection,
+        actor: &Actor,
+        id: &InstanceId,
+        host: &Hostname,
+    ) -> Result<Instance> {
+        let before = self.live(conn, id).await?;
+        if !before.domains.iter().any(|d| d.hostname == *host) {
+            return Err(RegistryError::DomainNotFound {
+                id: id.clone(),
+                host: host.clone(),
+            });
+        }
+        let wanted: Vec<Domain> = before
+            .domains
+            .iter()
+            .filter(|d| d.hostname != *host)
+            .cloned()
+            .collect();
+        sync_domains(conn, &before, &wanted).await?;
+        self.finish(conn, actor, "instance.domain_removed", Some(&before), id)
+            .await
+    }
+
+    /// Locks the instance row and loads the instance.
+    async fn locked(&self, conn: &mut PgConnection, id: &InstanceId) -> Result<Instance> {
+        if db::instances::lock(conn, id.as_str()).await?.is_none() {
+            return Err(RegistryError::NotFound(id.clone()));
+        }
+        load(conn, id.as_str())
+            .await?
+            .ok_or_else(|| RegistryError::NotFound(id.clone()))
+    }
+
+    /// Like [`Self::locked`], for changes a deleted instance cannot take.
+    async fn live(&self, conn: &mut PgConnection, id: &InstanceId) -> Result<Instance> {
+        let instance = self.locked(conn, id).await?;
+        if instance.status == InstanceStatus::Deleted {
+            return Err(RegistryError::Deleted(id.clone()));
+        }
+        Ok(instance)
+    }
+
+    /// Reloads the instance and, if it changed, writes the audit entry.
+    async fn finish(
+        &self,
+        conn: &mut PgConnection,
+        actor: &Actor,
+        action: &str,
+        before: Option<&Instance>,
+        id: &InstanceId,
+    ) -> Result<Instance> {
+        let after = load(conn, id.as_str())
+            .await?
+            .ok_or_else(|| RegistryError::NotFound(id.clone()))?;
+        if before != Some(&after) {
+            db::audit::record(
+                conn,
+                db::audit::NewEntry {
+                    actor: &actor.name,
+                    action,
+                    target_type: "instance",
+                    target_id: id.as_str(),
+                    before: before.map(Instance::to_json),
+                    after: Some(after.to_json()),
+                    request_id: actor.request_id.as_deref(),
+                },
+            )
+            .await?;
+        }
+        Ok(after)
+    }
+}
+
+/// Brings an instance's domains to `wanted`: releases the others and claims the new ones.
+/// A host held by another instance is a conflict, and the caller's transaction is abandoned.
+async fn sync_domains(
+    conn: &mut PgConnection,
+    current: &Instance,
+    wanted: &[Domain],
+) -> Result<()> {
+    let id = current.id.as_str();
+    let have: HashSet<&Hostname> = current.domains.iter().map(|d| &d.hostname).collect();
+    let want: HashSet<&Hostname> = wanted.iter().map(|d| &d.hostname).collect();
+    let added: Vec<&Domain> = wanted
+        .iter()
+        .filter(|d| !have.contains(&d.hostname))
+        .collect();
+    let removed: Vec<String> = current
+        .domains
+        .iter()
+        .filter(|d| !want.contains(&d.hostname))
+        .map(|d| d.hostname.to_string())
+        .collect();
+
+    let added_hosts: Vec<String> = added.iter().map(|d| d.hostname.to_string()).collect();
+    if let Some(taken) = db::domains::held_by_others(conn, id, &added_hosts)
+        .await?
+        .into_iter()
+        .next()
+    {
+        let host =
+            Hostname::parse(&taken.hostname).map_err(|e| RegistryError::Corrupt(e.to_string()))?;
+        return Err(RegistryError::HostTaken {
+            host,
+            owner: taken.instance_id,
+        });
+    }
+    if !removed.is_empty() {
+        db::domains::delete(conn, id, &removed).await?;
+    }
+    for d in &added {
+        db::domains::insert(conn, id, d.hostname.as_str(), d.kind.as_str())
+            .await
+            .map_err(|e| {
+                if db::violated_constraint(&e) == Some(db::domains::HOSTNAME_KEY) {
+                    RegistryError::HostTakenConcurrently
+                } else {
+                    e.into()
+                }
+            })?;
+    }
+    if !added.is_empty() || !removed.is_empty() {
+        db::instances::touch(conn, id).await?;
+    }
+    Ok(())
+}

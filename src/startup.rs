@@ -1,0 +1,134 @@
+//! Building and running the service: the HTTP server and its background work, stopped
+//! together by one cancellation token.
+
+use std::{net::TcpListener, time::Duration};
+
+use actix_web::{App, HttpServer, dev::Server, web};
+use actix_web_prom::{PrometheusMetrics, PrometheusMetricsBuilder};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    auth::{jwt::TokenVerifier, webhook::WebhookVerifier},
+    config::Settings,
+    db,
+    http::{self, AppState, framework, request_id},
+    registry::Registry,
+};
+
+/// How long processed webhook ids are remembered.
+const WEBHOOK_ID_RETENTION_DAYS: i32 = 7;
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    pool: PgPool,
+}
+
+impl Application {
+    /// Binds the listener (port 0 picks a free port) and prepares the server.
+    pub fn build(settings: &Settings, pool: PgPool) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(settings.listen).map_err(|e| {
+            anyhow::anyhow!(
+                "FLEETGATE_LISTEN: cannot listen on {}: {e}",
+                settings.listen
+            )
+        })?;
+        let port = listener.local_addr()?.port();
+        let state = web::Data::new(AppState {
+            pool: pool.clone(),
+            registry: Registry::new(settings.platform_domain.clone()),
+            tokens: TokenVerifier::new(&settings.auth0),
+            webhooks: WebhookVerifier::new(&settings.webhook_secret)?,
+        });
+        let metrics = metrics()?;
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(framework::json_config())
+                .app_data(framework::query_config())
+                .app_data(framework::payload_config())
+                .configure(http::routes)
+                .default_service(web::to(framework::no_route))
+                .wrap(framework::problem_for_every_error())
+                .wrap(metrics.clone())
+                .wrap_fn(request_id::middleware)
+        })
+        .listen(listener)?
+        .disable_signals()
+        .shutdown_timeout(10)
+        .run();
+        Ok(Self { port, server, pool })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until `shutdown` is cancelled, then lets in-flight requests finish.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let handle = self.server.handle();
+        let background = tokio::spawn(prune_webhook_ids(self.pool.clone(), shutdown.clone()));
+        let stopper = tokio::spawn({
+            let shutdown = shutdown.clone();
+            async move {
+                shutdown.cancelled().await;
+                handle.stop(true).await;
+            }
+        });
+        let result = self.server.await;
+        shutdown.cancel();
+        let _ = tokio::join!(background, stopper);
+        self.pool.close().await;
+        Ok(result?)
+    }
+}
+
+fn metrics() -> anyhow::Result<PrometheusMetrics> {
+    PrometheusMetricsBuilder::new("fleetgate")
+        .endpoint("/metrics")
+        .mask_unmatched_patterns("UNMATCHED")
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot set up metrics: {e}"))
+}
+
+/// Forgets old webhook ids once an hour (idempotent, so every replica may do it).
+async fn prune_webhook_ids(pool: PgPool, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = every.tick() => match db::webhooks::prune(&pool, WEBHOOK_ID_RETENTION_DAYS).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(pruned = n, "forgot old webhook ids"),
+                Err(e) => tracing::warn!(error = %e, "pruning webhook ids failed"),
+            },
+        }
+    }
+}
+
+/// Cancels `token` on SIGINT or SIGTERM.
+pub async fn cancel_on_signal(token: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler installs");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down");
+    token.cancel();
+}
+
+/// Applies pending migrations.
+pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    db::MIGRATOR
+        .run(pool)
+        .await
+        .map_err(|e| anyhow::anyhow!("applying migrations failed: {e}"))
+}
