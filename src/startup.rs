@@ -9,7 +9,7 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    auth::{jwt::TokenVerifier, webhook::WebhookVerifier},
+    auth::{self, jwt::TokenVerifier, webhook::WebhookVerifier},
     config::Settings,
     db,
     http::{self, AppState, framework, request_id},
@@ -50,6 +50,7 @@ impl Application {
                 .app_data(framework::payload_config())
                 .configure(http::routes)
                 .default_service(web::to(framework::no_route))
+                .wrap(actix_web::middleware::from_fn(auth::admin::authenticate))
                 .wrap(framework::problem_for_every_error())
                 .wrap(metrics.clone())
                 .wrap_fn(request_id::middleware)

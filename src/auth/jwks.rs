@@ -90,8 +90,11 @@ impl Jwks {
         if last_attempt.is_some_and(|t| t.elapsed() < MIN_REFETCH) {
             return Ok(());
         }
+        // Recorded only once the fetch has ended: a caller dropped mid-fetch (its request was
+        // answered or cancelled) must not stop the next caller from fetching.
+        let fetched = self.fetch_keys().await;
         *last_attempt = Some(Instant::now());
-        let by_kid = self.fetch_keys().await.inspect_err(|e| {
+        let by_kid = fetched.inspect_err(|e| {
             tracing::warn!(url = %self.url, error = %e, "fetching signing keys failed");
         })?;
         *self.keys.write().await = Keys {

@@ -10,7 +10,7 @@ pub mod instances;
 pub mod pagination;
 pub mod request_id;
 
-use actix_web::{HttpMessage, HttpRequest, web};
+use actix_web::{HttpMessage, HttpRequest, Route, http::Method, web};
 use sqlx::PgPool;
 
 use crate::{
@@ -26,33 +26,81 @@ pub struct AppState {
     pub webhooks: WebhookVerifier,
 }
 
-/// All routes of the API.
+/// Every route of the API: method, path (OpenAPI syntax) and handler. `routes` registers
+/// exactly these, and a test holds them equal to `api-spec/openapi.yaml`.
+pub fn route_table() -> Vec<(Method, &'static str, Route)> {
+    vec![
+        (Method::GET, "/healthz", web::get().to(health::healthz)),
+        (Method::GET, "/readyz", web::get().to(health::readyz)),
+        (
+            Method::POST,
+            "/v1/hooks/deploy",
+            web::post().to(hooks::deploy),
+        ),
+        (Method::GET, "/v1/instances", web::get().to(instances::list)),
+        (
+            Method::POST,
+            "/v1/instances",
+            web::post().to(instances::create),
+        ),
+        (
+            Method::GET,
+            "/v1/instances/{id}",
+            web::get().to(instances::get),
+        ),
+        (
+            Method::PATCH,
+            "/v1/instances/{id}",
+            web::patch().to(instances::patch),
+        ),
+        (
+            Method::DELETE,
+            "/v1/instances/{id}",
+            web::delete().to(instances::delete),
+        ),
+        (
+            Method::GET,
+            "/v1/instances/{id}/domains",
+            web::get().to(domains::list),
+        ),
+        (
+            Method::POST,
+            "/v1/instances/{id}/domains",
+            web::post().to(domains::add),
+        ),
+        (
+            Method::PUT,
+            "/v1/instances/{id}/domains",
+            web::put().to(domains::replace),
+        ),
+        (
+            Method::DELETE,
+            "/v1/instances/{id}/domains/{hostname}",
+            web::delete().to(domains::remove),
+        ),
+        (Method::GET, "/v1/audit", web::get().to(audit::list)),
+    ]
+}
+
+/// Routes served by middleware rather than by the table (`/metrics`, by the Prometheus middleware).
+pub const MIDDLEWARE_ROUTES: &[(&str, &str)] = &[("GET", "/metrics")];
+
+/// Registers [`route_table`], one resource per path so that a wrong method answers 405.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/healthz").route(web::get().to(health::healthz)))
-        .service(web::resource("/readyz").route(web::get().to(health::readyz)))
-        .service(web::resource("/v1/hooks/deploy").route(web::post().to(hooks::deploy)))
-        .service(
-            web::resource("/v1/instances")
-                .route(web::get().to(instances::list))
-                .route(web::post().to(instances::create)),
-        )
-        .service(
-            web::resource("/v1/instances/{id}")
-                .route(web::get().to(instances::get))
-                .route(web::patch().to(instances::patch))
-                .route(web::delete().to(instances::delete)),
-        )
-        .service(
-            web::resource("/v1/instances/{id}/domains")
-                .route(web::get().to(domains::list))
-                .route(web::post().to(domains::add))
-                .route(web::put().to(domains::replace)),
-        )
-        .service(
-            web::resource("/v1/instances/{id}/domains/{hostname}")
-                .route(web::delete().to(domains::remove)),
-        )
-        .service(web::resource("/v1/audit").route(web::get().to(audit::list)));
+    let mut by_path: Vec<(&'static str, Vec<Route>)> = Vec::new();
+    for (_, path, route) in route_table() {
+        match by_path.iter_mut().find(|(p, _)| *p == path) {
+            Some((_, routes)) => routes.push(route),
+            None => by_path.push((path, vec![route])),
+        }
+    }
+    for (path, routes) in by_path {
+        cfg.service(
+            routes
+                .into_iter()
+                .fold(web::resource(path), actix_web::Resource::route),
+        );
+    }
 }
 
 /// The request id the middleware gave this request.

@@ -62,7 +62,7 @@ mod tests {
             dup.contains("'a.acme.com' is listed more than once"),
             "{dup}"
         );
-        let apex = validate_hosts(&[p.clone()], Some(&p))
+        let apex = validate_hosts(std::slice::from_ref(&p), Some(&p))
             .unwrap_err()
             .to_string();
         assert!(apex.contains("platform domain itself"), "{apex}");

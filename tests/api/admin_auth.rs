@@ -1,0 +1,234 @@
+//! Admin tokens: RS256 from the tenant's JWKS, issuer, audience, time, permission.
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+use crate::helpers::*;
+
+async fn call(app: &TestApp, token: Option<&str>) -> reqwest::Response {
+    let req = app.http.get(app.url("/v1/instances"));
+    match token {
+        Some(t) => req.bearer_auth(t),
+        None => req,
+    }
+    .send()
+    .await
+    .unwrap()
+}
+
+fn with(mut claims: Value, key: &str, value: Value) -> Value {
+    claims[key] = value;
+    claims
+}
+
+#[sqlx::test]
+async fn valid_admin_tokens_are_accepted(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    assert_eq!(call(&app, Some(&app.admin_token)).await.status(), 200);
+    // The permission may come in `scope` instead of `permissions`, and `aud` may be a string.
+    let claims = app.tenant.claims(&[]);
+    let claims = with(
+        with(claims, "scope", json!("openid fleet:admin")),
+        "aud",
+        json!(AUDIENCE),
+    );
+    assert_eq!(
+        call(&app, Some(&app.tenant.sign(&claims))).await.status(),
+        200
+    );
+}
+
+#[sqlx::test]
+async fn missing_or_bad_tokens_are_401_with_a_challenge(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let t = &app.tenant;
+    let now = chrono::Utc::now().timestamp();
+    let good = t.claims(&["fleet:admin"]);
+    let header_b64 = |h: Value| URL_SAFE_NO_PAD.encode(h.to_string());
+    let body_b64 = URL_SAFE_NO_PAD.encode(good.to_string());
+
+    let res = call(&app, None).await;
+    assert_eq!(
+        res.headers()["www-authenticate"],
+        r#"Bearer realm="fleetgate""#
+    );
+    assert_problem(res, 401, "unauthorized").await;
+
+    let hs256_with_public_key = {
+        let mut h = Header::new(Algorithm::HS256);
+        h.kid = Some(TEST_KID.into());
+        jsonwebtoken::encode(&h, &good, &EncodingKey::from_secret(TEST_PUBLIC_KEY)).unwrap()
+    };
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("garbage", "not-a-jwt".into(), "well-formed"),
+        (
+            "alg none",
+            format!(
+                "{}.{body_b64}.",
+                header_b64(json!({"alg": "none", "typ": "JWT", "kid": TEST_KID}))
+            ),
+            "well-formed",
+        ),
+        (
+            "HS256 signed with the public key",
+            hs256_with_public_key,
+            "RS256",
+        ),
+        ("no kid", sign_with(TEST_KEY, None, &good), "kid"),
+        (
+            "unknown kid",
+            sign_with(OTHER_KEY, Some("someone-else"), &good),
+            "not signed by a key of the tenant",
+        ),
+        (
+            "right kid, wrong key",
+            sign_with(OTHER_KEY, Some(TEST_KID), &good),
+            "bad signature",
+        ),
+        (
+            "wrong issuer",
+            t.sign(&with(
+                good.clone(),
+                "iss",
+                json!("https://evil.example.com/"),
+            )),
+            "wrong issuer",
+        ),
+        (
+            "issuer without trailing slash",
+            t.sign(&with(good.clone(), "iss", json!(t.base_url))),
+            "wrong issuer",
+        ),
+        (
+            "wrong audience",
+            t.sign(&with(
+                good.clone(),
+                "aud",
+                json!(["https://other.api", "x"]),
+            )),
+            "wrong audience",
+        ),
+        (
+            "expired",
+            t.sign(&with(good.clone(), "exp", json!(now - 120))),
+            "expired",
+        ),
+        (
+            "not yet valid",
+            t.sign(&with(good.clone(), "nbf", json!(now + 600))),
+            "not valid yet",
+        ),
+        (
+            "no exp",
+            t.sign(&{
+                let mut c = good.clone();
+                c.as_object_mut().unwrap().remove("exp");
+                c
+            }),
+            "required claim",
+        ),
+        (
+            "tampered payload",
+            {
+                let real = t.sign(&good);
+                let parts: Vec<&str> = real.split('.').collect();
+                let evil = URL_SAFE_NO_PAD
+                    .encode(with(good.clone(), "sub", json!("auth0|mallory")).to_string());
+                format!("{}.{evil}.{}", parts[0], parts[2])
+            },
+            "bad signature",
+        ),
+    ];
+    for (name, token, needle) in cases {
+        let res = call(&app, Some(&token)).await;
+        let challenge = res.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            challenge.starts_with(r#"Bearer realm="fleetgate", error="invalid_token""#),
+            "{name}: {challenge}"
+        );
+        let detail = assert_problem(res, 401, "unauthorized").await;
+        assert!(detail.contains(needle), "{name}: {detail}");
+    }
+    let res = app
+        .http
+        .get(app.url("/v1/instances"))
+        .header("authorization", format!("Basic {}", app.admin_token))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 401, "unauthorized").await;
+}
+
+#[sqlx::test]
+async fn a_valid_token_without_the_permission_is_403(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    for perms in [&[][..], &["fleet:read"][..], &["fleet:admins"][..]] {
+        let res = call(&app, Some(&app.tenant.sign(&app.tenant.claims(perms)))).await;
+        assert!(
+            res.headers()["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .contains("insufficient_scope")
+        );
+        assert_problem(res, 403, "forbidden").await;
+    }
+}
+
+#[sqlx::test]
+async fn junk_key_ids_cannot_hammer_the_tenant(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    assert_eq!(call(&app, Some(&app.admin_token)).await.status(), 200);
+    for i in 0..25 {
+        let token = sign_with(
+            OTHER_KEY,
+            Some(&format!("junk-{i}")),
+            &app.tenant.claims(&["fleet:admin"]),
+        );
+        assert_eq!(call(&app, Some(&token)).await.status(), 401);
+    }
+    assert_eq!(call(&app, Some(&app.admin_token)).await.status(), 200);
+    let fetches = app
+        .tenant
+        .jwks_fetches
+        .load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        fetches, 1,
+        "one fetch at first use, none for junk kids within the refetch interval"
+    );
+}
+
+#[sqlx::test]
+async fn credentials_are_checked_before_the_body(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let post = |token: Option<&str>| {
+        let req = app
+            .http
+            .post(app.url("/v1/instances"))
+            .header("content-type", "application/json")
+            .body("{broken");
+        match token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        }
+    };
+    assert_problem(post(None).send().await.unwrap(), 401, "unauthorized").await;
+    assert_problem(
+        post(Some("junk")).send().await.unwrap(),
+        401,
+        "unauthorized",
+    )
+    .await;
+    let reader = app.tenant.sign(&app.tenant.claims(&[]));
+    assert_problem(post(Some(&reader)).send().await.unwrap(), 403, "forbidden").await;
+    assert_problem(
+        post(Some(&app.admin_token)).send().await.unwrap(),
+        400,
+        "invalid_json",
+    )
+    .await;
+}

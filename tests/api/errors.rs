@@ -1,0 +1,164 @@
+//! Every error is problem+json; operations endpoints; request ids; database outages.
+
+use reqwest::Method;
+use sqlx::PgPool;
+
+use crate::helpers::*;
+
+#[sqlx::test]
+async fn framework_errors_are_problem_json(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let res = app.http.get(app.url("/nope")).send().await.unwrap();
+    assert_problem(res, 404, "not_found").await;
+    let res = app
+        .http
+        .request(Method::PUT, app.url("/v1/instances"))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 405, "method_not_allowed").await;
+    let res = app
+        .admin(Method::POST, "/v1/instances")
+        .header("content-type", "application/json")
+        .body("{")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 400, "invalid_json").await;
+    let res = app
+        .admin(Method::POST, "/v1/instances")
+        .header("content-type", "text/plain")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 415, "unsupported_media_type").await;
+    let huge = format!(
+        r#"{{"id":"a","owner":"auth0|x","domains":["{}"]}}"#,
+        "a".repeat(70 * 1024)
+    );
+    let res = app
+        .admin(Method::POST, "/v1/instances")
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 413, "payload_too_large").await;
+    let res = app
+        .admin(Method::POST, "/v1/instances")
+        .json(&serde_json::json!({"id": "a", "owner": 5}))
+        .send()
+        .await
+        .unwrap();
+    let detail = assert_problem(res, 422, "validation_failed").await;
+    assert!(
+        detail.contains("owner") || detail.contains("integer"),
+        "{detail}"
+    );
+    let nested = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
+    let res = app
+        .admin(Method::POST, "/v1/instances")
+        .header("content-type", "application/json")
+        .body(nested)
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_client_error());
+}
+
+#[sqlx::test]
+async fn health_ready_metrics_and_request_ids(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let res = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["x-request-id"].len(), 36);
+    let res = app
+        .http
+        .get(app.url("/readyz"))
+        .header("x-request-id", "trace-abc.1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["x-request-id"], "trace-abc.1");
+    assert_eq!(res.status(), 200);
+    let res = app
+        .http
+        .get(app.url("/healthz"))
+        .header("x-request-id", "bad id")
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(res.headers()["x-request-id"], "bad id");
+
+    app.deploy("acme", &["www.acme.com"]).await;
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains(r#"fleetgate_http_requests_total{endpoint="/v1/hooks/deploy",method="POST",status="200"} 1"#), "{metrics}");
+    assert!(metrics.contains("fleetgate_http_requests_duration_seconds_bucket"));
+}
+
+#[tokio::test]
+async fn database_down_is_503_not_500() {
+    let tenant = TestTenant::start();
+    let settings = settings(&tenant.base_url);
+    // Nothing listens on port 1: every connection attempt fails at once.
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .acquire_timeout(std::time::Duration::from_secs(2))
+        .connect_lazy("postgres://postgres@127.0.0.1:1/fleetgate")
+        .unwrap();
+    let app = fleetgate::startup::Application::build(&settings, pool).unwrap();
+    let addr = format!("http://127.0.0.1:{}", app.port());
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(app.run_until_stopped(stop.clone()));
+    let http = reqwest::Client::new();
+    let token = tenant.sign(&tenant.claims(&["fleet:admin"]));
+
+    assert_eq!(
+        http.get(format!("{addr}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_problem(
+        http.get(format!("{addr}/readyz")).send().await.unwrap(),
+        503,
+        "service_unavailable",
+    )
+    .await;
+    let res = http
+        .get(format!("{addr}/v1/instances"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 503, "service_unavailable").await;
+    let body = deployed("acme", "auth0|o", &["www.acme.com"]).to_string();
+    let ts = chrono::Utc::now().timestamp();
+    let sig = signature("msg_1", ts, &body);
+    let res = http
+        .post(format!("{addr}/v1/hooks/deploy"))
+        .header("content-type", "application/json")
+        .header("webhook-id", "msg_1")
+        .header("webhook-timestamp", ts.to_string())
+        .header("webhook-signature", sig)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let detail = assert_problem(res, 503, "service_unavailable").await;
+    assert!(
+        !detail.contains("127.0.0.1:1"),
+        "no internals in the body: {detail}"
+    );
+    stop.cancel();
+}

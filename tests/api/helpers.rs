@@ -1,0 +1,283 @@
+//! A real fleetgate on port 0 against a per-test Postgres database, and a local stand-in
+//! tenant that serves a JWKS and signs tokens with test keys.
+
+use std::sync::{
+    Arc, Mutex,
+    atomic::{AtomicUsize, Ordering},
+};
+
+use actix_web::{App, HttpResponse, HttpServer, web};
+use fleetgate::{auth::webhook::WebhookVerifier, config::Settings, startup::Application};
+use jsonwebtoken::{Algorithm, EncodingKey, Header, jwk::Jwk};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+pub const AUDIENCE: &str = "https://fleetgate.test/api";
+pub const PLATFORM_DOMAIN: &str = "apps.example.com";
+pub const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+pub const TEST_KEY: &[u8] = include_bytes!("../fixtures/test-key.pem");
+pub const TEST_PUBLIC_KEY: &[u8] = include_bytes!("../fixtures/test-key.pub.pem");
+pub const OTHER_KEY: &[u8] = include_bytes!("../fixtures/other-key.pem");
+pub const TEST_KID: &str = "test-key-1";
+
+/// Serves `/.well-known/jwks.json` with the test key and counts how often it was fetched.
+pub struct TestTenant {
+    pub base_url: String,
+    pub jwks_fetches: Arc<AtomicUsize>,
+    _stop: DropGuard,
+}
+
+impl TestTenant {
+    pub fn start() -> Self {
+        let key = EncodingKey::from_rsa_pem(TEST_KEY).unwrap();
+        let mut jwk = Jwk::from_encoding_key(&key, Algorithm::RS256).unwrap();
+        jwk.common.key_id = Some(TEST_KID.into());
+        jwk.common.public_key_use = Some(jsonwebtoken::jwk::PublicKeyUse::Signature);
+        let jwks = Arc::new(Mutex::new(json!({ "keys": [jwk] })));
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let (j, f) = (jwks.clone(), fetches.clone());
+        let server = HttpServer::new(move || {
+            let (j, f) = (j.clone(), f.clone());
+            App::new().route(
+                "/.well-known/jwks.json",
+                web::get().to(move || {
+                    f.fetch_add(1, Ordering::SeqCst);
+                    let body = j.lock().unwrap().clone();
+                    async move { HttpResponse::Ok().json(body) }
+                }),
+            )
+        })
+        .workers(1)
+        .disable_signals()
+        .bind("127.0.0.1:0")
+        .unwrap();
+        let port = server.addrs()[0].port();
+        let server = server.run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        let stop = CancellationToken::new();
+        tokio::spawn({
+            let stop = stop.clone();
+            async move {
+                stop.cancelled().await;
+                handle.stop(false).await;
+            }
+        });
+        Self {
+            base_url: format!("http://127.0.0.1:{port}"),
+            jwks_fetches: fetches,
+            _stop: stop.drop_guard(),
+        }
+    }
+
+    pub fn issuer(&self) -> String {
+        format!("{}/", self.base_url)
+    }
+
+    /// Claims of a valid admin token; tests change them to make bad ones.
+    pub fn claims(&self, permissions: &[&str]) -> Value {
+        let now = chrono::Utc::now().timestamp();
+        json!({
+            "iss": self.issuer(), "sub": "auth0|admin-1", "aud": [AUDIENCE, format!("{}/userinfo", self.base_url)],
+            "iat": now, "exp": now + 3600, "azp": "admin-tool", "scope": "openid", "permissions": permissions,
+        })
+    }
+
+    pub fn sign(&self, claims: &Value) -> String {
+        sign_with(TEST_KEY, Some(TEST_KID), claims)
+    }
+}
+
+pub fn sign_with(pem: &[u8], kid: Option<&str>, claims: &Value) -> String {
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = kid.map(String::from);
+    jsonwebtoken::encode(&header, claims, &EncodingKey::from_rsa_pem(pem).unwrap()).unwrap()
+}
+
+pub struct TestApp {
+    pub addr: String,
+    pub pool: PgPool,
+    pub http: reqwest::Client,
+    pub tenant: TestTenant,
+    pub admin_token: String,
+    _stop: DropGuard,
+}
+
+pub fn settings(tenant_url: &str) -> Settings {
+    let vars = [
+        (
+            "DATABASE_URL",
+            "postgres://unused-the-pool-is-given".to_owned(),
+        ),
+        ("FLEETGATE_LISTEN", "127.0.0.1:0".to_owned()),
+        ("AUTH0_DOMAIN", tenant_url.to_owned()),
+        ("AUTH0_AUDIENCE", AUDIENCE.to_owned()),
+        ("FLEETGATE_PLATFORM_DOMAIN", PLATFORM_DOMAIN.to_owned()),
+        ("FLEETGATE_WEBHOOK_SECRET", WEBHOOK_SECRET.to_owned()),
+    ];
+    Settings::from_lookup(|k| {
+        vars.iter()
+            .find(|(name, _)| *name == k)
+            .map(|(_, v)| v.clone())
+    })
+    .unwrap()
+}
+
+impl TestApp {
+    pub async fn spawn(pool: PgPool) -> Self {
+        let tenant = TestTenant::start();
+        let app = Application::build(&settings(&tenant.base_url), pool.clone()).unwrap();
+        let addr = format!("http://127.0.0.1:{}", app.port());
+        let stop = CancellationToken::new();
+        tokio::spawn(app.run_until_stopped(stop.clone()));
+        let admin_token = tenant.sign(&tenant.claims(&["fleet:admin"]));
+        Self {
+            addr,
+            pool,
+            http: reqwest::Client::new(),
+            tenant,
+            admin_token,
+            _stop: stop.drop_guard(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.addr)
+    }
+
+    /// An admin request to `path`.
+    pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, self.url(path))
+            .bearer_auth(&self.admin_token)
+    }
+
+    pub async fn get_json(&self, path: &str) -> (u16, Value) {
+        into_json(self.admin(reqwest::Method::GET, path).send().await.unwrap()).await
+    }
+
+    /// Signs and sends a deploy-hook event with a fresh webhook id.
+    pub async fn hook(&self, event: &Value) -> (u16, Value) {
+        self.hook_with_id(&format!("msg_{}", uuid::Uuid::new_v4().simple()), event)
+            .await
+    }
+
+    pub async fn hook_with_id(&self, id: &str, event: &Value) -> (u16, Value) {
+        let body = event.to_string();
+        into_json(
+            self.signed_hook(id, chrono::Utc::now().timestamp(), body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    pub fn signed_hook(&self, id: &str, ts: i64, body: String) -> reqwest::RequestBuilder {
+        self.raw_hook(id, ts, &signature(id, ts, &body), "application/json", body)
+    }
+
+    /// A deploy-hook request with exactly these header values.
+    pub fn raw_hook(
+        &self,
+        id: &str,
+        ts: i64,
+        signature: &str,
+        content_type: &str,
+        body: String,
+    ) -> reqwest::RequestBuilder {
+        self.http
+            .post(self.url("/v1/hooks/deploy"))
+            .header("content-type", content_type)
+            .header("webhook-id", id)
+            .header("webhook-timestamp", ts.to_string())
+            .header("webhook-signature", signature)
+            .body(body)
+    }
+
+    pub async fn deploy(&self, id: &str, domains: &[&str]) -> Value {
+        let (status, body) = self.hook(&deployed(id, "auth0|owner-1", domains)).await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    pub async fn audit_count(&self, instance: &str) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE target_id = $1")
+            .bind(instance)
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+
+    /// Everything the registry holds, to prove a refused request changed nothing.
+    pub async fn snapshot(&self) -> Value {
+        sqlx::query_scalar(
+            "SELECT json_build_object( \
+               'instances', (SELECT coalesce(json_agg(i ORDER BY id), '[]') FROM instances i), \
+               'domains', (SELECT coalesce(json_agg(d ORDER BY hostname), '[]') FROM domains d), \
+               'audit', (SELECT count(*) FROM audit_log), \
+               'deliveries', (SELECT count(*) FROM webhook_deliveries))",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .unwrap()
+    }
+}
+
+/// The Standard Webhooks signature of a delivery under the test secret.
+pub fn signature(id: &str, ts: i64, body: &str) -> String {
+    WebhookVerifier::new(&SecretString::from(WEBHOOK_SECRET))
+        .unwrap()
+        .sign(id, ts, body.as_bytes())
+        .unwrap()
+}
+
+pub fn deployed(id: &str, owner: &str, domains: &[&str]) -> Value {
+    json!({ "type": "instance.deployed", "data": { "instance_id": id, "owner": owner, "domains": domains } })
+}
+
+pub fn event(kind: &str, id: &str) -> Value {
+    json!({ "type": kind, "data": { "instance_id": id } })
+}
+
+pub async fn into_json(res: reqwest::Response) -> (u16, Value) {
+    let status = res.status().as_u16();
+    let text = res.text().await.unwrap();
+    (
+        status,
+        if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        },
+    )
+}
+
+/// Asserts a problem+json answer with this status and code, returning its detail.
+pub async fn assert_problem(res: reqwest::Response, status: u16, code: &str) -> String {
+    assert_eq!(
+        res.headers()["content-type"],
+        "application/problem+json",
+        "status {}",
+        res.status()
+    );
+    let (got, body) = into_json(res).await;
+    assert_eq!(
+        (got, body["code"].as_str().unwrap_or_default()),
+        (status, code),
+        "{body}"
+    );
+    assert_eq!(body["status"], status);
+    body["detail"].as_str().unwrap().to_owned()
+}
+
+pub fn hosts(instance: &Value) -> Vec<String> {
+    instance["domains"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["hostname"].as_str().unwrap().to_owned())
+        .collect()
+}

@@ -1,0 +1,8 @@
+//! Black-box tests of the HTTP API against a real Postgres.
+
+mod admin_auth;
+mod errors;
+mod helpers;
+mod hooks;
+mod instances;
+mod spec;
