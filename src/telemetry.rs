@@ -1,5 +1,7 @@
 //! Logging: `tracing` to stdout, human-readable or JSON, filtered by `RUST_LOG`.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
 use crate::config::LogFormat;
@@ -20,6 +22,9 @@ pub fn init(format: LogFormat) {
                     .with_current_span(true),
             )
             .try_init(),
-        LogFormat::Text => registry.with(fmt::layer().with_target(false)).try_init(),
+        LogFormat::Text => {
+            let ansi = std::io::stdout().is_terminal();
+            registry.with(fmt::layer().with_target(false).with_ansi(ansi)).try_init()
+        }
     };
 }
