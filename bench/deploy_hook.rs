@@ -18,18 +18,31 @@ const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 fn arg(name: &str, default: u64) -> u64 {
     let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let rate = arg("--rate", 200);
     let seconds = arg("--seconds", 20);
-    let server_url = std::env::var("DATABASE_URL").map_err(|_| anyhow::anyhow!("DATABASE_URL: set it to a Postgres server URL"))?;
+    let server_url = std::env::var("DATABASE_URL")
+        .map_err(|_| anyhow::anyhow!("DATABASE_URL: set it to a Postgres server URL"))?;
     let db_name = format!("fleetgate_bench_{}", std::process::id());
     let mut admin = PgConnection::connect(&server_url).await?;
-    admin.execute(format!(r#"CREATE DATABASE "{db_name}""#).as_str()).await?;
-    let db_url = format!("{}/{db_name}", server_url.rsplit_once('/').map(|(base, _)| base).unwrap_or(&server_url));
+    admin
+        .execute(format!(r#"CREATE DATABASE "{db_name}""#).as_str())
+        .await?;
+    let db_url = format!(
+        "{}/{db_name}",
+        server_url
+            .rsplit_once('/')
+            .map(|(base, _)| base)
+            .unwrap_or(&server_url)
+    );
 
     let vars = [
         ("DATABASE_URL", db_url.clone()),
@@ -39,7 +52,8 @@ async fn main() -> anyhow::Result<()> {
         ("FLEETGATE_PLATFORM_DOMAIN", "apps.example.com".to_owned()),
         ("FLEETGATE_WEBHOOK_SECRET", SECRET.to_owned()),
     ];
-    let settings = Settings::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))?;
+    let settings =
+        Settings::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))?;
     let pool = PgPool::connect(&db_url).await?;
     fleetgate::startup::migrate(&pool).await?;
     let app = Application::build(&settings, pool.clone())?;
@@ -48,10 +62,14 @@ async fn main() -> anyhow::Result<()> {
     let server = tokio::spawn(app.run_until_stopped(stop.clone()));
 
     let signer = std::sync::Arc::new(WebhookVerifier::new(&SecretString::from(SECRET))?);
-    let client = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()?;
     let total = rate * seconds;
     let interval = Duration::from_secs_f64(1.0 / rate as f64);
-    println!("deploy hook: {rate} req/s for {seconds} s ({total} requests), server and load generator on this machine");
+    println!(
+        "deploy hook: {rate} req/s for {seconds} s ({total} requests), server and load generator on this machine"
+    );
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(total as usize);
     for i in 0..total {
@@ -95,7 +113,10 @@ async fn main() -> anyhow::Result<()> {
     latencies.sort();
     let pct = |p: f64| latencies[((latencies.len() as f64 * p).ceil() as usize).saturating_sub(1)];
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    println!("sent {total}, errors {errors}, achieved {:.0} req/s", total as f64 / elapsed.as_secs_f64());
+    println!(
+        "sent {total}, errors {errors}, achieved {:.0} req/s",
+        total as f64 / elapsed.as_secs_f64()
+    );
     println!(
         "latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
         ms(pct(0.50)),
@@ -103,13 +124,17 @@ async fn main() -> anyhow::Result<()> {
         ms(pct(0.99)),
         ms(*latencies.last().unwrap())
     );
-    let audited: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log").fetch_one(&pool).await?;
+    let audited: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log")
+        .fetch_one(&pool)
+        .await?;
     println!("audit entries written: {audited}");
 
     stop.cancel();
     let _ = server.await;
     pool.close().await;
-    admin.execute(format!(r#"DROP DATABASE "{db_name}" WITH (FORCE)"#).as_str()).await?;
+    admin
+        .execute(format!(r#"DROP DATABASE "{db_name}" WITH (FORCE)"#).as_str())
+        .await?;
     anyhow::ensure!(errors == 0, "{errors} requests failed");
     Ok(())
 }

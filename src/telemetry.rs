@@ -24,7 +24,9 @@ pub fn init(format: LogFormat) {
             .try_init(),
         LogFormat::Text => {
             let ansi = std::io::stdout().is_terminal();
-            registry.with(fmt::layer().with_target(false).with_ansi(ansi)).try_init()
+            registry
+                .with(fmt::layer().with_target(false).with_ansi(ansi))
+                .try_init()
         }
     };
 }
