@@ -9,7 +9,9 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     auth::webhook::{ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookVerifier},
     config::{LogFormat, Settings},
-    db, startup, telemetry,
+    db,
+    emulator::{Emulator, EmulatorConfig, faults::Faults},
+    startup, telemetry,
 };
 
 #[derive(Parser)]
@@ -33,11 +35,49 @@ enum Command {
     },
     /// Apply pending migrations and exit.
     Migrate,
+    /// Run the local Auth0 stand-in (loopback only): tokens, JWKS, Management API clients.
+    Emulator(EmulatorArgs),
     /// Sign and send deploy-hook events, as the hosting platform does.
     Hook {
         #[command(subcommand)]
         command: HookCommand,
     },
+}
+
+#[derive(clap::Args)]
+struct EmulatorArgs {
+    /// Loopback address and port to listen on (port 0 picks one).
+    #[arg(long, default_value = "127.0.0.1:4010")]
+    listen: std::net::SocketAddr,
+    /// Keep the tenant in this JSON file: loaded at start if present, saved on every change.
+    #[arg(long)]
+    state: Option<std::path::PathBuf>,
+    /// Identifier of the seeded API (fleetgate's AUTH0_AUDIENCE).
+    #[arg(long, default_value = "https://fleetgate.local/api")]
+    api_audience: String,
+    /// Management API token bucket size (Auth0 Free plan: 2).
+    #[arg(long, default_value_t = 2)]
+    rate_limit_burst: u32,
+    /// Management API tokens added per second (Auth0 Free plan: 2).
+    #[arg(long, default_value_t = 2.0)]
+    rate_limit_per_second: f64,
+    /// Applications the tenant may hold (Auth0: 10 on Free, 100 self-service).
+    #[arg(long, default_value_t = 100)]
+    max_clients: usize,
+    /// Share (0-1) of Management API and token answers replaced by a 500 or 503.
+    #[arg(long, default_value_t = 0.0)]
+    error_rate: f64,
+    /// Share (0-1) of answers replaced by a 429 beyond the bucket.
+    #[arg(long, default_value_t = 0.0)]
+    rate_limit_fault_rate: f64,
+    /// Share (0-1) of requests delayed by up to --latency-ms.
+    #[arg(long, default_value_t = 0.0)]
+    latency_rate: f64,
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Share (0-1) of requests whose connection is cut after processing.
+    #[arg(long, default_value_t = 0.0)]
+    drop_rate: f64,
 }
 
 #[derive(Subcommand)]
@@ -95,6 +135,32 @@ async fn run(command: Command) -> anyhow::Result<()> {
             println!("migrations applied");
             Ok(())
         }
+        Command::Emulator(args) => {
+            telemetry::init(LogFormat::Text);
+            let config = EmulatorConfig {
+                listen: args.listen,
+                state_file: args.state,
+                api_audience: args.api_audience,
+                rate_limit_burst: args.rate_limit_burst,
+                rate_limit_per_second: args.rate_limit_per_second,
+                max_clients: args.max_clients,
+                faults: Faults {
+                    error_rate: args.error_rate,
+                    rate_limit_rate: args.rate_limit_fault_rate,
+                    latency_rate: args.latency_rate,
+                    latency_ms: args.latency_ms,
+                    drop_rate: args.drop_rate,
+                },
+                signing_key_pem: None,
+            };
+            let emulator = Emulator::build(config)?;
+            let base_url = emulator.base_url().to_owned();
+            let shutdown = CancellationToken::new();
+            tokio::spawn(startup::cancel_on_signal(shutdown.clone()));
+            let server = tokio::spawn(emulator.run_until_stopped(shutdown));
+            print_seeded(&base_url).await?;
+            server.await?
+        }
         Command::Hook { command } => {
             telemetry::init(LogFormat::Text);
             let secret = std::env::var("FLEETGATE_WEBHOOK_SECRET").map_err(|_| {
@@ -112,6 +178,17 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
         }
     }
+}
+
+/// Prints the seeded tenant, as `GET /emulator/tenant` returns it, once the server answers.
+async fn print_seeded(base_url: &str) -> anyhow::Result<()> {
+    let seeded = reqwest::get(format!("{base_url}/emulator/tenant"))
+        .await?
+        .text()
+        .await?;
+    println!("Auth0 emulator on {base_url} (use AUTH0_DOMAIN={base_url}); seeded tenant:");
+    println!("{seeded}");
+    Ok(())
 }
 
 fn signed_headers(

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod emulator;
 pub mod http;
 pub mod registry;
 pub mod startup;

@@ -1,0 +1,141 @@
+//! `/emulator/…`: what only the emulator has. Dev-user tokens, key rotation, faults, request
+//! counts and the seeded credentials. Unauthenticated: the emulator listens on loopback only.
+
+use actix_web::{HttpResponse, Scope, http::StatusCode, web};
+use serde_json::{Value, json};
+
+use super::{
+    Emu,
+    errors::{json_response, management as error},
+    faults::Faults,
+    keys::SigningKey,
+    token::TOKEN_LIFETIME_SECS,
+};
+
+pub fn scope() -> Scope {
+    web::scope("/emulator")
+        .route("/tenant", web::get().to(tenant))
+        .route("/users/token", web::post().to(user_token))
+        .route("/keys/rotate", web::post().to(rotate_keys))
+        .route("/faults", web::get().to(get_faults))
+        .route("/faults", web::put().to(put_faults))
+        .route("/stats", web::get().to(stats))
+        .route("/stats", web::delete().to(reset_stats))
+}
+
+/// The seeded applications and where things are: what `scripts/dev` wires fleetgate with.
+async fn tenant(emu: web::Data<Emu>) -> HttpResponse {
+    let t = emu.tenant.lock().expect("tenant lock");
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "base_url": t.base_url,
+            "issuer": t.issuer(),
+            "management_audience": t.management_audience(),
+            "spa_client_id": t.seeded.spa_client_id,
+            "m2m_client_id": t.seeded.m2m_client_id,
+            "m2m_client_secret": t.seeded.m2m_client_secret,
+            "api_audience": t.seeded.api_audience,
+        }),
+    )
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserTokenRequest {
+    sub: String,
+    audience: Option<String>,
+    #[serde(default)]
+    permissions: Vec<String>,
+    scope: Option<String>,
+    expires_in: Option<i64>,
+}
+
+/// A user access token as Auth0 issues it for a custom API with RBAC permissions in the token.
+async fn user_token(emu: web::Data<Emu>, body: web::Bytes) -> HttpResponse {
+    let req: UserTokenRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return error(400, &format!("Invalid request: {e}"), Some("invalid_body")),
+    };
+    if req.sub.trim().is_empty() {
+        return error(400, "sub must not be empty", Some("invalid_body"));
+    }
+    let t = emu.tenant.lock().expect("tenant lock");
+    let audience = req
+        .audience
+        .unwrap_or_else(|| t.seeded.api_audience.clone());
+    if !t.apis.contains(&audience) {
+        return error(
+            400,
+            &format!("Service not found: {audience}"),
+            Some("invalid_body"),
+        );
+    }
+    let scope = req.scope.unwrap_or_else(|| "openid profile email".into());
+    let aud = if scope.split(' ').any(|s| s == "openid") {
+        json!([audience, format!("{}/userinfo", t.base_url)])
+    } else {
+        json!(audience)
+    };
+    let expires_in = req.expires_in.unwrap_or(TOKEN_LIFETIME_SECS);
+    let now = chrono::Utc::now().timestamp();
+    let claims = json!({
+        "iss": t.issuer(), "sub": req.sub, "aud": aud, "iat": now, "exp": now + expires_in,
+        "azp": t.seeded.spa_client_id, "scope": scope, "permissions": req.permissions,
+    });
+    json_response(
+        StatusCode::OK,
+        &json!({ "access_token": t.signing_key().sign(&claims), "token_type": "Bearer", "expires_in": expires_in }),
+    )
+}
+
+/// A new signing key signs from now on; the previous one stays in the JWKS until the next rotation.
+async fn rotate_keys(emu: web::Data<Emu>) -> HttpResponse {
+    let key = match web::block(SigningKey::generate).await {
+        Ok(Ok(k)) => k,
+        _ => return error(500, "key generation failed", None),
+    };
+    let kids = emu.change(|t| {
+        t.rotate(key);
+        t.keys.iter().map(|k| k.kid.clone()).collect::<Vec<_>>()
+    });
+    json_response(
+        StatusCode::OK,
+        &json!({ "signing_kid": kids.last(), "published_kids": kids }),
+    )
+}
+
+async fn get_faults(emu: web::Data<Emu>) -> HttpResponse {
+    json_response(
+        StatusCode::OK,
+        &serde_json::to_value(&*emu.faults.read().expect("faults lock")).expect("faults serialise"),
+    )
+}
+
+async fn put_faults(emu: web::Data<Emu>, body: web::Bytes) -> HttpResponse {
+    let faults: Faults = match serde_json::from_slice(&body) {
+        Ok(f) => f,
+        Err(e) => return error(400, &format!("Invalid faults: {e}"), Some("invalid_body")),
+    };
+    if let Err(e) = faults.check() {
+        return error(400, &e, Some("invalid_body"));
+    }
+    *emu.faults.write().expect("faults lock") = faults.clone();
+    json_response(
+        StatusCode::OK,
+        &serde_json::to_value(faults).expect("faults serialise"),
+    )
+}
+
+async fn stats(emu: web::Data<Emu>) -> HttpResponse {
+    let stats = emu.stats.lock().expect("stats lock");
+    json_response(
+        StatusCode::OK,
+        &Value::Object(stats.iter().map(|(k, v)| (k.clone(), json!(v))).collect()),
+    )
+}
+
+async fn reset_stats(emu: web::Data<Emu>) -> HttpResponse {
+    emu.stats.lock().expect("stats lock").clear();
+    HttpResponse::NoContent().finish()
+}

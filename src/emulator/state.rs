@@ -1,0 +1,193 @@
+//! The emulated tenant: applications, client grants, APIs and signing keys, optionally saved
+//! to a JSON file after every change.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde_json::{Value, json};
+
+use super::{
+    clients::{self, Client},
+    keys::SigningKey,
+};
+
+/// A client's permission to get tokens for an API, with these scopes.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ClientGrant {
+    pub client_id: String,
+    pub audience: String,
+    pub scope: Vec<String>,
+}
+
+pub const MANAGEMENT_SCOPES: [&str; 4] = [
+    "read:clients",
+    "update:clients",
+    "create:clients",
+    "delete:clients",
+];
+
+pub struct Tenant {
+    pub base_url: String,
+    pub clients: Vec<Client>,
+    pub grants: Vec<ClientGrant>,
+    /// Identifiers of the APIs ("resource servers") tokens may be minted for.
+    pub apis: Vec<String>,
+    /// Published signing keys, oldest first; the last one signs.
+    pub keys: Vec<SigningKey>,
+    pub max_clients: usize,
+    /// The seeded applications, as printed at start-up.
+    pub seeded: Seeded,
+    file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Seeded {
+    pub spa_client_id: String,
+    pub m2m_client_id: String,
+    pub m2m_client_secret: String,
+    pub api_audience: String,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Saved {
+    base_url: String,
+    clients: Vec<Client>,
+    grants: Vec<ClientGrant>,
+    apis: Vec<String>,
+    keys: Vec<String>,
+    seeded: Seeded,
+}
+
+impl Tenant {
+    pub fn management_audience(&self) -> String {
+        format!("{}/api/v2/", self.base_url)
+    }
+
+    pub fn issuer(&self) -> String {
+        format!("{}/", self.base_url)
+    }
+
+    pub fn tenant_name(&self) -> &'static str {
+        "emulator"
+    }
+
+    /// A tenant seeded with a SPA, an M2M application allowed to manage clients, the
+    /// Management API and fleetgate's API.
+    pub fn seed(
+        base_url: &str,
+        api_audience: &str,
+        key: SigningKey,
+        max_clients: usize,
+        file: Option<PathBuf>,
+    ) -> Self {
+        let spa_body = json!({"name": "fleetgate SPA", "app_type": "spa", "token_endpoint_auth_method": "none", "oidc_conformant": true});
+        let m2m_body = json!({"name": "fleetgate control plane (M2M)", "app_type": "non_interactive", "oidc_conformant": true});
+        let spa = clients::create(
+            clients::validate(&spa_body, true).expect("valid seed"),
+            "emulator",
+        );
+        let m2m = clients::create(
+            clients::validate(&m2m_body, true).expect("valid seed"),
+            "emulator",
+        );
+        let text = |c: &Client, k: &str| c[k].as_str().unwrap_or_default().to_owned();
+        let seeded = Seeded {
+            spa_client_id: text(&spa, "client_id"),
+            m2m_client_id: text(&m2m, "client_id"),
+            m2m_client_secret: text(&m2m, "client_secret"),
+            api_audience: api_audience.to_owned(),
+        };
+        let management = format!("{base_url}/api/v2/");
+        Self {
+            base_url: base_url.to_owned(),
+            grants: vec![ClientGrant {
+                client_id: seeded.m2m_client_id.clone(),
+                audience: management.clone(),
+                scope: MANAGEMENT_SCOPES.map(String::from).to_vec(),
+            }],
+            apis: vec![management, api_audience.to_owned()],
+            clients: vec![spa, m2m],
+            keys: vec![key],
+            max_clients,
+            seeded,
+            file,
+        }
+    }
+
+    /// Loads a saved tenant; a different base URL (another port) is carried over.
+    pub fn load(path: &Path, base_url: &str, max_clients: usize) -> anyhow::Result<Self> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let saved: Saved = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not an emulator state file", path.display()))?;
+        let rebase = |s: String| match s.strip_prefix(&saved.base_url) {
+            Some(rest) => format!("{base_url}{rest}"),
+            None => s,
+        };
+        Ok(Self {
+            base_url: base_url.to_owned(),
+            clients: saved.clients,
+            grants: saved
+                .grants
+                .into_iter()
+                .map(|g| ClientGrant {
+                    audience: rebase(g.audience),
+                    ..g
+                })
+                .collect(),
+            apis: saved.apis.into_iter().map(rebase).collect(),
+            keys: saved
+                .keys
+                .iter()
+                .map(|pem| SigningKey::from_pem(pem))
+                .collect::<anyhow::Result<_>>()?,
+            max_clients,
+            seeded: saved.seeded,
+            file: Some(path.to_owned()),
+        })
+    }
+
+    /// Writes the state file, if there is one (atomically: a temporary file, then a rename).
+    pub fn save(&self) -> anyhow::Result<()> {
+        let Some(path) = &self.file else {
+            return Ok(());
+        };
+        let saved = Saved {
+            base_url: self.base_url.clone(),
+            clients: self.clients.clone(),
+            grants: self.grants.clone(),
+            apis: self.apis.clone(),
+            keys: self.keys.iter().map(|k| k.pem().to_owned()).collect(),
+            seeded: self.seeded.clone(),
+        };
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(&saved)?)
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))?;
+        Ok(())
+    }
+
+    pub fn signing_key(&self) -> &SigningKey {
+        self.keys.last().expect("a tenant always has a key")
+    }
+
+    pub fn client(&self, id: &str) -> Option<&Client> {
+        self.clients
+            .iter()
+            .find(|c| c.get("client_id").and_then(Value::as_str) == Some(id))
+    }
+
+    pub fn client_mut(&mut self, id: &str) -> Option<&mut Client> {
+        self.clients
+            .iter_mut()
+            .find(|c| c.get("client_id").and_then(Value::as_str) == Some(id))
+    }
+
+    /// Publishes a new signing key; the previous one stays published until the next rotation.
+    pub fn rotate(&mut self, key: SigningKey) {
+        self.keys.push(key);
+        while self.keys.len() > 2 {
+            self.keys.remove(0);
+        }
+    }
+}
