@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::{
     Emu,
-    errors::{json_response, management as error},
+    errors::{MgmtError, json_response},
     faults::Faults,
     keys::SigningKey,
     token::TOKEN_LIFETIME_SECS,
@@ -52,24 +52,20 @@ struct UserTokenRequest {
 }
 
 /// A user access token as Auth0 issues it for a custom API with RBAC permissions in the token.
-async fn user_token(emu: web::Data<Emu>, body: web::Bytes) -> HttpResponse {
-    let req: UserTokenRequest = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) => return error(400, &format!("Invalid request: {e}"), Some("invalid_body")),
-    };
+async fn user_token(emu: web::Data<Emu>, body: web::Bytes) -> Result<HttpResponse, MgmtError> {
+    let req: UserTokenRequest = serde_json::from_slice(&body)
+        .map_err(|e| MgmtError::invalid_body(format!("Invalid request: {e}")))?;
     if req.sub.trim().is_empty() {
-        return error(400, "sub must not be empty", Some("invalid_body"));
+        return Err(MgmtError::invalid_body("sub must not be empty"));
     }
     let t = emu.tenant.lock().expect("tenant lock");
     let audience = req
         .audience
         .unwrap_or_else(|| t.seeded.api_audience.clone());
     if !t.apis.contains(&audience) {
-        return error(
-            400,
-            &format!("Service not found: {audience}"),
-            Some("invalid_body"),
-        );
+        return Err(MgmtError::invalid_body(format!(
+            "Service not found: {audience}"
+        )));
     }
     let scope = req.scope.unwrap_or_else(|| "openid profile email".into());
     let aud = if scope.split(' ').any(|s| s == "openid") {
@@ -83,26 +79,27 @@ async fn user_token(emu: web::Data<Emu>, body: web::Bytes) -> HttpResponse {
         "iss": t.issuer(), "sub": req.sub, "aud": aud, "iat": now, "exp": now + expires_in,
         "azp": t.seeded.spa_client_id, "scope": scope, "permissions": req.permissions,
     });
-    json_response(
+    Ok(json_response(
         StatusCode::OK,
         &json!({ "access_token": t.signing_key().sign(&claims), "token_type": "Bearer", "expires_in": expires_in }),
-    )
+    ))
 }
 
 /// A new signing key signs from now on; the previous one stays in the JWKS until the next rotation.
-async fn rotate_keys(emu: web::Data<Emu>) -> HttpResponse {
-    let key = match web::block(SigningKey::generate).await {
-        Ok(Ok(k)) => k,
-        _ => return error(500, "key generation failed", None),
-    };
+async fn rotate_keys(emu: web::Data<Emu>) -> Result<HttpResponse, MgmtError> {
+    let key = web::block(SigningKey::generate)
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .ok_or_else(|| MgmtError::new(500, "key generation failed", None))?;
     let kids = emu.change(|t| {
         t.rotate(key);
         t.keys.iter().map(|k| k.kid.clone()).collect::<Vec<_>>()
     });
-    json_response(
+    Ok(json_response(
         StatusCode::OK,
         &json!({ "signing_kid": kids.last(), "published_kids": kids }),
-    )
+    ))
 }
 
 async fn get_faults(emu: web::Data<Emu>) -> HttpResponse {
@@ -112,19 +109,15 @@ async fn get_faults(emu: web::Data<Emu>) -> HttpResponse {
     )
 }
 
-async fn put_faults(emu: web::Data<Emu>, body: web::Bytes) -> HttpResponse {
-    let faults: Faults = match serde_json::from_slice(&body) {
-        Ok(f) => f,
-        Err(e) => return error(400, &format!("Invalid faults: {e}"), Some("invalid_body")),
-    };
-    if let Err(e) = faults.check() {
-        return error(400, &e, Some("invalid_body"));
-    }
+async fn put_faults(emu: web::Data<Emu>, body: web::Bytes) -> Result<HttpResponse, MgmtError> {
+    let faults: Faults = serde_json::from_slice(&body)
+        .map_err(|e| MgmtError::invalid_body(format!("Invalid faults: {e}")))?;
+    faults.check().map_err(MgmtError::invalid_body)?;
     *emu.faults.write().expect("faults lock") = faults.clone();
-    json_response(
+    Ok(json_response(
         StatusCode::OK,
         &serde_json::to_value(faults).expect("faults serialise"),
-    )
+    ))
 }
 
 async fn stats(emu: web::Data<Emu>) -> HttpResponse {

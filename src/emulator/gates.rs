@@ -7,7 +7,7 @@ use std::{
 };
 
 use actix_web::{
-    Error, HttpRequest, HttpResponse,
+    Error, HttpRequest, ResponseError,
     body::{EitherBody, MessageBody},
     dev::{Extensions, ServiceRequest, ServiceResponse},
     http::{
@@ -19,12 +19,7 @@ use actix_web::{
 };
 use jsonwebtoken::{Algorithm, Validation};
 
-use super::{
-    Emu,
-    errors::{management as error, too_many_requests},
-    faults::Fault,
-    ratelimit::Headers,
-};
+use super::{Emu, errors::MgmtError, faults::Fault, ratelimit::Headers};
 
 fn emu(req: &ServiceRequest) -> web::Data<Emu> {
     req.app_data::<web::Data<Emu>>()
@@ -32,11 +27,8 @@ fn emu(req: &ServiceRequest) -> web::Data<Emu> {
         .expect("emulator state is registered")
 }
 
-fn reject<B>(
-    req: ServiceRequest,
-    res: HttpResponse,
-) -> Result<ServiceResponse<EitherBody<B>>, Error> {
-    Ok(req.into_response(res).map_into_right_body())
+fn reject<B>(req: ServiceRequest, e: MgmtError) -> Result<ServiceResponse<EitherBody<B>>, Error> {
+    Ok(req.into_response(e.error_response()).map_into_right_body())
 }
 
 /// The socket of a connection, kept so a fault can cut it.
@@ -93,9 +85,9 @@ pub async fn faults(
         tokio::time::sleep(delay).await;
     }
     match fault {
-        Fault::ServerError(500) => reject(req, error(500, "Internal Server Error", None)),
-        Fault::ServerError(_) => reject(req, error(503, "Service Unavailable", None)),
-        Fault::RateLimited => reject(req, too_many_requests()),
+        Fault::ServerError(500) => reject(req, MgmtError::new(500, "Internal Server Error", None)),
+        Fault::ServerError(_) => reject(req, MgmtError::new(503, "Service Unavailable", None)),
+        Fault::RateLimited => reject(req, MgmtError::too_many_requests()),
         Fault::Drop => {
             let res = next.call(req).await?;
             cut_connection(res.request());
@@ -131,10 +123,10 @@ pub async fn management(
     let verdict = if allowed {
         authorize(&emu, &req)
     } else {
-        Err(too_many_requests())
+        Err(MgmtError::too_many_requests())
     };
     let mut res = match verdict {
-        Err(res) => req.into_response(res).map_into_right_body(),
+        Err(e) => req.into_response(e.error_response()).map_into_right_body(),
         Ok(()) => next.call(req).await?.map_into_left_body(),
     };
     set_limit_headers(res.headers_mut(), limits);
@@ -160,8 +152,8 @@ struct MgmtClaims {
     scope: String,
 }
 
-fn authorize(emu: &Emu, req: &ServiceRequest) -> Result<(), HttpResponse> {
-    let unauthorized = |m: &str| error(401, m, None);
+fn authorize(emu: &Emu, req: &ServiceRequest) -> Result<(), MgmtError> {
+    let unauthorized = |m: &str| MgmtError::new(401, m, None);
     let token = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -196,14 +188,14 @@ fn authorize(emu: &Emu, req: &ServiceRequest) -> Result<(), HttpResponse> {
     if claims.scope.split(' ').any(|s| s == needed) {
         Ok(())
     } else {
-        Err(error(
+        Err(MgmtError::new(
             403,
-            &format!("Insufficient scope, expected any of: {needed}"),
+            format!("Insufficient scope, expected any of: {needed}"),
             Some("insufficient_scope"),
         ))
     }
 }
 
-pub async fn not_found() -> HttpResponse {
-    error(404, "Not Found", None)
+pub async fn not_found() -> Result<actix_web::HttpResponse, MgmtError> {
+    Err(MgmtError::new(404, "Not Found", None))
 }

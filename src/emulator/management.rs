@@ -5,8 +5,10 @@ use serde_json::{Value, json};
 
 use super::{
     Emu, clients,
-    errors::{inexistent_client, invalid_body, json_response, management as error},
+    errors::{MgmtError, json_response},
 };
+
+type Answer = Result<HttpResponse, MgmtError>;
 
 #[derive(serde::Deserialize)]
 pub struct ListQuery {
@@ -23,11 +25,11 @@ pub struct FieldsQuery {
     include_fields: Option<String>,
 }
 
-fn query_error(message: String) -> HttpResponse {
-    error(400, &message, Some("invalid_query_string"))
+fn query_error(message: String) -> MgmtError {
+    MgmtError::new(400, message, Some("invalid_query_string"))
 }
 
-fn flag(name: &str, raw: Option<&str>, default: bool) -> Result<bool, HttpResponse> {
+fn flag(name: &str, raw: Option<&str>, default: bool) -> Result<bool, MgmtError> {
     match raw {
         None => Ok(default),
         Some("true") => Ok(true),
@@ -44,11 +46,13 @@ fn number(
     default: u64,
     max: u64,
     description: &str,
-) -> Result<u64, HttpResponse> {
+) -> Result<u64, MgmtError> {
     let Some(raw) = raw else { return Ok(default) };
-    let n: u64 = raw
-        .parse()
-        .map_err(|_| query_error(format!("Query validation error: 'Expected type integer but found type string' on property {name} ({description}).")))?;
+    let n: u64 = raw.parse().map_err(|_| {
+        query_error(format!(
+            "Query validation error: 'Expected type integer but found type string' on property {name} ({description})."
+        ))
+    })?;
     if n > max {
         return Err(query_error(format!(
             "Query validation error: 'Too big: must be at most {max}' on property {name} ({description})."
@@ -57,115 +61,91 @@ fn number(
     Ok(n)
 }
 
-fn body_json(body: &[u8]) -> Result<Value, HttpResponse> {
-    serde_json::from_slice(body).map_err(|_| {
-        error(
-            400,
-            "Invalid request payload JSON format",
-            Some("invalid_body"),
-        )
-    })
+fn body_json(body: &[u8]) -> Result<Value, MgmtError> {
+    serde_json::from_slice(body)
+        .map_err(|_| MgmtError::invalid_body("Invalid request payload JSON format"))
 }
 
-pub async fn list(emu: web::Data<Emu>, q: web::Query<ListQuery>) -> HttpResponse {
-    let run = || -> Result<HttpResponse, HttpResponse> {
-        let page = number(
-            "page",
-            q.page.as_deref(),
-            0,
-            u32::MAX as u64,
-            "Page index of the results to return. First page is 0.",
-        )?;
-        let per_page = number(
-            "per_page",
-            q.per_page.as_deref(),
-            50,
-            100,
-            "Number of results per page. Default value is 50, maximum value is 100",
-        )?;
-        let totals = flag("include_totals", q.include_totals.as_deref(), false)?;
-        let include = flag("include_fields", q.include_fields.as_deref(), true)?;
-        let tenant = emu.tenant.lock().expect("tenant lock");
-        let start = (page * per_page) as usize;
-        let items: Vec<Value> = tenant
-            .clients
-            .iter()
-            .skip(start)
-            .take(per_page as usize)
-            .map(|c| Value::Object(clients::project(c, q.fields.as_deref(), include)))
-            .collect();
-        let body = if totals {
-            json!({"total": tenant.clients.len(), "start": start, "limit": per_page, "clients": items})
-        } else {
-            Value::Array(items)
-        };
-        Ok(json_response(StatusCode::OK, &body))
-    };
-    run().unwrap_or_else(|e| e)
-}
-
-pub async fn get(
-    emu: web::Data<Emu>,
-    id: web::Path<String>,
-    q: web::Query<FieldsQuery>,
-) -> HttpResponse {
-    let include = match flag("include_fields", q.include_fields.as_deref(), true) {
-        Ok(v) => v,
-        Err(e) => return e,
-    };
+pub async fn list(emu: web::Data<Emu>, q: web::Query<ListQuery>) -> Answer {
+    let page = number(
+        "page",
+        q.page.as_deref(),
+        0,
+        u64::from(u32::MAX),
+        "Page index of the results to return. First page is 0.",
+    )?;
+    let per_page = number(
+        "per_page",
+        q.per_page.as_deref(),
+        50,
+        100,
+        "Number of results per page. Default value is 50, maximum value is 100",
+    )?;
+    let totals = flag("include_totals", q.include_totals.as_deref(), false)?;
+    let include = flag("include_fields", q.include_fields.as_deref(), true)?;
     let tenant = emu.tenant.lock().expect("tenant lock");
-    match tenant.client(&id) {
-        Some(c) => json_response(
-            StatusCode::OK,
-            &Value::Object(clients::project(c, q.fields.as_deref(), include)),
-        ),
-        None => inexistent_client(),
-    }
+    let start = (page * per_page) as usize;
+    let items: Vec<Value> = tenant
+        .clients
+        .iter()
+        .skip(start)
+        .take(per_page as usize)
+        .map(|c| Value::Object(clients::project(c, q.fields.as_deref(), include)))
+        .collect();
+    let body = if totals {
+        json!({"total": tenant.clients.len(), "start": start, "limit": per_page, "clients": items})
+    } else {
+        Value::Array(items)
+    };
+    Ok(json_response(StatusCode::OK, &body))
 }
 
-pub async fn create(emu: web::Data<Emu>, body: web::Bytes) -> HttpResponse {
-    let body = match body_json(&body) {
-        Ok(b) => b,
-        Err(e) => return e,
-    };
-    let fields = match clients::validate(&body, true) {
-        Ok(f) => f,
-        Err(e) => return invalid_body(&e.0),
-    };
+pub async fn get(emu: web::Data<Emu>, id: web::Path<String>, q: web::Query<FieldsQuery>) -> Answer {
+    let include = flag("include_fields", q.include_fields.as_deref(), true)?;
+    let tenant = emu.tenant.lock().expect("tenant lock");
+    let client = tenant
+        .client(&id)
+        .ok_or_else(MgmtError::inexistent_client)?;
+    Ok(json_response(
+        StatusCode::OK,
+        &Value::Object(clients::project(client, q.fields.as_deref(), include)),
+    ))
+}
+
+pub async fn create(emu: web::Data<Emu>, body: web::Bytes) -> Answer {
+    let body = body_json(&body)?;
+    let fields = clients::validate(&body, true).map_err(|e| MgmtError::invalid_body(e.0))?;
     emu.change(|tenant| {
         if tenant.clients.len() >= tenant.max_clients {
             // Not published by Auth0; the status and wording are the emulator's best guess.
-            return error(
+            return Err(MgmtError::new(
                 403,
-                &format!(
+                format!(
                     "You reached the limit of {} applications for this tenant.",
                     tenant.max_clients
                 ),
                 Some("too_many_entities"),
-            );
+            ));
         }
         let client = clients::create(fields, tenant.tenant_name());
         let body = Value::Object(client.clone());
         tenant.clients.push(client);
-        json_response(StatusCode::CREATED, &body)
+        Ok(json_response(StatusCode::CREATED, &body))
     })
 }
 
-pub async fn patch(emu: web::Data<Emu>, id: web::Path<String>, body: web::Bytes) -> HttpResponse {
-    let body = match body_json(&body) {
-        Ok(b) => b,
-        Err(e) => return e,
-    };
-    let fields = match clients::validate(&body, false) {
-        Ok(f) => f,
-        Err(e) => return invalid_body(&e.0),
-    };
-    emu.change(|tenant| match tenant.client_mut(&id) {
-        Some(client) => {
-            clients::apply(client, fields);
-            json_response(StatusCode::OK, &Value::Object(client.clone()))
-        }
-        None => inexistent_client(),
+pub async fn patch(emu: web::Data<Emu>, id: web::Path<String>, body: web::Bytes) -> Answer {
+    let body = body_json(&body)?;
+    let fields = clients::validate(&body, false).map_err(|e| MgmtError::invalid_body(e.0))?;
+    emu.change(|tenant| {
+        let client = tenant
+            .client_mut(&id)
+            .ok_or_else(MgmtError::inexistent_client)?;
+        clients::apply(client, fields);
+        Ok(json_response(
+            StatusCode::OK,
+            &Value::Object(client.clone()),
+        ))
     })
 }
 

@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 
 use super::{
     Emu,
-    errors::{json_response, oauth},
+    errors::{OAuthError, json_response},
 };
 
 /// Access tokens for APIs live a day, as Auth0's default.
@@ -19,14 +19,14 @@ pub async fn jwks(emu: web::Data<Emu>) -> HttpResponse {
 }
 
 /// The form or JSON body as string parameters.
-fn params(req: &HttpRequest, body: &[u8]) -> Result<Map<String, Value>, HttpResponse> {
+fn params(req: &HttpRequest, body: &[u8]) -> Result<Map<String, Value>, OAuthError> {
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let bad = || {
-        oauth(
+        OAuthError::new(
             400,
             "invalid_request",
             "The request body could not be parsed",
@@ -44,7 +44,7 @@ fn params(req: &HttpRequest, body: &[u8]) -> Result<Map<String, Value>, HttpResp
             .map(|(k, v)| (k, Value::String(v)))
             .collect())
     } else {
-        Err(oauth(
+        Err(OAuthError::new(
             400,
             "invalid_request",
             "Content-Type must be application/x-www-form-urlencoded or application/json",
@@ -64,26 +64,28 @@ fn basic_credentials(req: &HttpRequest) -> Option<(String, String)> {
     Some((id.to_owned(), secret.to_owned()))
 }
 
-pub async fn token(emu: web::Data<Emu>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    let params = match params(&req, &body) {
-        Ok(p) => p,
-        Err(e) => return e,
-    };
+pub async fn token(
+    emu: web::Data<Emu>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, OAuthError> {
+    let params = params(&req, &body)?;
     let param = |k: &str| params.get(k).and_then(Value::as_str).map(str::to_owned);
-    let Some(grant_type) = param("grant_type") else {
-        return oauth(
+    let grant_type = param("grant_type").ok_or_else(|| {
+        OAuthError::new(
             400,
             "invalid_request",
             "Missing required parameter: grant_type",
-        );
-    };
+        )
+    })?;
     if grant_type != "client_credentials" {
-        return oauth(
+        return Err(OAuthError::new(
             400,
             "unsupported_grant_type",
-            &format!("Unsupported grant type: {grant_type}"),
-        );
+            format!("Unsupported grant type: {grant_type}"),
+        ));
     }
+    let denied = || OAuthError::new(401, "access_denied", "Unauthorized");
     let (client_id, secret) = match (
         param("client_id"),
         param("client_secret"),
@@ -92,59 +94,53 @@ pub async fn token(emu: web::Data<Emu>, req: HttpRequest, body: web::Bytes) -> H
         (_, _, Some(basic)) => basic,
         (Some(id), Some(secret), None) => (id, secret),
         (None, _, None) => {
-            return oauth(
+            return Err(OAuthError::new(
                 400,
                 "invalid_request",
                 "Missing required parameter: client_id",
-            );
+            ));
         }
-        (Some(_), None, None) => return oauth(401, "access_denied", "Unauthorized"),
+        (Some(_), None, None) => return Err(denied()),
     };
     let tenant = emu.tenant.lock().expect("tenant lock");
     let client = tenant
         .client(&client_id)
-        .filter(|c| c.get("client_secret").and_then(Value::as_str) == Some(secret.as_str()));
-    let Some(client) = client else {
-        return oauth(401, "access_denied", "Unauthorized");
-    };
+        .filter(|c| c.get("client_secret").and_then(Value::as_str) == Some(secret.as_str()))
+        .ok_or_else(denied)?;
     let allows_cc = client
         .get("grant_types")
         .and_then(Value::as_array)
         .is_some_and(|g| g.iter().any(|v| v == "client_credentials"));
     if !allows_cc {
-        return oauth(
+        return Err(OAuthError::new(
             403,
             "unauthorized_client",
             "Grant type 'client_credentials' not allowed for the client.",
-        );
+        ));
     }
-    let Some(audience) = param("audience") else {
-        return oauth(
+    let audience = param("audience").ok_or_else(|| {
+        OAuthError::new(
             403,
             "access_denied",
             "No audience parameter was provided, and no default audience has been configured",
-        );
-    };
+        )
+    })?;
     if !tenant.apis.contains(&audience) {
-        return oauth(
+        return Err(OAuthError::new(
             403,
             "access_denied",
-            &format!("Service not found: {audience}"),
-        );
+            format!("Service not found: {audience}"),
+        ));
     }
-    let Some(grant) = tenant
-        .grants
-        .iter()
-        .find(|g| g.client_id == client_id && g.audience == audience)
-    else {
-        return oauth(
+    let grant = tenant.grants.iter().find(|g| g.client_id == client_id && g.audience == audience).ok_or_else(|| {
+        OAuthError::new(
             403,
             "access_denied",
-            &format!(
+            format!(
                 "Client is not authorized to access \"{audience}\". You need to create a \"client-grant\" associated to this API. See: https://auth0.com/docs/api/v2#!/Client_Grants/post_client_grants"
             ),
-        );
-    };
+        )
+    })?;
     let scope = grant.scope.join(" ");
     let now = chrono::Utc::now().timestamp();
     let claims = json!({
@@ -158,8 +154,8 @@ pub async fn token(emu: web::Data<Emu>, req: HttpRequest, body: web::Bytes) -> H
         "azp": client_id,
     });
     let access_token = tenant.signing_key().sign(&claims);
-    json_response(
+    Ok(json_response(
         StatusCode::OK,
         &json!({ "access_token": access_token, "token_type": "Bearer", "expires_in": TOKEN_LIFETIME_SECS, "scope": scope }),
-    )
+    ))
 }

@@ -232,3 +232,56 @@ async fn credentials_are_checked_before_the_body(pool: PgPool) {
     )
     .await;
 }
+
+/// The whole path a person trying fleetgate locally takes: the emulator mints a user token
+/// and fleetgate, pointed at the emulator, accepts it.
+#[sqlx::test]
+async fn fleetgate_accepts_tokens_minted_by_the_emulator(pool: PgPool) {
+    use fleetgate::emulator::{Emulator, EmulatorConfig};
+    let emulator = Emulator::build(EmulatorConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        api_audience: AUDIENCE.into(),
+        signing_key_pem: Some(String::from_utf8(TEST_KEY.to_vec()).unwrap()),
+        ..EmulatorConfig::default()
+    })
+    .unwrap();
+    let base = emulator.base_url().to_owned();
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(emulator.run_until_stopped(stop.clone()));
+    let _stop = stop.drop_guard();
+
+    let app = fleetgate::startup::Application::build(&settings(&base), pool).unwrap();
+    let addr = format!("http://127.0.0.1:{}", app.port());
+    let app_stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(app.run_until_stopped(app_stop.clone()));
+    let _app_stop = app_stop.drop_guard();
+
+    let http = reqwest::Client::new();
+    let mint = |permissions: Vec<&str>| {
+        let req = http
+            .post(format!("{base}/emulator/users/token"))
+            .json(&json!({"sub": "auth0|alice", "permissions": permissions}));
+        async move {
+            req.send().await.unwrap().json::<Value>().await.unwrap()["access_token"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let admin = mint(vec!["fleet:admin"]).await;
+    let res = http
+        .get(format!("{addr}/v1/instances"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let user = mint(vec![]).await;
+    let res = http
+        .get(format!("{addr}/v1/instances"))
+        .bearer_auth(&user)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+}

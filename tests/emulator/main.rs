@@ -1,0 +1,6 @@
+//! Black-box tests of the Auth0 emulator over HTTP, one per behaviour of ../shared/AUTH0.md.
+
+mod clients;
+mod faults_and_limits;
+mod helpers;
+mod tokens;
