@@ -83,7 +83,8 @@ async fn token_errors_have_oauth_shape_and_auth0_statuses() {
     let mgmt = format!("{}/api/v2/", emu.base);
     let api = emu.tenant["api_audience"].as_str().unwrap().to_owned();
     let spa = emu.tenant["spa_client_id"].as_str().unwrap().to_owned();
-    let cases: Vec<(Vec<(&str, &str)>, u16, &str, &str)> = vec![
+    type Case<'a> = (Vec<(&'a str, &'a str)>, u16, &'a str, &'a str);
+    let cases: Vec<Case> = vec![
         (
             vec![
                 ("client_id", &id),
