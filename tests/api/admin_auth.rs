@@ -58,7 +58,7 @@ async fn missing_or_bad_tokens_are_401_with_a_challenge(pool: PgPool) {
 
     let hs256_with_public_key = {
         let mut h = Header::new(Algorithm::HS256);
-        h.kid = Some(TEST_KID.into());
+        h.kid = Some(t.kid().into());
         jsonwebtoken::encode(&h, &good, &EncodingKey::from_secret(TEST_PUBLIC_KEY)).unwrap()
     };
     let cases: Vec<(&str, String, &str)> = vec![
@@ -67,7 +67,7 @@ async fn missing_or_bad_tokens_are_401_with_a_challenge(pool: PgPool) {
             "alg none",
             format!(
                 "{}.{body_b64}.",
-                header_b64(json!({"alg": "none", "typ": "JWT", "kid": TEST_KID}))
+                header_b64(json!({"alg": "none", "typ": "JWT", "kid": t.kid()}))
             ),
             "well-formed",
         ),
@@ -84,7 +84,7 @@ async fn missing_or_bad_tokens_are_401_with_a_challenge(pool: PgPool) {
         ),
         (
             "right kid, wrong key",
-            sign_with(OTHER_KEY, Some(TEST_KID), &good),
+            sign_with(OTHER_KEY, Some(t.kid()), &good),
             "bad signature",
         ),
         (
@@ -192,10 +192,7 @@ async fn junk_key_ids_cannot_hammer_the_tenant(pool: PgPool) {
         assert_eq!(call(&app, Some(&token)).await.status(), 401);
     }
     assert_eq!(call(&app, Some(&app.admin_token)).await.status(), 200);
-    let fetches = app
-        .tenant
-        .jwks_fetches
-        .load(std::sync::atomic::Ordering::SeqCst);
+    let fetches = app.tenant.jwks_fetches().await;
     assert_eq!(
         fetches, 1,
         "one fetch at first use, none for junk kids within the refetch interval"
@@ -237,19 +234,8 @@ async fn credentials_are_checked_before_the_body(pool: PgPool) {
 /// and fleetgate, pointed at the emulator, accepts it.
 #[sqlx::test]
 async fn fleetgate_accepts_tokens_minted_by_the_emulator(pool: PgPool) {
-    use fleetgate::emulator::{Emulator, EmulatorConfig};
-    let emulator = Emulator::build(EmulatorConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        api_audience: AUDIENCE.into(),
-        signing_key_pem: Some(String::from_utf8(TEST_KEY.to_vec()).unwrap()),
-        ..EmulatorConfig::default()
-    })
-    .unwrap();
-    let base = emulator.base_url().to_owned();
-    let stop = tokio_util::sync::CancellationToken::new();
-    tokio::spawn(emulator.run_until_stopped(stop.clone()));
-    let _stop = stop.drop_guard();
-
+    let tenant = TestTenant::start().await;
+    let base = tenant.base_url.clone();
     let app = fleetgate::startup::Application::build(&settings(&base), pool).unwrap();
     let addr = format!("http://127.0.0.1:{}", app.port());
     let app_stop = tokio_util::sync::CancellationToken::new();

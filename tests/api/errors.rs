@@ -107,7 +107,7 @@ async fn health_ready_metrics_and_request_ids(pool: PgPool) {
 
 #[tokio::test]
 async fn database_down_is_503_not_500() {
-    let tenant = TestTenant::start();
+    let tenant = TestTenant::start().await;
     let settings = settings(&tenant.base_url);
     // Nothing listens on port 1: every connection attempt fails at once.
     let pool = sqlx::postgres::PgPoolOptions::new()

@@ -1,14 +1,13 @@
-//! A real fleetgate on port 0 against a per-test Postgres database, and a local stand-in
-//! tenant that serves a JWKS and signs tokens with test keys.
+//! A real fleetgate on port 0 against a per-test Postgres database, with the Auth0 emulator
+//! as its tenant (signing with a fixture key, so tests can also forge tokens with it).
 
-use std::sync::{
-    Arc, Mutex,
-    atomic::{AtomicUsize, Ordering},
+use fleetgate::{
+    auth::webhook::WebhookVerifier,
+    config::Settings,
+    emulator::{Emulator, EmulatorConfig, keys::SigningKey},
+    startup::Application,
 };
-
-use actix_web::{App, HttpResponse, HttpServer, web};
-use fleetgate::{auth::webhook::WebhookVerifier, config::Settings, startup::Application};
-use jsonwebtoken::{Algorithm, EncodingKey, Header, jwk::Jwk};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -17,59 +16,57 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 pub const AUDIENCE: &str = "https://fleetgate.test/api";
 pub const PLATFORM_DOMAIN: &str = "apps.example.com";
 pub const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-pub const TEST_KEY: &[u8] = include_bytes!("../fixtures/test-key.pem");
+pub const TEST_KEY: &str = include_str!("../fixtures/test-key.pem");
 pub const TEST_PUBLIC_KEY: &[u8] = include_bytes!("../fixtures/test-key.pub.pem");
-pub const OTHER_KEY: &[u8] = include_bytes!("../fixtures/other-key.pem");
-pub const TEST_KID: &str = "test-key-1";
+pub const OTHER_KEY: &str = include_str!("../fixtures/other-key.pem");
 
-/// Serves `/.well-known/jwks.json` with the test key and counts how often it was fetched.
+/// The Auth0 emulator, signing with [`TEST_KEY`].
 pub struct TestTenant {
     pub base_url: String,
-    pub jwks_fetches: Arc<AtomicUsize>,
+    pub key: SigningKey,
+    http: reqwest::Client,
     _stop: DropGuard,
 }
 
 impl TestTenant {
-    pub fn start() -> Self {
-        let key = EncodingKey::from_rsa_pem(TEST_KEY).unwrap();
-        let mut jwk = Jwk::from_encoding_key(&key, Algorithm::RS256).unwrap();
-        jwk.common.key_id = Some(TEST_KID.into());
-        jwk.common.public_key_use = Some(jsonwebtoken::jwk::PublicKeyUse::Signature);
-        let jwks = Arc::new(Mutex::new(json!({ "keys": [jwk] })));
-        let fetches = Arc::new(AtomicUsize::new(0));
-        let (j, f) = (jwks.clone(), fetches.clone());
-        let server = HttpServer::new(move || {
-            let (j, f) = (j.clone(), f.clone());
-            App::new().route(
-                "/.well-known/jwks.json",
-                web::get().to(move || {
-                    f.fetch_add(1, Ordering::SeqCst);
-                    let body = j.lock().unwrap().clone();
-                    async move { HttpResponse::Ok().json(body) }
-                }),
-            )
+    pub async fn start() -> Self {
+        let emulator = Emulator::build(EmulatorConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            api_audience: AUDIENCE.into(),
+            signing_key_pem: Some(TEST_KEY.into()),
+            ..EmulatorConfig::default()
         })
-        .workers(1)
-        .disable_signals()
-        .bind("127.0.0.1:0")
         .unwrap();
-        let port = server.addrs()[0].port();
-        let server = server.run();
-        let handle = server.handle();
-        tokio::spawn(server);
+        let base_url = emulator.base_url().to_owned();
         let stop = CancellationToken::new();
-        tokio::spawn({
-            let stop = stop.clone();
-            async move {
-                stop.cancelled().await;
-                handle.stop(false).await;
-            }
-        });
+        tokio::spawn(emulator.run_until_stopped(stop.clone()));
+        let key = SigningKey::from_pem(TEST_KEY).unwrap();
         Self {
-            base_url: format!("http://127.0.0.1:{port}"),
-            jwks_fetches: fetches,
+            base_url,
+            key,
+            http: reqwest::Client::new(),
             _stop: stop.drop_guard(),
         }
+    }
+
+    pub fn kid(&self) -> &str {
+        &self.key.kid
+    }
+
+    /// How often fleetgate fetched the JWKS, as the emulator counted it.
+    pub async fn jwks_fetches(&self) -> u64 {
+        let stats: Value = self
+            .http
+            .get(format!("{}/emulator/stats", self.base_url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        stats["GET /.well-known/jwks.json 200"]
+            .as_u64()
+            .unwrap_or(0)
     }
 
     pub fn issuer(&self) -> String {
@@ -86,14 +83,19 @@ impl TestTenant {
     }
 
     pub fn sign(&self, claims: &Value) -> String {
-        sign_with(TEST_KEY, Some(TEST_KID), claims)
+        self.key.sign(claims)
     }
 }
 
-pub fn sign_with(pem: &[u8], kid: Option<&str>, claims: &Value) -> String {
+pub fn sign_with(pem: &str, kid: Option<&str>, claims: &Value) -> String {
     let mut header = Header::new(Algorithm::RS256);
     header.kid = kid.map(String::from);
-    jsonwebtoken::encode(&header, claims, &EncodingKey::from_rsa_pem(pem).unwrap()).unwrap()
+    jsonwebtoken::encode(
+        &header,
+        claims,
+        &EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap(),
+    )
+    .unwrap()
 }
 
 pub struct TestApp {
@@ -127,7 +129,7 @@ pub fn settings(tenant_url: &str) -> Settings {
 
 impl TestApp {
     pub async fn spawn(pool: PgPool) -> Self {
-        let tenant = TestTenant::start();
+        let tenant = TestTenant::start().await;
         let app = Application::build(&settings(&tenant.base_url), pool.clone()).unwrap();
         let addr = format!("http://127.0.0.1:{}", app.port());
         let stop = CancellationToken::new();
