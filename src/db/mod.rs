@@ -47,6 +47,12 @@ pub fn is_unavailable(err: &sqlx::Error) -> bool {
     }
 }
 
+/// True when Postgres aborted the statement because it collided with a concurrent transaction
+/// (deadlock, serialization failure): nothing was changed and the same request may succeed.
+pub fn is_collision(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.code().is_some_and(|c| matches!(c.as_ref(), "40001" | "40P01")))
+}
+
 /// The name of the constraint a statement violated, if that is what went wrong.
 pub fn violated_constraint(err: &sqlx::Error) -> Option<&str> {
     match err {

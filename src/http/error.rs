@@ -150,6 +150,11 @@ impl From<sqlx::Error> for ApiError {
                 "the database is unavailable; nothing was changed, retry later",
                 Some(e.into()),
             )
+        } else if crate::db::is_collision(&e) {
+            Self::unavailable(
+                "a concurrent change collided with this one; nothing was changed, retry",
+                Some(e.into()),
+            )
         } else {
             Self::internal(e.into())
         }

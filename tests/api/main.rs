@@ -5,4 +5,5 @@ mod errors;
 mod helpers;
 mod hooks;
 mod instances;
+mod registry;
 mod spec;
