@@ -8,6 +8,7 @@ pub mod db;
 pub mod domain;
 pub mod emulator;
 pub mod http;
+pub mod reconcile;
 pub mod registry;
 pub mod startup;
 pub mod telemetry;
