@@ -2,6 +2,7 @@
 //! domains, and their Auth0 allow-lists and grants in order.
 
 pub mod auth;
+pub mod auth0;
 pub mod cli;
 pub mod config;
 pub mod db;

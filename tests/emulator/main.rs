@@ -3,4 +3,5 @@
 mod clients;
 mod faults_and_limits;
 mod helpers;
+mod management_client;
 mod tokens;

@@ -1,0 +1,336 @@
+//! The Auth0 Management API client: a cached client-credentials token (one request in flight
+//! for all callers), a budget that honours the rate-limit headers before being told no, waits
+//! on 429, retries of 5xx, timeouts and dropped connections with backoff and jitter, a timeout
+//! on every call, and errors typed with Auth0's `statusCode`/`errorCode`/`message`.
+
+pub mod budget;
+
+use std::{
+    sync::{
+        Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use rand::Rng;
+use reqwest::{Method, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+
+use self::budget::Budget;
+
+/// Attempts per call, the first included.
+const MAX_ATTEMPTS: u32 = 6;
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// A cached token is replaced this long before it expires.
+const TOKEN_MARGIN: Duration = Duration::from_secs(300);
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Auth0Error {
+    /// Auth0 refused the call (4xx other than 429, or a 5xx after all retries).
+    #[error("Auth0 answered {status} {}: {message}", error_code.as_deref().unwrap_or("-"))]
+    Api {
+        status: u16,
+        error_code: Option<String>,
+        message: String,
+    },
+    /// No answer (timeout, refused or dropped connection) after all retries.
+    #[error("Auth0 could not be reached: {0}")]
+    Transport(String),
+    /// The M2M token could not be had.
+    #[error("no Management API token: {0}")]
+    Token(String),
+}
+
+impl Auth0Error {
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    /// `https://tenant.auth0.com` or the emulator's base URL, without trailing slash.
+    pub base_url: String,
+    pub client_id: String,
+    pub client_secret: SecretString,
+}
+
+struct CachedToken {
+    value: SecretString,
+    refresh_at: Instant,
+}
+
+/// Counters of the calls made, for run records and metrics.
+#[derive(Debug, Default)]
+pub struct CallCounters {
+    pub calls: AtomicU64,
+    pub rate_limited: AtomicU64,
+    pub retries: AtomicU64,
+    pub waited_ms: AtomicU64,
+}
+
+pub struct ManagementClient {
+    http: reqwest::Client,
+    creds: Credentials,
+    token: tokio::sync::Mutex<Option<CachedToken>>,
+    budget: Mutex<Budget>,
+    pub counters: CallCounters,
+}
+
+fn now_unix() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+}
+
+fn jitter(max: f64) -> f64 {
+    rand::thread_rng().gen_range(0.0..max)
+}
+
+fn header_u64(res: &reqwest::Response, name: &str) -> Option<u64> {
+    res.headers().get(name)?.to_str().ok()?.trim().parse().ok()
+}
+
+fn header_f64(res: &reqwest::Response, name: &str) -> Option<f64> {
+    res.headers().get(name)?.to_str().ok()?.trim().parse().ok()
+}
+
+/// What to do with an answer.
+enum Outcome {
+    Done(Value),
+    Retry(Auth0Error, Duration),
+    Fail(Auth0Error),
+}
+
+impl ManagementClient {
+    pub fn new(creds: Credentials) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(CALL_TIMEOUT)
+            .build()
+            .expect("a default HTTP client builds");
+        Self {
+            http,
+            creds,
+            token: tokio::sync::Mutex::new(None),
+            budget: Mutex::new(Budget::default()),
+            counters: CallCounters::default(),
+        }
+    }
+
+    pub fn audience(&self) -> String {
+        format!("{}/api/v2/", self.creds.base_url)
+    }
+
+    /// `GET /api/v2/clients/{id}`, only `fields` when given.
+    pub async fn get_client(&self, id: &str, fields: &[&str]) -> Result<Value, Auth0Error> {
+        let query = if fields.is_empty() {
+            String::new()
+        } else {
+            format!("?fields={}&include_fields=true", fields.join(","))
+        };
+        self.call(Method::GET, &format!("clients/{id}{query}"), None)
+            .await
+    }
+
+    /// `PATCH /api/v2/clients/{id}`: each array sent replaces the stored one.
+    pub async fn patch_client(&self, id: &str, body: &Value) -> Result<Value, Auth0Error> {
+        self.call(Method::PATCH, &format!("clients/{id}"), Some(body))
+            .await
+    }
+
+    /// `POST /api/v2/clients`.
+    pub async fn create_client(&self, body: &Value) -> Result<Value, Auth0Error> {
+        self.call(Method::POST, "clients", Some(body)).await
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, Auth0Error> {
+        let url = format!("{}/api/v2/{path}", self.creds.base_url);
+        let mut last = Auth0Error::Transport("no attempt made".into());
+        for attempt in 0..MAX_ATTEMPTS {
+            if attempt > 0 {
+                self.counters.retries.fetch_add(1, Ordering::Relaxed);
+            }
+            let wait = self
+                .budget
+                .lock()
+                .expect("budget lock")
+                .wait_before(now_unix(), jitter(0.25));
+            self.pause(wait).await;
+            let token = self.token().await?;
+            self.budget.lock().expect("budget lock").spend();
+            self.counters.calls.fetch_add(1, Ordering::Relaxed);
+            let mut req = self
+                .http
+                .request(method.clone(), &url)
+                .bearer_auth(token.expose_secret());
+            if let Some(b) = body {
+                req = req.json(b);
+            }
+            let outcome = match req.send().await {
+                Err(e) => Outcome::Retry(
+                    Auth0Error::Transport(e.without_url().to_string()),
+                    budget::backoff(attempt, jitter(1.0)),
+                ),
+                Ok(res) => self.judge(res, attempt).await,
+            };
+            match outcome {
+                Outcome::Done(v) => return Ok(v),
+                Outcome::Fail(e) => return Err(e),
+                Outcome::Retry(e, wait) => {
+                    tracing::debug!(%method, path, attempt, error = %e, wait_ms = wait.as_millis() as u64, "Management API call will be retried");
+                    last = e;
+                    self.pause(wait).await;
+                }
+            }
+        }
+        Err(last)
+    }
+
+    async fn judge(&self, res: reqwest::Response, attempt: u32) -> Outcome {
+        let status = res.status();
+        self.budget.lock().expect("budget lock").observe(
+            header_u64(&res, "x-ratelimit-remaining"),
+            header_u64(&res, "x-ratelimit-reset"),
+        );
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            self.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
+            let wait = budget::after_429(
+                header_f64(&res, "retry-after"),
+                header_u64(&res, "x-ratelimit-reset"),
+                now_unix(),
+                jitter(0.5),
+            );
+            return Outcome::Retry(api_error(status, res).await, wait);
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            // The token may have expired or its key been rotated: fetch a new one, once.
+            *self.token.lock().await = None;
+            let e = api_error(status, res).await;
+            return if attempt == 0 {
+                Outcome::Retry(e, Duration::ZERO)
+            } else {
+                Outcome::Fail(e)
+            };
+        }
+        if status.is_server_error() {
+            return Outcome::Retry(
+                api_error(status, res).await,
+                budget::backoff(attempt, jitter(1.0)),
+            );
+        }
+        if !status.is_success() {
+            return Outcome::Fail(api_error(status, res).await);
+        }
+        match res.text().await {
+            Ok(text) if text.is_empty() => Outcome::Done(Value::Null),
+            Ok(text) => match serde_json::from_str(&text) {
+                Ok(v) => Outcome::Done(v),
+                Err(_) => Outcome::Retry(
+                    Auth0Error::Transport("the answer was not JSON".into()),
+                    budget::backoff(attempt, jitter(1.0)),
+                ),
+            },
+            // The connection dropped while the body was read.
+            Err(e) => Outcome::Retry(
+                Auth0Error::Transport(e.without_url().to_string()),
+                budget::backoff(attempt, jitter(1.0)),
+            ),
+        }
+    }
+
+    async fn pause(&self, wait: Duration) {
+        if !wait.is_zero() {
+            self.counters
+                .waited_ms
+                .fetch_add(wait.as_millis() as u64, Ordering::Relaxed);
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// The cached token, or a new one; concurrent callers share one token request.
+    async fn token(&self) -> Result<SecretString, Auth0Error> {
+        let mut cached = self.token.lock().await;
+        if let Some(t) = cached.as_ref().filter(|t| Instant::now() < t.refresh_at) {
+            return Ok(t.value.clone());
+        }
+        let fresh = self.fetch_token().await?;
+        let value = fresh.value.clone();
+        *cached = Some(fresh);
+        Ok(value)
+    }
+
+    async fn fetch_token(&self) -> Result<CachedToken, Auth0Error> {
+        #[derive(serde::Deserialize)]
+        struct TokenAnswer {
+            access_token: String,
+            expires_in: u64,
+        }
+        let body = serde_json::json!({
+            "grant_type": "client_credentials",
+            "client_id": self.creds.client_id,
+            "client_secret": self.creds.client_secret.expose_secret(),
+            "audience": self.audience(),
+        });
+        let mut last = String::new();
+        for attempt in 0..MAX_ATTEMPTS {
+            let sent = self
+                .http
+                .post(format!("{}/oauth/token", self.creds.base_url))
+                .json(&body)
+                .send()
+                .await;
+            match sent {
+                Ok(res) if res.status().is_success() => match res.json::<TokenAnswer>().await {
+                    Ok(t) => {
+                        let lifetime = Duration::from_secs(t.expires_in);
+                        let margin = TOKEN_MARGIN.min(lifetime / 10);
+                        return Ok(CachedToken {
+                            value: SecretString::from(t.access_token),
+                            refresh_at: Instant::now() + lifetime - margin,
+                        });
+                    }
+                    Err(e) => last = format!("unreadable token answer: {}", e.without_url()),
+                },
+                Ok(res)
+                    if res.status().is_client_error()
+                        && res.status() != StatusCode::TOO_MANY_REQUESTS =>
+                {
+                    let status = res.status().as_u16();
+                    let body: Value = res.json().await.unwrap_or(Value::Null);
+                    let error = body["error"].as_str().unwrap_or("unknown");
+                    let description = body["error_description"].as_str().unwrap_or("");
+                    return Err(Auth0Error::Token(format!(
+                        "{status} {error}: {description}"
+                    )));
+                }
+                Ok(res) => last = format!("token endpoint answered {}", res.status().as_u16()),
+                Err(e) => last = e.without_url().to_string(),
+            }
+            self.pause(budget::backoff(attempt, jitter(1.0))).await;
+        }
+        Err(Auth0Error::Token(last))
+    }
+}
+
+async fn api_error(status: StatusCode, res: reqwest::Response) -> Auth0Error {
+    let body: Value = res.json().await.unwrap_or(Value::Null);
+    Auth0Error::Api {
+        status: status.as_u16(),
+        error_code: body["errorCode"].as_str().map(String::from),
+        message: body["message"]
+            .as_str()
+            .unwrap_or_else(|| status.canonical_reason().unwrap_or("error"))
+            .to_owned(),
+    }
+}

@@ -1,0 +1,166 @@
+//! fleetgate's Management API client against the emulator: token caching, the rate-limit
+//! budget, retries through injected faults, typed errors.
+
+use std::sync::Arc;
+
+use fleetgate::{
+    auth0::{Auth0Error, Credentials, ManagementClient},
+    emulator::EmulatorConfig,
+};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+fn client(emu: &TestEmulator) -> ManagementClient {
+    let (id, secret) = emu.m2m();
+    ManagementClient::new(Credentials {
+        base_url: emu.base.clone(),
+        client_id: id,
+        client_secret: SecretString::from(secret),
+    })
+}
+
+async fn stats(emu: &TestEmulator) -> Value {
+    emu.http
+        .get(emu.url("/emulator/stats"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+fn count(stats: &Value, key: &str) -> u64 {
+    stats[key].as_u64().unwrap_or(0)
+}
+
+#[tokio::test]
+async fn one_token_serves_many_concurrent_calls() {
+    let emu = TestEmulator::start(config()).await;
+    let c = Arc::new(client(&emu));
+    let spa = emu.tenant["spa_client_id"].as_str().unwrap().to_owned();
+    let calls = (0..10).map(|_| {
+        let (c, spa) = (c.clone(), spa.clone());
+        tokio::spawn(async move { c.get_client(&spa, &["client_id", "callbacks"]).await })
+    });
+    for call in calls {
+        let got = call.await.unwrap().unwrap();
+        assert_eq!(got, json!({"client_id": spa}));
+    }
+    let s = stats(&emu).await;
+    assert_eq!(count(&s, "POST /oauth/token 200"), 1, "{s}");
+    assert_eq!(count(&s, "GET /api/v2/clients/{id} 200"), 10, "{s}");
+}
+
+#[tokio::test]
+async fn the_budget_avoids_429s_at_the_free_plan_limit() {
+    let emu = TestEmulator::start(EmulatorConfig {
+        rate_limit_burst: 2,
+        rate_limit_per_second: 2.0,
+        ..config()
+    })
+    .await;
+    let c = client(&emu);
+    let spa = emu.tenant["spa_client_id"].as_str().unwrap().to_owned();
+    let started = std::time::Instant::now();
+    for i in 0..8 {
+        let body = json!({"callbacks": [format!("https://h{i}.example.com/callback")]});
+        c.patch_client(&spa, &body).await.unwrap();
+    }
+    let s = stats(&emu).await;
+    assert_eq!(count(&s, "PATCH /api/v2/clients/{id} 200"), 8, "{s}");
+    assert_eq!(
+        count(&s, "PATCH /api/v2/clients/{id} 429"),
+        0,
+        "waited for the reset instead of being told no: {s}"
+    );
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(2),
+        "8 calls at 2/s after a burst of 2 take ~3 s"
+    );
+}
+
+#[tokio::test]
+async fn calls_get_through_30_percent_faults() {
+    let emu = TestEmulator::start(config()).await;
+    let c = client(&emu);
+    let spa = emu.tenant["spa_client_id"].as_str().unwrap().to_owned();
+    let res = emu.http.put(emu.url("/emulator/faults")).json(&json!({"error_rate": 0.1, "rate_limit_rate": 0.1, "drop_rate": 0.1, "latency_rate": 0.3, "latency_ms": 50})).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    for i in 0..20 {
+        let want = json!([format!("https://r{i}.example.com/callback")]);
+        let got = c
+            .patch_client(&spa, &json!({"callbacks": want}))
+            .await
+            .unwrap();
+        assert_eq!(got["callbacks"], want);
+    }
+    emu.http
+        .put(emu.url("/emulator/faults"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    let now = c.get_client(&spa, &["callbacks"]).await.unwrap();
+    assert_eq!(
+        now["callbacks"],
+        json!(["https://r19.example.com/callback"])
+    );
+    let s = stats(&emu).await;
+    let failures: u64 = s
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| k.starts_with("PATCH") && !k.ends_with(" 200"))
+        .map(|(_, v)| v.as_u64().unwrap())
+        .sum();
+    assert!(
+        failures > 0
+            || c.counters
+                .retries
+                .load(std::sync::atomic::Ordering::Relaxed)
+                > 0,
+        "faults were met: {s}"
+    );
+}
+
+#[tokio::test]
+async fn errors_are_typed_with_auth0_fields() {
+    let emu = TestEmulator::start(config()).await;
+    let c = client(&emu);
+    let spa = emu.tenant["spa_client_id"].as_str().unwrap().to_owned();
+    match c
+        .patch_client(&spa, &json!({"callbacks": ["https://*.com/cb"]}))
+        .await
+    {
+        Err(Auth0Error::Api {
+            status: 400,
+            error_code: Some(code),
+            message,
+        }) => {
+            assert_eq!(code, "invalid_body");
+            assert!(message.contains("callback-url"));
+        }
+        other => panic!("{other:?}"),
+    }
+    match c.get_client("nope", &[]).await {
+        Err(e @ Auth0Error::Api { .. }) => assert_eq!(
+            (e.status(), e.to_string().contains("inexistent_client")),
+            (Some(404), true)
+        ),
+        other => panic!("{other:?}"),
+    }
+    let wrong = ManagementClient::new(Credentials {
+        base_url: emu.base.clone(),
+        client_id: emu.m2m().0,
+        client_secret: SecretString::from("wrong"),
+    });
+    match wrong.get_client(&spa, &[]).await {
+        Err(Auth0Error::Token(m)) => {
+            assert!(m.contains("access_denied") && !m.contains("wrong"), "{m}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
