@@ -8,7 +8,10 @@ use std::{net::SocketAddr, time::Duration};
 use base64::Engine;
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::domain::Hostname;
+use crate::{
+    domain::Hostname,
+    reconcile::{Field, templates::Templates},
+};
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -19,6 +22,21 @@ pub struct Settings {
     pub platform_domain: Option<Hostname>,
     pub webhook_secret: SecretString,
     pub log_format: LogFormat,
+    /// Present when the M2M credentials are configured; without them nothing is reconciled.
+    pub reconciler: Option<ReconcilerSettings>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReconcilerSettings {
+    /// The M2M application fleetgate calls the Management API as.
+    pub client_id: String,
+    pub client_secret: SecretString,
+    /// The application whose allow-lists fleetgate manages.
+    pub spa_client_id: String,
+    pub templates: Templates,
+    pub wildcard: bool,
+    /// Six-field cron expression (with seconds) of the periodic full pass.
+    pub cron: String,
 }
 
 #[derive(Debug, Clone)]
@@ -118,6 +136,7 @@ impl Settings {
                 })?;
                 SecretString::from(raw)
             },
+            reconciler: reconciler_settings(&vars)?,
             log_format: vars.parsed("FLEETGATE_LOG_FORMAT", LogFormat::Text, |s| match s {
                 "text" => Ok(LogFormat::Text),
                 "json" => Ok(LogFormat::Json),
@@ -129,6 +148,98 @@ impl Settings {
     pub fn database_url(&self) -> &str {
         self.database_url.expose_secret()
     }
+}
+
+/// The variables naming each field's templates, and their defaults (DESIGN.md).
+pub const TEMPLATE_VARS: [(Field, &str, &str); 4] = [
+    (
+        Field::Callbacks,
+        "FLEETGATE_TEMPLATE_CALLBACKS",
+        "https://{host}/callback",
+    ),
+    (
+        Field::AllowedLogoutUrls,
+        "FLEETGATE_TEMPLATE_LOGOUT_URLS",
+        "https://{host}/",
+    ),
+    (
+        Field::WebOrigins,
+        "FLEETGATE_TEMPLATE_WEB_ORIGINS",
+        "https://{host}",
+    ),
+    (
+        Field::AllowedOrigins,
+        "FLEETGATE_TEMPLATE_ALLOWED_ORIGINS",
+        "https://{host}",
+    ),
+];
+
+pub const DEFAULT_RECONCILE_CRON: &str = "0 */5 * * * *";
+
+fn reconciler_settings(vars: &Vars) -> Result<Option<ReconcilerSettings>> {
+    let creds = [
+        "AUTH0_CLIENT_ID",
+        "AUTH0_CLIENT_SECRET",
+        "AUTH0_SPA_CLIENT_ID",
+    ]
+    .map(|v| (v, vars.optional(v)));
+    if creds.iter().all(|(_, v)| v.is_none()) {
+        return Ok(None);
+    }
+    if let Some((var, _)) = creds.iter().find(|(_, v)| v.is_none()) {
+        return Err(ConfigError {
+            var,
+            message: "is required when any of AUTH0_CLIENT_ID, AUTH0_CLIENT_SECRET, AUTH0_SPA_CLIENT_ID is set".into(),
+        });
+    }
+    let [
+        (_, Some(client_id)),
+        (_, Some(secret)),
+        (_, Some(spa_client_id)),
+    ] = creds
+    else {
+        unreachable!("checked above")
+    };
+    let mut raw = Vec::new();
+    for (field, var, default) in TEMPLATE_VARS {
+        let value = vars.optional(var).unwrap_or_else(|| default.to_owned());
+        Templates::parse(|f| if f == field { value.as_str() } else { "" }).map_err(|e| {
+            ConfigError {
+                var,
+                message: e.to_string(),
+            }
+        })?;
+        raw.push((field, value));
+    }
+    let templates = Templates::parse(|f| {
+        raw.iter()
+            .find(|(g, _)| *g == f)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
+    })
+    .expect("each field was checked");
+    let wildcard = vars.parsed("FLEETGATE_WILDCARD", true, |s| match s {
+        "true" | "on" | "1" => Ok(true),
+        "false" | "off" | "0" => Ok(false),
+        _ => Err("must be true or false"),
+    })?;
+    let cron = vars
+        .optional("FLEETGATE_RECONCILE_CRON")
+        .unwrap_or_else(|| DEFAULT_RECONCILE_CRON.to_owned());
+    tokio_cron_scheduler::Job::new_async(cron.as_str(), |_, _| Box::pin(async {})).map_err(
+        |_| ConfigError {
+            var: "FLEETGATE_RECONCILE_CRON",
+            message: "must be a six-field cron expression with seconds, e.g. 0 */5 * * * *".into(),
+        },
+    )?;
+    Ok(Some(ReconcilerSettings {
+        client_id,
+        client_secret: SecretString::from(secret),
+        spa_client_id,
+        templates,
+        wildcard,
+        cron,
+    }))
 }
 
 struct Vars<'a>(&'a dyn Fn(&str) -> Option<String>);
@@ -312,6 +423,42 @@ mod tests {
             err_var(&[("FLEETGATE_JWKS_CACHE_SECS", "1")]),
             "FLEETGATE_JWKS_CACHE_SECS"
         );
+    }
+
+    #[test]
+    fn the_reconciler_needs_all_three_credentials() {
+        assert!(env(&[]).unwrap().reconciler.is_none());
+        let all = [
+            ("AUTH0_CLIENT_ID", "m2m"),
+            ("AUTH0_CLIENT_SECRET", "s3cr3t-value"),
+            ("AUTH0_SPA_CLIENT_ID", "spa"),
+        ];
+        let r = env(&all).unwrap().reconciler.unwrap();
+        assert!(r.wildcard);
+        assert_eq!(r.cron, DEFAULT_RECONCILE_CRON);
+        assert_eq!(r.templates, Templates::defaults());
+        assert_eq!(err_var(&all[..2]), "AUTH0_SPA_CLIENT_ID");
+        assert_eq!(err_var(&[all[0], all[2]]), "AUTH0_CLIENT_SECRET");
+        let with = |extra: (&'static str, &'static str)| {
+            let mut v = all.to_vec();
+            v.push(extra);
+            err_var(&v)
+        };
+        assert_eq!(
+            with(("FLEETGATE_TEMPLATE_WEB_ORIGINS", "https://{host}/path")),
+            "FLEETGATE_TEMPLATE_WEB_ORIGINS"
+        );
+        assert_eq!(
+            with(("FLEETGATE_TEMPLATE_CALLBACKS", "https://example.com/cb")),
+            "FLEETGATE_TEMPLATE_CALLBACKS"
+        );
+        assert_eq!(with(("FLEETGATE_WILDCARD", "maybe")), "FLEETGATE_WILDCARD");
+        assert_eq!(
+            with(("FLEETGATE_RECONCILE_CRON", "*/5 * * * *")),
+            "FLEETGATE_RECONCILE_CRON"
+        );
+        let shown = format!("{:?}", env(&all).unwrap());
+        assert!(!shown.contains("s3cr3t-value"), "{shown}");
     }
 
     #[test]

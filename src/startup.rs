@@ -1,7 +1,7 @@
 //! Building and running the service: the HTTP server and its background work, stopped
 //! together by one cancellation token.
 
-use std::{net::TcpListener, time::Duration};
+use std::{net::TcpListener, sync::Arc, time::Duration};
 
 use actix_web::{App, HttpServer, dev::Server, web};
 use actix_web_prom::{PrometheusMetrics, PrometheusMetricsBuilder};
@@ -13,6 +13,7 @@ use crate::{
     config::Settings,
     db,
     http::{self, AppState, framework, request_id},
+    reconcile::{self, Reconciler},
     registry::Registry,
 };
 
@@ -23,6 +24,7 @@ pub struct Application {
     port: u16,
     server: Server,
     pool: PgPool,
+    reconciler: Option<Arc<Reconciler>>,
 }
 
 impl Application {
@@ -35,7 +37,16 @@ impl Application {
             )
         })?;
         let port = listener.local_addr()?.port();
+        let reconciler = settings.reconciler.clone().map(|r| {
+            Arc::new(Reconciler::new(
+                pool.clone(),
+                &settings.auth0.base_url,
+                r,
+                settings.platform_domain.clone(),
+            ))
+        });
         let state = web::Data::new(AppState {
+            reconciler: reconciler.clone(),
             pool: pool.clone(),
             registry: Registry::new(settings.platform_domain.clone()),
             tokens: TokenVerifier::new(&settings.auth0),
@@ -59,7 +70,12 @@ impl Application {
         .disable_signals()
         .shutdown_timeout(10)
         .run();
-        Ok(Self { port, server, pool })
+        Ok(Self {
+            port,
+            server,
+            pool,
+            reconciler,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -70,6 +86,15 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let handle = self.server.handle();
         let background = tokio::spawn(prune_webhook_ids(self.pool.clone(), shutdown.clone()));
+        let reconciling = match self.reconciler.clone() {
+            Some(r) => tokio::spawn(reconcile::leader::run(r, shutdown.clone())),
+            None => {
+                tracing::warn!(
+                    "the reconciler is off: set AUTH0_CLIENT_ID, AUTH0_CLIENT_SECRET and AUTH0_SPA_CLIENT_ID"
+                );
+                tokio::spawn(async {})
+            }
+        };
         let stopper = tokio::spawn({
             let shutdown = shutdown.clone();
             async move {
@@ -79,7 +104,7 @@ impl Application {
         });
         let result = self.server.await;
         shutdown.cancel();
-        let _ = tokio::join!(background, stopper);
+        let _ = tokio::join!(background, stopper, reconciling);
         self.pool.close().await;
         Ok(result?)
     }

@@ -99,3 +99,10 @@ pub async fn list(conn: &mut PgConnection, f: &ListFilter<'_>) -> sqlx::Result<V
     .fetch_all(conn)
     .await
 }
+
+/// Every instance, ordered by id (the reconciler's input).
+pub async fn all(conn: &mut PgConnection) -> sqlx::Result<Vec<InstanceRow>> {
+    sqlx::query_as(&format!("SELECT {COLUMNS} FROM instances ORDER BY id"))
+        .fetch_all(conn)
+        .await
+}

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod domains;
 pub mod instances;
+pub mod reconcile;
 pub mod webhooks;
 
 use std::time::Duration;

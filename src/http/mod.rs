@@ -8,6 +8,7 @@ pub mod health;
 pub mod hooks;
 pub mod instances;
 pub mod pagination;
+pub mod reconcile;
 pub mod request_id;
 
 use actix_web::{HttpMessage, HttpRequest, Route, http::Method, web};
@@ -24,6 +25,8 @@ pub struct AppState {
     pub registry: Registry,
     pub tokens: TokenVerifier,
     pub webhooks: WebhookVerifier,
+    /// Present when the M2M credentials are configured.
+    pub reconciler: Option<std::sync::Arc<crate::reconcile::Reconciler>>,
 }
 
 /// Every route of the API: method, path (OpenAPI syntax) and handler. `routes` registers
@@ -79,6 +82,21 @@ pub fn route_table() -> Vec<(Method, &'static str, Route)> {
             web::delete().to(domains::remove),
         ),
         (Method::GET, "/v1/audit", web::get().to(audit::list)),
+        (
+            Method::GET,
+            "/v1/reconcile/plan",
+            web::get().to(reconcile::plan),
+        ),
+        (
+            Method::POST,
+            "/v1/reconcile",
+            web::post().to(reconcile::run),
+        ),
+        (
+            Method::GET,
+            "/v1/reconcile/runs",
+            web::get().to(reconcile::runs),
+        ),
     ]
 }
 

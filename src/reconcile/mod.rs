@@ -1,9 +1,13 @@
 //! Keeping the Auth0 applications' allow-lists equal to the registry. The pure parts
-//! (`desired`, `plan`) take plain data and return plain data: no I/O, no clock.
+//! (`desired`, `plan`) take plain data and return plain data: no I/O, no clock; `apply` runs a
+//! pass against Postgres and the Management API; `leader` decides which replica runs them when.
 
+pub mod apply;
 pub mod desired;
 pub mod field;
+pub mod leader;
 pub mod plan;
 pub mod templates;
 
+pub use apply::{ApplicationPlan, PassResult, ReconcileError, Reconciler};
 pub use field::Field;

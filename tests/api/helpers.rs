@@ -30,13 +30,21 @@ pub struct TestTenant {
 
 impl TestTenant {
     pub async fn start() -> Self {
-        let emulator = Emulator::build(EmulatorConfig {
+        Self::start_with(Self::config()).await
+    }
+
+    /// The emulator's settings for tests: fixture key, fleetgate's audience.
+    pub fn config() -> EmulatorConfig {
+        EmulatorConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
             api_audience: AUDIENCE.into(),
             signing_key_pem: Some(TEST_KEY.into()),
             ..EmulatorConfig::default()
-        })
-        .unwrap();
+        }
+    }
+
+    pub async fn start_with(config: EmulatorConfig) -> Self {
+        let emulator = Emulator::build(config).unwrap();
         let base_url = emulator.base_url().to_owned();
         let stop = CancellationToken::new();
         tokio::spawn(emulator.run_until_stopped(stop.clone()));
@@ -47,6 +55,52 @@ impl TestTenant {
             http: reqwest::Client::new(),
             _stop: stop.drop_guard(),
         }
+    }
+
+    /// The emulator's seeded tenant (M2M credentials, SPA client id).
+    pub async fn seeded(&self) -> Value {
+        self.http
+            .get(format!("{}/emulator/tenant", self.base_url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// A Management API request "as a person in the dashboard", with an all-scopes token.
+    pub fn management(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let now = chrono::Utc::now().timestamp();
+        let token = self.key.sign(&json!({
+            "iss": self.issuer(), "sub": "person@clients", "aud": format!("{}/api/v2/", self.base_url),
+            "iat": now, "exp": now + 600, "scope": "read:clients update:clients create:clients delete:clients",
+        }));
+        self.http
+            .request(method, format!("{}/api/v2{path}", self.base_url))
+            .bearer_auth(token)
+    }
+
+    pub async fn http_put_faults(&self, faults: Value) {
+        let res = self
+            .http
+            .put(format!("{}/emulator/faults", self.base_url))
+            .json(&faults)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+    }
+
+    pub async fn stats(&self) -> Value {
+        self.http
+            .get(format!("{}/emulator/stats", self.base_url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 
     pub fn kid(&self) -> &str {
@@ -108,7 +162,11 @@ pub struct TestApp {
 }
 
 pub fn settings(tenant_url: &str) -> Settings {
-    let vars = [
+    settings_with(tenant_url, &[])
+}
+
+pub fn settings_with(tenant_url: &str, extra: &[(&str, String)]) -> Settings {
+    let mut vars: Vec<(&str, String)> = vec![
         (
             "DATABASE_URL",
             "postgres://unused-the-pool-is-given".to_owned(),
@@ -119,6 +177,7 @@ pub fn settings(tenant_url: &str) -> Settings {
         ("FLEETGATE_PLATFORM_DOMAIN", PLATFORM_DOMAIN.to_owned()),
         ("FLEETGATE_WEBHOOK_SECRET", WEBHOOK_SECRET.to_owned()),
     ];
+    vars.extend(extra.iter().cloned());
     Settings::from_lookup(|k| {
         vars.iter()
             .find(|(name, _)| *name == k)
@@ -129,8 +188,12 @@ pub fn settings(tenant_url: &str) -> Settings {
 
 impl TestApp {
     pub async fn spawn(pool: PgPool) -> Self {
-        let tenant = TestTenant::start().await;
-        let app = Application::build(&settings(&tenant.base_url), pool.clone()).unwrap();
+        Self::spawn_with(pool, TestTenant::start().await, &[]).await
+    }
+
+    pub async fn spawn_with(pool: PgPool, tenant: TestTenant, extra: &[(&str, String)]) -> Self {
+        let app =
+            Application::build(&settings_with(&tenant.base_url, extra), pool.clone()).unwrap();
         let addr = format!("http://127.0.0.1:{}", app.port());
         let stop = CancellationToken::new();
         tokio::spawn(app.run_until_stopped(stop.clone()));

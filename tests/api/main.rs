@@ -5,5 +5,6 @@ mod errors;
 mod helpers;
 mod hooks;
 mod instances;
+mod reconcile;
 mod registry;
 mod spec;

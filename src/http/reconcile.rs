@@ -1,0 +1,73 @@
+//! `/v1/reconcile`: the dry-run plan, running a pass now, and the history of passes.
+
+use std::sync::Arc;
+
+use actix_web::{HttpResponse, http::StatusCode, web};
+
+use super::{AppState, error::ApiError, pagination};
+use crate::{
+    auth::admin::Admin,
+    db,
+    reconcile::{ReconcileError, Reconciler},
+};
+
+fn reconciler(state: &AppState) -> Result<Arc<Reconciler>, ApiError> {
+    state.reconciler.clone().ok_or_else(|| {
+        ApiError::conflict(
+            "reconciler_disabled",
+            "the reconciler is not configured: set AUTH0_CLIENT_ID, AUTH0_CLIENT_SECRET and AUTH0_SPA_CLIENT_ID",
+        )
+    })
+}
+
+impl From<ReconcileError> for ApiError {
+    fn from(e: ReconcileError) -> Self {
+        match e {
+            ReconcileError::Db(e) => e.into(),
+            ReconcileError::Auth0(e) => ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "auth0_error",
+                format!("the Management API call failed: {e}"),
+            ),
+            other => ApiError::internal(anyhow::anyhow!(other.to_string())),
+        }
+    }
+}
+
+/// What a pass would change, per application and field, including foreign entries.
+pub async fn plan(state: web::Data<AppState>, _admin: Admin) -> Result<HttpResponse, ApiError> {
+    let plan = reconciler(&state)?.plan().await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "applications": [plan] })))
+}
+
+/// Runs a pass now (after any pass another replica is running) and answers with its record.
+pub async fn run(state: web::Data<AppState>, _admin: Admin) -> Result<HttpResponse, ApiError> {
+    let result = reconciler(&state)?.run("manual").await?;
+    Ok(HttpResponse::Ok().json(result.run))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunsQuery {
+    cursor: Option<String>,
+    limit: Option<u32>,
+}
+
+pub async fn runs(
+    state: web::Data<AppState>,
+    _admin: Admin,
+    q: web::Query<RunsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let before = q
+        .cursor
+        .as_deref()
+        .map(|c| {
+            pagination::decode(c)?.parse::<i64>().map_err(|_| {
+                ApiError::bad_request("invalid_query", "cursor is not one this API returned")
+            })
+        })
+        .transpose()?;
+    let limit = pagination::limit(q.limit)?;
+    let runs = db::reconcile::runs(&mut *state.pool.acquire().await?, before, limit + 1).await?;
+    Ok(HttpResponse::Ok().json(pagination::page(runs, limit, |r| r.id.to_string())))
+}

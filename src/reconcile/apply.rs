@@ -1,0 +1,292 @@
+//! One reconcile pass: read the registry and the application, plan, write, read back, record.
+//! Passes are serialised across replicas by a Postgres advisory lock held for the pass.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{Map, Value, json};
+use sqlx::{Acquire, PgPool};
+
+use super::{
+    Field,
+    desired::{self, Lists, Options},
+    plan::{FieldPlan, OverCap, plan_field},
+};
+use crate::{
+    auth0::{Auth0Error, Credentials, ManagementClient},
+    config::ReconcilerSettings,
+    db,
+    domain::Hostname,
+    registry,
+};
+
+/// Held for the length of a pass by whichever replica runs it.
+const PASS_LOCK: i64 = 0x666c_6565_7467_6101;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error(transparent)]
+    Auth0(#[from] Auth0Error),
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("registry: {0}")]
+    Registry(#[from] registry::RegistryError),
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    OverCap(Vec<OverCap>),
+}
+
+/// The dry-run diff of one application.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ApplicationPlan {
+    pub client_id: String,
+    pub fields: Vec<FieldPlan>,
+    pub over_cap: Vec<OverCap>,
+}
+
+impl ApplicationPlan {
+    pub fn changes(&self) -> bool {
+        self.fields.iter().any(FieldPlan::changes)
+    }
+}
+
+/// What a pass did.
+#[derive(Debug, Clone)]
+pub struct PassResult {
+    pub run: db::reconcile::Run,
+    /// The read-back differed from what was written: someone changed the list meanwhile.
+    pub again: bool,
+}
+
+pub struct Reconciler {
+    pub(super) pool: PgPool,
+    pub client: ManagementClient,
+    pub(super) settings: ReconcilerSettings,
+    platform_domain: Option<Hostname>,
+}
+
+fn lists_of(client: &Value) -> BTreeMap<Field, Vec<String>> {
+    Field::ALL
+        .into_iter()
+        .map(|f| {
+            let list = client[f.name()]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default();
+            (f, list)
+        })
+        .collect()
+}
+
+const FIELD_NAMES: [&str; 4] = [
+    "callbacks",
+    "allowed_logout_urls",
+    "web_origins",
+    "allowed_origins",
+];
+
+impl Reconciler {
+    pub fn new(
+        pool: PgPool,
+        auth0_base_url: &str,
+        settings: ReconcilerSettings,
+        platform_domain: Option<Hostname>,
+    ) -> Self {
+        let client = ManagementClient::new(Credentials {
+            base_url: auth0_base_url.to_owned(),
+            client_id: settings.client_id.clone(),
+            client_secret: settings.client_secret.clone(),
+        });
+        Self {
+            pool,
+            client,
+            settings,
+            platform_domain,
+        }
+    }
+
+    pub fn application_id(&self) -> &str {
+        &self.settings.spa_client_id
+    }
+
+    /// The desired lists, from the registry.
+    async fn desired(&self) -> Result<Lists, ReconcileError> {
+        let mut conn = self.pool.acquire().await?;
+        let rows = db::instances::all(&mut conn).await?;
+        let instances = registry::load_many(&mut conn, rows).await?;
+        let opts = Options {
+            platform_domain: self.platform_domain.as_ref(),
+            wildcard: self.settings.wildcard,
+            templates: &self.settings.templates,
+        };
+        Ok(desired::desired(&instances, opts))
+    }
+
+    /// Plans against the application as it is now. Reads only.
+    pub async fn plan(&self) -> Result<ApplicationPlan, ReconcileError> {
+        let desired = self.desired().await?;
+        let actual = lists_of(
+            &self
+                .client
+                .get_client(self.application_id(), &FIELD_NAMES)
+                .await?,
+        );
+        let owned =
+            db::reconcile::owned(&mut *self.pool.acquire().await?, self.application_id()).await?;
+        Ok(self.plan_lists(&desired, &actual, &owned))
+    }
+
+    fn plan_lists(
+        &self,
+        desired: &Lists,
+        actual: &BTreeMap<Field, Vec<String>>,
+        owned: &BTreeMap<String, BTreeSet<String>>,
+    ) -> ApplicationPlan {
+        let none = BTreeSet::new();
+        let (mut fields, mut over_cap) = (Vec::new(), Vec::new());
+        for field in Field::ALL {
+            let planned = plan_field(
+                field,
+                &desired[&field],
+                &actual[&field],
+                owned.get(field.name()).unwrap_or(&none),
+            );
+            match planned {
+                Ok(p) => fields.push(p),
+                Err(e) => over_cap.push(e),
+            }
+        }
+        ApplicationPlan {
+            client_id: self.application_id().to_owned(),
+            fields,
+            over_cap,
+        }
+    }
+
+    /// Runs one pass, serialised with every other replica's, and records it.
+    pub async fn run(&self, trigger: &str) -> Result<PassResult, ReconcileError> {
+        // A connection of its own: if this process dies mid-pass, the lock goes with it.
+        let mut lock = self.pool.acquire().await?.detach();
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(PASS_LOCK)
+            .execute(&mut lock)
+            .await?;
+        let result = self.run_locked(trigger).await;
+        let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(PASS_LOCK)
+            .execute(&mut lock)
+            .await;
+        result
+    }
+
+    async fn run_locked(&self, trigger: &str) -> Result<PassResult, ReconcileError> {
+        let run_id = db::reconcile::start_run(&mut *self.pool.acquire().await?, trigger).await?;
+        let calls_before = self
+            .client
+            .counters
+            .calls
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let outcome = self.apply().await;
+        let calls = (self
+            .client
+            .counters
+            .calls
+            .load(std::sync::atomic::Ordering::Relaxed)
+            - calls_before) as i32;
+        let mut conn = self.pool.acquire().await?;
+        let (run, again) = match &outcome {
+            Ok((changes, again)) => {
+                let label = if changes.as_array().is_some_and(|c| !c.is_empty()) {
+                    "applied"
+                } else {
+                    "unchanged"
+                };
+                (
+                    db::reconcile::finish_run(&mut conn, run_id, label, calls, changes, None)
+                        .await?,
+                    *again,
+                )
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "reconcile pass failed");
+                (
+                    db::reconcile::finish_run(
+                        &mut conn,
+                        run_id,
+                        "failed",
+                        calls,
+                        &json!([]),
+                        Some(&e.to_string()),
+                    )
+                    .await?,
+                    false,
+                )
+            }
+        };
+        tracing::info!(
+            run = run.id,
+            trigger,
+            outcome = run.outcome,
+            api_calls = calls,
+            "reconcile pass finished"
+        );
+        Ok(PassResult { run, again })
+    }
+
+    /// Plan, write ahead what will be owned, PATCH the changed fields, read back, record.
+    async fn apply(&self) -> Result<(Value, bool), ReconcileError> {
+        let client_id = self.application_id().to_owned();
+        let desired = self.desired().await?;
+        let owned = db::reconcile::owned(&mut *self.pool.acquire().await?, &client_id).await?;
+        let actual = lists_of(&self.client.get_client(&client_id, &FIELD_NAMES).await?);
+        let plan = self.plan_lists(&desired, &actual, &owned);
+        if !plan.over_cap.is_empty() {
+            return Err(ReconcileError::OverCap(plan.over_cap));
+        }
+        let changed: Vec<&FieldPlan> = plan.fields.iter().filter(|p| p.changes()).collect();
+        let mut conn = self.pool.acquire().await?;
+        if changed.is_empty() {
+            for (field, list) in &actual {
+                db::reconcile::save_snapshot(&mut conn, &client_id, field.name(), list).await?;
+            }
+            return Ok((json!([]), false));
+        }
+        // Write-ahead: own what is about to be added, so that an interrupted pass can never
+        // leave fleetgate's own entries looking foreign (and so never removable).
+        {
+            let mut tx = conn.begin().await?;
+            for p in &changed {
+                db::reconcile::own(&mut tx, &client_id, p.field.name(), &p.added).await?;
+            }
+            tx.commit().await?;
+        }
+        let body: Map<String, Value> = changed
+            .iter()
+            .map(|p| (p.field.name().to_owned(), json!(p.next)))
+            .collect();
+        self.client
+            .patch_client(&client_id, &Value::Object(body))
+            .await?;
+        let read_back = lists_of(&self.client.get_client(&client_id, &FIELD_NAMES).await?);
+        let mut again = false;
+        let mut tx = conn.begin().await?;
+        for p in &changed {
+            db::reconcile::disown(&mut tx, &client_id, p.field.name(), &p.removed).await?;
+            if read_back[&p.field] != p.next {
+                tracing::warn!(field = %p.field, "the list changed between write and read-back; another pass follows");
+                again = true;
+            }
+        }
+        for (field, list) in &read_back {
+            db::reconcile::save_snapshot(&mut tx, &client_id, field.name(), list).await?;
+        }
+        tx.commit().await?;
+        let changes = changed
+            .iter()
+            .map(|p| json!({"client_id": client_id, "field": p.field, "added": p.added, "removed": p.removed, "foreign": p.foreign}))
+            .collect();
+        Ok((Value::Array(changes), again))
+    }
+}

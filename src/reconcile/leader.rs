@@ -1,0 +1,132 @@
+//! Which replica reconciles on its own, and when: the holder of a Postgres advisory lock
+//! (kept on a dedicated connection, so it dies with the process) listens for registry
+//! changes, lets a burst settle, then runs one pass; a cron schedule runs full passes too.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use sqlx::{Connection, PgConnection, postgres::PgListener};
+use tokio::sync::mpsc;
+use tokio_cron_scheduler::{Job, JobScheduler};
+use tokio_util::sync::CancellationToken;
+
+use super::apply::Reconciler;
+use crate::db::reconcile::REGISTRY_CHANNEL;
+
+const LEADER_LOCK: i64 = 0x666c_6565_7467_6102;
+/// How often a follower tries to become the leader, and the leader checks it still is.
+pub const LEADER_CHECK: Duration = Duration::from_secs(2);
+/// A burst of changes is applied once no change came for this long…
+const QUIET: Duration = Duration::from_millis(300);
+/// …or this long after its first change, whichever is first.
+const MAX_DELAY: Duration = Duration::from_secs(3);
+/// Passes in a row after read-backs that showed someone else's change.
+const MAX_REPAIRS: usize = 3;
+
+/// Runs until `shutdown`: follows, or leads while it holds the lock.
+pub async fn run(reconciler: Arc<Reconciler>, shutdown: CancellationToken) {
+    while !shutdown.is_cancelled() {
+        match try_lead(&reconciler).await {
+            Ok(Some(lock)) => {
+                tracing::info!("this replica now reconciles");
+                if let Err(e) = lead(&reconciler, lock, &shutdown).await {
+                    tracing::warn!(error = %e, "reconciler leadership ended");
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot contend for the reconciler lock"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(LEADER_CHECK) => {}
+        }
+    }
+}
+
+async fn try_lead(reconciler: &Reconciler) -> sqlx::Result<Option<PgConnection>> {
+    let mut conn = PgConnection::connect_with(&reconciler.pool.connect_options()).await?;
+    let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(LEADER_LOCK)
+        .fetch_one(&mut conn)
+        .await?;
+    Ok(got.then_some(conn))
+}
+
+async fn lead(
+    reconciler: &Reconciler,
+    mut lock: PgConnection,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let mut listener = PgListener::connect_with(&reconciler.pool).await?;
+    listener.listen(REGISTRY_CHANNEL).await?;
+    let (tick_tx, mut ticks) = mpsc::channel::<()>(1);
+    let mut scheduler = JobScheduler::new().await?;
+    scheduler
+        .add(Job::new_async(
+            reconciler.settings.cron.as_str(),
+            move |_, _| {
+                let tick_tx = tick_tx.clone();
+                Box::pin(async move {
+                    let _ = tick_tx.try_send(());
+                })
+            },
+        )?)
+        .await?;
+    scheduler.start().await?;
+
+    pass(reconciler, "startup").await;
+    let mut burst: Option<(Instant, Instant)> = None;
+    let mut check = tokio::time::interval(LEADER_CHECK);
+    let result = loop {
+        let due = burst.map(|(first, last)| (last + QUIET).min(first + MAX_DELAY));
+        let settle = async {
+            match due {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => break Ok(()),
+            note = listener.recv() => match note {
+                Ok(_) => {
+                    let now = Instant::now();
+                    burst = Some(burst.map_or((now, now), |(first, _)| (first, now)));
+                }
+                Err(e) => {
+                    // Notifications may have been lost while reconnecting: catch up.
+                    tracing::warn!(error = %e, "registry notifications interrupted");
+                    burst = Some((Instant::now(), Instant::now()));
+                }
+            },
+            _ = settle => {
+                burst = None;
+                pass(reconciler, "notify").await;
+            }
+            Some(()) = ticks.recv() => pass(reconciler, "cron").await,
+            _ = check.tick() => {
+                if let Err(e) = sqlx::query("SELECT 1").execute(&mut lock).await {
+                    break Err(anyhow::anyhow!("lost the lock connection: {e}"));
+                }
+            }
+        }
+    };
+    let _ = scheduler.shutdown().await;
+    result
+}
+
+/// One pass, then repair passes while read-backs show someone else's concurrent change.
+async fn pass(reconciler: &Reconciler, trigger: &str) {
+    let mut trigger = trigger;
+    for _ in 0..=MAX_REPAIRS {
+        match reconciler.run(trigger).await {
+            Ok(r) if r.again => trigger = "repair",
+            Ok(_) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "reconcile pass could not be recorded");
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,343 @@
+//! The reconciler against the Auth0 emulator and a real Postgres.
+
+use std::time::Duration;
+
+use fleetgate::emulator::EmulatorConfig;
+use reqwest::Method;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+use crate::helpers::*;
+
+struct Fleet {
+    app: TestApp,
+    spa: String,
+}
+
+/// fleetgate with the reconciler on, against an emulator with a roomy bucket (the Free-plan
+/// bucket has tests of its own) and optional faults.
+async fn fleet(pool: PgPool, emulator: EmulatorConfig, extra: &[(&str, String)]) -> Fleet {
+    let tenant = TestTenant::start_with(emulator).await;
+    let seeded = tenant.seeded().await;
+    let spa = seeded["spa_client_id"].as_str().unwrap().to_owned();
+    let mut vars = vec![
+        (
+            "AUTH0_CLIENT_ID",
+            seeded["m2m_client_id"].as_str().unwrap().to_owned(),
+        ),
+        (
+            "AUTH0_CLIENT_SECRET",
+            seeded["m2m_client_secret"].as_str().unwrap().to_owned(),
+        ),
+        ("AUTH0_SPA_CLIENT_ID", spa.clone()),
+    ];
+    vars.extend(extra.iter().cloned());
+    Fleet {
+        app: TestApp::spawn_with(pool, tenant, &vars).await,
+        spa,
+    }
+}
+
+fn roomy() -> EmulatorConfig {
+    EmulatorConfig {
+        rate_limit_burst: 1000,
+        rate_limit_per_second: 1000.0,
+        ..TestTenant::config()
+    }
+}
+
+impl Fleet {
+    async fn lists(&self) -> Value {
+        self.app
+            .tenant
+            .management(Method::GET, &format!("/clients/{}", self.spa))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    async fn list(&self, field: &str) -> Vec<String> {
+        serde_json::from_value(self.lists().await[field].clone()).unwrap_or_default()
+    }
+
+    async fn reconcile(&self) -> Value {
+        let (status, run) = into_json(
+            self.app
+                .admin(Method::POST, "/v1/reconcile")
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 200, "{run}");
+        run
+    }
+
+    async fn person_sets(&self, field: &str, entries: Value) {
+        let res = self
+            .app
+            .tenant
+            .management(Method::PATCH, &format!("/clients/{}", self.spa))
+            .json(&json!({ field: entries }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+    }
+
+    /// Waits (bounded) until `check` holds for the callbacks list.
+    async fn eventually(&self, what: &str, check: impl Fn(&[String]) -> bool) {
+        for _ in 0..100 {
+            if check(&self.list("callbacks").await) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "{what} did not happen within 10 s: {:?}",
+            self.list("callbacks").await
+        );
+    }
+}
+
+fn cb(host: &str) -> String {
+    format!("https://{host}/callback")
+}
+
+#[sqlx::test]
+async fn urls_follow_deploys_domain_changes_and_status(pool: PgPool) {
+    let f = fleet(pool, roomy(), &[("FLEETGATE_WILDCARD", "false".into())]).await;
+    f.app
+        .deploy("acme", &["acme.apps.example.com", "www.acme.com"])
+        .await;
+    // The leader may apply the change before this pass; either way the pass leaves it applied.
+    let run = f.reconcile().await;
+    assert_ne!(run["outcome"], "failed", "{run}");
+    let lists = f.lists().await;
+    assert_eq!(
+        lists["callbacks"],
+        json!([cb("acme.apps.example.com"), cb("www.acme.com")])
+    );
+    assert_eq!(
+        lists["allowed_logout_urls"],
+        json!(["https://acme.apps.example.com/", "https://www.acme.com/"])
+    );
+    assert_eq!(
+        lists["web_origins"],
+        json!(["https://acme.apps.example.com", "https://www.acme.com"])
+    );
+    assert_eq!(lists["allowed_origins"], lists["web_origins"]);
+
+    f.app.deploy("acme", &["acme.apps.example.com"]).await;
+    f.reconcile().await;
+    assert_eq!(f.list("callbacks").await, [cb("acme.apps.example.com")]);
+
+    f.app.hook(&event("instance.suspended", "acme")).await;
+    f.reconcile().await;
+    assert!(f.list("callbacks").await.is_empty());
+    f.app.hook(&event("instance.resumed", "acme")).await;
+    f.reconcile().await;
+    assert_eq!(f.list("callbacks").await, [cb("acme.apps.example.com")]);
+
+    let again = f.reconcile().await;
+    assert_eq!(
+        (again["outcome"].as_str(), again["api_calls"].as_i64()),
+        (Some("unchanged"), Some(1)),
+        "a no-op pass is one GET: {again}"
+    );
+}
+
+#[sqlx::test]
+async fn foreign_entries_survive_every_pass(pool: PgPool) {
+    let f = fleet(pool, roomy(), &[]).await;
+    // A person's entry, and one a person added before fleetgate wanted it.
+    f.person_sets(
+        "callbacks",
+        json!(["https://person.example.com/cb", cb("www.acme.com")]),
+    )
+    .await;
+    f.app
+        .deploy("acme", &["www.acme.com", "shop.acme.com"])
+        .await;
+    f.reconcile().await;
+    assert_eq!(
+        f.list("callbacks").await,
+        [
+            "https://person.example.com/cb".to_owned(),
+            cb("www.acme.com"),
+            cb("shop.acme.com")
+        ]
+    );
+
+    let (_, plan) = f.app.get_json("/v1/reconcile/plan").await;
+    let callbacks = &plan["applications"][0]["fields"][0];
+    assert_eq!(callbacks["field"], "callbacks");
+    assert_eq!(
+        callbacks["foreign"],
+        json!(["https://person.example.com/cb", cb("www.acme.com")])
+    );
+
+    f.app.hook(&event("instance.deleted", "acme")).await;
+    f.reconcile().await;
+    assert_eq!(
+        f.list("callbacks").await,
+        [
+            "https://person.example.com/cb".to_owned(),
+            cb("www.acme.com")
+        ],
+        "only what fleetgate added is removed"
+    );
+}
+
+#[sqlx::test]
+async fn wildcard_mode_collapses_platform_subdomains(pool: PgPool) {
+    let f = fleet(pool, roomy(), &[]).await;
+    for i in 0..5 {
+        f.app
+            .deploy(&format!("i{i}"), &[&format!("i{i}.apps.example.com")])
+            .await;
+    }
+    f.app.deploy("deep", &["a.deep.apps.example.com"]).await;
+    f.reconcile().await;
+    assert_eq!(
+        f.list("callbacks").await,
+        [cb("*.apps.example.com"), cb("a.deep.apps.example.com")]
+    );
+    assert_eq!(
+        f.list("web_origins").await,
+        [
+            "https://*.apps.example.com",
+            "https://a.deep.apps.example.com"
+        ]
+    );
+}
+
+#[sqlx::test]
+async fn the_cap_is_reported_and_nothing_is_written(pool: PgPool) {
+    let f = fleet(pool, roomy(), &[]).await;
+    for i in 0..3 {
+        let hosts: Vec<String> = (0..34).map(|j| format!("h{j}.c{i}.com")).collect();
+        let refs: Vec<&str> = hosts.iter().map(String::as_str).collect();
+        f.app.deploy(&format!("c{i}"), &refs).await;
+    }
+    // The leader may have applied the first instances before the third arrived; once a pass
+    // has seen all three (passes are serialised), nothing more is written.
+    assert_eq!(f.reconcile().await["outcome"], "failed");
+    let before = f.list("callbacks").await;
+    let run = f.reconcile().await;
+    assert_eq!(run["outcome"], "failed");
+    assert!(
+        run["error"]
+            .as_str()
+            .unwrap()
+            .contains("callbacks would hold 102 entries, more than Auth0's limit of 100"),
+        "{run}"
+    );
+    let after = f.list("callbacks").await;
+    assert_eq!(after, before, "a pass over the cap writes nothing");
+    assert!(after.len() <= 100);
+}
+
+#[sqlx::test]
+async fn changes_are_applied_by_the_leader_after_a_burst_settles(pool: PgPool) {
+    let f = fleet(pool, roomy(), &[("FLEETGATE_WILDCARD", "false".into())]).await;
+    f.eventually("the startup pass", |_| true).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = f.app.tenant.stats().await;
+    for i in 0..40 {
+        f.app
+            .deploy(&format!("b{i}"), &[&format!("www.b{i}.com")])
+            .await;
+    }
+    f.eventually("all 40 callbacks", |l| l.len() == 40).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let after = f.app.tenant.stats().await;
+    let patches = |s: &Value| s["PATCH /api/v2/clients/{id} 200"].as_u64().unwrap_or(0);
+    let made = patches(&after) - patches(&before);
+    assert!(
+        (1..=4).contains(&made),
+        "40 deploys cost {made} PATCH calls"
+    );
+    let (_, runs) = f.app.get_json("/v1/reconcile/runs").await;
+    let triggers: Vec<&str> = runs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["trigger"].as_str().unwrap())
+        .collect();
+    assert!(
+        triggers.contains(&"notify") && triggers.contains(&"startup"),
+        "{triggers:?}"
+    );
+}
+
+#[sqlx::test]
+async fn lists_converge_through_30_percent_faults(pool: PgPool) {
+    let faults = fleetgate::emulator::faults::Faults {
+        error_rate: 0.1,
+        rate_limit_rate: 0.1,
+        drop_rate: 0.1,
+        ..Default::default()
+    };
+    let f = fleet(
+        pool,
+        EmulatorConfig { faults, ..roomy() },
+        &[("FLEETGATE_WILDCARD", "false".into())],
+    )
+    .await;
+    let person = "https://person.example.com/cb".to_owned();
+    let res = f
+        .app
+        .tenant
+        .management(Method::PATCH, &format!("/clients/{}", f.spa))
+        .json(&json!({"callbacks": [person]}))
+        .send()
+        .await;
+    // The person's own edit may meet a fault too; insist until it lands.
+    if !res.is_ok_and(|r| r.status() == 200) {
+        for _ in 0..20 {
+            let r = f
+                .app
+                .tenant
+                .management(Method::PATCH, &format!("/clients/{}", f.spa))
+                .json(&json!({"callbacks": [person]}))
+                .send()
+                .await;
+            if r.is_ok_and(|r| r.status() == 200) {
+                break;
+            }
+        }
+    }
+    for i in 0..10 {
+        f.app
+            .deploy(&format!("f{i}"), &[&format!("www.f{i}.com")])
+            .await;
+    }
+    let mut want: Vec<String> = vec![person.clone()];
+    want.extend((0..10).map(|i| cb(&format!("www.f{i}.com"))));
+    for _ in 0..10 {
+        f.reconcile().await;
+    }
+    f.app.tenant.http_put_faults(json!({})).await;
+    f.reconcile().await;
+    let mut got = f.list("callbacks").await;
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+}
+
+#[sqlx::test]
+async fn plan_and_runs_need_the_reconciler(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let res = app
+        .admin(Method::GET, "/v1/reconcile/plan")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 409, "reconciler_disabled").await;
+    let (status, runs) = app.get_json("/v1/reconcile/runs").await;
+    assert_eq!((status, runs["items"].as_array().unwrap().len()), (200, 0));
+}
