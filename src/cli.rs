@@ -122,11 +122,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
             if !no_migrate {
                 startup::migrate(&pool).await?;
             }
-            let app = startup::Application::build(&settings, pool)?;
+            let app = startup::Application::build(&settings, pool.clone())?;
             tracing::info!(listen = %settings.listen, port = app.port(), "fleetgate serving");
             let shutdown = CancellationToken::new();
             tokio::spawn(startup::cancel_on_signal(shutdown.clone()));
-            app.run_until_stopped(shutdown).await
+            let served = app.run_until_stopped(shutdown).await;
+            pool.close().await;
+            served
         }
         Command::Migrate => {
             let settings = Settings::from_env()?;

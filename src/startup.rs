@@ -82,7 +82,8 @@ impl Application {
         self.port
     }
 
-    /// Serves until `shutdown` is cancelled, then lets in-flight requests finish.
+    /// Serves until `shutdown` is cancelled, then lets in-flight requests finish. The pool
+    /// stays open: it belongs to the caller.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let handle = self.server.handle();
         let background = tokio::spawn(prune_webhook_ids(self.pool.clone(), shutdown.clone()));
@@ -105,7 +106,6 @@ impl Application {
         let result = self.server.await;
         shutdown.cancel();
         let _ = tokio::join!(background, stopper, reconciling);
-        self.pool.close().await;
         Ok(result?)
     }
 }

@@ -341,3 +341,80 @@ async fn plan_and_runs_need_the_reconciler(pool: PgPool) {
     let (status, runs) = app.get_json("/v1/reconcile/runs").await;
     assert_eq!((status, runs["items"].as_array().unwrap().len()), (200, 0));
 }
+
+#[sqlx::test]
+async fn one_replica_reconciles_and_another_takes_over_when_it_dies(pool: PgPool) {
+    let tenant = TestTenant::start_with(roomy()).await;
+    let seeded = tenant.seeded().await;
+    let vars = [
+        (
+            "AUTH0_CLIENT_ID",
+            seeded["m2m_client_id"].as_str().unwrap().to_owned(),
+        ),
+        (
+            "AUTH0_CLIENT_SECRET",
+            seeded["m2m_client_secret"].as_str().unwrap().to_owned(),
+        ),
+        (
+            "AUTH0_SPA_CLIENT_ID",
+            seeded["spa_client_id"].as_str().unwrap().to_owned(),
+        ),
+    ];
+    // Each replica has a pool of its own, as separate processes would.
+    let replica = || {
+        let own = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(5)
+            .connect_lazy_with((*pool.connect_options()).clone());
+        let app =
+            fleetgate::startup::Application::build(&settings_with(&tenant.base_url, &vars), own)
+                .unwrap();
+        let stop = tokio_util::sync::CancellationToken::new();
+        tokio::spawn(app.run_until_stopped(stop.clone()));
+        stop
+    };
+    let startups = || async {
+        let n: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM reconcile_runs WHERE trigger = 'startup'")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        n
+    };
+    let first = replica();
+    let second = replica();
+    let mut waited = 0;
+    while startups().await < 1 && waited < 100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    tokio::time::sleep(fleetgate::reconcile::leader::LEADER_CHECK * 2).await;
+    assert_eq!(startups().await, 1, "exactly one replica leads");
+
+    // Stop both in turn: whichever led, the other must take over.
+    first.cancel();
+    let mut took_over = false;
+    for _ in 0..100 {
+        if startups().await == 2 {
+            took_over = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if !took_over {
+        // The first was the follower; stopping the second must hand over to nobody, so
+        // restart the first and stop the second instead.
+        let again = replica();
+        second.cancel();
+        for _ in 0..100 {
+            if startups().await == 2 {
+                took_over = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        again.cancel();
+    } else {
+        second.cancel();
+    }
+    assert!(took_over, "another replica took over within 10 s");
+}
