@@ -9,6 +9,7 @@ pub mod db;
 pub mod domain;
 pub mod emulator;
 pub mod http;
+pub mod metrics;
 pub mod reconcile;
 pub mod registry;
 pub mod startup;

@@ -13,6 +13,7 @@ use crate::{
     config::Settings,
     db,
     http::{self, AppState, framework, request_id},
+    metrics::Metrics,
     reconcile::{self, Reconciler},
     registry::Registry,
 };
@@ -37,12 +38,14 @@ impl Application {
             )
         })?;
         let port = listener.local_addr()?.port();
+        let metrics = Metrics::new();
         let reconciler = settings.reconciler.clone().map(|r| {
             Arc::new(Reconciler::new(
                 pool.clone(),
                 &settings.auth0.base_url,
                 r,
                 settings.platform_domain.clone(),
+                metrics.clone(),
             ))
         });
         let state = web::Data::new(AppState {
@@ -52,7 +55,7 @@ impl Application {
             tokens: TokenVerifier::new(&settings.auth0),
             webhooks: WebhookVerifier::new(&settings.webhook_secret)?,
         });
-        let metrics = metrics()?;
+        let http_metrics = http_metrics(&metrics)?;
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -63,7 +66,7 @@ impl Application {
                 .default_service(web::to(framework::no_route))
                 .wrap(actix_web::middleware::from_fn(auth::admin::authenticate))
                 .wrap(framework::problem_for_every_error())
-                .wrap(metrics.clone())
+                .wrap(http_metrics.clone())
                 .wrap_fn(request_id::middleware)
         })
         .listen(listener)?
@@ -110,8 +113,10 @@ impl Application {
     }
 }
 
-fn metrics() -> anyhow::Result<PrometheusMetrics> {
+/// HTTP request metrics, served at `/metrics` with the rest of `metrics`' registry.
+fn http_metrics(metrics: &Metrics) -> anyhow::Result<PrometheusMetrics> {
     PrometheusMetricsBuilder::new("fleetgate")
+        .registry(metrics.registry.clone())
         .endpoint("/metrics")
         .mask_unmatched_patterns("UNMATCHED")
         .build()

@@ -19,6 +19,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
 use self::budget::Budget;
+use crate::metrics::Metrics;
 
 /// Attempts per call, the first included.
 const MAX_ATTEMPTS: u32 = 6;
@@ -77,6 +78,7 @@ pub struct CallCounters {
 pub struct ManagementClient {
     http: reqwest::Client,
     creds: Credentials,
+    metrics: Metrics,
     token: tokio::sync::Mutex<Option<CachedToken>>,
     budget: Mutex<Budget>,
     pub counters: CallCounters,
@@ -109,7 +111,7 @@ enum Outcome {
 }
 
 impl ManagementClient {
-    pub fn new(creds: Credentials) -> Self {
+    pub fn new(creds: Credentials, metrics: Metrics) -> Self {
         let http = reqwest::Client::builder()
             .timeout(CALL_TIMEOUT)
             .build()
@@ -117,6 +119,7 @@ impl ManagementClient {
         Self {
             http,
             creds,
+            metrics,
             token: tokio::sync::Mutex::new(None),
             budget: Mutex::new(Budget::default()),
             counters: CallCounters::default(),
@@ -166,7 +169,7 @@ impl ManagementClient {
                 .lock()
                 .expect("budget lock")
                 .wait_before(now_unix(), jitter(0.25));
-            self.pause(wait).await;
+            self.pause(wait, "rate_limit").await;
             let token = self.token().await?;
             self.budget.lock().expect("budget lock").spend();
             self.counters.calls.fetch_add(1, Ordering::Relaxed);
@@ -177,7 +180,15 @@ impl ManagementClient {
             if let Some(b) = body {
                 req = req.json(b);
             }
-            let outcome = match req.send().await {
+            let sent = req.send().await;
+            let status = sent
+                .as_ref()
+                .map_or("error".to_owned(), |r| r.status().as_u16().to_string());
+            self.metrics
+                .auth0_calls
+                .with_label_values(&[method.as_str(), &status])
+                .inc();
+            let outcome = match sent {
                 Err(e) => Outcome::Retry(
                     Auth0Error::Transport(e.without_url().to_string()),
                     budget::backoff(attempt, jitter(1.0)),
@@ -189,8 +200,13 @@ impl ManagementClient {
                 Outcome::Fail(e) => return Err(e),
                 Outcome::Retry(e, wait) => {
                     tracing::debug!(%method, path, attempt, error = %e, wait_ms = wait.as_millis() as u64, "Management API call will be retried");
+                    let reason = if e.status() == Some(429) {
+                        "rate_limit"
+                    } else {
+                        "backoff"
+                    };
                     last = e;
-                    self.pause(wait).await;
+                    self.pause(wait, reason).await;
                 }
             }
         }
@@ -249,8 +265,12 @@ impl ManagementClient {
         }
     }
 
-    async fn pause(&self, wait: Duration) {
+    async fn pause(&self, wait: Duration, reason: &str) {
         if !wait.is_zero() {
+            self.metrics
+                .auth0_wait_seconds
+                .with_label_values(&[reason])
+                .inc_by(wait.as_secs_f64());
             self.counters
                 .waited_ms
                 .fetch_add(wait.as_millis() as u64, Ordering::Relaxed);
@@ -317,7 +337,8 @@ impl ManagementClient {
                 Ok(res) => last = format!("token endpoint answered {}", res.status().as_u16()),
                 Err(e) => last = e.without_url().to_string(),
             }
-            self.pause(budget::backoff(attempt, jitter(1.0))).await;
+            self.pause(budget::backoff(attempt, jitter(1.0)), "backoff")
+                .await;
         }
         Err(Auth0Error::Token(last))
     }

@@ -16,6 +16,7 @@ use crate::{
     config::ReconcilerSettings,
     db,
     domain::Hostname,
+    metrics::Metrics,
     registry,
 };
 
@@ -61,6 +62,7 @@ pub struct Reconciler {
     pub client: ManagementClient,
     pub(super) settings: ReconcilerSettings,
     platform_domain: Option<Hostname>,
+    metrics: Metrics,
 }
 
 fn lists_of(client: &Value) -> BTreeMap<Field, Vec<String>> {
@@ -93,17 +95,20 @@ impl Reconciler {
         auth0_base_url: &str,
         settings: ReconcilerSettings,
         platform_domain: Option<Hostname>,
+        metrics: Metrics,
     ) -> Self {
-        let client = ManagementClient::new(Credentials {
+        let credentials = Credentials {
             base_url: auth0_base_url.to_owned(),
             client_id: settings.client_id.clone(),
             client_secret: settings.client_secret.clone(),
-        });
+        };
+        let client = ManagementClient::new(credentials, metrics.clone());
         Self {
             pool,
             client,
             settings,
             platform_domain,
+            metrics,
         }
     }
 
@@ -225,6 +230,10 @@ impl Reconciler {
                 )
             }
         };
+        self.metrics
+            .reconcile_runs
+            .with_label_values(&[trigger, run.outcome.as_str()])
+            .inc();
         tracing::info!(
             run = run.id,
             trigger,
@@ -242,6 +251,12 @@ impl Reconciler {
         let owned = db::reconcile::owned(&mut *self.pool.acquire().await?, &client_id).await?;
         let actual = lists_of(&self.client.get_client(&client_id, &FIELD_NAMES).await?);
         let plan = self.plan_lists(&desired, &actual, &owned);
+        for p in &plan.fields {
+            self.metrics
+                .foreign_entries
+                .with_label_values(&[client_id.as_str(), p.field.name()])
+                .set(p.foreign.len() as f64);
+        }
         if !plan.over_cap.is_empty() {
             return Err(ReconcileError::OverCap(plan.over_cap));
         }

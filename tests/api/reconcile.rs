@@ -142,6 +142,26 @@ async fn urls_follow_deploys_domain_changes_and_status(pool: PgPool) {
     f.reconcile().await;
     assert_eq!(f.list("callbacks").await, [cb("acme.apps.example.com")]);
 
+    let metrics = f
+        .app
+        .http
+        .get(f.app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for needle in [
+        "fleetgate_reconcile_runs_total{",
+        r#"trigger="manual"}"#,
+        r#"fleetgate_auth0_calls_total{method="PATCH",status="200"}"#,
+        r#"fleetgate_allowlist_foreign_entries{client_id=""#,
+        r#"fleetgate_http_requests_total{endpoint="/v1/reconcile",method="POST",status="200"}"#,
+    ] {
+        assert!(metrics.contains(needle), "{needle} in {metrics}");
+    }
+
     let again = f.reconcile().await;
     assert_eq!(
         (again["outcome"].as_str(), again["api_calls"].as_i64()),

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use fleetgate::{
     auth0::{Auth0Error, Credentials, ManagementClient},
     emulator::EmulatorConfig,
+    metrics::Metrics,
 };
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -14,11 +15,14 @@ use crate::helpers::*;
 
 fn client(emu: &TestEmulator) -> ManagementClient {
     let (id, secret) = emu.m2m();
-    ManagementClient::new(Credentials {
-        base_url: emu.base.clone(),
-        client_id: id,
-        client_secret: SecretString::from(secret),
-    })
+    ManagementClient::new(
+        Credentials {
+            base_url: emu.base.clone(),
+            client_id: id,
+            client_secret: SecretString::from(secret),
+        },
+        Metrics::new(),
+    )
 }
 
 async fn stats(emu: &TestEmulator) -> Value {
@@ -152,11 +156,14 @@ async fn errors_are_typed_with_auth0_fields() {
         ),
         other => panic!("{other:?}"),
     }
-    let wrong = ManagementClient::new(Credentials {
-        base_url: emu.base.clone(),
-        client_id: emu.m2m().0,
-        client_secret: SecretString::from("wrong"),
-    });
+    let wrong = ManagementClient::new(
+        Credentials {
+            base_url: emu.base.clone(),
+            client_id: emu.m2m().0,
+            client_secret: SecretString::from("wrong"),
+        },
+        Metrics::new(),
+    );
     match wrong.get_client(&spa, &[]).await {
         Err(Auth0Error::Token(m)) => {
             assert!(m.contains("access_denied") && !m.contains("wrong"), "{m}")

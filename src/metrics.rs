@@ -1,0 +1,77 @@
+//! Prometheus metrics beyond the HTTP ones (which actix-web-prom keeps in the same registry).
+
+use prometheus::{GaugeVec, IntCounterVec, Opts, Registry};
+
+#[derive(Clone)]
+pub struct Metrics {
+    pub registry: Registry,
+    /// Reconcile passes by trigger and outcome.
+    pub reconcile_runs: IntCounterVec,
+    /// Management API calls by method and status (`error` when no answer came).
+    pub auth0_calls: IntCounterVec,
+    /// Seconds spent waiting before Management API calls, by reason (`rate_limit`, `backoff`).
+    pub auth0_wait_seconds: prometheus::CounterVec,
+    /// Entries on the managed lists that fleetgate did not add (drift), by application and field.
+    pub foreign_entries: GaugeVec,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help).namespace("fleetgate"), labels)
+                .expect("valid metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("registers once");
+            c
+        };
+        let reconcile_runs = counter(
+            "reconcile_runs_total",
+            "Reconcile passes by trigger and outcome.",
+            &["trigger", "outcome"],
+        );
+        let auth0_calls = counter(
+            "auth0_calls_total",
+            "Management API calls by method and status.",
+            &["method", "status"],
+        );
+        let auth0_wait_seconds = prometheus::CounterVec::new(
+            Opts::new(
+                "auth0_wait_seconds_total",
+                "Seconds waited before Management API calls, by reason.",
+            )
+            .namespace("fleetgate"),
+            &["reason"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(auth0_wait_seconds.clone()))
+            .expect("registers once");
+        let foreign_entries = GaugeVec::new(
+            Opts::new(
+                "allowlist_foreign_entries",
+                "Entries on managed lists that fleetgate did not add.",
+            )
+            .namespace("fleetgate"),
+            &["client_id", "field"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(foreign_entries.clone()))
+            .expect("registers once");
+        Self {
+            registry,
+            reconcile_runs,
+            auth0_calls,
+            auth0_wait_seconds,
+            foreign_entries,
+        }
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
