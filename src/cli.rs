@@ -35,6 +35,8 @@ enum Command {
     },
     /// Apply pending migrations and exit.
     Migrate,
+    /// Print what a reconcile pass would change now (reads Auth0; writes nothing).
+    Plan,
     /// Run the local Auth0 stand-in (loopback only): tokens, JWKS, Management API clients.
     Emulator(EmulatorArgs),
     /// Sign and send deploy-hook events, as the hosting platform does.
@@ -135,6 +137,25 @@ async fn run(command: Command) -> anyhow::Result<()> {
             telemetry::init(settings.log_format);
             startup::migrate(&db::pool(&settings)?).await?;
             println!("migrations applied");
+            Ok(())
+        }
+        Command::Plan => {
+            let settings = Settings::from_env()?;
+            telemetry::init(settings.log_format);
+            let reconciler_settings = settings.reconciler.clone().ok_or_else(|| {
+                anyhow::anyhow!("the reconciler is not configured: set AUTH0_CLIENT_ID, AUTH0_CLIENT_SECRET and AUTH0_SPA_CLIENT_ID")
+            })?;
+            let pool = db::pool(&settings)?;
+            let reconciler = crate::reconcile::Reconciler::new(
+                pool.clone(),
+                &settings.auth0.base_url,
+                reconciler_settings,
+                settings.platform_domain.clone(),
+                crate::metrics::Metrics::new(),
+            );
+            let plan = reconciler.plan().await?;
+            pool.close().await;
+            println!("{}", serde_json::to_string_pretty(&plan)?);
             Ok(())
         }
         Command::Emulator(args) => {
