@@ -17,6 +17,16 @@ pub struct Faults {
     pub latency_ms: u64,
     /// Share of requests whose connection is cut after processing, before the answer.
     pub drop_rate: f64,
+    /// Once, right after the next successful PATCH of an application, a person appends this
+    /// entry to this list (the PATCH answer does not show it; the next read does).
+    pub concurrent_edit: Option<ConcurrentEdit>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConcurrentEdit {
+    pub field: String,
+    pub entry: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +51,16 @@ impl Faults {
         }
         if self.latency_ms > 60_000 {
             return Err("latency_ms must be at most 60000".into());
+        }
+        if let Some(edit) = &self.concurrent_edit {
+            let field = super::urls::UrlField::from_name(&edit.field)
+                .ok_or("concurrent_edit.field must be one of the four URL lists")?;
+            if !super::urls::is_valid(field, &edit.entry) {
+                return Err(format!(
+                    "concurrent_edit.entry is not a valid {} entry",
+                    edit.field
+                ));
+            }
         }
         Ok(())
     }

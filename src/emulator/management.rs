@@ -142,10 +142,21 @@ pub async fn patch(emu: web::Data<Emu>, id: web::Path<String>, body: web::Bytes)
             .client_mut(&id)
             .ok_or_else(MgmtError::inexistent_client)?;
         clients::apply(client, fields);
-        Ok(json_response(
-            StatusCode::OK,
-            &Value::Object(client.clone()),
-        ))
+        let answer = json_response(StatusCode::OK, &Value::Object(client.clone()));
+        if let Some(edit) = emu
+            .faults
+            .write()
+            .expect("faults lock")
+            .concurrent_edit
+            .take()
+        {
+            // A person, right after this write, in the dashboard.
+            let list = client.entry(edit.field).or_insert_with(|| json!([]));
+            if let Some(items) = list.as_array_mut() {
+                items.push(json!(edit.entry));
+            }
+        }
+        Ok(answer)
     })
 }
 

@@ -42,7 +42,7 @@ pub async fn plan(state: web::Data<AppState>, _admin: Admin) -> Result<HttpRespo
 
 /// Runs a pass now (after any pass another replica is running) and answers with its record.
 pub async fn run(state: web::Data<AppState>, _admin: Admin) -> Result<HttpResponse, ApiError> {
-    let result = reconciler(&state)?.run("manual").await?;
+    let result = reconciler(&state)?.run_settled("manual").await?;
     Ok(HttpResponse::Ok().json(result.run))
 }
 

@@ -20,6 +20,9 @@ use crate::{
     registry,
 };
 
+/// Passes in a row after read-backs that showed someone else's change.
+const MAX_REPAIRS: usize = 3;
+
 /// Held for the length of a pass by whichever replica runs it.
 const PASS_LOCK: i64 = 0x666c_6565_7467_6101;
 
@@ -168,6 +171,19 @@ impl Reconciler {
             fields,
             over_cap,
         }
+    }
+
+    /// Runs a pass, then repair passes while read-backs show someone else's concurrent change
+    /// (at most `MAX_REPAIRS`); answers with the last pass.
+    pub async fn run_settled(&self, trigger: &str) -> Result<PassResult, ReconcileError> {
+        let mut result = self.run(trigger).await?;
+        for _ in 0..MAX_REPAIRS {
+            if !result.again {
+                break;
+            }
+            result = self.run("repair").await?;
+        }
+        Ok(result)
     }
 
     /// Runs one pass, serialised with every other replica's, and records it.

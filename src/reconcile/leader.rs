@@ -22,8 +22,6 @@ pub const LEADER_CHECK: Duration = Duration::from_secs(2);
 const QUIET: Duration = Duration::from_millis(300);
 /// …or this long after its first change, whichever is first.
 const MAX_DELAY: Duration = Duration::from_secs(3);
-/// Passes in a row after read-backs that showed someone else's change.
-const MAX_REPAIRS: usize = 3;
 
 /// Runs until `shutdown`: follows, or leads while it holds the lock.
 pub async fn run(reconciler: Arc<Reconciler>, shutdown: CancellationToken) {
@@ -116,17 +114,9 @@ async fn lead(
     result
 }
 
-/// One pass, then repair passes while read-backs show someone else's concurrent change.
+/// One pass (and its repairs); failures are recorded in the run history, not raised.
 async fn pass(reconciler: &Reconciler, trigger: &str) {
-    let mut trigger = trigger;
-    for _ in 0..=MAX_REPAIRS {
-        match reconciler.run(trigger).await {
-            Ok(r) if r.again => trigger = "repair",
-            Ok(_) => return,
-            Err(e) => {
-                tracing::warn!(error = %e, "reconcile pass could not be recorded");
-                return;
-            }
-        }
+    if let Err(e) = reconciler.run_settled(trigger).await {
+        tracing::warn!(error = %e, "reconcile pass could not be recorded");
     }
 }

@@ -438,3 +438,36 @@ async fn one_replica_reconciles_and_another_takes_over_when_it_dies(pool: PgPool
     }
     assert!(took_over, "another replica took over within 10 s");
 }
+
+#[sqlx::test]
+async fn an_edit_made_right_after_a_write_is_seen_on_read_back_and_kept(pool: PgPool) {
+    let f = fleet(pool, roomy(), &[("FLEETGATE_WILDCARD", "false".into())]).await;
+    // Let the startup pass finish, so that the next write is ours.
+    f.reconcile().await;
+    f.app.tenant.http_put_faults(json!({"concurrent_edit": {"field": "callbacks", "entry": "https://person.example.com/cb"}})).await;
+    f.app.deploy("acme", &["www.acme.com"]).await;
+    let last = f.reconcile().await;
+    let (_, runs) = f.app.get_json("/v1/reconcile/runs").await;
+    let triggers: Vec<&str> = runs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["trigger"].as_str().unwrap())
+        .collect();
+    assert!(
+        triggers.contains(&"repair"),
+        "the read-back showed the edit and a repair pass followed: {triggers:?} {last}"
+    );
+    assert_eq!(
+        f.list("callbacks").await,
+        [
+            cb("www.acme.com"),
+            "https://person.example.com/cb".to_owned()
+        ]
+    );
+    let (_, plan) = f.app.get_json("/v1/reconcile/plan").await;
+    assert_eq!(
+        plan["applications"][0]["fields"][0]["foreign"],
+        json!(["https://person.example.com/cb"])
+    );
+}

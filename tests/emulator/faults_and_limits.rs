@@ -177,3 +177,42 @@ async fn injected_errors_429s_latency_and_dropped_connections() {
         "{stats}"
     );
 }
+
+#[tokio::test]
+async fn a_person_edits_right_after_the_next_write_once() {
+    let emu = TestEmulator::start(config()).await;
+    let t = emu.management_token().await;
+    let spa = emu.tenant["spa_client_id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v2/clients/{spa}");
+    set_faults(&emu, json!({"concurrent_edit": {"field": "callbacks", "entry": "https://person.example.com/cb"}})).await;
+    let (_, answer) = emu
+        .call(
+            Method::PATCH,
+            &path,
+            &t,
+            Some(json!({"callbacks": ["https://a.example.com/cb"]})),
+        )
+        .await;
+    assert_eq!(
+        answer["callbacks"],
+        json!(["https://a.example.com/cb"]),
+        "the write's answer does not show the edit"
+    );
+    let (_, now) = emu.call(Method::GET, &path, &t, None).await;
+    assert_eq!(
+        now["callbacks"],
+        json!(["https://a.example.com/cb", "https://person.example.com/cb"])
+    );
+    emu.call(Method::PATCH, &path, &t, Some(json!({"callbacks": []})))
+        .await;
+    let (_, later) = emu.call(Method::GET, &path, &t, None).await;
+    assert_eq!(later["callbacks"], json!([]), "only once");
+    let res = emu
+        .http
+        .put(emu.url("/emulator/faults"))
+        .json(&json!({"concurrent_edit": {"field": "callbacks", "entry": "nope"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+}
