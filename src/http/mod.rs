@@ -97,6 +97,11 @@ pub fn route_table() -> Vec<(Method, &'static str, Route)> {
             "/v1/reconcile/runs",
             web::get().to(reconcile::runs),
         ),
+        (
+            Method::GET,
+            "/v1/instances/{id}/sync",
+            web::get().to(reconcile::sync),
+        ),
     ]
 }
 

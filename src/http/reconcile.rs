@@ -8,7 +8,7 @@ use super::{AppState, error::ApiError, pagination};
 use crate::{
     auth::admin::Admin,
     db,
-    reconcile::{ReconcileError, Reconciler},
+    reconcile::{Field, ReconcileError, Reconciler, sync::sync_status},
 };
 
 fn reconciler(state: &AppState) -> Result<Arc<Reconciler>, ApiError> {
@@ -70,4 +70,36 @@ pub async fn runs(
     let limit = pagination::limit(q.limit)?;
     let runs = db::reconcile::runs(&mut *state.pool.acquire().await?, before, limit + 1).await?;
     Ok(HttpResponse::Ok().json(pagination::page(runs, limit, |r| r.id.to_string())))
+}
+
+/// Whether each URL of an instance is live in Auth0, from the lists as last read back.
+pub async fn sync(
+    state: web::Data<AppState>,
+    _admin: Admin,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = super::instances::path_id(&path)?;
+    let reconciler = reconciler(&state)?;
+    let mut conn = state.pool.acquire().await?;
+    let instance = crate::registry::load(&mut conn, id.as_str())
+        .await?
+        .ok_or_else(|| ApiError::from(crate::registry::RegistryError::NotFound(id)))?;
+    let snapshots = db::reconcile::snapshots(&mut conn, reconciler.application_id()).await?;
+    let lists = Field::ALL
+        .into_iter()
+        .map(|f| (f, snapshots.get(f.name()).cloned().unwrap_or_default()))
+        .collect();
+    let last = db::reconcile::last_finished(&mut conn).await?;
+    let failure = last
+        .as_ref()
+        .filter(|r| r.outcome == "failed")
+        .and_then(|r| r.error.clone());
+    let urls = sync_status(&instance, reconciler.options(), &lists, failure.as_deref());
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "instance_id": instance.id,
+        "status": instance.status,
+        "client_id": reconciler.application_id(),
+        "last_run": last.map(|r| serde_json::json!({"id": r.id, "outcome": r.outcome, "finished_at": r.finished_at})),
+        "urls": urls,
+    })))
 }

@@ -115,6 +115,15 @@ impl Reconciler {
         }
     }
 
+    /// How hosts become entries.
+    pub fn options(&self) -> Options<'_> {
+        Options {
+            platform_domain: self.platform_domain.as_ref(),
+            wildcard: self.settings.wildcard,
+            templates: &self.settings.templates,
+        }
+    }
+
     pub fn application_id(&self) -> &str {
         &self.settings.spa_client_id
     }
@@ -124,12 +133,7 @@ impl Reconciler {
         let mut conn = self.pool.acquire().await?;
         let rows = db::instances::all(&mut conn).await?;
         let instances = registry::load_many(&mut conn, rows).await?;
-        let opts = Options {
-            platform_domain: self.platform_domain.as_ref(),
-            wildcard: self.settings.wildcard,
-            templates: &self.settings.templates,
-        };
-        Ok(desired::desired(&instances, opts))
+        Ok(desired::desired(&instances, self.options()))
     }
 
     /// Plans against the application as it is now. Reads only.

@@ -471,3 +471,22 @@ async fn an_edit_made_right_after_a_write_is_seen_on_read_back_and_kept(pool: Pg
         json!(["https://person.example.com/cb"])
     );
 }
+
+#[sqlx::test]
+async fn sync_status_says_pending_then_synced(pool: PgPool) {
+    let f = fleet(pool, roomy(), &[("FLEETGATE_WILDCARD", "false".into())]).await;
+    f.reconcile().await;
+    f.app.deploy("acme", &["www.acme.com"]).await;
+    f.reconcile().await;
+    let (status, sync) = f.app.get_json("/v1/instances/acme/sync").await;
+    assert_eq!(status, 200, "{sync}");
+    let urls = sync["urls"].as_array().unwrap();
+    assert_eq!(urls.len(), 4);
+    assert!(
+        urls.iter()
+            .all(|u| u["state"] == "synced" && u["live"] == true),
+        "{sync}"
+    );
+    let (status, _) = f.app.get_json("/v1/instances/nobody/sync").await;
+    assert_eq!(status, 404);
+}
