@@ -66,13 +66,11 @@ struct CachedToken {
     refresh_at: Instant,
 }
 
-/// Counters of the calls made, for run records and metrics.
+/// Counters of the calls made, for run records (Prometheus has the rest).
 #[derive(Debug, Default)]
 pub struct CallCounters {
     pub calls: AtomicU64,
-    pub rate_limited: AtomicU64,
     pub retries: AtomicU64,
-    pub waited_ms: AtomicU64,
 }
 
 pub struct ManagementClient {
@@ -220,7 +218,6 @@ impl ManagementClient {
             header_u64(&res, "x-ratelimit-reset"),
         );
         if status == StatusCode::TOO_MANY_REQUESTS {
-            self.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
             let wait = budget::after_429(
                 header_f64(&res, "retry-after"),
                 header_u64(&res, "x-ratelimit-reset"),
@@ -271,9 +268,6 @@ impl ManagementClient {
                 .auth0_wait_seconds
                 .with_label_values(&[reason])
                 .inc_by(wait.as_secs_f64());
-            self.counters
-                .waited_ms
-                .fetch_add(wait.as_millis() as u64, Ordering::Relaxed);
             tokio::time::sleep(wait).await;
         }
     }
