@@ -43,21 +43,22 @@ pub async fn own(
     Ok(())
 }
 
-pub async fn disown(
+/// Makes `entries` exactly what fleetgate owns on this list.
+pub async fn set_owned(
     conn: &mut PgConnection,
     client_id: &str,
     field: &str,
     entries: &[String],
 ) -> sqlx::Result<()> {
     sqlx::query(
-        "DELETE FROM allowlist_entries WHERE client_id = $1 AND field = $2 AND entry = ANY($3)",
+        "DELETE FROM allowlist_entries WHERE client_id = $1 AND field = $2 AND entry <> ALL($3)",
     )
     .bind(client_id)
     .bind(field)
     .bind(entries)
-    .execute(conn)
+    .execute(&mut *conn)
     .await?;
-    Ok(())
+    own(conn, client_id, field, entries).await
 }
 
 pub async fn save_snapshot(

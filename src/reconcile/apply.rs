@@ -264,6 +264,27 @@ impl Reconciler {
         Ok(PassResult { run, again })
     }
 
+    /// Records what fleetgate now owns on each list (what it kept plus what it added: owned
+    /// entries that are gone and unwanted are forgotten, so a person adding one later is not
+    /// mistaken for fleetgate) and the lists as read.
+    async fn record(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        plan: &ApplicationPlan,
+        lists: &BTreeMap<Field, Vec<String>>,
+    ) -> Result<(), ReconcileError> {
+        let mut tx = conn.begin().await?;
+        for p in &plan.fields {
+            let owned: Vec<String> = p.owned_after.iter().cloned().collect();
+            db::reconcile::set_owned(&mut tx, &plan.client_id, p.field.name(), &owned).await?;
+        }
+        for (field, list) in lists {
+            db::reconcile::save_snapshot(&mut tx, &plan.client_id, field.name(), list).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Plan, write ahead what will be owned, PATCH the changed fields, read back, record.
     async fn apply(&self) -> Result<(Value, bool), ReconcileError> {
         let client_id = self.application_id().to_owned();
@@ -283,9 +304,7 @@ impl Reconciler {
         let changed: Vec<&FieldPlan> = plan.fields.iter().filter(|p| p.changes()).collect();
         let mut conn = self.pool.acquire().await?;
         if changed.is_empty() {
-            for (field, list) in &actual {
-                db::reconcile::save_snapshot(&mut conn, &client_id, field.name(), list).await?;
-            }
+            self.record(&mut conn, &plan, &actual).await?;
             return Ok((json!([]), false));
         }
         // Write-ahead: own what is about to be added, so that an interrupted pass can never
@@ -306,18 +325,13 @@ impl Reconciler {
             .await?;
         let read_back = lists_of(&self.client.get_client(&client_id, &FIELD_NAMES).await?);
         let mut again = false;
-        let mut tx = conn.begin().await?;
         for p in &changed {
-            db::reconcile::disown(&mut tx, &client_id, p.field.name(), &p.removed).await?;
             if read_back[&p.field] != p.next {
                 tracing::warn!(field = %p.field, "the list changed between write and read-back; another pass follows");
                 again = true;
             }
         }
-        for (field, list) in &read_back {
-            db::reconcile::save_snapshot(&mut tx, &client_id, field.name(), list).await?;
-        }
-        tx.commit().await?;
+        self.record(&mut conn, &plan, &read_back).await?;
         let changes = changed
             .iter()
             .map(|p| json!({"client_id": client_id, "field": p.field, "added": p.added, "removed": p.removed, "foreign": p.foreign}))

@@ -96,6 +96,8 @@ async fn lead(
                     // Notifications may have been lost while reconnecting: catch up.
                     tracing::warn!(error = %e, "registry notifications interrupted");
                     burst = Some((Instant::now(), Instant::now()));
+                    // Do not spin while the database is away.
+                    tokio::time::sleep(LEADER_CHECK).await;
                 }
             },
             _ = settle => {

@@ -502,3 +502,34 @@ async fn sync_status_says_pending_then_synced(pool: PgPool) {
     let (status, _) = f.app.get_json("/v1/instances/nobody/sync").await;
     assert_eq!(status, 404);
 }
+
+/// An entry fleetgate meant to add but never wrote (the write-ahead record of a pass that died
+/// before its PATCH) is not fleetgate's once nobody wants it: a person adding the same URL
+/// later keeps it.
+#[sqlx::test]
+async fn ownership_of_entries_never_written_is_forgotten(pool: PgPool) {
+    let f = fleet(
+        pool.clone(),
+        roomy(),
+        &[("FLEETGATE_WILDCARD", "false".into())],
+    )
+    .await;
+    f.reconcile().await;
+    sqlx::query(
+        "INSERT INTO allowlist_entries (client_id, field, entry) VALUES ($1, 'callbacks', $2)",
+    )
+    .bind(&f.spa)
+    .bind(cb("www.acme.com"))
+    .execute(&pool)
+    .await
+    .unwrap();
+    f.reconcile().await;
+    f.person_sets("callbacks", json!([cb("www.acme.com")]))
+        .await;
+    f.reconcile().await;
+    assert_eq!(
+        f.list("callbacks").await,
+        [cb("www.acme.com")],
+        "the person's entry is not mistaken for fleetgate's"
+    );
+}
