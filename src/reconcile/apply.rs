@@ -46,12 +46,6 @@ pub struct ApplicationPlan {
     pub over_cap: Vec<OverCap>,
 }
 
-impl ApplicationPlan {
-    pub fn changes(&self) -> bool {
-        self.fields.iter().any(FieldPlan::changes)
-    }
-}
-
 /// What a pass did.
 #[derive(Debug, Clone)]
 pub struct PassResult {
@@ -84,13 +78,6 @@ fn lists_of(client: &Value) -> BTreeMap<Field, Vec<String>> {
         })
         .collect()
 }
-
-const FIELD_NAMES: [&str; 4] = [
-    "callbacks",
-    "allowed_logout_urls",
-    "web_origins",
-    "allowed_origins",
-];
 
 impl Reconciler {
     pub fn new(
@@ -142,7 +129,7 @@ impl Reconciler {
         let actual = lists_of(
             &self
                 .client
-                .get_client(self.application_id(), &FIELD_NAMES)
+                .get_client(self.application_id(), &Field::ALL.map(Field::name))
                 .await?,
         );
         let owned =
@@ -290,7 +277,12 @@ impl Reconciler {
         let client_id = self.application_id().to_owned();
         let desired = self.desired().await?;
         let owned = db::reconcile::owned(&mut *self.pool.acquire().await?, &client_id).await?;
-        let actual = lists_of(&self.client.get_client(&client_id, &FIELD_NAMES).await?);
+        let actual = lists_of(
+            &self
+                .client
+                .get_client(&client_id, &Field::ALL.map(Field::name))
+                .await?,
+        );
         let plan = self.plan_lists(&desired, &actual, &owned);
         for p in &plan.fields {
             self.metrics
@@ -323,7 +315,12 @@ impl Reconciler {
         self.client
             .patch_client(&client_id, &Value::Object(body))
             .await?;
-        let read_back = lists_of(&self.client.get_client(&client_id, &FIELD_NAMES).await?);
+        let read_back = lists_of(
+            &self
+                .client
+                .get_client(&client_id, &Field::ALL.map(Field::name))
+                .await?,
+        );
         let mut again = false;
         for p in &changed {
             if read_back[&p.field] != p.next {
