@@ -23,18 +23,24 @@ const QUIET: Duration = Duration::from_millis(300);
 /// …or this long after its first change, whichever is first.
 const MAX_DELAY: Duration = Duration::from_secs(3);
 
-/// Runs until `shutdown`: follows, or leads while it holds the lock.
+/// Runs until `shutdown`: follows, or leads while it holds the lock. A follower keeps one
+/// connection and asks for the lock on it every [`LEADER_CHECK`].
 pub async fn run(reconciler: Arc<Reconciler>, shutdown: CancellationToken) {
+    let mut conn: Option<PgConnection> = None;
     while !shutdown.is_cancelled() {
-        match try_lead(&reconciler).await {
-            Ok(Some(lock)) => {
+        match try_lead(&reconciler, &mut conn).await {
+            Ok(true) => {
                 tracing::info!("this replica now reconciles");
+                let lock = conn.take().expect("the lock is held on this connection");
                 if let Err(e) = lead(&reconciler, lock, &shutdown).await {
                     tracing::warn!(error = %e, "reconciler leadership ended");
                 }
             }
-            Ok(None) => {}
-            Err(e) => tracing::warn!(error = %e, "cannot contend for the reconciler lock"),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot contend for the reconciler lock");
+                conn = None;
+            }
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -43,13 +49,16 @@ pub async fn run(reconciler: Arc<Reconciler>, shutdown: CancellationToken) {
     }
 }
 
-async fn try_lead(reconciler: &Reconciler) -> sqlx::Result<Option<PgConnection>> {
-    let mut conn = PgConnection::connect_with(&reconciler.pool.connect_options()).await?;
-    let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+/// Tries to take the leader lock on `conn` (connecting first if needed).
+async fn try_lead(reconciler: &Reconciler, conn: &mut Option<PgConnection>) -> sqlx::Result<bool> {
+    if conn.is_none() {
+        *conn = Some(PgConnection::connect_with(&reconciler.pool.connect_options()).await?);
+    }
+    let c = conn.as_mut().expect("connected above");
+    sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
         .bind(LEADER_LOCK)
-        .fetch_one(&mut conn)
-        .await?;
-    Ok(got.then_some(conn))
+        .fetch_one(c)
+        .await
 }
 
 async fn lead(
