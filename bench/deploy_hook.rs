@@ -9,9 +9,11 @@
 
 use std::time::{Duration, Instant};
 
-use fleetgate::{auth::webhook::WebhookVerifier, config::Settings, startup::Application};
+mod common;
+
+use fleetgate::{auth::webhook::WebhookVerifier, startup::Application};
 use secrecy::SecretString;
-use sqlx::{Connection, Executor, PgConnection, PgPool};
+use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -29,20 +31,8 @@ fn arg(name: &str, default: u64) -> u64 {
 async fn main() -> anyhow::Result<()> {
     let rate = arg("--rate", 200);
     let seconds = arg("--seconds", 20);
-    let server_url = std::env::var("DATABASE_URL")
-        .map_err(|_| anyhow::anyhow!("DATABASE_URL: set it to a Postgres server URL"))?;
-    let db_name = format!("fleetgate_bench_{}", std::process::id());
-    let mut admin = PgConnection::connect(&server_url).await?;
-    admin
-        .execute(format!(r#"CREATE DATABASE "{db_name}""#).as_str())
-        .await?;
-    let db_url = format!(
-        "{}/{db_name}",
-        server_url
-            .rsplit_once('/')
-            .map(|(base, _)| base)
-            .unwrap_or(&server_url)
-    );
+    let db = common::BenchDb::create("hook").await?;
+    let db_url = db.url.clone();
 
     let vars = [
         ("DATABASE_URL", db_url.clone()),
@@ -52,8 +42,7 @@ async fn main() -> anyhow::Result<()> {
         ("FLEETGATE_PLATFORM_DOMAIN", "apps.example.com".to_owned()),
         ("FLEETGATE_WEBHOOK_SECRET", SECRET.to_owned()),
     ];
-    let settings =
-        Settings::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))?;
+    let settings = common::settings(&vars)?;
     let pool = PgPool::connect(&db_url).await?;
     fleetgate::startup::migrate(&pool).await?;
     let app = Application::build(&settings, pool.clone())?;
@@ -132,9 +121,7 @@ async fn main() -> anyhow::Result<()> {
     stop.cancel();
     let _ = server.await;
     pool.close().await;
-    admin
-        .execute(format!(r#"DROP DATABASE "{db_name}" WITH (FORCE)"#).as_str())
-        .await?;
+    db.drop().await?;
     anyhow::ensure!(errors == 0, "{errors} requests failed");
     Ok(())
 }

@@ -12,9 +12,10 @@ use std::{
     time::{Duration, Instant},
 };
 
+mod common;
+
 use fleetgate::{
     auth::webhook::WebhookVerifier,
-    config::Settings,
     domain::{DomainKind, Hostname, InstanceId, InstanceStatus, UserId},
     emulator::{Emulator, EmulatorConfig},
     reconcile::{
@@ -28,7 +29,7 @@ use fleetgate::{
 };
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use sqlx::{Connection, Executor, PgConnection, PgPool};
+use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -89,20 +90,8 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn burst(deploys: u64, instances: u64) -> anyhow::Result<()> {
-    let server_url = std::env::var("DATABASE_URL")
-        .map_err(|_| anyhow::anyhow!("DATABASE_URL: set it to a Postgres server URL"))?;
-    let db_name = format!("fleetgate_bench_reconcile_{}", std::process::id());
-    let mut admin = PgConnection::connect(&server_url).await?;
-    admin
-        .execute(format!(r#"CREATE DATABASE "{db_name}""#).as_str())
-        .await?;
-    let db_url = format!(
-        "{}/{db_name}",
-        server_url
-            .rsplit_once('/')
-            .map(|(b, _)| b)
-            .unwrap_or(&server_url)
-    );
+    let db = common::BenchDb::create("reconcile").await?;
+    let db_url = db.url.clone();
     let (base, tenant, emu_stop) = emulator().await?;
     let vars = [
         ("DATABASE_URL", db_url.clone()),
@@ -132,8 +121,7 @@ async fn burst(deploys: u64, instances: u64) -> anyhow::Result<()> {
                 .to_owned(),
         ),
     ];
-    let settings =
-        Settings::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))?;
+    let settings = common::settings(&vars)?;
     let pool = PgPool::connect(&db_url).await?;
     fleetgate::startup::migrate(&pool).await?;
     let app = Application::build(&settings, pool.clone())?;
@@ -252,9 +240,7 @@ async fn burst(deploys: u64, instances: u64) -> anyhow::Result<()> {
     let _ = server.await;
     emu_stop.cancel();
     pool.close().await;
-    admin
-        .execute(format!(r#"DROP DATABASE "{db_name}" WITH (FORCE)"#).as_str())
-        .await?;
+    db.drop().await?;
     Ok(())
 }
 

@@ -24,15 +24,7 @@ pub async fn list(
         .map(InstanceId::parse)
         .transpose()
         .map_err(|e| ApiError::bad_request("invalid_query", e.to_string()))?;
-    let before = q
-        .cursor
-        .as_deref()
-        .map(|c| {
-            pagination::decode(c)?.parse::<i64>().map_err(|_| {
-                ApiError::bad_request("invalid_query", "cursor is not one this API returned")
-            })
-        })
-        .transpose()?;
+    let before = q.cursor.as_deref().map(pagination::decode_id).transpose()?;
     let limit = pagination::limit(q.limit)?;
     let mut conn = state.pool.acquire().await?;
     let target = instance.as_ref().map(|id| ("instance", id.as_str()));

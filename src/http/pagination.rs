@@ -29,14 +29,21 @@ pub fn encode(key: &str) -> String {
     URL_SAFE_NO_PAD.encode(key)
 }
 
+fn foreign_cursor() -> ApiError {
+    ApiError::bad_request("invalid_query", "cursor is not one this API returned")
+}
+
 pub fn decode(cursor: &str) -> Result<String, ApiError> {
     URL_SAFE_NO_PAD
         .decode(cursor)
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
-        .ok_or_else(|| {
-            ApiError::bad_request("invalid_query", "cursor is not one this API returned")
-        })
+        .ok_or_else(foreign_cursor)
+}
+
+/// A cursor naming a numeric id (audit entries, runs).
+pub fn decode_id(cursor: &str) -> Result<i64, ApiError> {
+    decode(cursor)?.parse().map_err(|_| foreign_cursor())
 }
 
 /// Builds a page from up to `limit + 1` fetched items: the extra one only says there is more.
@@ -59,6 +66,8 @@ mod tests {
     fn cursors_round_trip_and_reject_junk() {
         assert_eq!(decode(&encode("acme-1")).unwrap(), "acme-1");
         assert!(decode("%%%").is_err());
+        assert_eq!(decode_id(&encode("42")).unwrap(), 42);
+        assert!(decode_id(&encode("x")).is_err());
         assert!(limit(Some(0)).is_err() && limit(Some(MAX_LIMIT + 1)).is_err());
         assert_eq!(limit(None).unwrap(), i64::from(DEFAULT_LIMIT));
     }

@@ -58,15 +58,7 @@ pub async fn runs(
     _admin: Admin,
     q: web::Query<RunsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let before = q
-        .cursor
-        .as_deref()
-        .map(|c| {
-            pagination::decode(c)?.parse::<i64>().map_err(|_| {
-                ApiError::bad_request("invalid_query", "cursor is not one this API returned")
-            })
-        })
-        .transpose()?;
+    let before = q.cursor.as_deref().map(pagination::decode_id).transpose()?;
     let limit = pagination::limit(q.limit)?;
     let runs = db::reconcile::runs(&mut *state.pool.acquire().await?, before, limit + 1).await?;
     Ok(HttpResponse::Ok().json(pagination::page(runs, limit, |r| r.id.to_string())))

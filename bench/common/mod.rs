@@ -1,0 +1,42 @@
+//! What the benchmarks share: a throw-away database and settings from pairs.
+
+use fleetgate::config::Settings;
+use sqlx::{Connection, Executor, PgConnection};
+
+/// A fresh database on the Postgres server at `DATABASE_URL`, dropped by [`BenchDb::drop`].
+pub struct BenchDb {
+    pub url: String,
+    name: String,
+    admin: PgConnection,
+}
+
+impl BenchDb {
+    pub async fn create(label: &str) -> anyhow::Result<Self> {
+        let server = std::env::var("DATABASE_URL")
+            .map_err(|_| anyhow::anyhow!("DATABASE_URL: set it to a Postgres server URL"))?;
+        let name = format!("fleetgate_bench_{label}_{}", std::process::id());
+        let mut admin = PgConnection::connect(&server).await?;
+        admin
+            .execute(format!(r#"CREATE DATABASE "{name}""#).as_str())
+            .await?;
+        let base = server.rsplit_once('/').map(|(b, _)| b).unwrap_or(&server);
+        Ok(Self {
+            url: format!("{base}/{name}"),
+            name,
+            admin,
+        })
+    }
+
+    pub async fn drop(mut self) -> anyhow::Result<()> {
+        self.admin
+            .execute(format!(r#"DROP DATABASE "{}" WITH (FORCE)"#, self.name).as_str())
+            .await?;
+        Ok(())
+    }
+}
+
+pub fn settings(vars: &[(&str, String)]) -> anyhow::Result<Settings> {
+    Ok(Settings::from_lookup(|k| {
+        vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())
+    })?)
+}
