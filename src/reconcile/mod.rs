@@ -7,6 +7,7 @@ pub mod desired;
 pub mod field;
 pub mod leader;
 pub mod plan;
+pub mod shard;
 pub mod sync;
 pub mod templates;
 
