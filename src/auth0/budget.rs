@@ -29,7 +29,7 @@ impl Budget {
     pub fn wait_before(&self, now_unix: f64, jitter: f64) -> Duration {
         match (self.remaining, self.reset) {
             (Some(0), Some(reset)) if (reset as f64) > now_unix => {
-                Duration::from_secs_f64(reset as f64 - now_unix + jitter).min(MAX_WAIT)
+                capped(reset as f64 - now_unix + jitter)
             }
             _ => Duration::ZERO,
         }
@@ -55,7 +55,12 @@ pub fn after_429(
         .or_else(|| reset.map(|r| r as f64 - now_unix))
         .filter(|s| *s > 0.0)
         .unwrap_or(1.0);
-    Duration::from_secs_f64(base + jitter).min(MAX_WAIT)
+    capped(base + jitter)
+}
+
+/// Seconds as a wait, at most [`MAX_WAIT`] (also for absurd header values).
+fn capped(secs: f64) -> Duration {
+    Duration::from_secs_f64(secs.clamp(0.0, MAX_WAIT.as_secs_f64()))
 }
 
 /// Exponential backoff with full jitter (`jitter01` in 0..1) for retry number `attempt` (0-based).
@@ -82,6 +87,12 @@ mod tests {
         assert_eq!(b.wait_before(101.5, 0.1), Duration::ZERO, "reset passed");
         b.observe(Some(0), Some(10_000));
         assert_eq!(b.wait_before(0.0, 0.0), MAX_WAIT);
+        b.observe(Some(0), Some(u64::MAX));
+        assert_eq!(
+            b.wait_before(0.0, 0.0),
+            MAX_WAIT,
+            "absurd reset headers cannot panic or stall"
+        );
         b.observe(None, None);
         assert_eq!(
             b.wait_before(0.0, 0.0),
@@ -106,6 +117,9 @@ mod tests {
         );
         assert_eq!(after_429(None, None, 100.0, 0.0), Duration::from_secs(1));
         assert_eq!(after_429(Some(3600.0), None, 0.0, 0.0), MAX_WAIT);
+        assert_eq!(after_429(Some(f64::INFINITY), None, 0.0, 0.0), MAX_WAIT);
+        assert_eq!(after_429(Some(1e300), None, 0.0, 0.0), MAX_WAIT);
+        assert_eq!(after_429(None, Some(u64::MAX), 0.0, 0.0), MAX_WAIT);
     }
 
     #[test]
