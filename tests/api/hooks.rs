@@ -338,3 +338,75 @@ async fn malformed_events_are_4xx_naming_what_is_wrong(pool: PgPool) {
     assert_problem(huge, 413, "payload_too_large").await;
     assert_eq!(app.snapshot().await, before);
 }
+
+/// Hosts built to smuggle extra allow-list entries, wildcards or other hosts: every one is
+/// refused with a 422 naming the host, and nothing changes.
+#[sqlx::test]
+async fn hostile_hosts_are_refused_and_change_nothing(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    app.deploy("acme", &["www.acme.com"]).await;
+    let before = app.snapshot().await;
+    let long_label = format!("{}.com", "a".repeat(64));
+    let long_name = format!("{}.com", vec!["abcdefghij"; 25].join("."));
+    let hostile = [
+        "evil.com,https://attacker.com",
+        "evil.com https://attacker.com",
+        "evil.com\thttps://attacker.com",
+        "*.apps.example.com",
+        "a*.example.com",
+        "attacker.com@www.acme.com",
+        "www.acme.com/callback",
+        "www.acme.com?x=https://attacker.com",
+        "www.acme.com#frag",
+        "www%2eacme.com",
+        "www.acme.com%2f..",
+        "www.acme.com.",
+        "www..acme.com",
+        ".acme.com",
+        "-acme.com",
+        "acme-.com",
+        "https://www.acme.com",
+        "//attacker.com",
+        "www.acme.com:443",
+        "127.0.0.1",
+        "[::1]",
+        "0x7f.0.0.1",
+        "localhost",
+        "www.acme.com\u{0}",
+        "www.acme.com\r\nx-injected: 1",
+        "www．acme．com/x",
+        "ｗｗｗ.acme.com/evil",
+        "\u{202e}moc.evil",
+        "a_b.acme.com",
+        "",
+        " ",
+        &long_label,
+        &long_name,
+    ];
+    for host in hostile {
+        let (status, body) = app.hook(&deployed("acme", "auth0|owner-1", &[host])).await;
+        assert_eq!(status, 422, "{host:?} was not refused: {body}");
+        assert!(
+            body["detail"].as_str().unwrap().contains("host '"),
+            "{host:?}: {body}"
+        );
+    }
+    // Look-alikes and case variants are other hosts or the same host, never a second entry.
+    let (status, body) = app
+        .hook(&deployed(
+            "acme",
+            "auth0|owner-1",
+            &["WWW.ACME.COM", "www.acme.com"],
+        ))
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(app.snapshot().await, before);
+    let (status, body) = app
+        .hook(&deployed("acme", "auth0|owner-1", &["www.аcme.com"]))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        hosts(&body)[0].starts_with("www.xn--"),
+        "a Cyrillic look-alike is a different, punycoded host: {body}"
+    );
+}
