@@ -18,19 +18,10 @@ use tokio_util::sync::CancellationToken;
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let rate = arg("--rate", 200);
-    let seconds = arg("--seconds", 20);
+    let rate = common::arg("--rate", 200);
+    let seconds = common::arg("--seconds", 20);
     let db = common::BenchDb::create("hook").await?;
     let db_url = db.url.clone();
 

@@ -34,15 +34,6 @@ use tokio_util::sync::CancellationToken;
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 async fn emulator() -> anyhow::Result<(String, Value, CancellationToken)> {
     let emu = Emulator::build(EmulatorConfig {
         listen: "127.0.0.1:0".parse()?,
@@ -80,9 +71,9 @@ fn host(i: u64, instances: u64) -> String {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let deploys = arg("--deploys", 1000);
-    let instances = arg("--instances", 40);
-    let naive_sample = arg("--naive-sample", 60);
+    let deploys = common::arg("--deploys", 1000);
+    let instances = common::arg("--instances", 40);
+    let naive_sample = common::arg("--naive-sample", 60);
     burst(deploys, instances).await?;
     naive(deploys, instances, naive_sample).await?;
     compute(100_000);

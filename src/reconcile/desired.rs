@@ -74,31 +74,10 @@ pub fn desired<'i>(instances: impl IntoIterator<Item = &'i Instance>, opts: Opti
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{
-        domain::{DomainKind, InstanceId, UserId},
-        registry::Domain,
-    };
     use proptest::prelude::*;
 
     fn instance(id: &str, status: InstanceStatus, hosts: &[&str]) -> Instance {
-        let platform = Hostname::parse("apps.example.com").unwrap();
-        Instance {
-            id: InstanceId::parse(id).unwrap(),
-            owner: UserId::parse("auth0|o").unwrap(),
-            status,
-            domains: hosts
-                .iter()
-                .map(|h| {
-                    let hostname = Hostname::parse(h).unwrap();
-                    Domain {
-                        kind: DomainKind::of(&hostname, Some(&platform)),
-                        hostname,
-                    }
-                })
-                .collect(),
-            created_at: chrono::DateTime::UNIX_EPOCH,
-            updated_at: chrono::DateTime::UNIX_EPOCH,
-        }
+        Instance::sample(id, status, hosts)
     }
 
     fn lists(instances: &[Instance], wildcard: bool) -> Lists {

@@ -251,11 +251,7 @@ mod tests {
 
     #[test]
     fn slots_count_exact_hosts_times_templates() {
-        use crate::{
-            domain::{DomainKind, Hostname, InstanceId, UserId},
-            reconcile::templates::Templates,
-            registry::Domain,
-        };
+        use crate::{domain::Hostname, reconcile::templates::Templates};
         let platform = Hostname::parse("apps.example.com").unwrap();
         let templates = Templates::parse(|f| {
             if f == Field::Callbacks {
@@ -270,20 +266,7 @@ mod tests {
             wildcard: true,
             templates: &templates,
         };
-        let instance = |status, hosts: &[&str]| Instance {
-            id: InstanceId::parse("acme").unwrap(),
-            owner: UserId::parse("auth0|o").unwrap(),
-            status,
-            domains: hosts
-                .iter()
-                .map(|h| Domain {
-                    hostname: Hostname::parse(h).unwrap(),
-                    kind: DomainKind::Custom,
-                })
-                .collect(),
-            created_at: chrono::DateTime::UNIX_EPOCH,
-            updated_at: chrono::DateTime::UNIX_EPOCH,
-        };
+        let instance = |status, hosts: &[&str]| Instance::sample("acme", status, hosts);
         let hosts = ["acme.apps.example.com", "www.acme.com", "shop.acme.com"];
         let active = slots_needed(&instance(InstanceStatus::Active, &hosts), opts);
         assert_eq!(

@@ -78,27 +78,10 @@ pub fn sync_status(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{
-        domain::{DomainKind, Hostname, InstanceId, UserId},
-        reconcile::templates::Templates,
-        registry::Domain,
-    };
+    use crate::{domain::Hostname, reconcile::templates::Templates};
 
     fn instance(status: InstanceStatus, hosts: &[&str]) -> Instance {
-        Instance {
-            id: InstanceId::parse("acme").unwrap(),
-            owner: UserId::parse("auth0|o").unwrap(),
-            status,
-            domains: hosts
-                .iter()
-                .map(|h| Domain {
-                    hostname: Hostname::parse(h).unwrap(),
-                    kind: DomainKind::Custom,
-                })
-                .collect(),
-            created_at: chrono::DateTime::UNIX_EPOCH,
-            updated_at: chrono::DateTime::UNIX_EPOCH,
-        }
+        Instance::sample("acme", status, hosts)
     }
 
     #[test]

@@ -61,6 +61,31 @@ impl Instance {
     }
 }
 
+#[cfg(test)]
+impl Instance {
+    /// An instance for tests of pure code; hosts are classified against `apps.example.com`.
+    pub(crate) fn sample(id: &str, status: InstanceStatus, hosts: &[&str]) -> Self {
+        let platform = Hostname::parse("apps.example.com").expect("valid");
+        Self {
+            id: InstanceId::parse(id).expect("a valid id"),
+            owner: UserId::parse("auth0|o").expect("valid"),
+            status,
+            domains: hosts
+                .iter()
+                .map(|h| {
+                    let hostname = Hostname::parse(h).expect("a valid host");
+                    Domain {
+                        kind: DomainKind::of(&hostname, Some(&platform)),
+                        hostname,
+                    }
+                })
+                .collect(),
+            created_at: DateTime::UNIX_EPOCH,
+            updated_at: DateTime::UNIX_EPOCH,
+        }
+    }
+}
+
 /// The instance with this id, with its domains.
 pub async fn load(conn: &mut PgConnection, id: &str) -> Result<Option<Instance>> {
     let Some(row) = db::instances::get(conn, id).await? else {
