@@ -37,6 +37,10 @@ pub struct ReconcilerSettings {
     pub wildcard: bool,
     /// Six-field cron expression (with seconds) of the periodic full pass.
     pub cron: String,
+    /// Create another application when none in the pool has room.
+    pub auto_create_applications: bool,
+    /// Entries per list (Auth0's cap is 100).
+    pub cap: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -218,10 +222,14 @@ fn reconciler_settings(vars: &Vars) -> Result<Option<ReconcilerSettings>> {
             .unwrap_or("")
     })
     .expect("each field was checked");
-    let wildcard = vars.parsed("FLEETGATE_WILDCARD", true, |s| match s {
-        "true" | "on" | "1" => Ok(true),
-        "false" | "off" | "0" => Ok(false),
-        _ => Err("must be true or false"),
+    let wildcard = vars.parsed("FLEETGATE_WILDCARD", true, boolean)?;
+    let auto_create_applications =
+        vars.parsed("FLEETGATE_AUTO_CREATE_APPLICATIONS", false, boolean)?;
+    let cap = vars.parsed("FLEETGATE_ALLOWLIST_CAP", 100, |s| {
+        s.parse::<usize>()
+            .ok()
+            .filter(|n| (1..=100).contains(n))
+            .ok_or("must be a whole number from 1 to 100")
     })?;
     let cron = vars
         .optional("FLEETGATE_RECONCILE_CRON")
@@ -239,7 +247,17 @@ fn reconciler_settings(vars: &Vars) -> Result<Option<ReconcilerSettings>> {
         templates,
         wildcard,
         cron,
+        auto_create_applications,
+        cap,
     }))
+}
+
+fn boolean(s: &str) -> std::result::Result<bool, &'static str> {
+    match s {
+        "true" | "on" | "1" => Ok(true),
+        "false" | "off" | "0" => Ok(false),
+        _ => Err("must be true or false"),
+    }
 }
 
 struct Vars<'a>(&'a dyn Fn(&str) -> Option<String>);
@@ -453,6 +471,16 @@ mod tests {
             "FLEETGATE_TEMPLATE_CALLBACKS"
         );
         assert_eq!(with(("FLEETGATE_WILDCARD", "maybe")), "FLEETGATE_WILDCARD");
+        assert_eq!(
+            with(("FLEETGATE_AUTO_CREATE_APPLICATIONS", "yes please")),
+            "FLEETGATE_AUTO_CREATE_APPLICATIONS"
+        );
+        assert_eq!(
+            with(("FLEETGATE_ALLOWLIST_CAP", "101")),
+            "FLEETGATE_ALLOWLIST_CAP"
+        );
+        assert!(!r.auto_create_applications);
+        assert_eq!(r.cap, 100);
         assert_eq!(
             with(("FLEETGATE_RECONCILE_CRON", "*/5 * * * *")),
             "FLEETGATE_RECONCILE_CRON"

@@ -50,6 +50,8 @@ impl Application {
         });
         let state = web::Data::new(AppState {
             reconciler: reconciler.clone(),
+            auth0_base_url: settings.auth0.base_url.clone(),
+            audience: settings.auth0.audience.clone(),
             pool: pool.clone(),
             registry: Registry::new(settings.platform_domain.clone()),
             tokens: TokenVerifier::new(&settings.auth0),

@@ -1,6 +1,7 @@
 //! Postgres access: the pool, migrations, and one module per table group.
 //! Query functions take a connection (usually a transaction the caller owns).
 
+pub mod applications;
 pub mod audit;
 pub mod domains;
 pub mod instances;

@@ -1,5 +1,6 @@
 //! The HTTP API: routes per resource, one error type, request ids.
 
+pub mod applications;
 pub mod audit;
 pub mod domains;
 pub mod error;
@@ -25,6 +26,9 @@ pub struct AppState {
     pub registry: Registry,
     pub tokens: TokenVerifier,
     pub webhooks: WebhookVerifier,
+    /// The tenant's base URL and fleetgate's audience, as instances are told them.
+    pub auth0_base_url: String,
+    pub audience: String,
     /// Present when the M2M credentials are configured.
     pub reconciler: Option<std::sync::Arc<crate::reconcile::Reconciler>>,
 }
@@ -101,6 +105,16 @@ pub fn route_table() -> Vec<(Method, &'static str, Route)> {
             Method::GET,
             "/v1/instances/{id}/sync",
             web::get().to(reconcile::sync),
+        ),
+        (
+            Method::GET,
+            "/v1/instances/{id}/config",
+            web::get().to(applications::config),
+        ),
+        (
+            Method::GET,
+            "/v1/applications",
+            web::get().to(applications::list),
         ),
     ]
 }

@@ -11,7 +11,7 @@ use crate::{
     reconcile::{Field, ReconcileError, Reconciler, sync::sync_status},
 };
 
-fn reconciler(state: &AppState) -> Result<Arc<Reconciler>, ApiError> {
+pub fn reconciler(state: &AppState) -> Result<Arc<Reconciler>, ApiError> {
     state.reconciler.clone().ok_or_else(|| {
         ApiError::conflict(
             "reconciler_disabled",
@@ -36,8 +36,8 @@ impl From<ReconcileError> for ApiError {
 
 /// What a pass would change, per application and field, including foreign entries.
 pub async fn plan(state: web::Data<AppState>, _admin: Admin) -> Result<HttpResponse, ApiError> {
-    let plan = reconciler(&state)?.plan().await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "applications": [plan] })))
+    let plans = reconciler(&state)?.plan().await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "applications": plans })))
 }
 
 /// Runs a pass now (after any pass another replica is running) and answers with its record.
@@ -75,8 +75,12 @@ pub async fn sync(
     let mut conn = state.pool.acquire().await?;
     let instance = crate::registry::load(&mut conn, id.as_str())
         .await?
-        .ok_or_else(|| ApiError::from(crate::registry::RegistryError::NotFound(id)))?;
-    let snapshots = db::reconcile::snapshots(&mut conn, reconciler.application_id()).await?;
+        .ok_or_else(|| ApiError::from(crate::registry::RegistryError::NotFound(id.clone())))?;
+    let client_id = db::applications::assignment(&mut conn, id.as_str()).await?;
+    let snapshots = match &client_id {
+        Some(c) => db::reconcile::snapshots(&mut conn, c).await?,
+        None => Default::default(),
+    };
     let lists = Field::ALL
         .into_iter()
         .map(|f| (f, snapshots.get(f.name()).cloned().unwrap_or_default()))
@@ -90,7 +94,7 @@ pub async fn sync(
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "instance_id": instance.id,
         "status": instance.status,
-        "client_id": reconciler.application_id(),
+        "client_id": client_id,
         "last_run": last.map(|r| serde_json::json!({"id": r.id, "outcome": r.outcome, "finished_at": r.finished_at})),
         "urls": urls,
     })))

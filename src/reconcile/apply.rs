@@ -10,12 +10,13 @@ use super::{
     Field,
     desired::{self, Lists, Options},
     plan::{FieldPlan, OverCap, plan_field},
+    shard::{self, Demand, Placement, Room, Slots},
 };
 use crate::{
     auth0::{Auth0Error, Credentials, ManagementClient},
     config::ReconcilerSettings,
     db,
-    domain::Hostname,
+    domain::{Hostname, InstanceStatus},
     metrics::Metrics,
     registry,
 };
@@ -34,8 +35,6 @@ pub enum ReconcileError {
     Db(#[from] sqlx::Error),
     #[error("registry: {0}")]
     Registry(#[from] registry::RegistryError),
-    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
-    OverCap(Vec<OverCap>),
 }
 
 /// The dry-run diff of one application.
@@ -111,57 +110,196 @@ impl Reconciler {
         }
     }
 
+    /// Entries per list.
+    pub fn cap(&self) -> usize {
+        self.settings.cap
+    }
+
+    /// The primary application.
     pub fn application_id(&self) -> &str {
         &self.settings.spa_client_id
     }
 
-    /// The desired lists, from the registry.
-    async fn desired(&self) -> Result<Lists, ReconcileError> {
+    /// Reads the pool (the primary first), every application's lists and ownership, and
+    /// places every instance; with `create`, adds applications while some instance has no room
+    /// (and records them in the pool).
+    async fn survey(&self, create: bool) -> Result<Survey, ReconcileError> {
         let mut conn = self.pool.acquire().await?;
+        db::applications::ensure_primary(&mut conn, self.application_id()).await?;
+        let pool = db::applications::pool(&mut conn).await?;
         let rows = db::instances::all(&mut conn).await?;
         let instances = registry::load_many(&mut conn, rows).await?;
-        Ok(desired::desired(&instances, self.options()))
+        let current = db::applications::assignments(&mut conn).await?;
+        let mut apps = Vec::with_capacity(pool.len());
+        for app in pool {
+            apps.push(self.look(&mut conn, app.client_id).await?);
+        }
+        let opts = self.options();
+        let demands: Vec<Demand> = instances
+            .iter()
+            .filter(|i| i.status != InstanceStatus::Deleted)
+            .map(|i| Demand {
+                instance_id: i.id.to_string(),
+                slots: shard::slots_needed(i, opts),
+                current: current.get(i.id.as_str()).cloned(),
+            })
+            .collect();
+        let mut problems = Vec::new();
+        let mut placements = shard::assign(&demands, &self.rooms(&apps));
+        while create && placements.values().any(|p| *p == Placement::Unplaced) {
+            match self.create_application(apps.len()).await {
+                Ok(client_id) => {
+                    db::applications::add(&mut conn, &client_id, "created by fleetgate", "created")
+                        .await?;
+                    tracing::info!(client_id, "created an application: the pool was full");
+                    apps.push(AppLists {
+                        client_id,
+                        actual: Field::ALL.into_iter().map(|f| (f, Vec::new())).collect(),
+                        owned: BTreeMap::new(),
+                    });
+                    placements = shard::assign(&demands, &self.rooms(&apps));
+                }
+                Err(e) => {
+                    problems.push(format!("creating another application failed ({e}); raise the tenant's application limit or register an application with room"));
+                    break;
+                }
+            }
+        }
+        for (id, p) in &placements {
+            match p {
+                Placement::Unplaced if problems.is_empty() => problems.push(format!(
+                    "instance '{id}' fits no application: set FLEETGATE_AUTO_CREATE_APPLICATIONS=true or register an application with room"
+                )),
+                Placement::Overflows { client_id, field, needed, free } => problems.push(format!(
+                    "instance '{id}' needs {needed} {field} entries on application {client_id}, which has room for {free}: move it"
+                )),
+                _ => {}
+            }
+        }
+        let deleted = instances
+            .iter()
+            .filter(|i| i.status == InstanceStatus::Deleted)
+            .map(|i| i.id.to_string())
+            .collect();
+        Ok(Survey {
+            instances,
+            apps,
+            placements,
+            deleted,
+            problems,
+        })
     }
 
-    /// Plans against the application as it is now. Reads only.
-    pub async fn plan(&self) -> Result<ApplicationPlan, ReconcileError> {
-        let desired = self.desired().await?;
+    /// An application's lists as they are now, and what fleetgate owns on them.
+    async fn look(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        client_id: String,
+    ) -> Result<AppLists, ReconcileError> {
         let actual = lists_of(
             &self
                 .client
-                .get_client(self.application_id(), &Field::ALL.map(Field::name))
+                .get_client(&client_id, &Field::ALL.map(Field::name))
                 .await?,
         );
-        let owned =
-            db::reconcile::owned(&mut *self.pool.acquire().await?, self.application_id()).await?;
-        Ok(self.plan_lists(&desired, &actual, &owned))
+        let owned = db::reconcile::owned(conn, &client_id).await?;
+        Ok(AppLists {
+            client_id,
+            actual,
+            owned,
+        })
     }
 
-    fn plan_lists(
-        &self,
-        desired: &Lists,
-        actual: &BTreeMap<Field, Vec<String>>,
-        owned: &BTreeMap<String, BTreeSet<String>>,
-    ) -> ApplicationPlan {
-        let none = BTreeSet::new();
-        let (mut fields, mut over_cap) = (Vec::new(), Vec::new());
-        for field in Field::ALL {
-            let planned = plan_field(
-                field,
-                &desired[&field],
-                &actual[&field],
-                owned.get(field.name()).unwrap_or(&none),
-            );
-            match planned {
-                Ok(p) => fields.push(p),
-                Err(e) => over_cap.push(e),
+    /// Room per application: the cap less foreign entries and the wildcard's entries.
+    fn rooms(&self, apps: &[AppLists]) -> Vec<Room> {
+        let opts = self.options();
+        let wildcard = opts.wildcard && opts.platform_domain.is_some();
+        apps.iter()
+            .map(|a| {
+                let reserved: Slots = Field::ALL
+                    .into_iter()
+                    .map(|f| {
+                        let none = BTreeSet::new();
+                        let owned = a.owned.get(f.name()).unwrap_or(&none);
+                        let foreign = a.actual[&f].iter().filter(|e| !owned.contains(*e)).count();
+                        (
+                            f,
+                            foreign
+                                + if wildcard {
+                                    opts.templates.of(f).len()
+                                } else {
+                                    0
+                                },
+                        )
+                    })
+                    .collect();
+                Room::new(a.client_id.clone(), self.settings.cap, &reserved)
+            })
+            .collect()
+    }
+
+    /// A new application with the primary's relevant settings.
+    async fn create_application(&self, index: usize) -> Result<String, Auth0Error> {
+        let primary = self.client.get_client(self.application_id(), &[]).await?;
+        let mut body = Map::new();
+        for key in [
+            "app_type",
+            "token_endpoint_auth_method",
+            "grant_types",
+            "oidc_conformant",
+            "jwt_configuration",
+            "cross_origin_authentication",
+            "sso_disabled",
+            "custom_login_page_on",
+            "is_first_party",
+            "initiate_login_uri",
+        ] {
+            if let Some(v) = primary.get(key).filter(|v| !v.is_null()) {
+                body.insert(key.to_owned(), v.clone());
             }
         }
-        ApplicationPlan {
-            client_id: self.application_id().to_owned(),
-            fields,
-            over_cap,
-        }
+        let name = primary["name"].as_str().unwrap_or("fleetgate");
+        body.insert(
+            "name".into(),
+            json!(format!("{name} (fleetgate shard {index})")),
+        );
+        body.insert(
+            "client_metadata".into(),
+            json!({ "fleetgate_shard_of": self.application_id() }),
+        );
+        let created = self.client.create_client(&Value::Object(body)).await?;
+        created["client_id"]
+            .as_str()
+            .map(String::from)
+            .ok_or_else(|| Auth0Error::Transport("the created application has no client_id".into()))
+    }
+
+    /// The desired lists of one application: the instances placed (and listed) on it.
+    fn desired_for(&self, survey: &Survey, client_id: &str) -> Lists {
+        let on_app = survey.instances.iter().filter(|i| {
+            survey
+                .placements
+                .get(i.id.as_str())
+                .is_some_and(|p| p.is_listed() && p.client_id() == Some(client_id))
+        });
+        desired::desired(on_app, self.options())
+    }
+
+    /// Plans every application of the pool as it is now. Reads only; creates nothing.
+    pub async fn plan(&self) -> Result<Vec<ApplicationPlan>, ReconcileError> {
+        let survey = self.survey(false).await?;
+        Ok(survey
+            .apps
+            .iter()
+            .map(|a| {
+                plan_lists(
+                    &a.client_id,
+                    &self.desired_for(&survey, &a.client_id),
+                    &a.actual,
+                    &a.owned,
+                )
+            })
+            .collect())
     }
 
     /// Runs a pass, then repair passes while read-backs show someone else's concurrent change
@@ -209,15 +347,25 @@ impl Reconciler {
             - calls_before) as i32;
         let mut conn = self.pool.acquire().await?;
         let (run, again) = match &outcome {
-            Ok((changes, again)) => {
-                let label = if changes.as_array().is_some_and(|c| !c.is_empty()) {
+            Ok((changes, again, problems)) => {
+                let label = if !problems.is_empty() {
+                    "failed"
+                } else if changes.as_array().is_some_and(|c| !c.is_empty()) {
                     "applied"
                 } else {
                     "unchanged"
                 };
+                let error = summarize(problems);
                 (
-                    db::reconcile::finish_run(&mut conn, run_id, label, calls, changes, None)
-                        .await?,
+                    db::reconcile::finish_run(
+                        &mut conn,
+                        run_id,
+                        label,
+                        calls,
+                        changes,
+                        error.as_deref(),
+                    )
+                    .await?,
                     *again,
                 )
             }
@@ -272,39 +420,65 @@ impl Reconciler {
         Ok(())
     }
 
-    /// Plan, write ahead what will be owned, PATCH the changed fields, read back, record.
-    async fn apply(&self) -> Result<(Value, bool), ReconcileError> {
-        let client_id = self.application_id().to_owned();
-        let desired = self.desired().await?;
-        let owned = db::reconcile::owned(&mut *self.pool.acquire().await?, &client_id).await?;
-        let actual = lists_of(
-            &self
-                .client
-                .get_client(&client_id, &Field::ALL.map(Field::name))
-                .await?,
-        );
-        let plan = self.plan_lists(&desired, &actual, &owned);
-        for p in &plan.fields {
-            self.metrics
-                .foreign_entries
-                .with_label_values(&[client_id.as_str(), p.field.name()])
-                .set(p.foreign.len() as f64);
-        }
-        if !plan.over_cap.is_empty() {
-            return Err(ReconcileError::OverCap(plan.over_cap));
-        }
-        let changed: Vec<&FieldPlan> = plan.fields.iter().filter(|p| p.changes()).collect();
+    /// Places instances (creating applications if allowed), then for each application: plan,
+    /// write ahead what will be owned, PATCH the changed fields, read back, record.
+    async fn apply(&self) -> Result<(Value, bool, Vec<String>), ReconcileError> {
+        let mut survey = self.survey(self.settings.auto_create_applications).await?;
         let mut conn = self.pool.acquire().await?;
+        {
+            let mut tx = conn.begin().await?;
+            for (id, p) in &survey.placements {
+                if let Some(client_id) = p.client_id() {
+                    db::applications::assign(&mut tx, id, client_id).await?;
+                }
+            }
+            db::applications::unassign(&mut tx, &survey.deleted).await?;
+            tx.commit().await?;
+        }
+        let mut changes = Vec::new();
+        let mut again = false;
+        for app in &survey.apps {
+            let desired = self.desired_for(&survey, &app.client_id);
+            let plan = plan_lists(&app.client_id, &desired, &app.actual, &app.owned);
+            for p in &plan.fields {
+                self.metrics
+                    .foreign_entries
+                    .with_label_values(&[app.client_id.as_str(), p.field.name()])
+                    .set(p.foreign.len() as f64);
+            }
+            if !plan.over_cap.is_empty() {
+                survey.problems.extend(
+                    plan.over_cap
+                        .iter()
+                        .map(|e| format!("application {}: {e}", app.client_id)),
+                );
+                continue;
+            }
+            let (applied, changed_again) = self.apply_one(&mut conn, &plan, &app.actual).await?;
+            changes.extend(applied);
+            again |= changed_again;
+        }
+        Ok((Value::Array(changes), again, survey.problems))
+    }
+
+    async fn apply_one(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        plan: &ApplicationPlan,
+        actual: &BTreeMap<Field, Vec<String>>,
+    ) -> Result<(Vec<Value>, bool), ReconcileError> {
+        let client_id = plan.client_id.as_str();
+        let changed: Vec<&FieldPlan> = plan.fields.iter().filter(|p| p.changes()).collect();
         if changed.is_empty() {
-            self.record(&mut conn, &plan, &actual).await?;
-            return Ok((json!([]), false));
+            self.record(conn, plan, actual).await?;
+            return Ok((Vec::new(), false));
         }
         // Write-ahead: own what is about to be added, so that an interrupted pass can never
         // leave fleetgate's own entries looking foreign (and so never removable).
         {
             let mut tx = conn.begin().await?;
             for p in &changed {
-                db::reconcile::own(&mut tx, &client_id, p.field.name(), &p.added).await?;
+                db::reconcile::own(&mut tx, client_id, p.field.name(), &p.added).await?;
             }
             tx.commit().await?;
         }
@@ -313,26 +487,82 @@ impl Reconciler {
             .map(|p| (p.field.name().to_owned(), json!(p.next)))
             .collect();
         self.client
-            .patch_client(&client_id, &Value::Object(body))
+            .patch_client(client_id, &Value::Object(body))
             .await?;
         let read_back = lists_of(
             &self
                 .client
-                .get_client(&client_id, &Field::ALL.map(Field::name))
+                .get_client(client_id, &Field::ALL.map(Field::name))
                 .await?,
         );
         let mut again = false;
         for p in &changed {
             if read_back[&p.field] != p.next {
-                tracing::warn!(field = %p.field, "the list changed between write and read-back; another pass follows");
+                tracing::warn!(client_id, field = %p.field, "the list changed between write and read-back; another pass follows");
                 again = true;
             }
         }
-        self.record(&mut conn, &plan, &read_back).await?;
+        self.record(conn, plan, &read_back).await?;
         let changes = changed
             .iter()
             .map(|p| json!({"client_id": client_id, "field": p.field, "added": p.added, "removed": p.removed, "foreign": p.foreign}))
             .collect();
-        Ok((Value::Array(changes), again))
+        Ok((changes, again))
+    }
+}
+
+/// What a pass works from.
+struct Survey {
+    instances: Vec<registry::Instance>,
+    apps: Vec<AppLists>,
+    placements: BTreeMap<String, Placement>,
+    deleted: Vec<String>,
+    problems: Vec<String>,
+}
+
+/// One application of the pool as read now.
+struct AppLists {
+    client_id: String,
+    actual: BTreeMap<Field, Vec<String>>,
+    owned: BTreeMap<String, BTreeSet<String>>,
+}
+
+fn plan_lists(
+    client_id: &str,
+    desired: &Lists,
+    actual: &BTreeMap<Field, Vec<String>>,
+    owned: &BTreeMap<String, BTreeSet<String>>,
+) -> ApplicationPlan {
+    let none = BTreeSet::new();
+    let (mut fields, mut over_cap) = (Vec::new(), Vec::new());
+    for field in Field::ALL {
+        match plan_field(
+            field,
+            &desired[&field],
+            &actual[&field],
+            owned.get(field.name()).unwrap_or(&none),
+        ) {
+            Ok(p) => fields.push(p),
+            Err(e) => over_cap.push(e),
+        }
+    }
+    ApplicationPlan {
+        client_id: client_id.to_owned(),
+        fields,
+        over_cap,
+    }
+}
+
+/// The problems of a pass as its error text: the first few, and how many more.
+fn summarize(problems: &[String]) -> Option<String> {
+    const SHOWN: usize = 10;
+    match problems.len() {
+        0 => None,
+        n if n <= SHOWN => Some(problems.join("; ")),
+        n => Some(format!(
+            "{}; and {} more",
+            problems[..SHOWN].join("; "),
+            n - SHOWN
+        )),
     }
 }

@@ -7,4 +7,5 @@ mod hooks;
 mod instances;
 mod reconcile;
 mod registry;
+mod shards;
 mod spec;

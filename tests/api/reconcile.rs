@@ -236,29 +236,42 @@ async fn wildcard_mode_collapses_platform_subdomains(pool: PgPool) {
 }
 
 #[sqlx::test]
-async fn the_cap_is_reported_and_nothing_is_written(pool: PgPool) {
+async fn an_instance_that_fits_nowhere_is_reported_and_the_rest_applied(pool: PgPool) {
     let f = fleet(pool, roomy(), &[]).await;
     for i in 0..3 {
         let hosts: Vec<String> = (0..34).map(|j| format!("h{j}.c{i}.com")).collect();
         let refs: Vec<&str> = hosts.iter().map(String::as_str).collect();
         f.app.deploy(&format!("c{i}"), &refs).await;
     }
-    // The leader may have applied the first instances before the third arrived; once a pass
-    // has seen all three (passes are serialised), nothing more is written.
-    assert_eq!(f.reconcile().await["outcome"], "failed");
-    let before = f.list("callbacks").await;
     let run = f.reconcile().await;
     assert_eq!(run["outcome"], "failed");
+    let error = run["error"].as_str().unwrap();
     assert!(
-        run["error"]
-            .as_str()
-            .unwrap()
-            .contains("callbacks would hold 102 entries, more than Auth0's limit of 100"),
+        error.contains(
+            "instance 'c2' fits no application: set FLEETGATE_AUTO_CREATE_APPLICATIONS=true"
+        ),
         "{run}"
     );
-    let after = f.list("callbacks").await;
-    assert_eq!(after, before, "a pass over the cap writes nothing");
-    assert!(after.len() <= 100);
+    assert_eq!(
+        f.list("callbacks").await.len(),
+        68,
+        "the instances that fit are applied; no list exceeds the cap"
+    );
+    let (status, config) = f.app.get_json("/v1/instances/c2/config").await;
+    assert_eq!(
+        (status, config["code"].as_str()),
+        (409, Some("not_assigned")),
+        "{config}"
+    );
+    let (_, sync) = f.app.get_json("/v1/instances/c2/sync").await;
+    assert!(
+        sync["urls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|u| u["state"] == "failed"),
+        "{sync}"
+    );
 }
 
 #[sqlx::test]

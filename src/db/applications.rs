@@ -1,0 +1,87 @@
+//! The pool of applications and the instances' assignments to them.
+
+use std::collections::HashMap;
+
+use sqlx::PgConnection;
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct Application {
+    pub client_id: String,
+    pub name: String,
+    pub origin: String,
+}
+
+/// Records the primary application, once.
+pub async fn ensure_primary(conn: &mut PgConnection, client_id: &str) -> sqlx::Result<()> {
+    sqlx::query("INSERT INTO applications (client_id, name, origin) VALUES ($1, 'primary', 'primary') ON CONFLICT DO NOTHING")
+        .bind(client_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn add(
+    conn: &mut PgConnection,
+    client_id: &str,
+    name: &str,
+    origin: &str,
+) -> sqlx::Result<()> {
+    sqlx::query("INSERT INTO applications (client_id, name, origin) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+        .bind(client_id)
+        .bind(name)
+        .bind(origin)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The pool, primary first, then in the order applications joined.
+pub async fn pool(conn: &mut PgConnection) -> sqlx::Result<Vec<Application>> {
+    sqlx::query_as("SELECT client_id, name, origin FROM applications ORDER BY (origin = 'primary') DESC, position")
+        .fetch_all(conn)
+        .await
+}
+
+/// Instance id → client id.
+pub async fn assignments(conn: &mut PgConnection) -> sqlx::Result<HashMap<String, String>> {
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT instance_id, client_id FROM assignments")
+            .fetch_all(conn)
+            .await?;
+    Ok(rows.into_iter().collect())
+}
+
+pub async fn assignment(
+    conn: &mut PgConnection,
+    instance_id: &str,
+) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar("SELECT client_id FROM assignments WHERE instance_id = $1")
+        .bind(instance_id)
+        .fetch_optional(conn)
+        .await
+}
+
+pub async fn assign(
+    conn: &mut PgConnection,
+    instance_id: &str,
+    client_id: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO assignments (instance_id, client_id) VALUES ($1, $2) \
+         ON CONFLICT (instance_id) DO UPDATE SET client_id = EXCLUDED.client_id, assigned_at = now() \
+         WHERE assignments.client_id <> EXCLUDED.client_id",
+    )
+    .bind(instance_id)
+    .bind(client_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn unassign(conn: &mut PgConnection, instance_ids: &[String]) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM assignments WHERE instance_id = ANY($1)")
+        .bind(instance_ids)
+        .execute(conn)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,215 @@
+//! Spreading instances over a pool of applications when one is full.
+
+use std::collections::BTreeMap;
+
+use fleetgate::emulator::EmulatorConfig;
+use reqwest::Method;
+use serde_json::Value;
+use sqlx::PgPool;
+
+use crate::helpers::*;
+
+async fn fleet(pool: PgPool, emulator: EmulatorConfig, extra: &[(&str, &str)]) -> TestApp {
+    let tenant = TestTenant::start_with(emulator).await;
+    let seeded = tenant.seeded().await;
+    let mut vars = vec![
+        (
+            "AUTH0_CLIENT_ID",
+            seeded["m2m_client_id"].as_str().unwrap().to_owned(),
+        ),
+        (
+            "AUTH0_CLIENT_SECRET",
+            seeded["m2m_client_secret"].as_str().unwrap().to_owned(),
+        ),
+        (
+            "AUTH0_SPA_CLIENT_ID",
+            seeded["spa_client_id"].as_str().unwrap().to_owned(),
+        ),
+        ("FLEETGATE_WILDCARD", "false".to_owned()),
+    ];
+    vars.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+    TestApp::spawn_with(pool, tenant, &vars).await
+}
+
+fn roomy(max_clients: usize) -> EmulatorConfig {
+    EmulatorConfig {
+        rate_limit_burst: 1000,
+        rate_limit_per_second: 1000.0,
+        max_clients,
+        ..TestTenant::config()
+    }
+}
+
+async fn deploy_many(app: &TestApp, ids: std::ops::Range<usize>) {
+    for chunk in ids.collect::<Vec<_>>().chunks(50) {
+        let sends = chunk.iter().map(|i| async move {
+            app.deploy(&format!("s{i:03}"), &[&format!("www.s{i:03}.com")])
+                .await
+        });
+        futures_util::future::join_all(sends).await;
+    }
+}
+
+async fn reconcile(app: &TestApp) -> Value {
+    into_json(
+        app.admin(Method::POST, "/v1/reconcile")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+    .1
+}
+
+/// client_id → callbacks, for every application of the tenant.
+async fn callbacks_by_app(app: &TestApp) -> BTreeMap<String, Vec<String>> {
+    let clients: Value = app
+        .tenant
+        .management(Method::GET, "/clients")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    clients
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["client_id"].as_str().unwrap().to_owned(),
+                serde_json::from_value(c["callbacks"].clone()).unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+#[sqlx::test]
+async fn three_hundred_instances_fill_exactly_three_applications(pool: PgPool) {
+    let app = fleet(
+        pool,
+        roomy(100),
+        &[("FLEETGATE_AUTO_CREATE_APPLICATIONS", "true")],
+    )
+    .await;
+    deploy_many(&app, 0..300).await;
+    let run = reconcile(&app).await;
+    assert_ne!(run["outcome"], "failed", "{run}");
+    let (_, pool_view) = app.get_json("/v1/applications").await;
+    let apps = pool_view["items"].as_array().unwrap();
+    assert_eq!(
+        apps.len(),
+        3,
+        "ceil(300 slots / 100) applications: {pool_view}"
+    );
+    assert_eq!(apps[0]["origin"], "primary");
+    assert!(apps[1..].iter().all(|a| a["origin"] == "created"));
+    let lists = callbacks_by_app(&app).await;
+    assert!(lists.values().all(|l| l.len() <= 100));
+    // Every instance's URL is live on the application it is configured with.
+    let mut assigned = BTreeMap::new();
+    for i in (0..300).step_by(7) {
+        let (status, config) = app.get_json(&format!("/v1/instances/s{i:03}/config")).await;
+        assert_eq!(status, 200, "{config}");
+        let client_id = config["client_id"].as_str().unwrap().to_owned();
+        assert!(
+            lists[&client_id].contains(&format!("https://www.s{i:03}.com/callback")),
+            "s{i:03} on {client_id}"
+        );
+        assigned.insert(i, client_id);
+    }
+    // Assignments hold across passes.
+    reconcile(&app).await;
+    for (i, client_id) in &assigned {
+        let (_, config) = app.get_json(&format!("/v1/instances/s{i:03}/config")).await;
+        assert_eq!(config["client_id"].as_str(), Some(client_id.as_str()));
+    }
+    // Deleting frees room that new instances reuse: no fourth application.
+    for i in 0..40 {
+        app.hook(&event("instance.deleted", &format!("s{i:03}")))
+            .await;
+    }
+    deploy_many(&app, 300..340).await;
+    let run = reconcile(&app).await;
+    assert_ne!(run["outcome"], "failed", "{run}");
+    let (_, pool_view) = app.get_json("/v1/applications").await;
+    assert_eq!(
+        pool_view["items"].as_array().unwrap().len(),
+        3,
+        "{pool_view}"
+    );
+    assert_eq!(
+        callbacks_by_app(&app)
+            .await
+            .values()
+            .map(Vec::len)
+            .sum::<usize>(),
+        300
+    );
+}
+
+#[sqlx::test]
+async fn without_room_or_permission_to_create_the_reason_is_clear(pool: PgPool) {
+    // The tenant may hold 3 applications: the seeded 2 and one more.
+    let app = fleet(
+        pool,
+        roomy(3),
+        &[("FLEETGATE_AUTO_CREATE_APPLICATIONS", "true")],
+    )
+    .await;
+    deploy_many(&app, 0..250).await;
+    let run = reconcile(&app).await;
+    assert_eq!(run["outcome"], "failed");
+    let error = run["error"].as_str().unwrap();
+    assert!(
+        error.contains("creating another application failed")
+            && error.contains("too_many_entities"),
+        "{error}"
+    );
+    let (_, pool_view) = app.get_json("/v1/applications").await;
+    assert_eq!(
+        pool_view["items"].as_array().unwrap().len(),
+        2,
+        "the one it could create is used"
+    );
+    let (status, _) = app.get_json("/v1/instances/s249/config").await;
+    assert_eq!(status, 409);
+}
+
+#[sqlx::test]
+async fn foreign_entries_take_room_and_survive(pool: PgPool) {
+    let app = fleet(
+        pool,
+        roomy(100),
+        &[("FLEETGATE_AUTO_CREATE_APPLICATIONS", "true")],
+    )
+    .await;
+    let spa = app.tenant.seeded().await["spa_client_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let person: Vec<String> = (0..10)
+        .map(|i| format!("https://person{i}.example.com/cb"))
+        .collect();
+    let res = app
+        .tenant
+        .management(Method::PATCH, &format!("/clients/{spa}"))
+        .json(&serde_json::json!({"callbacks": person}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    reconcile(&app).await;
+    deploy_many(&app, 0..95).await;
+    let run = reconcile(&app).await;
+    assert_ne!(run["outcome"], "failed", "{run}");
+    let lists = callbacks_by_app(&app).await;
+    assert_eq!(lists[&spa].len(), 100, "10 foreign + 90 instances");
+    assert!(person.iter().all(|p| lists[&spa].contains(p)));
+    assert_eq!(
+        lists.values().map(Vec::len).sum::<usize>(),
+        105,
+        "5 instances went to a new application"
+    );
+}
