@@ -85,3 +85,36 @@ pub async fn unassign(conn: &mut PgConnection, instance_ids: &[String]) -> sqlx:
         .await?;
     Ok(())
 }
+
+/// Removes an application from the pool with what fleetgate recorded about it. The caller
+/// checks first that no instance is assigned to it.
+pub async fn remove(conn: &mut PgConnection, client_id: &str) -> sqlx::Result<bool> {
+    sqlx::query("DELETE FROM allowlist_entries WHERE client_id = $1")
+        .bind(client_id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM allowlist_snapshots WHERE client_id = $1")
+        .bind(client_id)
+        .execute(&mut *conn)
+        .await?;
+    let done = sqlx::query("DELETE FROM applications WHERE client_id = $1 AND origin <> 'primary'")
+        .bind(client_id)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn count_assigned(conn: &mut PgConnection, client_id: &str) -> sqlx::Result<i64> {
+    sqlx::query_scalar("SELECT count(*) FROM assignments WHERE client_id = $1")
+        .bind(client_id)
+        .fetch_one(conn)
+        .await
+}
+
+/// Wakes the reconciler (assignments are not registry tables, so no trigger does).
+pub async fn notify(conn: &mut PgConnection) -> sqlx::Result<()> {
+    sqlx::query("SELECT pg_notify('fleetgate_registry', 'assignments')")
+        .execute(conn)
+        .await?;
+    Ok(())
+}

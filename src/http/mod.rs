@@ -116,6 +116,21 @@ pub fn route_table() -> Vec<(Method, &'static str, Route)> {
             "/v1/applications",
             web::get().to(applications::list),
         ),
+        (
+            Method::POST,
+            "/v1/applications",
+            web::post().to(applications::register),
+        ),
+        (
+            Method::DELETE,
+            "/v1/applications/{client_id}",
+            web::delete().to(applications::remove),
+        ),
+        (
+            Method::POST,
+            "/v1/instances/{id}/move",
+            web::post().to(applications::move_instance),
+        ),
     ]
 }
 

@@ -213,3 +213,98 @@ async fn foreign_entries_take_room_and_survive(pool: PgPool) {
         "5 instances went to a new application"
     );
 }
+
+#[sqlx::test]
+async fn register_move_and_remove_applications(pool: PgPool) {
+    let app = fleet(pool, roomy(100), &[]).await;
+    let spa = app.tenant.seeded().await["spa_client_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let created: Value = app
+        .tenant
+        .management(Method::POST, "/clients")
+        .json(&serde_json::json!({"name": "extra", "app_type": "spa"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let extra = created["client_id"].as_str().unwrap().to_owned();
+
+    let res = app
+        .admin(Method::POST, "/v1/applications")
+        .json(&serde_json::json!({"client_id": "nosuchclient"}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 422, "validation_failed").await;
+    let res = app
+        .admin(Method::POST, "/v1/applications")
+        .json(&serde_json::json!({"client_id": extra}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+
+    app.deploy("acme", &["www.acme.com"]).await;
+    reconcile(&app).await;
+    let (_, config) = app.get_json("/v1/instances/acme/config").await;
+    assert_eq!(
+        config["client_id"],
+        spa.as_str(),
+        "first with room: the primary"
+    );
+
+    let res = app
+        .admin(Method::POST, "/v1/instances/acme/move")
+        .json(&serde_json::json!({"client_id": extra}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    reconcile(&app).await;
+    let (_, config) = app.get_json("/v1/instances/acme/config").await;
+    assert_eq!(config["client_id"], extra.as_str());
+    let lists = callbacks_by_app(&app).await;
+    assert_eq!(lists[&extra], ["https://www.acme.com/callback"]);
+    assert!(
+        lists[&spa].is_empty(),
+        "its entries left the old application"
+    );
+    let (_, audit) = app.get_json("/v1/audit?instance_id=acme").await;
+    assert_eq!(audit["items"][0]["action"], "instance.moved");
+
+    let res = app
+        .admin(Method::DELETE, &format!("/v1/applications/{extra}"))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 409, "application_in_use").await;
+    let res = app
+        .admin(Method::DELETE, &format!("/v1/applications/{spa}"))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 409, "primary_application").await;
+    app.admin(Method::POST, "/v1/instances/acme/move")
+        .json(&serde_json::json!({"client_id": spa}))
+        .send()
+        .await
+        .unwrap();
+    reconcile(&app).await;
+    let res = app
+        .admin(Method::DELETE, &format!("/v1/applications/{extra}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let res = app
+        .admin(Method::POST, "/v1/instances/acme/move")
+        .json(&serde_json::json!({"client_id": extra}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 422, "validation_failed").await;
+}
