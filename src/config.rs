@@ -41,6 +41,8 @@ pub struct ReconcilerSettings {
     pub auto_create_applications: bool,
     /// Entries per list (Auth0's cap is 100).
     pub cap: usize,
+    /// Move an instance that outgrew its application to one with room, without an admin.
+    pub auto_move: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -225,6 +227,7 @@ fn reconciler_settings(vars: &Vars) -> Result<Option<ReconcilerSettings>> {
     let wildcard = vars.parsed("FLEETGATE_WILDCARD", true, boolean)?;
     let auto_create_applications =
         vars.parsed("FLEETGATE_AUTO_CREATE_APPLICATIONS", false, boolean)?;
+    let auto_move = vars.parsed("FLEETGATE_AUTO_MOVE", false, boolean)?;
     let cap = vars.parsed("FLEETGATE_ALLOWLIST_CAP", 100, |s| {
         s.parse::<usize>()
             .ok()
@@ -249,6 +252,7 @@ fn reconciler_settings(vars: &Vars) -> Result<Option<ReconcilerSettings>> {
         cron,
         auto_create_applications,
         cap,
+        auto_move,
     }))
 }
 

@@ -135,17 +135,43 @@ impl Reconciler {
             apps.push(self.look(&mut conn, app.client_id).await?);
         }
         let opts = self.options();
-        let demands: Vec<Demand> = instances
+        let mut demands: Vec<Demand> = instances
             .iter()
             .filter(|i| i.status != InstanceStatus::Deleted)
-            .map(|i| Demand {
-                instance_id: i.id.to_string(),
-                slots: shard::slots_needed(i, opts),
-                current: current.get(i.id.as_str()).cloned(),
+            .map(|i| {
+                let assigned = current.get(i.id.as_str()).cloned();
+                let live = assigned
+                    .as_deref()
+                    .and_then(|c| apps.iter().find(|a| a.client_id == c));
+                Demand {
+                    instance_id: i.id.to_string(),
+                    slots: shard::slots_needed(i, opts),
+                    established: live
+                        .map(|a| established(i, opts, &a.actual))
+                        .unwrap_or_default(),
+                    current: assigned,
+                }
             })
             .collect();
         let mut problems = Vec::new();
         let mut placements = shard::assign(&demands, &self.rooms(&apps));
+        if self.settings.auto_move {
+            // Instances that outgrew their application are placed afresh (and the move audited).
+            let outgrown: Vec<String> = placements
+                .iter()
+                .filter(|(_, p)| matches!(p, Placement::Overflows { .. }))
+                .map(|(id, _)| id.clone())
+                .collect();
+            if !outgrown.is_empty() {
+                for d in demands
+                    .iter_mut()
+                    .filter(|d| outgrown.contains(&d.instance_id))
+                {
+                    d.current = None;
+                }
+                placements = shard::assign(&demands, &self.rooms(&apps));
+            }
+        }
         while create && placements.values().any(|p| *p == Placement::Unplaced) {
             match self.create_application(apps.len()).await {
                 Ok(client_id) => {
@@ -185,6 +211,7 @@ impl Reconciler {
             instances,
             apps,
             placements,
+            current,
             deleted,
             problems,
         })
@@ -428,8 +455,25 @@ impl Reconciler {
         {
             let mut tx = conn.begin().await?;
             for (id, p) in &survey.placements {
-                if let Some(client_id) = p.client_id() {
-                    db::applications::assign(&mut tx, id, client_id).await?;
+                let Some(client_id) = p.client_id() else {
+                    continue;
+                };
+                db::applications::assign(&mut tx, id, client_id).await?;
+                let before = survey.current.get(id);
+                if before.is_some_and(|b| b != client_id) {
+                    db::audit::record(
+                        &mut tx,
+                        db::audit::NewEntry {
+                            actor: "reconciler",
+                            action: "instance.moved",
+                            target_type: "instance",
+                            target_id: id,
+                            before: Some(json!({ "client_id": before })),
+                            after: Some(json!({ "client_id": client_id, "reason": "outgrew its application" })),
+                            request_id: None,
+                        },
+                    )
+                    .await?;
                 }
             }
             db::applications::unassign(&mut tx, &survey.deleted).await?;
@@ -516,6 +560,8 @@ struct Survey {
     instances: Vec<registry::Instance>,
     apps: Vec<AppLists>,
     placements: BTreeMap<String, Placement>,
+    /// Assignments before this pass: instance id → client id.
+    current: std::collections::HashMap<String, String>,
     deleted: Vec<String>,
     problems: Vec<String>,
 }
@@ -551,6 +597,28 @@ fn plan_lists(
         fields,
         over_cap,
     }
+}
+
+/// How many of an instance's own entries each list holds now.
+fn established(
+    instance: &registry::Instance,
+    opts: Options<'_>,
+    lists: &BTreeMap<Field, Vec<String>>,
+) -> Slots {
+    Field::ALL
+        .into_iter()
+        .map(|f| {
+            let list = &lists[&f];
+            let live = instance
+                .domains
+                .iter()
+                .filter(|d| opts.needs_exact_entries(&d.hostname))
+                .flat_map(|d| opts.templates.entries(f, &d.hostname).collect::<Vec<_>>())
+                .filter(|e| list.contains(e))
+                .count();
+            (f, live)
+        })
+        .collect()
 }
 
 /// The problems of a pass as its error text: the first few, and how many more.

@@ -40,6 +40,9 @@ pub struct Demand {
     pub slots: Slots,
     /// The application it is assigned to, if any.
     pub current: Option<String>,
+    /// Of `slots`, those already live on `current` (entries on the list now). They are
+    /// honoured first, so that an instance that grows cannot crowd out one that did not.
+    pub established: Slots,
 }
 
 /// Room for instances on one application, per list: the cap less entries that are not any
@@ -128,25 +131,24 @@ pub fn assign(demands: &[Demand], rooms: &[Room]) -> BTreeMap<String, Placement>
     let first = rooms.first().map(|r| r.client_id.clone());
     let mut out = BTreeMap::new();
     let mut newcomers = Vec::new();
-    // Those already assigned keep their application first, so newcomers cannot crowd them out.
+    // Those already assigned keep their application first, so newcomers cannot crowd them out;
+    // and what is live already is kept before anyone's growth.
+    let mut staying = Vec::new();
     for d in demands {
         let needs_none = d.slots.values().all(|n| *n == 0);
         match d.current.as_deref().filter(|c| free.contains_key(c)) {
             Some(c) => {
                 let room = free.get_mut(c).expect("checked");
-                let placement = match fits(&d.slots, room) {
-                    Ok(()) => {
-                        take(&d.slots, room);
-                        Placement::Stays(c.to_owned())
-                    }
-                    Err((field, needed, free)) => Placement::Overflows {
-                        client_id: c.to_owned(),
-                        field,
-                        needed,
-                        free,
-                    },
-                };
-                out.insert(d.instance_id.clone(), placement);
+                let live: Slots = d
+                    .established
+                    .iter()
+                    .map(|(f, n)| (*f, (*n).min(d.slots.get(f).copied().unwrap_or(0))))
+                    .collect();
+                let kept = fits(&live, room).is_ok();
+                if kept {
+                    take(&live, room);
+                }
+                staying.push((d, c, live, kept));
             }
             None if needs_none => {
                 let placement = first.clone().map_or(Placement::Unplaced, Placement::Placed);
@@ -154,6 +156,50 @@ pub fn assign(demands: &[Demand], rooms: &[Room]) -> BTreeMap<String, Placement>
             }
             None => newcomers.push(d),
         }
+    }
+    for (d, c, live, kept) in staying {
+        let room = free.get_mut(c).expect("checked");
+        let growth: Slots = d
+            .slots
+            .iter()
+            .map(|(f, n)| {
+                (
+                    *f,
+                    if kept {
+                        n - live.get(f).copied().unwrap_or(0)
+                    } else {
+                        *n
+                    },
+                )
+            })
+            .collect();
+        let placement = match fits(&growth, room) {
+            Ok(()) => {
+                take(&growth, room);
+                Placement::Stays(c.to_owned())
+            }
+            Err((field, _, room_left)) => {
+                if kept {
+                    // Give back what was kept: the instance is left off until it is moved.
+                    for (f, n) in &live {
+                        *room.get_mut(f).expect("every field") += n;
+                    }
+                }
+                let free = room_left
+                    + if kept {
+                        live.get(&field).copied().unwrap_or(0)
+                    } else {
+                        0
+                    };
+                Placement::Overflows {
+                    client_id: c.to_owned(),
+                    field,
+                    needed: d.slots[&field],
+                    free,
+                }
+            }
+        };
+        out.insert(d.instance_id.clone(), placement);
     }
     for d in newcomers {
         let placement = rooms
@@ -197,6 +243,7 @@ mod tests {
             instance_id: id.into(),
             slots: slots(n),
             current: current.map(String::from),
+            established: Slots::new(),
         }
     }
 
@@ -246,6 +293,38 @@ mod tests {
             lower_bound(&demands, 10),
             2,
             "18 slots per list at 10 per application"
+        );
+    }
+
+    #[test]
+    fn growth_cannot_crowd_out_what_is_live() {
+        let rooms = [Room::new("a", 5, &slots(0))];
+        // a was 3, grew to 4; b is 2; both live on "a" (3 + 2 = 5).
+        let grown = Demand {
+            established: slots(3),
+            ..demand("a", 4, Some("a"))
+        };
+        let steady = Demand {
+            established: slots(2),
+            ..demand("b", 2, Some("a"))
+        };
+        let p = assign(&[grown, steady], &rooms);
+        assert_eq!(
+            p["b"],
+            Placement::Stays("a".into()),
+            "the instance that did not grow keeps its room"
+        );
+        assert!(
+            matches!(
+                p["a"],
+                Placement::Overflows {
+                    needed: 4,
+                    free: 3,
+                    ..
+                }
+            ),
+            "{:?}",
+            p["a"]
         );
     }
 

@@ -308,3 +308,70 @@ async fn register_move_and_remove_applications(pool: PgPool) {
         .unwrap();
     assert_problem(res, 422, "validation_failed").await;
 }
+
+async fn outgrow(pool: PgPool, auto_move: bool) {
+    let flag = if auto_move { "true" } else { "false" };
+    let app = fleet(
+        pool,
+        roomy(100),
+        &[
+            ("FLEETGATE_ALLOWLIST_CAP", "5"),
+            ("FLEETGATE_AUTO_CREATE_APPLICATIONS", "true"),
+            ("FLEETGATE_AUTO_MOVE", flag),
+        ],
+    )
+    .await;
+    app.deploy("a", &["a1.com", "a2.com", "a3.com"]).await;
+    app.deploy("b", &["b1.com", "b2.com"]).await;
+    reconcile(&app).await;
+    let (_, before) = app.get_json("/v1/instances/a/config").await;
+    app.deploy("a", &["a1.com", "a2.com", "a3.com", "a4.com"])
+        .await;
+    let run = reconcile(&app).await;
+    let (_, after) = app.get_json("/v1/instances/a/config").await;
+    let (_, b) = app.get_json("/v1/instances/b/config").await;
+    let lists = callbacks_by_app(&app).await;
+    assert!(
+        lists[b["client_id"].as_str().unwrap()].contains(&"https://b1.com/callback".to_owned()),
+        "b, which did not grow, stays live"
+    );
+    if auto_move {
+        assert_ne!(run["outcome"], "failed", "{run}");
+        assert_ne!(
+            after["client_id"], before["client_id"],
+            "moved to an application with room"
+        );
+        assert_eq!(lists[after["client_id"].as_str().unwrap()].len(), 4);
+        let (_, audit) = app.get_json("/v1/audit?instance_id=a").await;
+        let moved = audit["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["action"] == "instance.moved")
+            .expect("the move is audited");
+        assert_eq!(moved["actor"], "reconciler");
+    } else {
+        assert_eq!(run["outcome"], "failed");
+        assert!(
+            run["error"]
+                .as_str()
+                .unwrap()
+                .contains("instance 'a' needs 4 callbacks entries"),
+            "{run}"
+        );
+        assert_eq!(
+            after["client_id"], before["client_id"],
+            "an assignment never changes by itself"
+        );
+    }
+}
+
+#[sqlx::test]
+async fn an_instance_that_outgrows_its_application_is_reported(pool: PgPool) {
+    outgrow(pool, false).await;
+}
+
+#[sqlx::test]
+async fn an_instance_that_outgrows_its_application_moves_when_configured(pool: PgPool) {
+    outgrow(pool, true).await;
+}
