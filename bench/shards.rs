@@ -24,12 +24,21 @@ const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 async fn main() -> anyhow::Result<()> {
     let instances = common::arg("--instances", 10_000);
     let db = common::BenchDb::create("shards").await?;
-    let emu = Emulator::build(EmulatorConfig { listen: "127.0.0.1:0".parse()?, max_clients: 1000, ..EmulatorConfig::default() })?;
+    let emu = Emulator::build(EmulatorConfig {
+        listen: "127.0.0.1:0".parse()?,
+        max_clients: 1000,
+        ..EmulatorConfig::default()
+    })?;
     let base = emu.base_url().to_owned();
     let stop = CancellationToken::new();
     tokio::spawn(emu.run_until_stopped(stop.clone()));
     let http = reqwest::Client::new();
-    let tenant: Value = http.get(format!("{base}/emulator/tenant")).send().await?.json().await?;
+    let tenant: Value = http
+        .get(format!("{base}/emulator/tenant"))
+        .send()
+        .await?
+        .json()
+        .await?;
     let text = |k: &str| tenant[k].as_str().unwrap_or_default().to_owned();
     let settings = common::settings(&[
         ("DATABASE_URL", db.url.clone()),
@@ -49,7 +58,9 @@ async fn main() -> anyhow::Result<()> {
     tokio::spawn(app.run_until_stopped(stop.clone()));
     let signer = std::sync::Arc::new(WebhookVerifier::new(&SecretString::from(SECRET))?);
 
-    println!("shards: {instances} custom-domain instances (1 host each, default templates), emulator at the Free-plan limit");
+    println!(
+        "shards: {instances} custom-domain instances (1 host each, default templates), emulator at the Free-plan limit"
+    );
     let started = Instant::now();
     for chunk in (0..instances).collect::<Vec<_>>().chunks(100) {
         let sends = chunk.iter().map(|i| {
@@ -62,7 +73,11 @@ async fn main() -> anyhow::Result<()> {
                 http.post(&url).header("content-type", "application/json").header("webhook-id", id).header("webhook-timestamp", ts.to_string()).header("webhook-signature", sig).body(body).send().await.is_ok_and(|r| r.status().is_success())
             }
         });
-        let ok = futures_util::future::join_all(sends).await.into_iter().filter(|x| *x).count();
+        let ok = futures_util::future::join_all(sends)
+            .await
+            .into_iter()
+            .filter(|x| *x)
+            .count();
         anyhow::ensure!(ok == chunk.len(), "some deploys failed");
     }
     println!("  deployed in {:.1} s", started.elapsed().as_secs_f64());
@@ -77,15 +92,29 @@ async fn main() -> anyhow::Result<()> {
         if live as u64 == instances {
             break started.elapsed();
         }
-        anyhow::ensure!(started.elapsed() < Duration::from_secs(3600), "not converged after an hour ({live} live)");
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(3600),
+            "not converged after an hour ({live} live)"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
-    let apps: i64 = sqlx::query_scalar("SELECT count(*) FROM applications").fetch_one(&pool).await?;
-    let calls: i64 = sqlx::query_scalar("SELECT coalesce(sum(api_calls), 0) FROM reconcile_runs").fetch_one(&pool).await?;
-    let runs: i64 = sqlx::query_scalar("SELECT count(*) FROM reconcile_runs").fetch_one(&pool).await?;
+    let apps: i64 = sqlx::query_scalar("SELECT count(*) FROM applications")
+        .fetch_one(&pool)
+        .await?;
+    let calls: i64 = sqlx::query_scalar("SELECT coalesce(sum(api_calls), 0) FROM reconcile_runs")
+        .fetch_one(&pool)
+        .await?;
+    let runs: i64 = sqlx::query_scalar("SELECT count(*) FROM reconcile_runs")
+        .fetch_one(&pool)
+        .await?;
     let lower_bound = instances.div_ceil(100);
-    println!("  every URL live {:.1} s after the first deploy", converged.as_secs_f64());
-    println!("  applications used: {apps} (lower bound ceil({instances} slots / 100) = {lower_bound})");
+    println!(
+        "  every URL live {:.1} s after the first deploy",
+        converged.as_secs_f64()
+    );
+    println!(
+        "  applications used: {apps} (lower bound ceil({instances} slots / 100) = {lower_bound})"
+    );
     println!("  Management API calls: {calls} in {runs} passes (token requests not counted)");
     stop.cancel();
     tokio::time::sleep(Duration::from_millis(300)).await;
