@@ -375,3 +375,110 @@ async fn an_instance_that_outgrows_its_application_is_reported(pool: PgPool) {
 async fn an_instance_that_outgrows_its_application_moves_when_configured(pool: PgPool) {
     outgrow(pool, true).await;
 }
+
+#[sqlx::test]
+async fn assignments_survive_a_restart(pool: PgPool) {
+    let tenant = TestTenant::start_with(roomy(100)).await;
+    let seeded = tenant.seeded().await;
+    let vars = [
+        (
+            "AUTH0_CLIENT_ID",
+            seeded["m2m_client_id"].as_str().unwrap().to_owned(),
+        ),
+        (
+            "AUTH0_CLIENT_SECRET",
+            seeded["m2m_client_secret"].as_str().unwrap().to_owned(),
+        ),
+        (
+            "AUTH0_SPA_CLIENT_ID",
+            seeded["spa_client_id"].as_str().unwrap().to_owned(),
+        ),
+        ("FLEETGATE_WILDCARD", "false".to_owned()),
+        ("FLEETGATE_ALLOWLIST_CAP", "3".to_owned()),
+        ("FLEETGATE_AUTO_CREATE_APPLICATIONS", "true".to_owned()),
+    ];
+    // Each process has a pool of its own.
+    let start = || {
+        let own = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(5)
+            .connect_lazy_with((*pool.connect_options()).clone());
+        let app =
+            fleetgate::startup::Application::build(&settings_with(&tenant.base_url, &vars), own)
+                .unwrap();
+        let addr = format!("http://127.0.0.1:{}", app.port());
+        let stop = tokio_util::sync::CancellationToken::new();
+        let handle = tokio::spawn(app.run_until_stopped(stop.clone()));
+        (addr, stop, handle)
+    };
+    let http = reqwest::Client::new();
+    let admin = tenant.sign(&tenant.claims(&["fleet:admin"]));
+    let configs = |addr: String| {
+        let (http, admin) = (http.clone(), admin.clone());
+        async move {
+            let mut out = Vec::new();
+            for i in 0..7 {
+                let c: Value = http
+                    .get(format!("{addr}/v1/instances/r{i}/config"))
+                    .bearer_auth(&admin)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                out.push(c["client_id"].as_str().unwrap_or("none").to_owned());
+            }
+            out
+        }
+    };
+    let (addr, stop, handle) = start();
+    let signer = |i: usize| {
+        let body = serde_json::json!({"type": "instance.deployed", "data": {"instance_id": format!("r{i}"), "owner": "auth0|o", "domains": [format!("www.r{i}.com")]}}).to_string();
+        let ts = chrono::Utc::now().timestamp();
+        let id = format!("msg_r{i}");
+        (body.clone(), ts, id.clone(), signature(&id, ts, &body))
+    };
+    for i in 0..7 {
+        let (body, ts, id, sig) = signer(i);
+        let res = http
+            .post(format!("{addr}/v1/hooks/deploy"))
+            .header("content-type", "application/json")
+            .header("webhook-id", id)
+            .header("webhook-timestamp", ts.to_string())
+            .header("webhook-signature", sig)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+    }
+    http.post(format!("{addr}/v1/reconcile"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    let before = configs(addr).await;
+    assert_eq!(
+        before
+            .iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
+        3,
+        "7 instances at 3 per application: {before:?}"
+    );
+    stop.cancel();
+    let _ = handle.await;
+
+    let (addr, stop, _handle) = start();
+    http.post(format!("{addr}/v1/reconcile"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        configs(addr).await,
+        before,
+        "every instance keeps its client id across a restart"
+    );
+    stop.cancel();
+}
