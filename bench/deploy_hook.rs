@@ -62,20 +62,8 @@ async fn main() -> anyhow::Result<()> {
                 "instance_id": format!("bench-{n}"), "owner": "auth0|bench",
                 "domains": [format!("b{n}.apps.example.com"), format!("www.b{n}-{}.com", i / 1000 % 2)]}})
             .to_string();
-            let id = format!("msg_{i}");
-            let ts = chrono::Utc::now().timestamp();
-            let sig = signer.sign(&id, ts, body.as_bytes()).expect("signs");
             let sent = Instant::now();
-            let res = client
-                .post(&url)
-                .header("content-type", "application/json")
-                .header("webhook-id", id)
-                .header("webhook-timestamp", ts.to_string())
-                .header("webhook-signature", sig)
-                .body(body)
-                .send()
-                .await;
-            let ok = matches!(&res, Ok(r) if r.status().is_success());
+            let ok = common::send_hook(&client, &url, &signer, &format!("msg_{i}"), body).await;
             // Latency counted from when the request was due, so a stalled server cannot hide.
             (ok, due.elapsed().max(sent.elapsed()))
         }));

@@ -139,19 +139,7 @@ async fn burst(deploys: u64, instances: u64) -> anyhow::Result<()> {
         let (http, url, signer) = (http.clone(), hook_url.clone(), signer.clone());
         async move {
             let body = json!({"type": "instance.deployed", "data": {"instance_id": format!("c{}", i % instances), "owner": "auth0|bench", "domains": [host(i, instances)]}}).to_string();
-            let id = format!("msg_{i}");
-            let ts = chrono::Utc::now().timestamp();
-            let sig = signer.sign(&id, ts, body.as_bytes()).expect("signs");
-            let res = http
-                .post(&url)
-                .header("content-type", "application/json")
-                .header("webhook-id", id)
-                .header("webhook-timestamp", ts.to_string())
-                .header("webhook-signature", sig)
-                .body(body)
-                .send()
-                .await;
-            matches!(res, Ok(r) if r.status().is_success())
+            common::send_hook(&http, &url, &signer, &format!("msg_{i}"), body).await
         }
     };
     // A round redeploys every instance at once; rounds follow each other, so each

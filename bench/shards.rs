@@ -67,10 +67,7 @@ async fn main() -> anyhow::Result<()> {
             let (http, url, signer) = (http.clone(), hook_url.clone(), signer.clone());
             async move {
                 let body = json!({"type": "instance.deployed", "data": {"instance_id": format!("t{i:05}"), "owner": "auth0|bench", "domains": [format!("www.t{i:05}.example.org")]}}).to_string();
-                let id = format!("msg_{i}");
-                let ts = chrono::Utc::now().timestamp();
-                let sig = signer.sign(&id, ts, body.as_bytes()).expect("signs");
-                http.post(&url).header("content-type", "application/json").header("webhook-id", id).header("webhook-timestamp", ts.to_string()).header("webhook-signature", sig).body(body).send().await.is_ok_and(|r| r.status().is_success())
+                common::send_hook(&http, &url, &signer, &format!("msg_{i}"), body).await
             }
         });
         let ok = futures_util::future::join_all(sends)

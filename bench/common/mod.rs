@@ -50,3 +50,25 @@ pub fn arg(name: &str, default: u64) -> u64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
 }
+
+/// Signs and sends one deploy-hook event; true when it was accepted.
+pub async fn send_hook(
+    http: &reqwest::Client,
+    url: &str,
+    signer: &fleetgate::auth::webhook::WebhookVerifier,
+    id: &str,
+    body: String,
+) -> bool {
+    let ts = chrono::Utc::now().timestamp();
+    let sig = signer.sign(id, ts, body.as_bytes()).expect("signs");
+    let res = http
+        .post(url)
+        .header("content-type", "application/json")
+        .header("webhook-id", id)
+        .header("webhook-timestamp", ts.to_string())
+        .header("webhook-signature", sig)
+        .body(body)
+        .send()
+        .await;
+    matches!(res, Ok(r) if r.status().is_success())
+}

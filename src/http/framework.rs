@@ -23,11 +23,7 @@ pub fn json_config() -> web::JsonConfig {
         .limit(JSON_LIMIT)
         .error_handler(|err, _req| {
             match &err {
-                JsonPayloadError::ContentType => ApiError::new(
-                    actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "unsupported_media_type",
-                    "the body must be application/json",
-                ),
+                JsonPayloadError::ContentType => ApiError::not_json(),
                 JsonPayloadError::Overflow { .. }
                 | JsonPayloadError::OverflowKnownLength { .. } => too_large(JSON_LIMIT),
                 JsonPayloadError::Deserialize(e) => json_body_error(e),

@@ -110,11 +110,7 @@ pub async fn deploy(
         .and_then(|v| v.split(';').next())
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
     if !is_json {
-        return Err(ApiError::new(
-            actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "the body must be application/json",
-        ));
+        return Err(ApiError::not_json());
     }
     let (kind, event) = parse(&body)?;
 

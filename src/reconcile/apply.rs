@@ -207,10 +207,24 @@ impl Reconciler {
             .filter(|i| i.status == InstanceStatus::Deleted)
             .map(|i| i.id.to_string())
             .collect();
+        // Which instances each application lists, found once for the whole pass.
+        let mut listed: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for (index, instance) in instances.iter().enumerate() {
+            if let Some(p) = placements
+                .get(instance.id.as_str())
+                .filter(|p| p.is_listed())
+            {
+                listed
+                    .entry(p.client_id().unwrap_or_default().to_owned())
+                    .or_default()
+                    .push(index);
+            }
+        }
         Ok(Survey {
             instances,
             apps,
             placements,
+            listed,
             current,
             deleted,
             problems,
@@ -303,12 +317,12 @@ impl Reconciler {
 
     /// The desired lists of one application: the instances placed (and listed) on it.
     fn desired_for(&self, survey: &Survey, client_id: &str) -> Lists {
-        let on_app = survey.instances.iter().filter(|i| {
-            survey
-                .placements
-                .get(i.id.as_str())
-                .is_some_and(|p| p.is_listed() && p.client_id() == Some(client_id))
-        });
+        let on_app = survey
+            .listed
+            .get(client_id)
+            .into_iter()
+            .flatten()
+            .map(|i| &survey.instances[*i]);
         desired::desired(on_app, self.options())
     }
 
@@ -560,6 +574,8 @@ struct Survey {
     instances: Vec<registry::Instance>,
     apps: Vec<AppLists>,
     placements: BTreeMap<String, Placement>,
+    /// Client id → indexes into `instances` of the instances whose entries it lists.
+    listed: BTreeMap<String, Vec<usize>>,
     /// Assignments before this pass: instance id → client id.
     current: std::collections::HashMap<String, String>,
     deleted: Vec<String>,

@@ -69,6 +69,17 @@ impl TestTenant {
             .unwrap()
     }
 
+    /// Settings that turn fleetgate's reconciler on with the emulator's seeded applications.
+    pub async fn reconciler_vars(&self) -> Vec<(&'static str, String)> {
+        let seeded = self.seeded().await;
+        let text = |k: &str| seeded[k].as_str().unwrap().to_owned();
+        vec![
+            ("AUTH0_CLIENT_ID", text("m2m_client_id")),
+            ("AUTH0_CLIENT_SECRET", text("m2m_client_secret")),
+            ("AUTH0_SPA_CLIENT_ID", text("spa_client_id")),
+        ]
+    }
+
     /// A Management API request "as a person in the dashboard", with an all-scopes token.
     pub fn management(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         let now = chrono::Utc::now().timestamp();
@@ -297,6 +308,27 @@ pub fn signature(id: &str, ts: i64, body: &str) -> String {
         .unwrap()
         .sign(id, ts, body.as_bytes())
         .unwrap()
+}
+
+/// A fleetgate "process" on the test database: a pool of its own (as a separate process would
+/// have), its own server. Answers its address, its stop token and its task.
+pub fn spawn_process(
+    pool: &PgPool,
+    tenant_url: &str,
+    vars: &[(&str, String)],
+) -> (
+    String,
+    CancellationToken,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
+    let own = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(5)
+        .connect_lazy_with((*pool.connect_options()).clone());
+    let app = Application::build(&settings_with(tenant_url, vars), own).unwrap();
+    let addr = format!("http://127.0.0.1:{}", app.port());
+    let stop = CancellationToken::new();
+    let handle = tokio::spawn(app.run_until_stopped(stop.clone()));
+    (addr, stop, handle)
 }
 
 pub fn deployed(id: &str, owner: &str, domains: &[&str]) -> Value {

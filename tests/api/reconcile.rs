@@ -18,19 +18,8 @@ struct Fleet {
 /// bucket has tests of its own) and optional faults.
 async fn fleet(pool: PgPool, emulator: EmulatorConfig, extra: &[(&str, String)]) -> Fleet {
     let tenant = TestTenant::start_with(emulator).await;
-    let seeded = tenant.seeded().await;
-    let spa = seeded["spa_client_id"].as_str().unwrap().to_owned();
-    let mut vars = vec![
-        (
-            "AUTH0_CLIENT_ID",
-            seeded["m2m_client_id"].as_str().unwrap().to_owned(),
-        ),
-        (
-            "AUTH0_CLIENT_SECRET",
-            seeded["m2m_client_secret"].as_str().unwrap().to_owned(),
-        ),
-        ("AUTH0_SPA_CLIENT_ID", spa.clone()),
-    ];
+    let mut vars = tenant.reconciler_vars().await;
+    let spa = vars[2].1.clone();
     vars.extend(extra.iter().cloned());
     Fleet {
         app: TestApp::spawn_with(pool, tenant, &vars).await,
@@ -390,33 +379,9 @@ async fn plan_and_runs_need_the_reconciler(pool: PgPool) {
 #[sqlx::test]
 async fn one_replica_reconciles_and_another_takes_over_when_it_dies(pool: PgPool) {
     let tenant = TestTenant::start_with(roomy()).await;
-    let seeded = tenant.seeded().await;
-    let vars = [
-        (
-            "AUTH0_CLIENT_ID",
-            seeded["m2m_client_id"].as_str().unwrap().to_owned(),
-        ),
-        (
-            "AUTH0_CLIENT_SECRET",
-            seeded["m2m_client_secret"].as_str().unwrap().to_owned(),
-        ),
-        (
-            "AUTH0_SPA_CLIENT_ID",
-            seeded["spa_client_id"].as_str().unwrap().to_owned(),
-        ),
-    ];
+    let vars = tenant.reconciler_vars().await;
     // Each replica has a pool of its own, as separate processes would.
-    let replica = || {
-        let own = sqlx::postgres::PgPoolOptions::new()
-            .max_connections(5)
-            .connect_lazy_with((*pool.connect_options()).clone());
-        let app =
-            fleetgate::startup::Application::build(&settings_with(&tenant.base_url, &vars), own)
-                .unwrap();
-        let stop = tokio_util::sync::CancellationToken::new();
-        tokio::spawn(app.run_until_stopped(stop.clone()));
-        stop
-    };
+    let replica = || spawn_process(&pool, &tenant.base_url, &vars).1;
     let startups = || async {
         let n: i64 =
             sqlx::query_scalar("SELECT count(*) FROM reconcile_runs WHERE trigger = 'startup'")

@@ -11,22 +11,8 @@ use crate::helpers::*;
 
 async fn fleet(pool: PgPool, emulator: EmulatorConfig, extra: &[(&str, &str)]) -> TestApp {
     let tenant = TestTenant::start_with(emulator).await;
-    let seeded = tenant.seeded().await;
-    let mut vars = vec![
-        (
-            "AUTH0_CLIENT_ID",
-            seeded["m2m_client_id"].as_str().unwrap().to_owned(),
-        ),
-        (
-            "AUTH0_CLIENT_SECRET",
-            seeded["m2m_client_secret"].as_str().unwrap().to_owned(),
-        ),
-        (
-            "AUTH0_SPA_CLIENT_ID",
-            seeded["spa_client_id"].as_str().unwrap().to_owned(),
-        ),
-        ("FLEETGATE_WILDCARD", "false".to_owned()),
-    ];
+    let mut vars = tenant.reconciler_vars().await;
+    vars.push(("FLEETGATE_WILDCARD", "false".to_owned()));
     vars.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
     TestApp::spawn_with(pool, tenant, &vars).await
 }
@@ -379,37 +365,13 @@ async fn an_instance_that_outgrows_its_application_moves_when_configured(pool: P
 #[sqlx::test]
 async fn assignments_survive_a_restart(pool: PgPool) {
     let tenant = TestTenant::start_with(roomy(100)).await;
-    let seeded = tenant.seeded().await;
-    let vars = [
-        (
-            "AUTH0_CLIENT_ID",
-            seeded["m2m_client_id"].as_str().unwrap().to_owned(),
-        ),
-        (
-            "AUTH0_CLIENT_SECRET",
-            seeded["m2m_client_secret"].as_str().unwrap().to_owned(),
-        ),
-        (
-            "AUTH0_SPA_CLIENT_ID",
-            seeded["spa_client_id"].as_str().unwrap().to_owned(),
-        ),
+    let mut vars = tenant.reconciler_vars().await;
+    vars.extend([
         ("FLEETGATE_WILDCARD", "false".to_owned()),
         ("FLEETGATE_ALLOWLIST_CAP", "3".to_owned()),
         ("FLEETGATE_AUTO_CREATE_APPLICATIONS", "true".to_owned()),
-    ];
-    // Each process has a pool of its own.
-    let start = || {
-        let own = sqlx::postgres::PgPoolOptions::new()
-            .max_connections(5)
-            .connect_lazy_with((*pool.connect_options()).clone());
-        let app =
-            fleetgate::startup::Application::build(&settings_with(&tenant.base_url, &vars), own)
-                .unwrap();
-        let addr = format!("http://127.0.0.1:{}", app.port());
-        let stop = tokio_util::sync::CancellationToken::new();
-        let handle = tokio::spawn(app.run_until_stopped(stop.clone()));
-        (addr, stop, handle)
-    };
+    ]);
+    let start = || spawn_process(&pool, &tenant.base_url, &vars);
     let http = reqwest::Client::new();
     let admin = tenant.sign(&tenant.claims(&["fleet:admin"]));
     let configs = |addr: String| {
