@@ -24,6 +24,19 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// Present when the M2M credentials are configured; without them nothing is reconciled.
     pub reconciler: Option<ReconcilerSettings>,
+    pub grants: GrantsSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct GrantsSettings {
+    /// The roles a grant may name (`owner` is implied for the owner and cannot be granted).
+    pub roles: Vec<String>,
+    /// Changes kept per instance for `?since=`; older ones answer 410.
+    pub changes_kept: i64,
+    /// How long a rotated-out instance key keeps working.
+    pub key_grace: Duration,
+    /// The bearer the Auth0 post-login Action presents; without it login decisions are off.
+    pub action_secret: Option<SecretString>,
 }
 
 #[derive(Debug, Clone)]
@@ -143,6 +156,7 @@ impl Settings {
                 SecretString::from(raw)
             },
             reconciler: reconciler_settings(&vars)?,
+            grants: grants_settings(&vars)?,
             log_format: vars.parsed("FLEETGATE_LOG_FORMAT", LogFormat::Text, |s| match s {
                 "text" => Ok(LogFormat::Text),
                 "json" => Ok(LogFormat::Json),
@@ -254,6 +268,65 @@ fn reconciler_settings(vars: &Vars) -> Result<Option<ReconcilerSettings>> {
         cap,
         auto_move,
     }))
+}
+
+pub const DEFAULT_GRANT_ROLES: &str = "member,admin";
+
+fn grants_settings(vars: &Vars) -> Result<GrantsSettings> {
+    let roles = vars.parsed(
+        "FLEETGATE_GRANT_ROLES",
+        DEFAULT_GRANT_ROLES.split(',').map(str::to_owned).collect(),
+        |s| {
+            let roles: Vec<String> = s.split(',').map(|r| r.trim().to_owned()).collect();
+            let valid = |r: &String| {
+                (1..=32).contains(&r.len())
+                    && r.starts_with(|c: char| c.is_ascii_lowercase())
+                    && r.bytes().all(|b| {
+                        b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
+                    })
+            };
+            if !roles.iter().all(valid) {
+                return Err("must be a comma-separated list of role names (a-z, 0-9, _ and -, starting with a letter, at most 32 characters)");
+            }
+            if roles.iter().any(|r| r == "owner") {
+                return Err("must not name 'owner': the owner's access is implied");
+            }
+            Ok(roles)
+        },
+    )?;
+    let changes_kept = vars.parsed("FLEETGATE_GRANT_CHANGES_KEPT", 1000, |s| {
+        s.parse::<i64>()
+            .ok()
+            .filter(|n| (1..=1_000_000).contains(n))
+            .ok_or("must be a whole number from 1 to 1000000")
+    })?;
+    let key_grace = vars.parsed(
+        "FLEETGATE_KEY_ROTATION_GRACE_SECS",
+        Duration::from_secs(86_400),
+        |s| {
+            s.parse::<u64>()
+                .ok()
+                .filter(|n| *n <= 30 * 86_400)
+                .map(Duration::from_secs)
+                .ok_or("must be a number of seconds from 0 to 2592000 (30 days)")
+        },
+    )?;
+    let action_secret = match vars.optional("FLEETGATE_ACTION_SECRET") {
+        None => None,
+        Some(s) if s.len() < 32 => {
+            return Err(ConfigError {
+                var: "FLEETGATE_ACTION_SECRET",
+                message: "must be at least 32 characters (e.g. openssl rand -hex 32)".into(),
+            });
+        }
+        Some(s) => Some(SecretString::from(s)),
+    };
+    Ok(GrantsSettings {
+        roles,
+        changes_kept,
+        key_grace,
+        action_secret,
+    })
 }
 
 fn boolean(s: &str) -> std::result::Result<bool, &'static str> {
@@ -501,5 +574,32 @@ mod tests {
         assert!(!shown.contains("C2FVsBQIhrscChlQIMV"), "{shown}");
         let e = env(&[("FLEETGATE_WEBHOOK_SECRET", "whsec_!!notbase64secretvalue")]).unwrap_err();
         assert!(!e.to_string().contains("notbase64secretvalue"));
+    }
+
+    #[test]
+    fn grants_settings_have_defaults_and_rules() {
+        let g = env(&[]).unwrap().grants;
+        assert_eq!(g.roles, ["member", "admin"]);
+        assert_eq!(g.changes_kept, 1000);
+        assert_eq!(g.key_grace, Duration::from_secs(86_400));
+        assert!(g.action_secret.is_none());
+        let g = env(&[
+            ("FLEETGATE_GRANT_ROLES", "viewer, editor,admin"),
+            ("FLEETGATE_ACTION_SECRET", &"k".repeat(40)),
+        ])
+        .unwrap()
+        .grants;
+        assert_eq!(g.roles, ["viewer", "editor", "admin"]);
+        assert!(!format!("{g:?}").contains(&"k".repeat(40)));
+        for (var, value) in [
+            ("FLEETGATE_GRANT_ROLES", "member,owner"),
+            ("FLEETGATE_GRANT_ROLES", "Member"),
+            ("FLEETGATE_GRANT_ROLES", "member,,admin"),
+            ("FLEETGATE_GRANT_CHANGES_KEPT", "0"),
+            ("FLEETGATE_KEY_ROTATION_GRACE_SECS", "-1"),
+            ("FLEETGATE_ACTION_SECRET", "short"),
+        ] {
+            assert_eq!(err_var(&[(var, value)]), var, "{value}");
+        }
     }
 }

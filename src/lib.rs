@@ -8,6 +8,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod emulator;
+pub mod grants;
 pub mod http;
 pub mod metrics;
 pub mod reconcile;

@@ -12,6 +12,7 @@ use crate::{
     auth::{self, jwt::TokenVerifier, webhook::WebhookVerifier},
     config::Settings,
     db,
+    grants::{self, Grants, Live},
     http::{self, AppState, framework, request_id},
     metrics::Metrics,
     reconcile::{self, Reconciler},
@@ -26,6 +27,7 @@ pub struct Application {
     server: Server,
     pool: PgPool,
     reconciler: Option<Arc<Reconciler>>,
+    live: Arc<Live>,
 }
 
 impl Application {
@@ -48,6 +50,7 @@ impl Application {
                 metrics.clone(),
             ))
         });
+        let live = Arc::new(Live::default());
         let state = web::Data::new(AppState {
             reconciler: reconciler.clone(),
             auth0_base_url: settings.auth0.base_url.clone(),
@@ -56,6 +59,10 @@ impl Application {
             registry: Registry::new(settings.platform_domain.clone()),
             tokens: TokenVerifier::new(&settings.auth0),
             webhooks: WebhookVerifier::new(&settings.webhook_secret)?,
+            grants: Grants::new(settings.grants.roles.clone(), settings.grants.changes_kept),
+            live: live.clone(),
+            key_grace: settings.grants.key_grace,
+            action_secret: settings.grants.action_secret.clone(),
         });
         let http_metrics = http_metrics(&metrics)?;
         let server = HttpServer::new(move || {
@@ -66,7 +73,7 @@ impl Application {
                 .app_data(framework::payload_config())
                 .configure(http::routes)
                 .default_service(web::to(framework::no_route))
-                .wrap(actix_web::middleware::from_fn(auth::admin::authenticate))
+                .wrap(actix_web::middleware::from_fn(auth::caller::authenticate))
                 .wrap(framework::problem_for_every_error())
                 .wrap(http_metrics.clone())
                 .wrap_fn(request_id::middleware)
@@ -80,6 +87,7 @@ impl Application {
             server,
             pool,
             reconciler,
+            live,
         })
     }
 
@@ -92,6 +100,11 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let handle = self.server.handle();
         let background = tokio::spawn(prune_webhook_ids(self.pool.clone(), shutdown.clone()));
+        let listening = tokio::spawn(grants::listener::run(
+            self.pool.clone(),
+            self.live.clone(),
+            shutdown.clone(),
+        ));
         let reconciling = match self.reconciler.clone() {
             Some(r) => tokio::spawn(reconcile::leader::run(r, shutdown.clone())),
             None => {
@@ -110,7 +123,7 @@ impl Application {
         });
         let result = self.server.await;
         shutdown.cancel();
-        let _ = tokio::join!(background, stopper, reconciling);
+        let _ = tokio::join!(background, stopper, reconciling, listening);
         Ok(result?)
     }
 }

@@ -4,7 +4,9 @@
 pub mod applications;
 pub mod audit;
 pub mod domains;
+pub mod grants;
 pub mod instances;
+pub mod keys;
 pub mod reconcile;
 pub mod webhooks;
 

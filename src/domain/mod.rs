@@ -1,10 +1,12 @@
 //! Parsed value types. Every value that reaches the registry went through one of these.
 
+mod email;
 mod hostname;
 mod instance_id;
 mod status;
 mod user_id;
 
+pub use email::Email;
 pub use hostname::Hostname;
 pub use instance_id::InstanceId;
 pub use status::{DomainKind, InstanceStatus};

@@ -4,7 +4,7 @@ use actix_web::{HttpResponse, web};
 use serde_json::json;
 
 use super::{AppState, error::ApiError, instances::path_id, reconcile::reconciler};
-use crate::{auth::admin::Admin, db, reconcile::Field, registry};
+use crate::{auth::caller::Admin, db, reconcile::Field, registry};
 
 /// The pool, with how full each list is (as last read back).
 pub async fn list(state: web::Data<AppState>, _admin: Admin) -> Result<HttpResponse, ApiError> {
@@ -36,12 +36,14 @@ pub async fn list(state: web::Data<AppState>, _admin: Admin) -> Result<HttpRespo
 }
 
 /// What the instance's SPA needs to log in: the tenant, its application, the API audience.
+/// For admins, the owner, the instance's admins and the instance's own key.
 pub async fn config(
     state: web::Data<AppState>,
-    _admin: Admin,
+    req: actix_web::HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&path)?;
+    super::access::instance(&state, &req, &id, super::access::Want::Read).await?;
     reconciler(&state)?;
     let mut conn = state.pool.acquire().await?;
     registry::load(&mut conn, id.as_str())

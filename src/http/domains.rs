@@ -3,7 +3,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::{AppState, admin_actor, error::ApiError, instances::path_id};
-use crate::{auth::admin::Admin, domain::Hostname, registry};
+use crate::{auth::caller::Admin, domain::Hostname, registry};
 
 pub async fn list(
     state: web::Data<AppState>,

@@ -4,12 +4,18 @@
 //! that also records its `webhook-id` and the answer, so a redelivery has no second effect
 //! and gets the same answer. Refused deliveries (4xx) are not recorded: nothing was
 //! acknowledged, and a retry is judged afresh.
+//!
+//! An instance's first deploy (or its first after deletion) issues its instance key, which is
+//! in that answer only: fleetgate keeps its hash, so a redelivery's answer lacks it (rotate
+//! to get a new one).
 
 use actix_web::{HttpRequest, HttpResponse, http::header, web};
+use secrecy::ExposeSecret;
 use serde_json::Value;
 
 use super::{AppState, error::ApiError, error::json_body_error, request_id};
 use crate::{
+    auth::instance_key,
     db,
     domain::{Hostname, InstanceId, InstanceStatus, UserId},
     registry::Actor,
@@ -135,24 +141,32 @@ pub async fn deploy(
         name: format!("hook:{webhook_id}"),
         request_id: request_id(&req),
     };
-    let instance = match event {
+    let (instance, key) = match event {
         Event::Deployed(d) => {
-            state
+            let (instance, _) = state
                 .registry
                 .deploy(&mut tx, &actor, &d.instance_id, &d.owner, &d.domains)
-                .await?
-                .0
+                .await?;
+            let key = instance_key::issue_if_none(&mut tx, instance.id.as_str()).await?;
+            (instance, key)
         }
         Event::StatusChange(id, to, action) => {
-            state
+            let instance = state
                 .registry
                 .update(&mut tx, &actor, &id, None, Some(to), action)
-                .await?
+                .await?;
+            (instance, None)
         }
     };
-    let answer = instance.to_json();
-    db::webhooks::complete(&mut tx, &webhook_id, 200, &answer).await?;
+    // The recorded answer never holds the key: a redelivery gets the instance without it.
+    let recorded = instance.to_json();
+    db::webhooks::complete(&mut tx, &webhook_id, 200, &recorded).await?;
     tx.commit().await?;
     tracing::info!(webhook_id, event = kind, instance = %instance.id, "deploy hook applied");
+    let mut answer = recorded;
+    if let Some(key) = key {
+        super::refresh_keys(&state, instance.id.as_str()).await;
+        answer["instance_key"] = key.expose_secret().into();
+    }
     Ok(HttpResponse::Ok().json(answer))
 }

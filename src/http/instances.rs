@@ -2,9 +2,17 @@
 
 use actix_web::{HttpRequest, HttpResponse, http::header, web};
 
-use super::{AppState, admin_actor, error::ApiError, pagination};
+use secrecy::ExposeSecret;
+
+use super::{
+    AppState,
+    access::{self, Want},
+    admin_actor,
+    error::ApiError,
+    pagination,
+};
 use crate::{
-    auth::admin::Admin,
+    auth::{caller::Admin, instance_key},
     db,
     domain::{Hostname, InstanceId, InstanceStatus, UserId},
     registry,
@@ -57,12 +65,14 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(pagination::page(instances, limit, |i| i.id.to_string())))
 }
 
+/// For admins, the owner and the instance's admins.
 pub async fn get(
     state: web::Data<AppState>,
-    _admin: Admin,
+    req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&path)?;
+    access::instance(&state, &req, &id, Want::Manage).await?;
     let mut conn = state.pool.acquire().await?;
     let instance = registry::load(&mut conn, id.as_str())
         .await?
@@ -91,10 +101,15 @@ pub async fn create(
         .registry
         .create(&mut tx, &actor, &body.id, &body.owner, &body.domains)
         .await?;
+    let key = instance_key::issue(&mut tx, instance.id.as_str()).await?;
     tx.commit().await?;
+    super::refresh_keys(&state, instance.id.as_str()).await;
+    let mut answer = instance.to_json();
+    // Shown this once: fleetgate keeps only its hash.
+    answer["instance_key"] = key.expose_secret().into();
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/v1/instances/{}", instance.id)))
-        .json(instance))
+        .json(answer))
 }
 
 #[derive(serde::Deserialize)]

@@ -1,13 +1,17 @@
 //! The HTTP API: routes per resource, one error type, request ids.
 
+pub mod access;
 pub mod applications;
 pub mod audit;
 pub mod domains;
 pub mod error;
 pub mod framework;
+pub mod grants;
 pub mod health;
 pub mod hooks;
 pub mod instances;
+pub mod keys;
+pub mod login;
 pub mod pagination;
 pub mod reconcile;
 pub mod request_id;
@@ -31,6 +35,24 @@ pub struct AppState {
     pub audience: String,
     /// Present when the M2M credentials are configured.
     pub reconciler: Option<std::sync::Arc<crate::reconcile::Reconciler>>,
+    pub grants: crate::grants::Grants,
+    /// Revisions and instance keys in memory (see `grants::listener`).
+    pub live: std::sync::Arc<crate::grants::Live>,
+    pub key_grace: std::time::Duration,
+    pub action_secret: Option<secrecy::SecretString>,
+}
+
+/// Brings this replica's memory of an instance's keys up to date at once after a change
+/// (other replicas hear of it by notification). A failure only delays it until then.
+pub async fn refresh_keys(state: &AppState, instance_id: &str) {
+    let rows = match state.pool.acquire().await {
+        Ok(mut conn) => crate::db::keys::live(&mut conn, Some(instance_id)).await,
+        Err(e) => Err(e),
+    };
+    match rows {
+        Ok(rows) => state.live.keys.replace_instance(instance_id, rows),
+        Err(e) => tracing::warn!(error = %e, "instance keys not refreshed; a notification will"),
+    }
 }
 
 /// Every route of the API: method, path (OpenAPI syntax) and handler. `routes` registers
@@ -131,6 +153,41 @@ pub fn route_table() -> Vec<(Method, &'static str, Route)> {
             "/v1/instances/{id}/move",
             web::post().to(applications::move_instance),
         ),
+        (
+            Method::GET,
+            "/v1/instances/{id}/grants",
+            web::get().to(grants::list),
+        ),
+        (
+            Method::POST,
+            "/v1/instances/{id}/grants",
+            web::post().to(grants::create),
+        ),
+        (
+            Method::PATCH,
+            "/v1/instances/{id}/grants/{grant_id}",
+            web::patch().to(grants::patch),
+        ),
+        (
+            Method::DELETE,
+            "/v1/instances/{id}/grants/{grant_id}",
+            web::delete().to(grants::delete),
+        ),
+        (
+            Method::GET,
+            "/v1/users/{user_id}/grants",
+            web::get().to(grants::of_user),
+        ),
+        (
+            Method::POST,
+            "/v1/instances/{id}/keys/rotate",
+            web::post().to(keys::rotate),
+        ),
+        (
+            Method::POST,
+            "/v1/login-decisions",
+            web::post().to(login::decide_login),
+        ),
     ]
 }
 
@@ -163,7 +220,7 @@ pub fn request_id(req: &HttpRequest) -> Option<String> {
 }
 
 /// The audit actor for an admin call.
-pub fn admin_actor(req: &HttpRequest, admin: &crate::auth::admin::Admin) -> Actor {
+pub fn admin_actor(req: &HttpRequest, admin: &crate::auth::caller::Admin) -> Actor {
     Actor {
         name: format!("admin:{}", admin.sub),
         request_id: request_id(req),

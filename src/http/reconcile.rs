@@ -6,7 +6,7 @@ use actix_web::{HttpResponse, http::StatusCode, web};
 
 use super::{AppState, error::ApiError, pagination};
 use crate::{
-    auth::admin::Admin,
+    auth::caller::Admin,
     db,
     reconcile::{Field, ReconcileError, Reconciler, sync::sync_status},
 };

@@ -48,6 +48,9 @@ impl Registry {
             s => s,
         };
         db::instances::update(conn, id.as_str(), owner.as_str(), status.as_str()).await?;
+        if !created && *owner != before.owner {
+            owner_changed(conn, id, owner).await?;
+        }
         sync_domains(conn, &before, &wanted).await?;
         let after = self
             .finish(
@@ -108,8 +111,13 @@ impl Registry {
         }
         let owner = owner.unwrap_or(&before.owner);
         db::instances::update(conn, id.as_str(), owner.as_str(), to.as_str()).await?;
+        if *owner != before.owner {
+            owner_changed(conn, id, owner).await?;
+        }
         if to == InstanceStatus::Deleted {
             sync_domains(conn, &before, &[]).await?;
+            // A deleted instance's keys stop working; deploying it again issues a new one.
+            db::keys::revoke_all(conn, id.as_str()).await?;
         }
         self.finish(conn, actor, action, Some(&before), id).await
     }
@@ -224,6 +232,18 @@ impl Registry {
         }
         Ok(after)
     }
+}
+
+/// The owner is part of what an instance polls (the owner always has access), so a new
+/// owner is a change in the instance's grants log.
+async fn owner_changed(conn: &mut PgConnection, id: &InstanceId, owner: &UserId) -> Result<()> {
+    db::grants::record(
+        conn,
+        id.as_str(),
+        &crate::grants::model::Change::Owner(owner.to_string()),
+    )
+    .await?;
+    Ok(())
 }
 
 /// Brings an instance's domains to `wanted`: releases the others and claims the new ones.

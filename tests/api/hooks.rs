@@ -45,11 +45,14 @@ async fn deploy_creates_then_brings_domains_to_exactly_the_list(pool: PgPool) {
 async fn redelivery_has_its_effect_once_and_gets_the_same_answer(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let event = deployed("acme", "auth0|owner-1", &["acme.apps.example.com"]);
-    let first = app.hook_with_id("msg_1", &event).await;
+    let mut first = app.hook_with_id("msg_1", &event).await;
     // Meanwhile the instance changes; the redelivery must not undo that.
     app.deploy("acme", &["acme.apps.example.com", "www.acme.com"])
         .await;
     let again = app.hook_with_id("msg_1", &event).await;
+    // The instance key is in the first answer only (fleetgate keeps just its hash).
+    let key = first.1.as_object_mut().unwrap().remove("instance_key");
+    assert!(key.is_some_and(|k| k.as_str().unwrap().starts_with("fgi_")));
     assert_eq!(first, again);
     let (_, now) = app.get_json("/v1/instances/acme").await;
     assert_eq!(hosts(&now), ["acme.apps.example.com", "www.acme.com"]);
@@ -69,6 +72,11 @@ async fn concurrent_duplicate_deliveries_apply_once(pool: PgPool) {
         assert_eq!(status, 200, "{body}");
         bodies.push(body);
     }
+    let keys = bodies
+        .iter_mut()
+        .filter_map(|b| b.as_object_mut().unwrap().remove("instance_key"))
+        .count();
+    assert_eq!(keys, 1, "one delivery took effect and issued the key");
     assert!(bodies.windows(2).all(|w| w[0] == w[1]));
     assert_eq!(app.audit_count("acme").await, 1);
 }
@@ -81,7 +89,7 @@ async fn bad_stale_or_missing_signatures_are_401_and_change_nothing(pool: PgPool
     let before = app.snapshot().await;
 
     let stale = app
-        .signed_hook("msg_a", now - 301, body.clone())
+        .signed_hook("msg_a", now - 360, body.clone())
         .send()
         .await
         .unwrap();
@@ -91,7 +99,7 @@ async fn bad_stale_or_missing_signatures_are_401_and_change_nothing(pool: PgPool
             .contains("five minutes old")
     );
     let future = app
-        .signed_hook("msg_b", now + 301, body.clone())
+        .signed_hook("msg_b", now + 360, body.clone())
         .send()
         .await
         .unwrap();

@@ -26,8 +26,10 @@ async fn create_get_patch_delete(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(res.headers()["location"], "/v1/instances/acme");
-    let (status, created) = into_json(res).await;
+    let (status, mut created) = into_json(res).await;
     assert_eq!(status, 201, "{created}");
+    let key = created.as_object_mut().unwrap().remove("instance_key");
+    assert!(key.is_some_and(|k| k.as_str().unwrap().starts_with("fgi_")));
     assert_eq!(hosts(&created), ["acme.apps.example.com"]);
 
     let (status, dup) = send(&app, Method::POST, "/v1/instances", Some(body)).await;

@@ -114,7 +114,9 @@ async fn every_documented_route_is_served(pool: PgPool) {
     for (method, path) in spec_routes(&spec()) {
         let concrete = path
             .replace("{id}", "acme")
-            .replace("{hostname}", "www.acme.com");
+            .replace("{hostname}", "www.acme.com")
+            .replace("{grant_id}", "00000000-0000-4000-8000-000000000000")
+            .replace("{user_id}", "auth0%7Cowner");
         let res = app
             .http
             .request(method.parse().unwrap(), app.url(&concrete))

@@ -1,0 +1,85 @@
+//! The `instance_keys` table: hashes of instance keys.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct KeyRow {
+    pub hash: Vec<u8>,
+    pub instance_id: String,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+pub async fn insert(conn: &mut PgConnection, instance_id: &str, hash: &[u8]) -> sqlx::Result<()> {
+    sqlx::query("INSERT INTO instance_keys (hash, instance_id) VALUES ($1, $2)")
+        .bind(hash)
+        .bind(instance_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Whether the instance has a key that is still valid.
+pub async fn has_live(conn: &mut PgConnection, instance_id: &str) -> sqlx::Result<bool> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM instance_keys WHERE instance_id = $1 \
+         AND (expires_at IS NULL OR expires_at > now()))",
+    )
+    .bind(instance_id)
+    .fetch_one(conn)
+    .await
+}
+
+/// Sets every live key of the instance to expire within `grace_secs` (never later than it
+/// already would) and forgets expired ones; answers when the last of them expires.
+pub async fn retire(
+    conn: &mut PgConnection,
+    instance_id: &str,
+    grace_secs: i64,
+) -> sqlx::Result<Option<DateTime<Utc>>> {
+    sqlx::query("DELETE FROM instance_keys WHERE instance_id = $1 AND expires_at <= now()")
+        .bind(instance_id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query_scalar(
+        "UPDATE instance_keys SET expires_at = \
+           LEAST(COALESCE(expires_at, 'infinity'), now() + make_interval(secs => $2)) \
+         WHERE instance_id = $1 RETURNING expires_at",
+    )
+    .bind(instance_id)
+    .bind(grace_secs as f64)
+    .fetch_all(conn)
+    .await
+    .map(|v: Vec<Option<DateTime<Utc>>>| v.into_iter().flatten().max())
+}
+
+/// Forgets every key of the instance (it was deleted).
+pub async fn revoke_all(conn: &mut PgConnection, instance_id: &str) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM instance_keys WHERE instance_id = $1")
+        .bind(instance_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The live keys of one instance, or of all when `instance_id` is None.
+pub async fn live(conn: &mut PgConnection, instance_id: Option<&str>) -> sqlx::Result<Vec<KeyRow>> {
+    sqlx::query_as(
+        "SELECT hash, instance_id, expires_at FROM instance_keys \
+         WHERE ($1::text IS NULL OR instance_id = $1) AND (expires_at IS NULL OR expires_at > now())",
+    )
+    .bind(instance_id)
+    .fetch_all(conn)
+    .await
+}
+
+/// The key with this hash, if live.
+pub async fn find(conn: &mut PgConnection, hash: &[u8]) -> sqlx::Result<Option<KeyRow>> {
+    sqlx::query_as(
+        "SELECT hash, instance_id, expires_at FROM instance_keys \
+         WHERE hash = $1 AND (expires_at IS NULL OR expires_at > now())",
+    )
+    .bind(hash)
+    .fetch_optional(conn)
+    .await
+}

@@ -1,0 +1,83 @@
+//! An email address as an invitation names it: `local@host`, compared lower-cased.
+
+use std::fmt;
+
+use super::{Hostname, ParseError};
+
+/// Lower-cased; the local part is 1–64 printable characters without whitespace, commas,
+/// quotes or angle brackets; the domain is a valid [`Hostname`] (IDNA to punycode); at most
+/// 254 characters in all.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(transparent)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(input: &str) -> Result<Self, ParseError> {
+        let shown: String = input
+            .chars()
+            .take(80)
+            .flat_map(char::escape_default)
+            .collect();
+        let fail = |rule: &str| Err(ParseError::new(format!("email '{shown}' {rule}")));
+        let Some((local, domain)) = input.rsplit_once('@') else {
+            return fail("must look like name@example.com");
+        };
+        if local.is_empty() || local.chars().count() > 64 {
+            return fail("must have 1 to 64 characters before the @");
+        }
+        if local.chars().any(|c| {
+            c.is_whitespace() || c.is_control() || matches!(c, ',' | '"' | '<' | '>' | '@' | '\\')
+        }) {
+            return fail(
+                "must not contain whitespace, control characters, commas, quotes, <, >, \\ or a second @",
+            );
+        }
+        let domain = Hostname::parse(domain)
+            .map_err(|e| ParseError::new(format!("email '{shown}' has a bad domain: {e}")))?;
+        let email = format!("{}@{}", local.to_lowercase(), domain.as_str());
+        if email.len() > 254 {
+            return fail("is longer than 254 characters");
+        }
+        Ok(Self(email))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+super::deserialize_via_parse!(Email);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_lower_cased_and_checked() {
+        assert_eq!(
+            Email::parse("Ann.Lee+x@Example.COM").unwrap().as_str(),
+            "ann.lee+x@example.com"
+        );
+        assert_eq!(
+            Email::parse("a@bücher.de").unwrap().as_str(),
+            "a@xn--bcher-kva.de"
+        );
+        for (bad, rule) in [
+            ("nobody", "name@example.com"),
+            ("@example.com", "1 to 64"),
+            ("a b@example.com", "whitespace"),
+            ("a,b@example.com", "commas"),
+            ("a@localhost", "bad domain"),
+            ("a@exa mple.com", "bad domain"),
+        ] {
+            let e = Email::parse(bad).unwrap_err().to_string();
+            assert!(e.contains(rule), "{bad}: {e}");
+        }
+    }
+}

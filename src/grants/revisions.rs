@@ -1,0 +1,139 @@
+//! Every instance's current grants revision, in memory, with a way to wait for it to move.
+//! Kept fresh by notifications (see `listener`), so the no-change poll needs no database.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        RwLock,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use tokio::sync::watch;
+
+#[derive(Default)]
+pub struct Revisions {
+    by_instance: RwLock<HashMap<String, watch::Sender<i64>>>,
+    synced: AtomicBool,
+}
+
+impl Revisions {
+    /// The instance's revision (0 for one never changed), or None while the memory is not in
+    /// step with the database.
+    pub fn current(&self, instance_id: &str) -> Option<i64> {
+        if !self.synced.load(Ordering::Acquire) {
+            return None;
+        }
+        Some(
+            self.by_instance
+                .read()
+                .expect("revisions lock")
+                .get(instance_id)
+                .map_or(0, |s| *s.borrow()),
+        )
+    }
+
+    /// Records that an instance reached `revision` (never moves backwards) and wakes its
+    /// waiters if that is news.
+    pub fn observe(&self, instance_id: &str, revision: i64) {
+        let advance = |s: &watch::Sender<i64>| {
+            s.send_if_modified(|v| {
+                let news = revision > *v;
+                if news {
+                    *v = revision;
+                }
+                news
+            });
+        };
+        if let Some(s) = self
+            .by_instance
+            .read()
+            .expect("revisions lock")
+            .get(instance_id)
+        {
+            advance(s);
+            return;
+        }
+        let mut map = self.by_instance.write().expect("revisions lock");
+        let s = map
+            .entry(instance_id.to_owned())
+            .or_insert_with(|| watch::Sender::new(0));
+        advance(s);
+    }
+
+    /// Loads every revision (after a (re)connection) and marks the memory in step.
+    pub fn load(&self, all: Vec<(String, i64)>) {
+        for (id, revision) in all {
+            self.observe(&id, revision);
+        }
+        self.synced.store(true, Ordering::Release);
+    }
+
+    pub fn mark_unsynced(&self) {
+        self.synced.store(false, Ordering::Release);
+    }
+
+    /// Waits until the instance's revision differs from `known`, at most `timeout`; answers
+    /// the revision then (which is `known` when nothing happened).
+    pub async fn wait_past(&self, instance_id: &str, known: i64, timeout: Duration) -> i64 {
+        let mut rx = {
+            if let Some(s) = self
+                .by_instance
+                .read()
+                .expect("revisions lock")
+                .get(instance_id)
+            {
+                s.subscribe()
+            } else {
+                self.by_instance
+                    .write()
+                    .expect("revisions lock")
+                    .entry(instance_id.to_owned())
+                    .or_insert_with(|| watch::Sender::new(0))
+                    .subscribe()
+            }
+        };
+        let moved = rx.wait_for(|r| *r != known);
+        match tokio::time::timeout(timeout, moved).await {
+            Ok(Ok(r)) => *r,
+            _ => known,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn revisions_only_move_forwards_and_wake_waiters() {
+        let r = Arc::new(Revisions::default());
+        assert_eq!(r.current("acme"), None, "not in step before loading");
+        r.load(vec![("acme".into(), 3)]);
+        assert_eq!(r.current("acme"), Some(3));
+        assert_eq!(r.current("other"), Some(0));
+        r.observe("acme", 2);
+        assert_eq!(r.current("acme"), Some(3));
+
+        let waiter = tokio::spawn({
+            let r = r.clone();
+            async move { r.wait_past("acme", 3, Duration::from_secs(10)).await }
+        });
+        tokio::task::yield_now().await;
+        r.observe("acme", 4);
+        assert_eq!(waiter.await.unwrap(), 4);
+    }
+
+    #[tokio::test]
+    async fn a_wait_without_news_ends_at_the_timeout() {
+        let r = Revisions::default();
+        r.load(vec![]);
+        assert_eq!(r.wait_past("acme", 0, Duration::from_millis(20)).await, 0);
+        // Already past: answers at once.
+        r.observe("acme", 1);
+        assert_eq!(r.wait_past("acme", 0, Duration::from_secs(10)).await, 1);
+    }
+}

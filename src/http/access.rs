@@ -1,0 +1,87 @@
+//! Who may act on one instance: admins on any; the owner and the instance's own admins (by
+//! their Auth0 token) to read it and manage its grants; the instance's key to read its own
+//! config and grants. Anyone else is told the instance does not exist, exactly as if it did
+//! not, so that no caller learns about instances that are not theirs.
+
+use actix_web::HttpRequest;
+
+use super::{AppState, error::ApiError, request_id};
+use crate::{
+    auth::caller::{ADMIN_PERMISSION, Caller, caller, credentials_required},
+    db,
+    domain::InstanceId,
+    registry::{Actor, RegistryError},
+};
+
+/// What the route does with the instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Want {
+    /// Read its config or grants: also open to the instance's own key.
+    Read,
+    /// Read or change it as a person: admins, the owner, instance admins.
+    Manage,
+}
+
+/// The role a grant needs to manage its instance.
+pub const INSTANCE_ADMIN_ROLE: &str = "admin";
+
+/// How the caller got access; names the actor in the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Access {
+    Admin(String),
+    Owner(String),
+    InstanceAdmin(String),
+    Instance(String),
+}
+
+impl Access {
+    pub fn actor(&self, req: &HttpRequest) -> Actor {
+        let name = match self {
+            Access::Admin(sub) => format!("admin:{sub}"),
+            Access::Owner(sub) => format!("owner:{sub}"),
+            Access::InstanceAdmin(sub) => format!("instance-admin:{sub}"),
+            Access::Instance(id) => format!("instance:{id}"),
+        };
+        Actor {
+            name,
+            request_id: request_id(req),
+        }
+    }
+}
+
+/// Decides access to instance `id`. Only a person who is not an admin costs a database read.
+pub async fn instance(
+    state: &AppState,
+    req: &HttpRequest,
+    id: &InstanceId,
+    want: Want,
+) -> Result<Access, ApiError> {
+    let hidden = || ApiError::from(RegistryError::NotFound(id.clone()));
+    match caller(req) {
+        None => Err(credentials_required()),
+        Some(Caller::Action) => Err(ApiError::forbidden(
+            None,
+            "the Action's secret may only ask for login decisions",
+        )),
+        Some(Caller::Instance(own)) if own == id.as_str() && want == Want::Read => {
+            Ok(Access::Instance(own))
+        }
+        Some(Caller::Instance(_)) => Err(hidden()),
+        Some(Caller::User(claims)) if claims.has_permission(ADMIN_PERMISSION) => {
+            Ok(Access::Admin(claims.sub))
+        }
+        Some(Caller::User(claims)) => {
+            let mut conn = state.pool.acquire().await?;
+            let row = db::instances::get(&mut conn, id.as_str())
+                .await?
+                .ok_or_else(hidden)?;
+            if row.owner == claims.sub {
+                return Ok(Access::Owner(claims.sub));
+            }
+            match db::grants::role_of(&mut conn, id.as_str(), &claims.sub).await? {
+                Some(role) if role == INSTANCE_ADMIN_ROLE => Ok(Access::InstanceAdmin(claims.sub)),
+                _ => Err(hidden()),
+            }
+        }
+    }
+}

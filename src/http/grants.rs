@@ -1,0 +1,302 @@
+//! `/v1/instances/{id}/grants` and `/v1/users/{user_id}/grants`: managing grants, and the
+//! polling instances do (snapshot with ETag, `since` deltas, `wait` long-polls).
+
+use std::time::Duration;
+
+use actix_web::{
+    HttpRequest, HttpResponse,
+    http::{StatusCode, header},
+    web,
+};
+use uuid::Uuid;
+
+use super::{
+    AppState,
+    access::{self, Want},
+    error::ApiError,
+    instances::path_id,
+};
+use crate::{
+    auth::caller::{ADMIN_PERMISSION, Caller, caller, credentials_required},
+    db,
+    domain::{Email, InstanceId, UserId},
+    grants::{GrantError, Subject, delta, model::Snapshot},
+    registry::RegistryError,
+};
+
+/// The longest a poll may wait for a change.
+pub const MAX_WAIT_SECS: u32 = 60;
+
+impl From<GrantError> for ApiError {
+    fn from(e: GrantError) -> Self {
+        let detail = e.to_string();
+        match e {
+            GrantError::InstanceNotFound(id) => RegistryError::NotFound(id).into(),
+            GrantError::InstanceDeleted(_) => Self::conflict("instance_deleted", detail),
+            GrantError::GrantNotFound { .. } => Self::not_found(detail),
+            GrantError::Exists(_) => Self::conflict("grant_exists", detail),
+            GrantError::UnknownRole { .. } => Self::invalid(detail),
+            GrantError::Db(e) => e.into(),
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PollQuery {
+    since: Option<i64>,
+    wait: Option<u32>,
+}
+
+/// The snapshot (`{revision, owner, grants}`), or with `since` the changes after that
+/// revision; 304 when the caller already has the current revision (`If-None-Match` or
+/// `since`), after waiting up to `wait` seconds for it to move.
+pub async fn list(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    q: web::Query<PollQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path_id(&path)?;
+    access::instance(&state, &req, &id, Want::Read).await?;
+    let wait = match q.wait {
+        None => 0,
+        Some(n) if n <= MAX_WAIT_SECS => n,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!("wait must be a number of seconds from 0 to {MAX_WAIT_SECS}"),
+            ));
+        }
+    };
+    if q.since.is_some_and(|s| s < 0) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "since must be a revision (0 or more)",
+        ));
+    }
+    let known = q.since.or_else(|| if_none_match(&req));
+
+    // The no-change path runs from memory only. The database is read when the memory says
+    // something changed, or is not in step; if it then shows no change after all (this
+    // replica had not heard of the caller's revision yet), the wait happens once more.
+    let mut retried = false;
+    let (mut tx, instance, revision, floor) = loop {
+        if let (Some(known), Some(current)) = (known, state.live.revisions.current(id.as_str())) {
+            let now = if current == known && wait > 0 {
+                state
+                    .live
+                    .revisions
+                    .wait_past(id.as_str(), known, Duration::from_secs(wait.into()))
+                    .await
+            } else {
+                current
+            };
+            if now == known {
+                return Ok(not_modified(known));
+            }
+        }
+        let mut tx = state.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        let instance = db::instances::get(&mut tx, id.as_str())
+            .await?
+            .ok_or_else(|| ApiError::from(RegistryError::NotFound(id.clone())))?;
+        let (revision, floor) = db::grants::revision(&mut tx, id.as_str()).await?;
+        state.live.revisions.observe(id.as_str(), revision);
+        if known != Some(revision) {
+            break (tx, instance, revision, floor);
+        }
+        if wait == 0 || retried {
+            return Ok(not_modified(revision));
+        }
+        retried = true;
+    };
+    let body = match q.since {
+        Some(since) if since > revision => {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!("since={since} is ahead of the current revision {revision}"),
+            ));
+        }
+        Some(since) if since < floor => {
+            return Err(ApiError::new(
+                StatusCode::GONE,
+                "revision_gone",
+                format!(
+                    "the changes after revision {since} are no longer kept (the oldest revision a delta can start from is {floor}); fetch a snapshot without since and continue from its revision"
+                ),
+            ));
+        }
+        Some(since) => {
+            let changes = db::grants::changes(&mut tx, id.as_str(), since, revision)
+                .await
+                .map_err(ApiError::internal)?;
+            serde_json::to_value(delta::fold(id.as_str(), since, revision, &changes))
+        }
+        None => serde_json::to_value(Snapshot {
+            instance_id: id.to_string(),
+            revision,
+            owner: instance.owner,
+            grants: db::grants::of_instance(&mut tx, id.as_str()).await?,
+        }),
+    }
+    .map_err(|e| ApiError::internal(e.into()))?;
+    tx.commit().await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::ETAG, etag(revision)))
+        .insert_header((header::CACHE_CONTROL, "private, no-cache"))
+        .json(body))
+}
+
+fn etag(revision: i64) -> String {
+    format!("\"{revision}\"")
+}
+
+fn not_modified(revision: i64) -> HttpResponse {
+    HttpResponse::NotModified()
+        .insert_header((header::ETAG, etag(revision)))
+        .insert_header((header::CACHE_CONTROL, "private, no-cache"))
+        .finish()
+}
+
+/// The revision named by `If-None-Match` (`"7"` or `W/"7"`; the first of a list).
+fn if_none_match(req: &HttpRequest) -> Option<i64> {
+    let value = req.headers().get(header::IF_NONE_MATCH)?.to_str().ok()?;
+    value.split(',').find_map(|tag| {
+        let tag = tag.trim();
+        let tag = tag.strip_prefix("W/").unwrap_or(tag);
+        tag.strip_prefix('"')?.strip_suffix('"')?.parse().ok()
+    })
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBody {
+    user_id: Option<UserId>,
+    email: Option<Email>,
+    role: Option<String>,
+}
+
+pub async fn create(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Json<CreateBody>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path_id(&path)?;
+    let access = access::instance(&state, &req, &id, Want::Manage).await?;
+    let body = body.into_inner();
+    let subject = match (body.user_id, body.email) {
+        (Some(u), None) => Subject::User(u),
+        (None, Some(e)) => Subject::Email(e),
+        _ => {
+            return Err(ApiError::invalid(
+                "give exactly one of user_id (an Auth0 user id) or email (an invitation)",
+            ));
+        }
+    };
+    let role = body
+        .role
+        .unwrap_or_else(|| state.grants.default_role().to_owned());
+    let mut tx = state.pool.begin().await?;
+    let (grant, revision) = state
+        .grants
+        .add(&mut tx, &access.actor(&req), &id, &subject, &role)
+        .await?;
+    tx.commit().await?;
+    state.live.revisions.observe(id.as_str(), revision);
+    Ok(HttpResponse::Created()
+        .insert_header((
+            header::LOCATION,
+            format!("/v1/instances/{id}/grants/{}", grant.id),
+        ))
+        .json(grant))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchBody {
+    role: String,
+}
+
+pub async fn patch(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: web::Json<PatchBody>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, grant_id) = grant_path(&path)?;
+    let access = access::instance(&state, &req, &id, Want::Manage).await?;
+    let mut tx = state.pool.begin().await?;
+    let (grant, revision) = state
+        .grants
+        .set_role(&mut tx, &access.actor(&req), &id, grant_id, &body.role)
+        .await?;
+    tx.commit().await?;
+    state.live.revisions.observe(id.as_str(), revision);
+    Ok(HttpResponse::Ok().json(grant))
+}
+
+pub async fn delete(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, grant_id) = grant_path(&path)?;
+    let access = access::instance(&state, &req, &id, Want::Manage).await?;
+    let mut tx = state.pool.begin().await?;
+    let revision = state
+        .grants
+        .remove(&mut tx, &access.actor(&req), &id, grant_id)
+        .await?;
+    tx.commit().await?;
+    state.live.revisions.observe(id.as_str(), revision);
+    Ok(HttpResponse::NoContent().finish())
+}
+
+fn grant_path(path: &(String, String)) -> Result<(InstanceId, Uuid), ApiError> {
+    let id = path_id(&path.0)?;
+    let grant = Uuid::parse_str(&path.1).map_err(|_| {
+        ApiError::not_found(format!(
+            "'{}' is not a grant id (a UUID), so no such grant exists",
+            path.1
+                .chars()
+                .take(40)
+                .flat_map(char::escape_default)
+                .collect::<String>()
+        ))
+    })?;
+    Ok((id, grant))
+}
+
+/// The instances a user owns or holds a grant on: for admins, and for that user.
+pub async fn of_user(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let user = UserId::parse(&path).map_err(|e| ApiError::not_found(e.to_string()))?;
+    match caller(&req) {
+        None => return Err(credentials_required()),
+        Some(Caller::User(c)) if c.has_permission(ADMIN_PERMISSION) || c.sub == user.as_str() => {}
+        Some(_) => {
+            return Err(ApiError::forbidden(
+                None,
+                "a user's grants are shown to admins and to that user only",
+            ));
+        }
+    }
+    let mut conn = state.pool.acquire().await?;
+    let items = db::grants::of_user(&mut conn, user.as_str()).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "user_id": user,
+        "items": items.into_iter().map(|g| serde_json::json!({
+            "instance_id": g.instance_id,
+            "status": g.status,
+            "role": g.role,
+            "grant_id": g.grant_id,
+        })).collect::<Vec<_>>(),
+    })))
+}

@@ -1,0 +1,152 @@
+//! `POST /v1/login-decisions`: the Auth0 post-login Action asks whether this user may log in
+//! to the instance the redirect URI points at.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use super::{AppState, error::ApiError, request_id};
+use crate::{
+    auth::caller::{Caller, caller, credentials_required},
+    db,
+    domain::{Hostname, InstanceId, UserId},
+    grants::decide::{LoginFacts, decide},
+    registry::Actor,
+};
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Body {
+    user_id: UserId,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    email_verified: bool,
+    redirect_uri: String,
+    /// The application the login went through; recorded, not decisive (the redirect URI is).
+    #[serde(default)]
+    client_id: Option<String>,
+}
+
+pub async fn decide_login(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<Body>,
+) -> Result<HttpResponse, ApiError> {
+    if state.action_secret.is_none() {
+        return Err(ApiError::conflict(
+            "login_decisions_disabled",
+            "login decisions are not configured: set FLEETGATE_ACTION_SECRET",
+        ));
+    }
+    match caller(&req) {
+        None => return Err(credentials_required()),
+        Some(Caller::Action) => {}
+        Some(_) => {
+            return Err(ApiError::forbidden(
+                None,
+                "login decisions are for the Auth0 Action (bearer FLEETGATE_ACTION_SECRET)",
+            ));
+        }
+    }
+    let host = redirect_host(&body.redirect_uri)?;
+    // An email that is not a valid address cannot match an invitation.
+    let email = body
+        .email
+        .as_deref()
+        .and_then(|e| crate::domain::Email::parse(e).ok());
+
+    let mut tx = state.pool.begin().await?;
+    let facts = match &host {
+        None => None,
+        Some(host) => match db::domains::instance_of(&mut tx, host.as_str()).await? {
+            None => None,
+            Some(id) => {
+                let row = db::instances::get(&mut tx, &id)
+                    .await?
+                    .ok_or_else(|| ApiError::internal(anyhow::anyhow!("domain of no instance")))?;
+                let granted = db::grants::role_of(&mut tx, &id, body.user_id.as_str()).await?;
+                let invitation = match &email {
+                    Some(e) if granted.is_none() => {
+                        db::grants::invitation(&mut tx, &id, e.as_str()).await?
+                    }
+                    _ => None,
+                };
+                Some((
+                    LoginFacts {
+                        instance_id: id,
+                        status: row
+                            .status
+                            .parse()
+                            .map_err(|e: crate::domain::ParseError| ApiError::internal(e.into()))?,
+                        owner: row.owner,
+                        granted,
+                        invited: invitation.as_ref().map(|g| g.role.clone()),
+                    },
+                    invitation,
+                ))
+            }
+        },
+    };
+    let mut decision = decide(
+        body.user_id.as_str(),
+        body.email_verified,
+        facts.as_ref().map(|(f, _)| f),
+    );
+    if let (true, Some((f, Some(invitation)))) = (decision.bind_invitation, &facts) {
+        let id = InstanceId::parse(&f.instance_id).map_err(|e| ApiError::internal(e.into()))?;
+        let actor = Actor {
+            name: format!("login:{}", body.user_id),
+            request_id: request_id(&req),
+        };
+        match state
+            .grants
+            .bind(&mut tx, &actor, &id, invitation, &body.user_id)
+            .await?
+        {
+            Some((_, revision)) => {
+                tx.commit().await?;
+                state.live.revisions.observe(id.as_str(), revision);
+            }
+            None => {
+                // Bound or removed meanwhile: decide again on what is there now.
+                let granted =
+                    db::grants::role_of(&mut tx, id.as_str(), body.user_id.as_str()).await?;
+                let facts = LoginFacts {
+                    granted,
+                    invited: None,
+                    ..f.clone()
+                };
+                decision = decide(body.user_id.as_str(), body.email_verified, Some(&facts));
+            }
+        }
+    }
+    tracing::info!(
+        user = %body.user_id,
+        client_id = body.client_id.as_deref().unwrap_or(""),
+        host = host.as_ref().map(Hostname::as_str).unwrap_or(""),
+        allow = decision.allow,
+        reason = decision.reason,
+        "login decision"
+    );
+    Ok(HttpResponse::Ok().json(decision))
+}
+
+/// The host of the redirect URI; None when it is not a name (an IP address), which no instance
+/// holds. A value that is not an http(s) URL is a 422.
+fn redirect_host(raw: &str) -> Result<Option<Hostname>, ApiError> {
+    let shown: String = raw
+        .chars()
+        .take(200)
+        .flat_map(char::escape_default)
+        .collect();
+    let url = url::Url::parse(raw)
+        .map_err(|e| ApiError::invalid(format!("redirect_uri '{shown}' is not a URL ({e})")))?;
+    if !matches!(url.scheme(), "https" | "http") {
+        return Err(ApiError::invalid(format!(
+            "redirect_uri '{shown}' must be an http or https URL"
+        )));
+    }
+    Ok(match url.host() {
+        Some(url::Host::Domain(d)) => Hostname::parse(d).ok(),
+        _ => None,
+    })
+}
