@@ -163,9 +163,10 @@ pub async fn deploy(
     db::webhooks::complete(&mut tx, &webhook_id, 200, &recorded).await?;
     tx.commit().await?;
     tracing::info!(webhook_id, event = kind, instance = %instance.id, "deploy hook applied");
+    // A key issued, or revoked by a deletion: this replica knows at once.
+    super::refresh_keys(&state, instance.id.as_str()).await;
     let mut answer = recorded;
     if let Some(key) = key {
-        super::refresh_keys(&state, instance.id.as_str()).await;
         answer["instance_key"] = key.expose_secret().into();
     }
     Ok(HttpResponse::Ok().json(answer))

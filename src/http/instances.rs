@@ -149,6 +149,7 @@ pub async fn patch(
         )
         .await?;
     tx.commit().await?;
+    super::refresh_keys(&state, id.as_str()).await;
     Ok(HttpResponse::Ok().json(instance))
 }
 
@@ -174,5 +175,6 @@ pub async fn delete(
         )
         .await?;
     tx.commit().await?;
+    super::refresh_keys(&state, id.as_str()).await;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -2,6 +2,7 @@
 
 mod admin_auth;
 mod errors;
+mod grants;
 mod helpers;
 mod hooks;
 mod instances;
