@@ -1,5 +1,6 @@
 //! Black-box tests of the HTTP API against a real Postgres.
 
+mod action;
 mod admin_auth;
 mod errors;
 mod grants;

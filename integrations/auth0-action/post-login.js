@@ -1,0 +1,104 @@
+/**
+ * fleetgate post-login Action for Auth0.
+ *
+ * Asks fleetgate whether this user may log in to the instance the login is for (the host of
+ * the redirect URI), then denies the login or binds the tokens to that instance with a
+ * namespaced claim. Each instance's API must accept a token only if that claim names it.
+ *
+ * Secrets (Actions > this Action > Secrets):
+ *   FLEETGATE_URL            fleetgate's base URL, e.g. https://fleetgate.example.com
+ *   FLEETGATE_ACTION_SECRET  the same value as fleetgate's FLEETGATE_ACTION_SECRET
+ *   CLAIM_NAMESPACE          optional; default https://fleetgate.dev/ (must be a URL you
+ *                            control, never an Auth0 domain)
+ *   FAIL_OPEN                optional; "true" lets logins through (without the claim) when
+ *                            fleetgate cannot be reached. Default: fail closed (deny).
+ *   TIMEOUT_MS               optional; default 3000. The whole Action must finish in 20 s.
+ */
+
+const DEFAULT_NAMESPACE = 'https://fleetgate.dev/';
+const DEFAULT_TIMEOUT_MS = 3000;
+
+function settings(secrets) {
+  const namespace = secrets.CLAIM_NAMESPACE || DEFAULT_NAMESPACE;
+  return {
+    url: (secrets.FLEETGATE_URL || '').replace(/\/+$/, ''),
+    secret: secrets.FLEETGATE_ACTION_SECRET || '',
+    namespace: namespace.endsWith('/') ? namespace : `${namespace}/`,
+    failOpen: secrets.FAIL_OPEN === 'true',
+    timeoutMs: Number(secrets.TIMEOUT_MS) > 0 ? Number(secrets.TIMEOUT_MS) : DEFAULT_TIMEOUT_MS,
+  };
+}
+
+/** Asks fleetgate; answers the decision, or throws when no decision could be had. */
+async function askFleetgate(config, body) {
+  const res = await fetch(`${config.url}/v1/login-decisions`, {
+    method: 'POST',
+    headers: {
+      authorization: `Bearer ${config.secret}`,
+      'content-type': 'application/json',
+    },
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(config.timeoutMs),
+  });
+  if (res.status === 200) {
+    return res.json();
+  }
+  let detail = '';
+  try {
+    detail = (await res.json()).detail || '';
+  } catch (_) {
+    // not a problem+json body
+  }
+  const error = new Error(`fleetgate answered ${res.status} ${detail}`.trim());
+  // A 4xx means this login cannot be decided as asked (e.g. no usable redirect URI): deny.
+  // 5xx and network failures mean fleetgate is unavailable.
+  error.unavailable = res.status >= 500;
+  throw error;
+}
+
+exports.onExecutePostLogin = async (event, api) => {
+  const config = settings(event.secrets || {});
+  if (!config.url || !config.secret) {
+    api.access.deny('Login is unavailable: the fleetgate Action is not configured.');
+    return;
+  }
+  const redirectUri =
+    (event.transaction && event.transaction.redirect_uri) ||
+    (event.request && event.request.query && event.request.query.redirect_uri);
+  if (!redirectUri) {
+    // Without a redirect URI (e.g. a refresh-token exchange) the instance cannot be told.
+    api.access.deny('Login is not allowed: the instance of this login cannot be determined.');
+    return;
+  }
+  const user = event.user || {};
+  let decision;
+  try {
+    decision = await askFleetgate(config, {
+      user_id: user.user_id,
+      email: user.email || null,
+      email_verified: user.email_verified === true,
+      redirect_uri: redirectUri,
+      client_id: (event.client && event.client.client_id) || null,
+    });
+  } catch (err) {
+    const unavailable = err.unavailable !== false;
+    console.log(`fleetgate: no decision (${err.message})`);
+    if (unavailable && config.failOpen) {
+      return;
+    }
+    api.access.deny(
+      unavailable
+        ? 'Login is temporarily unavailable. Please try again.'
+        : 'Login is not allowed for this application.',
+    );
+    return;
+  }
+  if (!decision.allow) {
+    api.access.deny(`Access denied (${decision.reason}).`);
+    return;
+  }
+  for (const token of [api.accessToken, api.idToken]) {
+    token.setCustomClaim(`${config.namespace}instance`, decision.instance_id);
+    token.setCustomClaim(`${config.namespace}role`, decision.role);
+  }
+};

@@ -1,0 +1,134 @@
+// Tests of the post-login Action against a real running fleetgate, with stand-in `event` and
+// `api` objects shaped as Auth0 documents them. Run by `cargo test` (tests/api/action.rs),
+// which starts fleetgate, seeds it and sets:
+//   FLEETGATE_URL, FLEETGATE_ACTION_SECRET
+// Seeded: instance `acme` (hosts acme.apps.example.com, www.acme.com) owned by auth0|owner-1,
+// with auth0|ann granted `admin` and bob@example.com invited; instance `paused` (host
+// paused.apps.example.com) suspended.
+
+const { test } = require('node:test');
+const assert = require('node:assert/strict');
+const http = require('node:http');
+
+const { onExecutePostLogin } = require('./post-login.js');
+
+const URL = process.env.FLEETGATE_URL;
+const SECRET = process.env.FLEETGATE_ACTION_SECRET;
+if (!URL || !SECRET) {
+  throw new Error('FLEETGATE_URL and FLEETGATE_ACTION_SECRET must be set (run through cargo test)');
+}
+
+function event({ user, redirectUri, secrets = {} }) {
+  return {
+    user: { user_id: 'auth0|nobody', email: null, email_verified: false, ...user },
+    client: { client_id: 'spa-client', name: 'Fleet SPA' },
+    transaction: redirectUri === undefined ? {} : { redirect_uri: redirectUri, protocol: 'oidc-basic-profile' },
+    request: { ip: '203.0.113.7', hostname: 'tenant.example.auth0.com', query: {} },
+    secrets: { FLEETGATE_URL: URL, FLEETGATE_ACTION_SECRET: SECRET, ...secrets },
+  };
+}
+
+function recorder() {
+  const seen = { denied: null, access: {}, id: {} };
+  return {
+    seen,
+    api: {
+      access: { deny: (reason) => { seen.denied = reason; } },
+      accessToken: { setCustomClaim: (k, v) => { seen.access[k] = v; } },
+      idToken: { setCustomClaim: (k, v) => { seen.id[k] = v; } },
+    },
+  };
+}
+
+async function run(e) {
+  const r = recorder();
+  await onExecutePostLogin(e, r.api);
+  return r.seen;
+}
+
+test('the owner gets the instance claim on both tokens', async () => {
+  const seen = await run(event({ user: { user_id: 'auth0|owner-1' }, redirectUri: 'https://www.acme.com/callback' }));
+  assert.equal(seen.denied, null);
+  assert.deepEqual(seen.access, { 'https://fleetgate.dev/instance': 'acme', 'https://fleetgate.dev/role': 'owner' });
+  assert.deepEqual(seen.id, seen.access);
+});
+
+test('a granted user gets their role, under a configured namespace', async () => {
+  const seen = await run(event({
+    user: { user_id: 'auth0|ann' },
+    redirectUri: 'https://acme.apps.example.com/callback',
+    secrets: { CLAIM_NAMESPACE: 'https://claims.example.com' },
+  }));
+  assert.equal(seen.denied, null);
+  assert.equal(seen.access['https://claims.example.com/instance'], 'acme');
+  assert.equal(seen.access['https://claims.example.com/role'], 'admin');
+});
+
+test('a user without a grant is denied and gets no claim', async () => {
+  const seen = await run(event({ user: { user_id: 'auth0|eve', email: 'eve@example.com', email_verified: true }, redirectUri: 'https://www.acme.com/callback' }));
+  assert.match(seen.denied, /not_granted/);
+  assert.deepEqual(seen.access, {});
+});
+
+test('an invitation needs a verified email, then binds', async () => {
+  const unverified = await run(event({ user: { user_id: 'auth0|bob', email: 'bob@example.com', email_verified: false }, redirectUri: 'https://www.acme.com/callback' }));
+  assert.match(unverified.denied, /email_not_verified/);
+  const verified = await run(event({ user: { user_id: 'auth0|bob', email: 'bob@example.com', email_verified: true }, redirectUri: 'https://www.acme.com/callback' }));
+  assert.equal(verified.denied, null);
+  assert.equal(verified.access['https://fleetgate.dev/role'], 'member');
+  const later = await run(event({ user: { user_id: 'auth0|bob' }, redirectUri: 'https://www.acme.com/callback' }));
+  assert.equal(later.denied, null, 'bound to the user id: the email is no longer needed');
+});
+
+test('suspended instances and unknown hosts are denied', async () => {
+  const paused = await run(event({ user: { user_id: 'auth0|owner-2' }, redirectUri: 'https://paused.apps.example.com/callback' }));
+  assert.match(paused.denied, /instance_suspended/);
+  const unknown = await run(event({ user: { user_id: 'auth0|owner-1' }, redirectUri: 'https://evil.example.org/callback' }));
+  assert.match(unknown.denied, /unknown_host/);
+});
+
+test('the redirect URI falls back to the query; without one the login is denied', async () => {
+  const e = event({ user: { user_id: 'auth0|owner-1' } });
+  e.request.query.redirect_uri = 'https://www.acme.com/callback';
+  assert.equal((await run(e)).denied, null);
+  const none = await run(event({ user: { user_id: 'auth0|owner-1' } }));
+  assert.match(none.denied, /cannot be determined/);
+});
+
+test('a wrong secret is refused by fleetgate, and the login denied', async () => {
+  const seen = await run(event({
+    user: { user_id: 'auth0|owner-1' },
+    redirectUri: 'https://www.acme.com/callback',
+    secrets: { FLEETGATE_ACTION_SECRET: 'not-the-secret-not-the-secret-not-the' },
+  }));
+  assert.ok(seen.denied);
+  assert.deepEqual(seen.access, {});
+});
+
+test('an unreachable fleetgate fails closed by default, open when configured', async () => {
+  // A port nothing listens on.
+  const server = http.createServer();
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const dead = `http://127.0.0.1:${server.address().port}`;
+  await new Promise((r) => server.close(r));
+  const closed = await run(event({ user: { user_id: 'auth0|owner-1' }, redirectUri: 'https://www.acme.com/callback', secrets: { FLEETGATE_URL: dead } }));
+  assert.match(closed.denied, /temporarily unavailable/);
+  const open = await run(event({ user: { user_id: 'auth0|owner-1' }, redirectUri: 'https://www.acme.com/callback', secrets: { FLEETGATE_URL: dead, FAIL_OPEN: 'true' } }));
+  assert.equal(open.denied, null);
+  assert.deepEqual(open.access, {}, 'no claim: instances still refuse the token');
+});
+
+test('a fleetgate that does not answer in time fails closed', { timeout: 10000 }, async () => {
+  const server = http.createServer(() => { /* never answers */ });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const slow = `http://127.0.0.1:${server.address().port}`;
+  const seen = await run(event({ user: { user_id: 'auth0|owner-1' }, redirectUri: 'https://www.acme.com/callback', secrets: { FLEETGATE_URL: slow, TIMEOUT_MS: '300' } }));
+  server.closeAllConnections();
+  server.close();
+  assert.match(seen.denied, /temporarily unavailable/);
+});
+
+test('missing configuration denies', async () => {
+  const seen = await run(event({ user: { user_id: 'auth0|owner-1' }, redirectUri: 'https://www.acme.com/callback', secrets: { FLEETGATE_URL: '' } }));
+  assert.match(seen.denied, /not configured/);
+});
