@@ -1,4 +1,6 @@
 //! What the benchmarks share: a throw-away database and settings from pairs.
+// Each benchmark is its own crate and uses only part of this module.
+#![allow(dead_code)]
 
 use fleetgate::config::Settings;
 use sqlx::{Connection, Executor, PgConnection};
