@@ -1,5 +1,6 @@
 //! A full scenario with every log at TRACE, then a search of the logs for every secret:
-//! the webhook secret, the M2M client secret, bearer tokens, webhook signatures.
+//! the webhook secret, the M2M client secret, bearer tokens, webhook signatures, instance keys,
+//! the Action's secret.
 
 use std::{
     io::Write,
@@ -18,6 +19,8 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+const ACTION_SECRET: &str = "the-action-secret-never-logged-0123456789";
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
@@ -74,6 +77,7 @@ async fn no_secret_reaches_the_logs(pool: PgPool) {
             tenant["m2m_client_id"].as_str().unwrap().to_owned(),
         ),
         ("AUTH0_CLIENT_SECRET", m2m_secret.clone()),
+        ("FLEETGATE_ACTION_SECRET", ACTION_SECRET.to_owned()),
         (
             "AUTH0_SPA_CLIENT_ID",
             tenant["spa_client_id"].as_str().unwrap().to_owned(),
@@ -94,11 +98,13 @@ async fn no_secret_reaches_the_logs(pool: PgPool) {
         .unwrap()
         .sign("msg_1", ts, body.as_bytes())
         .unwrap();
+    let mut answers = vec![];
     for sig in [
         signature.as_str(),
         "v1,Zm9yZ2VkIHNpZ25hdHVyZSBmb3IgdGVzdGluZyAxMjM0NTY=",
     ] {
-        http.post(format!("{addr}/v1/hooks/deploy"))
+        let answer = http
+            .post(format!("{addr}/v1/hooks/deploy"))
             .header("content-type", "application/json")
             .header("webhook-id", "msg_1")
             .header("webhook-timestamp", ts.to_string())
@@ -107,7 +113,9 @@ async fn no_secret_reaches_the_logs(pool: PgPool) {
             .send()
             .await
             .unwrap();
+        answers.push(answer.json::<Value>().await.unwrap());
     }
+    let first_key = answers[0]["instance_key"].as_str().unwrap().to_owned();
     // Admin calls with a good token and a bad one; a reconcile pass (M2M token, Management API).
     let minted: Value = http
         .post(format!("{base}/emulator/users/token"))
@@ -139,6 +147,36 @@ async fn no_secret_reaches_the_logs(pool: PgPool) {
         .await
         .unwrap();
     assert_ne!(run["outcome"], "failed", "{run}");
+    // Grants: a rotation, polls with both keys and a wrong one, a login decision.
+    let rotated: Value = http
+        .post(format!("{addr}/v1/instances/acme/keys/rotate"))
+        .bearer_auth(&admin_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let second_key = rotated["instance_key"].as_str().unwrap().to_owned();
+    for key in [
+        &first_key,
+        &second_key,
+        &format!("{}x", &second_key[..second_key.len() - 1]),
+    ] {
+        http.get(format!("{addr}/v1/instances/acme/grants?wait=0"))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap();
+    }
+    let decision = http
+        .post(format!("{addr}/v1/login-decisions"))
+        .bearer_auth(ACTION_SECRET)
+        .json(&json!({"user_id": "auth0|alice", "redirect_uri": "https://www.acme.com/cb"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(decision.status(), 200);
     stop.cancel();
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
 
@@ -154,6 +192,9 @@ async fn no_secret_reaches_the_logs(pool: PgPool) {
         ("M2M client secret", m2m_secret.as_str()),
         ("admin bearer token", admin_token.as_str()),
         ("webhook signature", signature.trim_start_matches("v1,")),
+        ("first instance key", first_key.as_str()),
+        ("rotated instance key", second_key.as_str()),
+        ("Action secret", ACTION_SECRET),
     ] {
         assert!(!text.contains(secret), "the {what} appears in the logs");
     }
