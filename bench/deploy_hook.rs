@@ -79,8 +79,8 @@ async fn main() -> anyhow::Result<()> {
     }
     let elapsed = started.elapsed();
     latencies.sort();
-    let pct = |p: f64| latencies[((latencies.len() as f64 * p).ceil() as usize).saturating_sub(1)];
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let pct = |p: f64| common::percentile(&latencies, p);
+    let ms = common::ms;
     println!(
         "sent {total}, errors {errors}, achieved {:.0} req/s",
         total as f64 / elapsed.as_secs_f64()

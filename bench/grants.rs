@@ -18,6 +18,8 @@ use std::{
 
 mod common;
 
+use common::ms;
+
 use actix_web::{App, HttpResponse, HttpServer, web};
 use fleetgate::{
     auth::instance_key,
@@ -298,9 +300,7 @@ impl Run {
     }
 
     fn print(&self, label: &str) {
-        let pct = |p: f64| {
-            self.latencies[((self.latencies.len() as f64 * p).ceil() as usize).saturating_sub(1)]
-        };
+        let pct = |p: f64| common::percentile(&self.latencies, p);
         println!(
             "   {label:<24} {:>8.0} req/s  p50 {:.2} ms  p99 {:.2} ms  errors {}",
             self.rate(),
@@ -412,8 +412,4 @@ fn rss_kib() -> u64 {
                 .and_then(|v| v.parse().ok())
         })
         .unwrap_or(0)
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }

@@ -74,3 +74,12 @@ pub async fn send_hook(
         .await;
     matches!(res, Ok(r) if r.status().is_success())
 }
+
+/// The `p` quantile (0–1) of latencies sorted ascending (nearest rank).
+pub fn percentile(sorted: &[std::time::Duration], p: f64) -> std::time::Duration {
+    sorted[((sorted.len() as f64 * p).ceil() as usize).saturating_sub(1)]
+}
+
+pub fn ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}

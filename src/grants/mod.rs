@@ -3,6 +3,7 @@
 //! revisions held in memory (`revisions`, kept fresh by `listener`); the login Action asks for
 //! decisions (`decide`).
 
+pub mod answers;
 pub mod decide;
 pub mod delta;
 pub mod listener;
@@ -19,6 +20,7 @@ pub use ops::{GrantError, Grants, Subject};
 pub struct Live {
     pub revisions: revisions::Revisions,
     pub keys: KeyCache,
+    pub answers: answers::Answers,
 }
 
 impl Live {

@@ -81,8 +81,9 @@ pub async fn list(
     // something changed, or is not in step; if it then shows no change after all (this
     // replica had not heard of the caller's revision yet), the wait happens once more.
     let mut retried = false;
-    let (mut tx, instance, revision, floor) = loop {
-        if let (Some(known), Some(current)) = (known, state.live.revisions.current(id.as_str())) {
+    loop {
+        let current = state.live.revisions.current(id.as_str());
+        if let (Some(known), Some(current)) = (known, current) {
             let now = if current == known && wait > 0 {
                 state
                     .live
@@ -96,24 +97,48 @@ pub async fn list(
                 return Ok(not_modified(known));
             }
         }
-        let mut tx = state.pool.begin().await?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .execute(&mut *tx)
-            .await?;
-        let instance = db::instances::get(&mut tx, id.as_str())
-            .await?
-            .ok_or_else(|| ApiError::from(RegistryError::NotFound(id.clone())))?;
-        let (revision, floor) = db::grants::revision(&mut tx, id.as_str()).await?;
+        let (revision, body) = match state.live.revisions.current(id.as_str()) {
+            // Pollers woken by the same change share one read.
+            Some(at) => {
+                state
+                    .live
+                    .answers
+                    .get(id.as_str(), q.since, at, || read(&state, &id, q.since))
+                    .await?
+            }
+            None => read(&state, &id, q.since).await?,
+        };
         state.live.revisions.observe(id.as_str(), revision);
         if known != Some(revision) {
-            break (tx, instance, revision, floor);
+            return Ok(HttpResponse::Ok()
+                .insert_header((header::ETAG, etag(revision)))
+                .insert_header((header::CACHE_CONTROL, "private, no-cache"))
+                .content_type("application/json")
+                .body(body));
         }
         if wait == 0 || retried {
             return Ok(not_modified(revision));
         }
         retried = true;
-    };
-    let body = match q.since {
+    }
+}
+
+/// The snapshot, or the delta after `since`, as of the latest committed revision (read in one
+/// repeatable-read transaction), serialised.
+async fn read(
+    state: &AppState,
+    id: &InstanceId,
+    since: Option<i64>,
+) -> Result<(i64, web::Bytes), ApiError> {
+    let mut tx = state.pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    let instance = db::instances::get(&mut tx, id.as_str())
+        .await?
+        .ok_or_else(|| ApiError::from(RegistryError::NotFound(id.clone())))?;
+    let (revision, floor) = db::grants::revision(&mut tx, id.as_str()).await?;
+    let body = match since {
         Some(since) if since > revision => {
             return Err(ApiError::bad_request(
                 "invalid_query",
@@ -133,9 +158,9 @@ pub async fn list(
             let changes = db::grants::changes(&mut tx, id.as_str(), since, revision)
                 .await
                 .map_err(ApiError::internal)?;
-            serde_json::to_value(delta::fold(id.as_str(), since, revision, &changes))
+            serde_json::to_vec(&delta::fold(id.as_str(), since, revision, &changes))
         }
-        None => serde_json::to_value(Snapshot {
+        None => serde_json::to_vec(&Snapshot {
             instance_id: id.to_string(),
             revision,
             owner: instance.owner,
@@ -144,10 +169,7 @@ pub async fn list(
     }
     .map_err(|e| ApiError::internal(e.into()))?;
     tx.commit().await?;
-    Ok(HttpResponse::Ok()
-        .insert_header((header::ETAG, etag(revision)))
-        .insert_header((header::CACHE_CONTROL, "private, no-cache"))
-        .json(body))
+    Ok((revision, body.into()))
 }
 
 fn etag(revision: i64) -> String {

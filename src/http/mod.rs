@@ -56,11 +56,48 @@ pub async fn refresh_keys(state: &AppState, instance_id: &str) {
 }
 
 /// Every route of the API: method, path (OpenAPI syntax) and handler. `routes` registers
-/// exactly these, and a test holds them equal to `api-spec/openapi.yaml`.
+/// exactly these, in this order, and a test holds them equal to `api-spec/openapi.yaml`.
 pub fn route_table() -> Vec<(Method, &'static str, Route)> {
     vec![
         (Method::GET, "/healthz", web::get().to(health::healthz)),
         (Method::GET, "/readyz", web::get().to(health::readyz)),
+        // The hot paths first: resources are matched in the order they are registered, and
+        // every dynamic one tried before the match costs a pattern match.
+        (
+            Method::GET,
+            "/v1/instances/{id}/grants",
+            web::get().to(grants::list),
+        ),
+        (
+            Method::POST,
+            "/v1/instances/{id}/grants",
+            web::post().to(grants::create),
+        ),
+        (
+            Method::PATCH,
+            "/v1/instances/{id}/grants/{grant_id}",
+            web::patch().to(grants::patch),
+        ),
+        (
+            Method::DELETE,
+            "/v1/instances/{id}/grants/{grant_id}",
+            web::delete().to(grants::delete),
+        ),
+        (
+            Method::GET,
+            "/v1/users/{user_id}/grants",
+            web::get().to(grants::of_user),
+        ),
+        (
+            Method::POST,
+            "/v1/instances/{id}/keys/rotate",
+            web::post().to(keys::rotate),
+        ),
+        (
+            Method::POST,
+            "/v1/login-decisions",
+            web::post().to(login::decide_login),
+        ),
         (
             Method::POST,
             "/v1/hooks/deploy",
@@ -152,41 +189,6 @@ pub fn route_table() -> Vec<(Method, &'static str, Route)> {
             Method::POST,
             "/v1/instances/{id}/move",
             web::post().to(applications::move_instance),
-        ),
-        (
-            Method::GET,
-            "/v1/instances/{id}/grants",
-            web::get().to(grants::list),
-        ),
-        (
-            Method::POST,
-            "/v1/instances/{id}/grants",
-            web::post().to(grants::create),
-        ),
-        (
-            Method::PATCH,
-            "/v1/instances/{id}/grants/{grant_id}",
-            web::patch().to(grants::patch),
-        ),
-        (
-            Method::DELETE,
-            "/v1/instances/{id}/grants/{grant_id}",
-            web::delete().to(grants::delete),
-        ),
-        (
-            Method::GET,
-            "/v1/users/{user_id}/grants",
-            web::get().to(grants::of_user),
-        ),
-        (
-            Method::POST,
-            "/v1/instances/{id}/keys/rotate",
-            web::post().to(keys::rotate),
-        ),
-        (
-            Method::POST,
-            "/v1/login-decisions",
-            web::post().to(login::decide_login),
         ),
     ]
 }

@@ -7,6 +7,7 @@ mod grants;
 mod helpers;
 mod hooks;
 mod instances;
+mod isolation;
 mod reconcile;
 mod registry;
 mod shards;
