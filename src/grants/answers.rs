@@ -15,13 +15,16 @@ pub type Answer = (i64, actix_web::web::Bytes);
 /// What a poll asks: the instance, and `since` (None for the snapshot).
 type Key = (String, Option<i64>);
 
+/// The revision an answer was asked at, and the answer once read.
+type Slot = (i64, Arc<OnceCell<Answer>>);
+
 /// Entries beyond this are dropped wholesale (they are only useful for an instant).
 const MAX_ENTRIES: usize = 4096;
 
 #[derive(Default)]
 pub struct Answers {
     /// Per question, the answer for the newest revision asked about.
-    cells: Mutex<HashMap<Key, (i64, Arc<OnceCell<Answer>>)>>,
+    cells: Mutex<HashMap<Key, Slot>>,
 }
 
 impl Answers {
