@@ -164,7 +164,7 @@ pub async fn deploy(
     tx.commit().await?;
     tracing::info!(webhook_id, event = kind, instance = %instance.id, "deploy hook applied");
     // A key issued, or revoked by a deletion: this replica knows at once.
-    super::refresh_keys(&state, instance.id.as_str()).await;
+    super::refresh_memory(&state, instance.id.as_str()).await;
     let mut answer = recorded;
     if let Some(key) = key {
         answer["instance_key"] = key.expose_secret().into();

@@ -103,7 +103,7 @@ pub async fn create(
         .await?;
     let key = instance_key::issue(&mut tx, instance.id.as_str()).await?;
     tx.commit().await?;
-    super::refresh_keys(&state, instance.id.as_str()).await;
+    super::refresh_memory(&state, instance.id.as_str()).await;
     let mut answer = instance.to_json();
     // Shown this once: fleetgate keeps only its hash.
     answer["instance_key"] = key.expose_secret().into();
@@ -149,7 +149,7 @@ pub async fn patch(
         )
         .await?;
     tx.commit().await?;
-    super::refresh_keys(&state, id.as_str()).await;
+    super::refresh_memory(&state, id.as_str()).await;
     Ok(HttpResponse::Ok().json(instance))
 }
 
@@ -175,6 +175,6 @@ pub async fn delete(
         )
         .await?;
     tx.commit().await?;
-    super::refresh_keys(&state, id.as_str()).await;
+    super::refresh_memory(&state, id.as_str()).await;
     Ok(HttpResponse::NoContent().finish())
 }

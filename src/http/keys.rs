@@ -45,7 +45,7 @@ pub async fn rotate(
     )
     .await?;
     tx.commit().await?;
-    super::refresh_keys(&state, id.as_str()).await;
+    super::refresh_memory(&state, id.as_str()).await;
     Ok(HttpResponse::Created().json(json!({
         "instance_id": id,
         "instance_key": key.expose_secret(),

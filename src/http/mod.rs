@@ -42,16 +42,22 @@ pub struct AppState {
     pub action_secret: Option<secrecy::SecretString>,
 }
 
-/// Brings this replica's memory of an instance's keys up to date at once after a change
-/// (other replicas hear of it by notification). A failure only delays it until then.
-pub async fn refresh_keys(state: &AppState, instance_id: &str) {
-    let rows = match state.pool.acquire().await {
-        Ok(mut conn) => crate::db::keys::live(&mut conn, Some(instance_id)).await,
-        Err(e) => Err(e),
+/// Brings this replica's memory of an instance (its keys and grants revision) up to date at
+/// once after a registry change that may have touched them (a key issued or revoked, a new
+/// owner); other replicas hear of it by notification. A failure only delays it until then.
+pub async fn refresh_memory(state: &AppState, instance_id: &str) {
+    let read = async {
+        let mut conn = state.pool.acquire().await?;
+        let keys = crate::db::keys::live(&mut conn, Some(instance_id)).await?;
+        let (revision, _) = crate::db::grants::revision(&mut conn, instance_id).await?;
+        Ok::<_, sqlx::Error>((keys, revision))
     };
-    match rows {
-        Ok(rows) => state.live.keys.replace_instance(instance_id, rows),
-        Err(e) => tracing::warn!(error = %e, "instance keys not refreshed; a notification will"),
+    match read.await {
+        Ok((keys, revision)) => {
+            state.live.keys.replace_instance(instance_id, keys);
+            state.live.revisions.observe(instance_id, revision);
+        }
+        Err(e) => tracing::warn!(error = %e, "memory not refreshed; a notification will"),
     }
 }
 
