@@ -110,6 +110,19 @@ pub struct Run {
 const RUN_COLUMNS: &str =
     "id, trigger, started_at, finished_at, outcome, api_calls, changes, error";
 
+/// Marks runs still `running` as failed: called under the pass lock, when no pass can be
+/// running, so they belong to a process that died mid-pass.
+pub async fn close_interrupted_runs(conn: &mut PgConnection) -> sqlx::Result<u64> {
+    let done = sqlx::query(
+        "UPDATE reconcile_runs SET outcome = 'failed', finished_at = now(), \
+         error = 'interrupted: the process running this pass stopped before it finished' \
+         WHERE outcome = 'running'",
+    )
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
 pub async fn start_run(conn: &mut PgConnection, trigger: &str) -> sqlx::Result<i64> {
     sqlx::query_scalar("INSERT INTO reconcile_runs (trigger) VALUES ($1) RETURNING id")
         .bind(trigger)

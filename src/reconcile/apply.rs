@@ -373,7 +373,13 @@ impl Reconciler {
     }
 
     async fn run_locked(&self, trigger: &str) -> Result<PassResult, ReconcileError> {
-        let run_id = db::reconcile::start_run(&mut *self.pool.acquire().await?, trigger).await?;
+        let mut conn = self.pool.acquire().await?;
+        let interrupted = db::reconcile::close_interrupted_runs(&mut conn).await?;
+        if interrupted > 0 {
+            tracing::warn!(interrupted, "closed runs of a pass that never finished");
+        }
+        let run_id = db::reconcile::start_run(&mut conn, trigger).await?;
+        drop(conn);
         let calls_before = self
             .client
             .counters

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::apply::Reconciler;
 use crate::db::reconcile::REGISTRY_CHANNEL;
 
-const LEADER_LOCK: i64 = 0x666c_6565_7467_6102;
+pub const LEADER_LOCK: i64 = 0x666c_6565_7467_6102;
 /// How often a follower tries to become the leader, and the leader checks it still is.
 pub const LEADER_CHECK: Duration = Duration::from_secs(2);
 /// A burst of changes is applied once no change came for this long…

@@ -2,6 +2,7 @@
 
 mod action;
 mod admin_auth;
+mod drills;
 mod errors;
 mod grants;
 mod helpers;

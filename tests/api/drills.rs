@@ -1,0 +1,247 @@
+//! Fault drills with the real `fleetgate` binary as separate processes, killed with SIGKILL.
+
+use std::{
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use fleetgate::emulator::{EmulatorConfig, faults::Faults};
+use reqwest::Method;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+use crate::helpers::*;
+
+/// The URL of this test's database, for processes of their own.
+async fn database_url(pool: &PgPool) -> String {
+    let name: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    let server = std::env::var("DATABASE_URL").unwrap();
+    let base = server.split('?').next().unwrap();
+    format!("{}/{name}", base.rsplit_once('/').unwrap().0)
+}
+
+/// A `fleetgate serve` process, killed (SIGKILL) when dropped, so that a failing test leaves
+/// nothing running.
+struct Replica(Child);
+
+impl Replica {
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Starts `fleetgate serve` reconciling against `tenant`, named `name` in Postgres.
+fn replica(db: &str, tenant: &TestTenant, vars: &[(&str, String)], name: &str) -> Replica {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fleetgate"));
+    cmd.arg("serve")
+        .env_clear()
+        .env("DATABASE_URL", format!("{db}?application_name={name}"))
+        .env("FLEETGATE_LISTEN", "127.0.0.1:0")
+        .env("AUTH0_DOMAIN", &tenant.base_url)
+        .env("AUTH0_AUDIENCE", AUDIENCE)
+        .env("FLEETGATE_PLATFORM_DOMAIN", PLATFORM_DOMAIN)
+        .env("FLEETGATE_WEBHOOK_SECRET", WEBHOOK_SECRET)
+        .env("FLEETGATE_WILDCARD", "false")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    Replica(cmd.spawn().expect("the fleetgate binary starts"))
+}
+
+async fn callbacks(tenant: &TestTenant, spa: &str) -> Vec<String> {
+    let client: Value = tenant
+        .management(Method::GET, &format!("/clients/{spa}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    serde_json::from_value(client["callbacks"].clone()).unwrap_or_default()
+}
+
+/// Polls `check` every 100 ms for up to `secs` seconds.
+async fn within<F, Fut>(secs: u64, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let until = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < until {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{what} did not happen within {secs} s");
+}
+
+fn slow_tenant() -> EmulatorConfig {
+    EmulatorConfig {
+        rate_limit_burst: 1000,
+        rate_limit_per_second: 1000.0,
+        faults: Faults {
+            latency_rate: 1.0,
+            latency_ms: 800,
+            ..Faults::default()
+        },
+        ..TestTenant::config()
+    }
+}
+
+#[sqlx::test]
+async fn a_replica_killed_mid_pass_converges_after_restart_and_keeps_foreign_entries(pool: PgPool) {
+    // The registry, written by a fleetgate without the reconciler.
+    let app = TestApp::spawn_with(
+        pool.clone(),
+        TestTenant::start_with(slow_tenant()).await,
+        &[],
+    )
+    .await;
+    let tenant = &app.tenant;
+    let vars = tenant.reconciler_vars().await;
+    let spa = vars[2].1.clone();
+    let person = "https://person.example.com/cb".to_owned();
+    let res = tenant
+        .management(Method::PATCH, &format!("/clients/{spa}"))
+        .json(&json!({ "callbacks": [person] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    for n in 0..30 {
+        app.deploy(&format!("i{n}"), &[&format!("www.i{n}.com")])
+            .await;
+    }
+    let db = database_url(&pool).await;
+
+    // Kill the reconciling process after its first write reached Auth0, while its pass is still
+    // reading the result back (every emulator answer takes up to 800 ms).
+    let mut first = replica(&db, tenant, &vars, "drill-first");
+    within(30, "a first PATCH during a pass", || async {
+        let patched = tenant
+            .stats()
+            .await
+            .as_object()
+            .unwrap()
+            .iter()
+            .any(|(k, v)| k.starts_with("PATCH ") && v.as_u64() > Some(0));
+        let running: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM reconcile_runs WHERE outcome = 'running'")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        patched && running > 0
+    })
+    .await;
+    first.kill();
+
+    // More changes while no one reconciles; then a new process.
+    for n in 30..40 {
+        app.deploy(&format!("i{n}"), &[&format!("www.i{n}.com")])
+            .await;
+    }
+    let mut second = replica(&db, tenant, &vars, "drill-second");
+    within(60, "convergence after the restart", || async {
+        let now = callbacks(tenant, &spa).await;
+        (0..40).all(|n| now.contains(&cb(&format!("www.i{n}.com"))))
+    })
+    .await;
+    let now = callbacks(tenant, &spa).await;
+    assert!(
+        now.contains(&person),
+        "the person's entry survived: {now:?}"
+    );
+    assert_eq!(now.len(), 41, "{now:?}");
+    // The killed pass is closed in the history, not left running.
+    within(30, "the interrupted run closed", || async {
+        let running: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM reconcile_runs WHERE outcome = 'running'")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        running == 0
+    })
+    .await;
+    let interrupted: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM reconcile_runs WHERE error LIKE 'interrupted%'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(interrupted, 1);
+    second.kill();
+}
+
+/// The replica holding the leader lock (by its Postgres application name).
+async fn leader(pool: &PgPool) -> Option<String> {
+    sqlx::query_scalar(
+        "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+         WHERE l.locktype = 'advisory' AND l.granted AND l.objid = $1 \
+           AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    // The low 32 bits of the leader lock's key.
+    .bind(fleetgate::reconcile::leader::LEADER_LOCK & 0xffff_ffff)
+    .fetch_optional(pool)
+    .await
+    .unwrap()
+}
+
+#[sqlx::test]
+async fn when_the_leader_is_killed_the_other_replica_takes_over(pool: PgPool) {
+    let app = TestApp::spawn_with(
+        pool.clone(),
+        TestTenant::start_with(EmulatorConfig {
+            rate_limit_burst: 1000,
+            rate_limit_per_second: 1000.0,
+            ..TestTenant::config()
+        })
+        .await,
+        &[],
+    )
+    .await;
+    let tenant = &app.tenant;
+    let vars = tenant.reconciler_vars().await;
+    let spa = vars[2].1.clone();
+    let db = database_url(&pool).await;
+    let mut a = replica(&db, tenant, &vars, "replica-a");
+    let mut b = replica(&db, tenant, &vars, "replica-b");
+    within(30, "a leader", || async { leader(&pool).await.is_some() }).await;
+    let first_leader = leader(&pool).await;
+    let first_leader = first_leader.unwrap();
+    let (killed, other) = if first_leader == "replica-a" {
+        (&mut a, "replica-b")
+    } else {
+        (&mut b, "replica-a")
+    };
+    killed.kill();
+    let killed_at = Instant::now();
+    // Postgres releases a dead session's locks when its socket closes; the other replica asks
+    // again every LEADER_CHECK.
+    within(15, "the other replica taking the lead", || async {
+        leader(&pool).await.as_deref() == Some(other)
+    })
+    .await;
+    eprintln!("{other} led {:?} after the kill", killed_at.elapsed());
+    app.deploy("after", &["www.after.com"]).await;
+    within(30, "the new leader reconciling", || async {
+        callbacks(tenant, &spa).await.contains(&cb("www.after.com"))
+    })
+    .await;
+}
+
+fn cb(host: &str) -> String {
+    format!("https://{host}/callback")
+}
