@@ -213,7 +213,7 @@ async fn main() -> anyhow::Result<()> {
     );
 
     println!("\n3. {long_polls} concurrent long-polls (wait=60) woken by one change");
-    let rss_before = rss_kib();
+    let rss_before = common::rss_kib();
     let mut child = Command::new(std::env::current_exe()?)
         .args([
             "--long-poll-client",
@@ -237,7 +237,7 @@ async fn main() -> anyhow::Result<()> {
     );
     // Let every request reach the server and park.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let rss_parked = rss_kib();
+    let rss_parked = common::rss_kib();
     let changed_at = epoch_micros();
     add(99, small.clone()).await?;
     let answered = tokio::task::spawn_blocking(move || lines.next())
@@ -415,17 +415,4 @@ fn epoch_micros() -> u128 {
         .duration_since(UNIX_EPOCH)
         .expect("clock after 1970")
         .as_micros()
-}
-
-/// This process's resident memory, KiB.
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
 }
