@@ -854,3 +854,32 @@ async fn login_decisions_are_off_without_the_action_secret(pool: PgPool) {
             .contains("FLEETGATE_ACTION_SECRET")
     );
 }
+
+/// Redirect URIs built to pass for an instance's host: none of them is let in.
+#[sqlx::test]
+async fn hostile_redirect_uris_never_resolve_to_an_instance(pool: PgPool) {
+    let f = fleet(pool, &[]).await;
+    let before = f.app.snapshot().await;
+    for uri in [
+        "https://www.acme.com@evil.example.org/callback",
+        "https://evil.example.org\\@www.acme.com/callback",
+        "https://evil.example.org/?redirect=https://www.acme.com/callback",
+        "https://evil.example.org/#@www.acme.com",
+        "https://www.acme.com.evil.example.org/callback",
+        "https://www.acme.com%2eevil.example.org/callback",
+        "https://evilwww.acme.com/callback",
+        "https://www.acme.com./callback",
+        "https://*.apps.example.com/callback",
+        "https://xn--www.acme.com/callback",
+        "https://[::1]/callback",
+        "https://127.0.0.1/callback",
+        "https://www.аcme.com/callback",
+    ] {
+        let (status, d) = f.decide(login(OWNER, None, false, uri)).await;
+        assert!(
+            status == 422 || (status == 200 && d["allow"] == false && d["instance_id"].is_null()),
+            "{uri}: {status} {d}"
+        );
+    }
+    assert_eq!(f.app.snapshot().await, before);
+}
