@@ -19,7 +19,7 @@ type Key = (String, Option<i64>);
 type Slot = (i64, Arc<OnceCell<Answer>>);
 
 /// Entries beyond this are dropped wholesale (they are only useful for an instant).
-const MAX_ENTRIES: usize = 4096;
+const MAX_ENTRIES: usize = 1024;
 
 #[derive(Default)]
 pub struct Answers {

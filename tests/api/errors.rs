@@ -65,6 +65,32 @@ async fn framework_errors_are_problem_json(pool: PgPool) {
         .await
         .unwrap();
     assert!(res.status().is_client_error());
+
+    // Huge headers: a 64 KiB bearer token, and a hundred 1 KiB headers.
+    let before = app.snapshot().await;
+    let res = app
+        .http
+        .post(app.url("/v1/instances"))
+        .bearer_auth("x".repeat(64 * 1024))
+        .json(&serde_json::json!({"id": "big", "owner": "auth0|x"}))
+        .send()
+        .await;
+    assert!(
+        res.is_err() || res.as_ref().unwrap().status().is_client_error(),
+        "{res:?}"
+    );
+    let mut req = app
+        .admin(Method::POST, "/v1/instances")
+        .json(&serde_json::json!({"id": "many", "owner": "auth0|x"}));
+    for n in 0..100 {
+        req = req.header(format!("x-filler-{n}"), "y".repeat(1024));
+    }
+    let res = req.send().await;
+    assert!(
+        res.is_err() || res.as_ref().unwrap().status().is_client_error(),
+        "{res:?}"
+    );
+    assert_eq!(app.snapshot().await, before);
 }
 
 #[sqlx::test]
