@@ -13,6 +13,9 @@ pub struct Metrics {
     pub auth0_wait_seconds: prometheus::CounterVec,
     /// Entries on the managed lists that fleetgate did not add (drift), by application and field.
     pub foreign_entries: GaugeVec,
+    /// 1 while this replica's memory of grant revisions and instance keys follows the
+    /// database's notifications; 0 while it falls back to reading the database.
+    pub grants_memory_in_step: prometheus::IntGauge,
 }
 
 impl Metrics {
@@ -60,8 +63,20 @@ impl Metrics {
         registry
             .register(Box::new(foreign_entries.clone()))
             .expect("registers once");
+        let grants_memory_in_step = prometheus::IntGauge::with_opts(
+            Opts::new(
+                "grants_memory_in_step",
+                "1 while grant revisions and instance keys are served from memory kept fresh by notifications.",
+            )
+            .namespace("fleetgate"),
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(grants_memory_in_step.clone()))
+            .expect("registers once");
         Self {
             registry,
+            grants_memory_in_step,
             reconcile_runs,
             auth0_calls,
             auth0_wait_seconds,

@@ -28,6 +28,7 @@ pub struct Application {
     pool: PgPool,
     reconciler: Option<Arc<Reconciler>>,
     live: Arc<Live>,
+    metrics: Metrics,
 }
 
 impl Application {
@@ -88,6 +89,7 @@ impl Application {
             pool,
             reconciler,
             live,
+            metrics,
         })
     }
 
@@ -103,6 +105,7 @@ impl Application {
         let listening = tokio::spawn(grants::listener::run(
             self.pool.clone(),
             self.live.clone(),
+            self.metrics.grants_memory_in_step.clone(),
             shutdown.clone(),
         ));
         let reconciling = match self.reconciler.clone() {

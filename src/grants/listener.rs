@@ -14,12 +14,18 @@ pub const GRANTS_CHANNEL: &str = "fleetgate_grants";
 pub const KEYS_CHANNEL: &str = "fleetgate_keys";
 
 /// Runs until `shutdown`, reconnecting as needed.
-pub async fn run(pool: PgPool, live: Arc<Live>, shutdown: CancellationToken) {
+pub async fn run(
+    pool: PgPool,
+    live: Arc<Live>,
+    in_step: prometheus::IntGauge,
+    shutdown: CancellationToken,
+) {
     loop {
         let session = async {
             let mut listener = PgListener::connect_with(&pool).await?;
             listener.listen_all([GRANTS_CHANNEL, KEYS_CHANNEL]).await?;
             load(&pool, &live).await?;
+            in_step.set(1);
             tracing::debug!("grants memory in step with the database");
             follow(&pool, &live, &mut listener).await
         };
@@ -27,6 +33,7 @@ pub async fn run(pool: PgPool, live: Arc<Live>, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => return,
             result = session => {
                 live.mark_unsynced();
+                in_step.set(0);
                 if let Err(e) = result {
                     tracing::warn!(error = %e, "grants notifications interrupted; retrying");
                 }

@@ -667,6 +667,22 @@ async fn a_long_poll_wakes_when_another_process_changes_a_grant(pool: PgPool) {
 async fn the_no_change_poll_does_not_touch_the_database(pool: PgPool) {
     let f = fleet(pool.clone(), &[]).await;
     assert_eq!(f.poll("", Some("\"0\"")).await.0, StatusCode::NOT_MODIFIED);
+    // The memory is loaded (the listener says so on /metrics) before the tables are locked.
+    let mut in_step = false;
+    for _ in 0..100 {
+        let metrics = f.app.http.get(f.app.url("/metrics")).send().await.unwrap();
+        if metrics
+            .text()
+            .await
+            .unwrap()
+            .contains("fleetgate_grants_memory_in_step 1")
+        {
+            in_step = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(in_step, "the grants memory never got in step");
     let mut tx = pool.begin().await.unwrap();
     sqlx::query("LOCK TABLE instances, grant_revisions, grants, grant_changes, instance_keys IN ACCESS EXCLUSIVE MODE")
         .execute(&mut *tx)
