@@ -61,6 +61,41 @@ pub async fn assignment(
         .await
 }
 
+/// Moves an instance from `from` (None: it had no application) to `to`, only if its
+/// assignment is still `from`: a pass that surveyed earlier never overwrites an admin's move
+/// made meanwhile. True when it wrote.
+pub async fn reassign(
+    conn: &mut PgConnection,
+    instance_id: &str,
+    from: Option<&str>,
+    to: &str,
+) -> sqlx::Result<bool> {
+    let done = match from {
+        None => {
+            sqlx::query(
+                "INSERT INTO assignments (instance_id, client_id) VALUES ($1, $2) \
+                 ON CONFLICT (instance_id) DO NOTHING",
+            )
+            .bind(instance_id)
+            .bind(to)
+            .execute(conn)
+            .await?
+        }
+        Some(from) => {
+            sqlx::query(
+                "UPDATE assignments SET client_id = $3, assigned_at = now() \
+                 WHERE instance_id = $1 AND client_id = $2",
+            )
+            .bind(instance_id)
+            .bind(from)
+            .bind(to)
+            .execute(conn)
+            .await?
+        }
+    };
+    Ok(done.rows_affected() == 1)
+}
+
 pub async fn assign(
     conn: &mut PgConnection,
     instance_id: &str,

@@ -65,14 +65,7 @@ fn lists_of(client: &Value) -> BTreeMap<Field, Vec<String>> {
     Field::ALL
         .into_iter()
         .map(|f| {
-            let list = client[f.name()]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|v| v.as_str().map(String::from))
-                        .collect()
-                })
-                .unwrap_or_default();
+            let list = super::field::entries(&client[f.name()]);
             (f, list)
         })
         .collect()
@@ -478,9 +471,14 @@ impl Reconciler {
                 let Some(client_id) = p.client_id() else {
                     continue;
                 };
-                db::applications::assign(&mut tx, id, client_id).await?;
-                let before = survey.current.get(id);
-                if before.is_some_and(|b| b != client_id) {
+                let before = survey.current.get(id).map(String::as_str);
+                if before == Some(client_id) {
+                    continue;
+                }
+                // Only from what the survey saw: an admin's move made since wins, and the
+                // notification it sent brings another pass.
+                let moved = db::applications::reassign(&mut tx, id, before, client_id).await?;
+                if moved && before.is_some() {
                     db::audit::record(
                         &mut tx,
                         db::audit::NewEntry {

@@ -444,3 +444,61 @@ async fn assignments_survive_a_restart(pool: PgPool) {
     );
     stop.cancel();
 }
+
+/// A pass surveys, then talks to Auth0 for a while, then records assignments: an admin's move
+/// made in between must survive (the pass writes only from what it saw).
+#[sqlx::test]
+async fn an_admin_move_made_during_a_pass_is_not_undone(pool: PgPool) {
+    let slow = EmulatorConfig {
+        faults: fleetgate::emulator::faults::Faults {
+            latency_rate: 1.0,
+            latency_ms: 1500,
+            ..Default::default()
+        },
+        ..roomy(100)
+    };
+    let app = fleet(pool, slow, &[]).await;
+    let created: Value = app
+        .tenant
+        .management(Method::POST, "/clients")
+        .json(&serde_json::json!({"name": "extra", "app_type": "spa"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let extra = created["client_id"].as_str().unwrap().to_owned();
+    let res = app
+        .admin(Method::POST, "/v1/applications")
+        .json(&serde_json::json!({"client_id": extra}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    app.deploy("acme", &["www.acme.com"]).await;
+    reconcile(&app).await;
+    let (_, config) = app.get_json("/v1/instances/acme/config").await;
+    assert_ne!(config["client_id"], extra.as_str(), "placed on the primary");
+
+    // The move lands while the pass reads the applications from Auth0 (each answer takes up
+    // to 1.5 s).
+    let pass = reconcile(&app);
+    let moved = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let res = app
+            .admin(Method::POST, "/v1/instances/acme/move")
+            .json(&serde_json::json!({"client_id": extra}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 202);
+    };
+    tokio::join!(pass, moved);
+    let (_, config) = app.get_json("/v1/instances/acme/config").await;
+    assert_eq!(
+        config["client_id"],
+        extra.as_str(),
+        "the admin's move stands"
+    );
+}
