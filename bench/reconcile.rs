@@ -190,14 +190,9 @@ async fn burst(deploys: u64, instances: u64) -> anyhow::Result<()> {
         .await?
         .json()
         .await?;
-    let live: BTreeSet<String> = c["callbacks"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default();
+    let live: BTreeSet<String> = fleetgate::reconcile::field::entries(&c["callbacks"])
+        .into_iter()
+        .collect();
     anyhow::ensure!(live == want, "Auth0 disagrees with fleetgate's read-back");
     // fleetgate's own calls, from its run records.
     let fleetgate_calls: i64 = sqlx::query_scalar("SELECT coalesce(sum(api_calls), 0) FROM reconcile_runs WHERE started_at >= now() - make_interval(secs => $1)")
@@ -247,14 +242,7 @@ async fn naive(deploys: u64, instances: u64, sample: u64) -> anyhow::Result<()> 
                 continue;
             }
             let c: Value = res.json().await?;
-            break c["callbacks"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|v| v.as_str().map(String::from))
-                        .collect()
-                })
-                .unwrap_or_default();
+            break fleetgate::reconcile::field::entries(&c["callbacks"]);
         };
         let mut next: Vec<String> = list
             .into_iter()

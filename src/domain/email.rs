@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::{Hostname, ParseError};
+use super::{Hostname, ParseError, printable};
 
 /// Lower-cased; the local part is 1–64 printable characters without whitespace, commas,
 /// quotes or angle brackets; the domain is a valid [`Hostname`] (IDNA to punycode); at most
@@ -13,11 +13,7 @@ pub struct Email(String);
 
 impl Email {
     pub fn parse(input: &str) -> Result<Self, ParseError> {
-        let shown: String = input
-            .chars()
-            .take(80)
-            .flat_map(char::escape_default)
-            .collect();
+        let shown = printable(input);
         let fail = |rule: &str| Err(ParseError::new(format!("email '{shown}' {rule}")));
         let Some((local, domain)) = input.rsplit_once('@') else {
             return fail("must look like name@example.com");

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::ParseError;
+use super::{ParseError, printable};
 
 /// Longest host name DNS allows, in ASCII (punycode) form.
 const MAX_LEN: usize = 253;
@@ -144,20 +144,6 @@ fn check_ascii(ascii: &str) -> Result<(), String> {
 fn is_ip_literal(input: &str) -> bool {
     let bare = input.trim_start_matches('[').trim_end_matches(']');
     bare.parse::<std::net::IpAddr>().is_ok()
-}
-
-/// The input as it may be echoed in an error: bounded, control characters escaped.
-fn printable(input: &str) -> String {
-    const MAX_ECHO: usize = 100;
-    let mut out: String = input
-        .chars()
-        .take(MAX_ECHO)
-        .flat_map(char::escape_default)
-        .collect();
-    if input.chars().count() > MAX_ECHO {
-        out.push('…');
-    }
-    out
 }
 
 impl fmt::Display for Hostname {

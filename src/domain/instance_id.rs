@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::ParseError;
+use super::{ParseError, printable};
 
 /// A lower-case DNS label: 1–63 letters, digits and hyphens, not starting or ending with a hyphen.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -11,11 +11,7 @@ pub struct InstanceId(String);
 
 impl InstanceId {
     pub fn parse(input: &str) -> Result<Self, ParseError> {
-        let shown: String = input
-            .chars()
-            .take(80)
-            .flat_map(char::escape_default)
-            .collect();
+        let shown = printable(input);
         let fail = |rule: &str| Err(ParseError::new(format!("instance id '{shown}' {rule}")));
         if input.is_empty() {
             return fail("is empty");

@@ -17,6 +17,20 @@ pub use user_id::UserId;
 #[error("{0}")]
 pub struct ParseError(String);
 
+/// The input as it may be echoed in an error: bounded, control characters escaped.
+pub fn printable(input: &str) -> String {
+    const MAX_ECHO: usize = 100;
+    let mut out: String = input
+        .chars()
+        .take(MAX_ECHO)
+        .flat_map(char::escape_default)
+        .collect();
+    if input.chars().count() > MAX_ECHO {
+        out.push('…');
+    }
+    out
+}
+
 impl ParseError {
     pub fn new(message: impl Into<String>) -> Self {
         Self(message.into())

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::ParseError;
+use super::{ParseError, printable};
 
 /// `{connection-strategy}|{id}`: printable, no whitespace, at most 255 characters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -11,11 +11,7 @@ pub struct UserId(String);
 
 impl UserId {
     pub fn parse(input: &str) -> Result<Self, ParseError> {
-        let shown: String = input
-            .chars()
-            .take(80)
-            .flat_map(char::escape_default)
-            .collect();
+        let shown = printable(input);
         let fail = |rule: &str| Err(ParseError::new(format!("user id '{shown}' {rule}")));
         if input.is_empty() {
             return fail("is empty");

@@ -8,6 +8,7 @@ use uuid::Uuid;
 use super::model::{Change, Grant};
 use crate::{
     db,
+    domain::printable,
     domain::{Email, InstanceId, InstanceStatus, UserId},
     registry::Actor,
 };
@@ -62,11 +63,7 @@ impl Grants {
             Ok(())
         } else {
             Err(GrantError::UnknownRole {
-                role: role
-                    .chars()
-                    .take(40)
-                    .flat_map(char::escape_default)
-                    .collect(),
+                role: printable(role),
                 allowed: self.roles.join(", "),
             })
         }

@@ -37,7 +37,7 @@ impl Revisions {
     /// Records that an instance reached `revision` (never moves backwards) and wakes its
     /// waiters if that is news.
     pub fn observe(&self, instance_id: &str, revision: i64) {
-        let advance = |s: &watch::Sender<i64>| {
+        self.with_sender(instance_id, |s| {
             s.send_if_modified(|v| {
                 let news = revision > *v;
                 if news {
@@ -45,21 +45,23 @@ impl Revisions {
                 }
                 news
             });
-        };
+        });
+    }
+
+    /// Runs `f` on the instance's sender, created (at revision 0) on first use.
+    fn with_sender<T>(&self, instance_id: &str, f: impl FnOnce(&watch::Sender<i64>) -> T) -> T {
         if let Some(s) = self
             .by_instance
             .read()
             .expect("revisions lock")
             .get(instance_id)
         {
-            advance(s);
-            return;
+            return f(s);
         }
         let mut map = self.by_instance.write().expect("revisions lock");
-        let s = map
+        f(map
             .entry(instance_id.to_owned())
-            .or_insert_with(|| watch::Sender::new(0));
-        advance(s);
+            .or_insert_with(|| watch::Sender::new(0)))
     }
 
     /// Loads every revision (after a (re)connection) and marks the memory in step.
@@ -77,23 +79,7 @@ impl Revisions {
     /// Waits until the instance's revision differs from `known`, at most `timeout`; answers
     /// the revision then (which is `known` when nothing happened).
     pub async fn wait_past(&self, instance_id: &str, known: i64, timeout: Duration) -> i64 {
-        let mut rx = {
-            if let Some(s) = self
-                .by_instance
-                .read()
-                .expect("revisions lock")
-                .get(instance_id)
-            {
-                s.subscribe()
-            } else {
-                self.by_instance
-                    .write()
-                    .expect("revisions lock")
-                    .entry(instance_id.to_owned())
-                    .or_insert_with(|| watch::Sender::new(0))
-                    .subscribe()
-            }
-        };
+        let mut rx = self.with_sender(instance_id, watch::Sender::subscribe);
         let moved = rx.wait_for(|r| *r != known);
         match tokio::time::timeout(timeout, moved).await {
             Ok(Ok(r)) => *r,

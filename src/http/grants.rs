@@ -19,6 +19,7 @@ use super::{
 use crate::{
     auth::caller::{ADMIN_PERMISSION, Caller, caller, credentials_required},
     db,
+    domain::printable,
     domain::{Email, InstanceId, UserId},
     grants::{GrantError, Subject, delta, model::Snapshot},
     registry::RegistryError,
@@ -283,11 +284,7 @@ fn grant_path(path: &(String, String)) -> Result<(InstanceId, Uuid), ApiError> {
     let grant = Uuid::parse_str(&path.1).map_err(|_| {
         ApiError::not_found(format!(
             "'{}' is not a grant id (a UUID), so no such grant exists",
-            path.1
-                .chars()
-                .take(40)
-                .flat_map(char::escape_default)
-                .collect::<String>()
+            printable(&path.1)
         ))
     })?;
     Ok((id, grant))

@@ -17,6 +17,7 @@ use super::{AppState, error::ApiError, error::json_body_error, request_id};
 use crate::{
     auth::instance_key,
     db,
+    domain::printable,
     domain::{Hostname, InstanceId, InstanceStatus, UserId},
     registry::Actor,
 };
@@ -82,11 +83,7 @@ fn parse(body: &[u8]) -> Result<(String, Event), ApiError> {
             "instance.deleted",
         ),
         other => {
-            let shown: String = other
-                .chars()
-                .take(80)
-                .flat_map(char::escape_default)
-                .collect();
+            let shown = printable(other);
             return Err(ApiError::invalid(format!(
                 "unknown event type '{shown}'; expected one of {EVENT_TYPES}"
             )));

@@ -7,6 +7,7 @@ use super::{AppState, error::ApiError, request_id};
 use crate::{
     auth::caller::{Caller, caller, credentials_required},
     db,
+    domain::printable,
     domain::{Hostname, InstanceId, UserId},
     grants::decide::{LoginFacts, decide},
     registry::Actor,
@@ -54,19 +55,21 @@ pub async fn decide_login(
         .as_deref()
         .and_then(|e| crate::domain::Email::parse(e).ok());
 
-    let mut tx = state.pool.begin().await?;
+    // Reads need no transaction; only binding an invitation writes (and re-checks under the
+    // instance's lock).
+    let mut conn = state.pool.acquire().await?;
     let facts = match &host {
         None => None,
-        Some(host) => match db::domains::instance_of(&mut tx, host.as_str()).await? {
+        Some(host) => match db::domains::instance_of(&mut conn, host.as_str()).await? {
             None => None,
             Some(id) => {
-                let row = db::instances::get(&mut tx, &id)
+                let row = db::instances::get(&mut conn, &id)
                     .await?
                     .ok_or_else(|| ApiError::internal(anyhow::anyhow!("domain of no instance")))?;
-                let granted = db::grants::role_of(&mut tx, &id, body.user_id.as_str()).await?;
+                let granted = db::grants::role_of(&mut conn, &id, body.user_id.as_str()).await?;
                 let invitation = match &email {
                     Some(e) if granted.is_none() => {
-                        db::grants::invitation(&mut tx, &id, e.as_str()).await?
+                        db::grants::invitation(&mut conn, &id, e.as_str()).await?
                     }
                     _ => None,
                 };
@@ -97,6 +100,8 @@ pub async fn decide_login(
             name: format!("login:{}", body.user_id),
             request_id: request_id(&req),
         };
+        drop(conn);
+        let mut tx = state.pool.begin().await?;
         match state
             .grants
             .bind(&mut tx, &actor, &id, invitation, &body.user_id)
@@ -133,11 +138,7 @@ pub async fn decide_login(
 /// The host of the redirect URI; None when it is not a name (an IP address), which no instance
 /// holds. A value that is not an http(s) URL is a 422.
 fn redirect_host(raw: &str) -> Result<Option<Hostname>, ApiError> {
-    let shown: String = raw
-        .chars()
-        .take(200)
-        .flat_map(char::escape_default)
-        .collect();
+    let shown = printable(raw);
     let url = url::Url::parse(raw)
         .map_err(|e| ApiError::invalid(format!("redirect_uri '{shown}' is not a URL ({e})")))?;
     if !matches!(url.scheme(), "https" | "http") {

@@ -7,7 +7,7 @@ use std::{
 
 use fleetgate::emulator::{EmulatorConfig, faults::Faults};
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 use sqlx::PgPool;
 
 use crate::helpers::*;
@@ -62,15 +62,7 @@ fn replica(db: &str, tenant: &TestTenant, vars: &[(&str, String)], name: &str) -
 }
 
 async fn callbacks(tenant: &TestTenant, spa: &str) -> Vec<String> {
-    let client: Value = tenant
-        .management(Method::GET, &format!("/clients/{spa}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    serde_json::from_value(client["callbacks"].clone()).unwrap_or_default()
+    fleetgate::reconcile::field::entries(&tenant.client(spa).await["callbacks"])
 }
 
 /// Polls `check` every 100 ms for up to `secs` seconds.

@@ -80,6 +80,17 @@ impl TestTenant {
         ]
     }
 
+    /// An application as the Management API returns it.
+    pub async fn client(&self, id: &str) -> Value {
+        self.management(reqwest::Method::GET, &format!("/clients/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// A Management API request "as a person in the dashboard", with an all-scopes token.
     pub fn management(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         let now = chrono::Utc::now().timestamp();

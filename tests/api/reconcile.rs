@@ -37,19 +37,11 @@ fn roomy() -> EmulatorConfig {
 
 impl Fleet {
     async fn lists(&self) -> Value {
-        self.app
-            .tenant
-            .management(Method::GET, &format!("/clients/{}", self.spa))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        self.app.tenant.client(&self.spa).await
     }
 
     async fn list(&self, field: &str) -> Vec<String> {
-        serde_json::from_value(self.lists().await[field].clone()).unwrap_or_default()
+        fleetgate::reconcile::field::entries(&self.lists().await[field])
     }
 
     async fn reconcile(&self) -> Value {
