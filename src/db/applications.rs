@@ -113,11 +113,30 @@ pub async fn assign(
     Ok(())
 }
 
-pub async fn unassign(conn: &mut PgConnection, instance_ids: &[String]) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM assignments WHERE instance_id = ANY($1)")
-        .bind(instance_ids)
+/// Takes an instance off its application: the next pass places it afresh.
+pub async fn unassign(conn: &mut PgConnection, instance_id: &str) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM assignments WHERE instance_id = $1")
+        .bind(instance_id)
         .execute(conn)
         .await?;
+    Ok(())
+}
+
+/// Frees the slots of instances that are deleted, only while they still are: the row lock
+/// waits for a redeploy in flight and re-reads its outcome, so an instance redeployed after a
+/// pass saw it deleted keeps its application (it is configured with that client id).
+pub async fn unassign_deleted(
+    conn: &mut PgConnection,
+    instance_ids: &[String],
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "DELETE FROM assignments WHERE instance_id IN \
+         (SELECT i.id FROM instances i JOIN assignments a ON a.instance_id = i.id \
+          WHERE i.id = ANY($1) AND i.status = 'deleted' FOR SHARE OF i)",
+    )
+    .bind(instance_ids)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 

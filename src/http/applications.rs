@@ -207,7 +207,7 @@ pub async fn move_instance(
             }
             db::applications::assign(&mut tx, id.as_str(), target).await?;
         }
-        None => db::applications::unassign(&mut tx, &[id.to_string()]).await?,
+        None => db::applications::unassign(&mut tx, id.as_str()).await?,
     }
     db::audit::record(
         &mut tx,

@@ -494,7 +494,7 @@ impl Reconciler {
                     .await?;
                 }
             }
-            db::applications::unassign(&mut tx, &survey.deleted).await?;
+            db::applications::unassign_deleted(&mut tx, &survey.deleted).await?;
             tx.commit().await?;
         }
         let mut changes = Vec::new();

@@ -161,6 +161,19 @@ async fn without_room_or_permission_to_create_the_reason_is_clear(pool: PgPool) 
     );
     let (status, _) = app.get_json("/v1/instances/s249/config").await;
     assert_eq!(status, 409);
+    let (_, sync) = app.get_json("/v1/instances/s249/sync").await;
+    assert!(
+        sync["urls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|u| u["state"] == "failed"
+                && u["reason"]
+                    .as_str()
+                    .unwrap()
+                    .contains("raise the tenant's application limit")),
+        "the instance's status says what to do: {sync}"
+    );
 }
 
 #[sqlx::test]
@@ -501,4 +514,90 @@ async fn an_admin_move_made_during_a_pass_is_not_undone(pool: PgPool) {
         extra.as_str(),
         "the admin's move stands"
     );
+}
+
+/// Waits until no pass is running and none started for a second (the leader's debounced
+/// passes after the last change included).
+async fn quiet(app: &TestApp) {
+    let mut last = Value::Null;
+    for _ in 0..100 {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let (_, runs) = app.get_json("/v1/reconcile/runs").await;
+        let running = runs["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["finished_at"].is_null());
+        if !running && runs["items"][0]["id"] == last["items"][0]["id"] {
+            return;
+        }
+        last = runs;
+    }
+    panic!("passes kept running: {last}");
+}
+
+/// A pass that saw an instance deleted frees its slot only if it is still deleted when the
+/// pass records: a redeploy landing meanwhile keeps the application the instance was configured
+/// with (placed afresh it would go to the primary, the first with room).
+#[sqlx::test]
+async fn an_instance_redeployed_during_a_pass_that_saw_it_deleted_keeps_its_application(
+    pool: PgPool,
+) {
+    let app = fleet(pool.clone(), roomy(100), &[]).await;
+    let created: Value = app
+        .tenant
+        .management(Method::POST, "/clients")
+        .json(&serde_json::json!({"name": "extra", "app_type": "spa"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let extra = created["client_id"].as_str().unwrap().to_owned();
+    let res = app
+        .admin(Method::POST, "/v1/applications")
+        .json(&serde_json::json!({"client_id": extra}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    app.deploy("acme", &["www.acme.com"]).await;
+    let res = app
+        .admin(Method::POST, "/v1/instances/acme/move")
+        .json(&serde_json::json!({"client_id": extra}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    reconcile(&app).await;
+    let (_, config) = app.get_json("/v1/instances/acme/config").await;
+    assert_eq!(config["client_id"], extra.as_str());
+    quiet(&app).await;
+
+    // Deleted, then redeployed while a pass that surveyed the deletion reads the two
+    // applications from Auth0 (each answer now takes up to 4 s: both within 200 ms once in 800).
+    app.tenant
+        .http_put_faults(serde_json::json!({"latency_rate": 1.0, "latency_ms": 4000}))
+        .await;
+    app.hook(&event("instance.deleted", "acme")).await;
+    let pass = reconcile(&app);
+    let redeployed = async {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        app.deploy("acme", &["www.acme.com"]).await;
+    };
+    tokio::join!(pass, redeployed);
+    let assigned: Option<String> =
+        sqlx::query_scalar("SELECT client_id FROM assignments WHERE instance_id = 'acme'")
+            .fetch_optional(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        assigned.as_deref(),
+        Some(extra.as_str()),
+        "the redeployed instance was never taken off its application"
+    );
+    quiet(&app).await;
+    let (_, config) = app.get_json("/v1/instances/acme/config").await;
+    assert_eq!(config["client_id"], extra.as_str());
 }
