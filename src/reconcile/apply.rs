@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value, json};
-use sqlx::{Acquire, PgPool};
+use sqlx::{Acquire, ConnectOptions, PgPool};
 
 use super::{
     Field,
@@ -352,7 +352,11 @@ impl Reconciler {
     /// Runs one pass, serialised with every other replica's, and records it.
     pub async fn run(&self, trigger: &str) -> Result<PassResult, ReconcileError> {
         // A connection of its own: if this process dies mid-pass, the lock goes with it.
-        let mut lock = self.pool.acquire().await?.detach();
+        // Waiting for another pass is expected, not a slow statement to warn about.
+        let options = (*self.pool.connect_options())
+            .clone()
+            .disable_statement_logging();
+        let mut lock = <sqlx::PgConnection as sqlx::Connection>::connect_with(&options).await?;
         sqlx::query("SELECT pg_advisory_lock($1)")
             .bind(PASS_LOCK)
             .execute(&mut lock)
