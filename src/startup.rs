@@ -65,6 +65,10 @@ impl Application {
             key_grace: settings.grants.key_grace,
             action_secret: settings.grants.action_secret.clone(),
         });
+        metrics
+            .registry
+            .register(Box::new(live.revisions.parked.clone()))
+            .map_err(|e| anyhow::anyhow!("cannot set up metrics: {e}"))?;
         let http_metrics = http_metrics(&metrics)?;
         let server = HttpServer::new(move || {
             App::new()
@@ -119,9 +123,14 @@ impl Application {
         };
         let stopper = tokio::spawn({
             let shutdown = shutdown.clone();
+            let live = self.live.clone();
             async move {
                 shutdown.cancelled().await;
-                handle.stop(true).await;
+                // Stop accepting first, then answer the parked long-polls, then let every
+                // request in flight finish.
+                let stopped = handle.stop(true);
+                live.revisions.close();
+                stopped.await;
             }
         });
         let result = self.server.await;

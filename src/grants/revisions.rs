@@ -10,12 +10,49 @@ use std::{
     time::Duration,
 };
 
+use prometheus::{IntGauge, Opts};
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
-#[derive(Default)]
 pub struct Revisions {
     by_instance: RwLock<HashMap<String, watch::Sender<i64>>>,
     synced: AtomicBool,
+    /// Cancelled when the server shuts down: waits end at once.
+    closing: CancellationToken,
+    /// Polls waiting now (`fleetgate_grants_parked_polls`, registered with the other metrics).
+    pub parked: IntGauge,
+}
+
+impl Default for Revisions {
+    fn default() -> Self {
+        let opts = Opts::new(
+            "grants_parked_polls",
+            "Grant polls waiting for a change on this replica.",
+        )
+        .namespace("fleetgate");
+        Self {
+            by_instance: RwLock::default(),
+            synced: AtomicBool::default(),
+            closing: CancellationToken::new(),
+            parked: IntGauge::with_opts(opts).expect("valid metric"),
+        }
+    }
+}
+
+/// Counts a waiting poll for as long as it waits, also when its caller goes away.
+struct Parked<'a>(&'a IntGauge);
+
+impl<'a> Parked<'a> {
+    fn new(gauge: &'a IntGauge) -> Self {
+        gauge.inc();
+        Self(gauge)
+    }
+}
+
+impl Drop for Parked<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 impl Revisions {
@@ -76,15 +113,25 @@ impl Revisions {
         self.synced.store(false, Ordering::Release);
     }
 
-    /// Waits until the instance's revision differs from `known`, at most `timeout`; answers
-    /// the revision then (which is `known` when nothing happened).
+    /// Waits until the instance's revision differs from `known`, at most `timeout`, or until
+    /// `close`; answers the revision then (which is `known` when nothing happened).
     pub async fn wait_past(&self, instance_id: &str, known: i64, timeout: Duration) -> i64 {
         let mut rx = self.with_sender(instance_id, watch::Sender::subscribe);
         let moved = rx.wait_for(|r| *r != known);
-        match tokio::time::timeout(timeout, moved).await {
-            Ok(Ok(r)) => *r,
-            _ => known,
+        let _parked = Parked::new(&self.parked);
+        tokio::select! {
+            waited = tokio::time::timeout(timeout, moved) => match waited {
+                Ok(Ok(r)) => *r,
+                _ => known,
+            },
+            () = self.closing.cancelled() => known,
         }
+    }
+
+    /// Ends every wait, now and from now on (the server is shutting down: a parked poll
+    /// answers "no change" so its instance polls again elsewhere, instead of being cut off).
+    pub fn close(&self) {
+        self.closing.cancel();
     }
 }
 
@@ -121,5 +168,45 @@ mod tests {
         // Already past: answers at once.
         r.observe("acme", 1);
         assert_eq!(r.wait_past("acme", 0, Duration::from_secs(10)).await, 1);
+    }
+
+    #[tokio::test]
+    async fn closing_ends_every_wait_with_no_change() {
+        let r = Arc::new(Revisions::default());
+        r.load(vec![("acme".into(), 3)]);
+        let waiter = tokio::spawn({
+            let r = r.clone();
+            async move { r.wait_past("acme", 3, Duration::from_secs(3600)).await }
+        });
+        while r.parked.get() == 0 {
+            tokio::task::yield_now().await;
+        }
+        r.close();
+        assert_eq!(waiter.await.unwrap(), 3);
+        assert_eq!(r.wait_past("acme", 3, Duration::from_secs(3600)).await, 3);
+        assert_eq!(r.parked.get(), 0);
+    }
+
+    #[tokio::test]
+    async fn parked_polls_are_counted_until_they_end_or_are_dropped() {
+        let r = Arc::new(Revisions::default());
+        r.load(vec![]);
+        let answered = tokio::spawn({
+            let r = r.clone();
+            async move { r.wait_past("acme", 0, Duration::from_secs(3600)).await }
+        });
+        let abandoned = tokio::spawn({
+            let r = r.clone();
+            async move { r.wait_past("other", 0, Duration::from_secs(3600)).await }
+        });
+        while r.parked.get() < 2 {
+            tokio::task::yield_now().await;
+        }
+        r.observe("acme", 1);
+        assert_eq!(answered.await.unwrap(), 1);
+        assert_eq!(r.parked.get(), 1);
+        abandoned.abort();
+        let _ = abandoned.await;
+        assert_eq!(r.parked.get(), 0, "a caller that went away is not counted");
     }
 }

@@ -1,84 +1,16 @@
 //! Fault drills with the real `fleetgate` binary as separate processes, killed with SIGKILL.
 
-use std::{
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::time::Instant;
 
 use fleetgate::emulator::{EmulatorConfig, faults::Faults};
 use reqwest::Method;
 use serde_json::json;
 use sqlx::PgPool;
 
-use crate::helpers::*;
-
-/// The URL of this test's database, for processes of their own.
-async fn database_url(pool: &PgPool) -> String {
-    let name: String = sqlx::query_scalar("SELECT current_database()")
-        .fetch_one(pool)
-        .await
-        .unwrap();
-    let server = std::env::var("DATABASE_URL").unwrap();
-    let base = server.split('?').next().unwrap();
-    format!("{}/{name}", base.rsplit_once('/').unwrap().0)
-}
-
-/// A `fleetgate serve` process, killed (SIGKILL) when dropped, so that a failing test leaves
-/// nothing running.
-struct Replica(Child);
-
-impl Replica {
-    fn kill(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// Starts `fleetgate serve` reconciling against `tenant`, named `name` in Postgres.
-fn replica(db: &str, tenant: &TestTenant, vars: &[(&str, String)], name: &str) -> Replica {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fleetgate"));
-    cmd.arg("serve")
-        .env_clear()
-        .env("DATABASE_URL", format!("{db}?application_name={name}"))
-        .env("FLEETGATE_LISTEN", "127.0.0.1:0")
-        .env("AUTH0_DOMAIN", &tenant.base_url)
-        .env("AUTH0_AUDIENCE", AUDIENCE)
-        .env("FLEETGATE_PLATFORM_DOMAIN", PLATFORM_DOMAIN)
-        .env("FLEETGATE_WEBHOOK_SECRET", WEBHOOK_SECRET)
-        .env("FLEETGATE_WILDCARD", "false")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
-    for (k, v) in vars {
-        cmd.env(k, v);
-    }
-    Replica(cmd.spawn().expect("the fleetgate binary starts"))
-}
+use crate::{helpers::*, replicas::*};
 
 async fn callbacks(tenant: &TestTenant, spa: &str) -> Vec<String> {
     fleetgate::reconcile::field::entries(&tenant.client(spa).await["callbacks"])
-}
-
-/// Polls `check` every 100 ms for up to `secs` seconds.
-async fn within<F, Fut>(secs: u64, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let until = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < until {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{what} did not happen within {secs} s");
 }
 
 fn slow_tenant() -> EmulatorConfig {

@@ -1,0 +1,108 @@
+//! The real `fleetgate` binary as separate processes, for drills and lifecycle tests.
+
+use std::{
+    process::{Child, Command, ExitStatus, Stdio},
+    time::{Duration, Instant},
+};
+
+use sqlx::PgPool;
+
+use crate::helpers::*;
+
+/// The URL of this test's database, for processes of their own.
+pub async fn database_url(pool: &PgPool) -> String {
+    let name: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    let server = std::env::var("DATABASE_URL").unwrap();
+    let base = server.split('?').next().unwrap();
+    format!("{}/{name}", base.rsplit_once('/').unwrap().0)
+}
+
+/// A `fleetgate serve` process, killed (SIGKILL) when dropped, so that a failing test leaves
+/// nothing running.
+pub struct Replica {
+    child: Child,
+    /// Its base URL.
+    pub addr: String,
+}
+
+impl Replica {
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM, as a process manager does to stop a service.
+    pub fn terminate(&self) {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success());
+    }
+
+    /// Waits (bounded) for the process to exit.
+    pub async fn exited(&mut self, secs: u64) -> ExitStatus {
+        let until = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < until {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the process did not exit within {secs} s");
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Starts `fleetgate serve` on a port of its own against `tenant` (reconciling if `vars` say
+/// so), named `name` in Postgres.
+pub fn replica(db: &str, tenant: &TestTenant, vars: &[(&str, String)], name: &str) -> Replica {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fleetgate"));
+    cmd.arg("serve")
+        .env_clear()
+        .env("DATABASE_URL", format!("{db}?application_name={name}"))
+        .env("FLEETGATE_LISTEN", format!("127.0.0.1:{port}"))
+        .env("AUTH0_DOMAIN", &tenant.base_url)
+        .env("AUTH0_AUDIENCE", AUDIENCE)
+        .env("FLEETGATE_PLATFORM_DOMAIN", PLATFORM_DOMAIN)
+        .env("FLEETGATE_WEBHOOK_SECRET", WEBHOOK_SECRET)
+        .env("FLEETGATE_WILDCARD", "false")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    Replica {
+        child: cmd.spawn().expect("the fleetgate binary starts"),
+        addr: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+/// Polls `check` every 100 ms for up to `secs` seconds.
+pub async fn within<F, Fut>(secs: u64, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let until = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < until {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{what} did not happen within {secs} s");
+}
