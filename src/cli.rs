@@ -155,6 +155,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             );
             let plan = reconciler.plan().await?;
             pool.close().await;
+            // The same document as `GET /v1/reconcile/plan`.
+            let plan = serde_json::json!({ "applications": plan });
             println!("{}", serde_json::to_string_pretty(&plan)?);
             Ok(())
         }

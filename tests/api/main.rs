@@ -2,6 +2,7 @@
 
 mod action;
 mod admin_auth;
+mod cli;
 mod drills;
 mod errors;
 mod grants;

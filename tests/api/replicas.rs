@@ -62,6 +62,31 @@ impl Drop for Replica {
     }
 }
 
+/// The `fleetgate` binary with the tests' settings (and nothing else from the environment)
+/// for this database and tenant, plus `vars`.
+pub fn fleetgate(db: &str, tenant: &TestTenant, vars: &[(&str, String)]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fleetgate"));
+    cmd.env_clear()
+        .env("DATABASE_URL", db)
+        .env("AUTH0_DOMAIN", &tenant.base_url)
+        .env("AUTH0_AUDIENCE", AUDIENCE)
+        .env("FLEETGATE_PLATFORM_DOMAIN", PLATFORM_DOMAIN)
+        .env("FLEETGATE_WEBHOOK_SECRET", WEBHOOK_SECRET)
+        .env("FLEETGATE_WILDCARD", "false")
+        .env("RUST_LOG", "warn");
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// Runs a `fleetgate` command to its end (off the test's runtime, which serves the emulator).
+pub async fn output(mut cmd: Command) -> std::process::Output {
+    tokio::task::spawn_blocking(move || cmd.output().expect("the fleetgate binary runs"))
+        .await
+        .unwrap()
+}
+
 /// Starts `fleetgate serve` on a port of its own against `tenant` (reconciling if `vars` say
 /// so), named `name` in Postgres.
 pub fn replica(db: &str, tenant: &TestTenant, vars: &[(&str, String)], name: &str) -> Replica {
@@ -69,22 +94,11 @@ pub fn replica(db: &str, tenant: &TestTenant, vars: &[(&str, String)], name: &st
         .and_then(|l| l.local_addr())
         .unwrap()
         .port();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fleetgate"));
+    let mut cmd = fleetgate(&format!("{db}?application_name={name}"), tenant, vars);
     cmd.arg("serve")
-        .env_clear()
-        .env("DATABASE_URL", format!("{db}?application_name={name}"))
         .env("FLEETGATE_LISTEN", format!("127.0.0.1:{port}"))
-        .env("AUTH0_DOMAIN", &tenant.base_url)
-        .env("AUTH0_AUDIENCE", AUDIENCE)
-        .env("FLEETGATE_PLATFORM_DOMAIN", PLATFORM_DOMAIN)
-        .env("FLEETGATE_WEBHOOK_SECRET", WEBHOOK_SECRET)
-        .env("FLEETGATE_WILDCARD", "false")
-        .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
-    for (k, v) in vars {
-        cmd.env(k, v);
-    }
     Replica {
         child: cmd.spawn().expect("the fleetgate binary starts"),
         addr: format!("http://127.0.0.1:{port}"),

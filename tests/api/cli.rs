@@ -1,0 +1,106 @@
+//! The command line: `fleetgate plan`, `fleetgate migrate`, settings refused at start-up.
+
+use serde_json::Value;
+use sqlx::PgPool;
+
+use crate::{helpers::*, replicas::*};
+
+#[sqlx::test]
+async fn plan_prints_what_a_pass_would_change_and_changes_nothing(pool: PgPool) {
+    // The registry, written by a fleetgate without the reconciler.
+    let app = TestApp::spawn(pool.clone()).await;
+    app.deploy("acme", &["www.acme.com"]).await;
+    let vars = app.tenant.reconciler_vars().await;
+    let spa = vars[2].1.clone();
+    let db = database_url(&pool).await;
+    let mut cmd = fleetgate(&db, &app.tenant, &vars);
+    cmd.arg("plan");
+    let out = output(cmd).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plan: Value = serde_json::from_slice(&out.stdout).expect("the plan is JSON");
+    let primary = &plan["applications"][0];
+    assert_eq!(primary["client_id"], spa.as_str());
+    let callbacks = primary["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["field"] == "callbacks")
+        .unwrap();
+    assert_eq!(
+        callbacks["added"],
+        serde_json::json!(["https://www.acme.com/callback"])
+    );
+    // A dry run: Auth0 and the run history are untouched.
+    assert!(app.tenant.client(&spa).await["callbacks"].is_null());
+    let runs: i64 = sqlx::query_scalar("SELECT count(*) FROM reconcile_runs")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(runs, 0);
+}
+
+#[sqlx::test]
+async fn plan_without_the_reconciler_says_what_to_set(pool: PgPool) {
+    let tenant = TestTenant::start().await;
+    let mut cmd = fleetgate(&database_url(&pool).await, &tenant, &[]);
+    cmd.arg("plan");
+    let out = output(cmd).await;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("AUTH0_CLIENT_ID, AUTH0_CLIENT_SECRET and AUTH0_SPA_CLIENT_ID"),
+        "{stderr}"
+    );
+}
+
+#[sqlx::test]
+async fn migrate_applies_every_migration_and_can_run_again(pool: PgPool) {
+    let tenant = TestTenant::start().await;
+    let db = database_url(&pool).await;
+    for _ in 0..2 {
+        let mut cmd = fleetgate(&db, &tenant, &[]);
+        cmd.arg("migrate");
+        let out = output(cmd).await;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "migrations applied\n");
+    }
+    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let files = std::fs::read_dir("migrations").unwrap().count();
+    assert_eq!(applied as usize, files);
+}
+
+#[sqlx::test]
+async fn a_bad_setting_stops_serve_naming_the_variable_not_the_secret(pool: PgPool) {
+    let tenant = TestTenant::start().await;
+    let db = database_url(&pool).await;
+    let bad_secret = "whsec_c2VjcmV0LWJ1dC10b28tc2hvcnQ";
+    let cases: [(&str, &str, &str); 3] = [
+        (
+            "FLEETGATE_WEBHOOK_SECRET",
+            bad_secret,
+            "FLEETGATE_WEBHOOK_SECRET",
+        ),
+        ("FLEETGATE_LISTEN", "not-an-address", "FLEETGATE_LISTEN"),
+        ("AUTH0_DOMAIN", "", "AUTH0_DOMAIN"),
+    ];
+    for (name, value, named) in cases {
+        let mut cmd = fleetgate(&db, &tenant, &[(name, value.to_owned())]);
+        cmd.arg("serve");
+        let out = output(cmd).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name}={value:?} was accepted");
+        assert!(stderr.contains(named), "{name}: {stderr}");
+        assert!(!stderr.contains("c2VjcmV0"), "the secret leaked: {stderr}");
+    }
+}
