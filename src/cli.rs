@@ -175,7 +175,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     latency_rate: args.latency_rate,
                     latency_ms: args.latency_ms,
                     drop_rate: args.drop_rate,
-                    concurrent_edit: None,
+                    ..Faults::default()
                 },
                 signing_key_pem: None,
             };

@@ -1,7 +1,8 @@
 //! The Auth0 Management API client: a cached client-credentials token (one request in flight
 //! for all callers), a budget that honours the rate-limit headers before being told no, waits
-//! on 429, retries of 5xx, timeouts and dropped connections with backoff and jitter, a timeout
-//! on every call, and errors typed with Auth0's `statusCode`/`errorCode`/`message`.
+//! on 429, retries of 5xx, timeouts and dropped connections with backoff and jitter (creations
+//! only when they surely did not arrive), a timeout on every call, and errors typed with
+//! Auth0's `statusCode`/`errorCode`/`message`.
 
 pub mod budget;
 
@@ -51,6 +52,26 @@ impl Auth0Error {
             _ => None,
         }
     }
+
+    /// Whether the request may have taken effect although no success came back: the
+    /// connection dropped or timed out after sending, or Auth0 answered 5xx.
+    pub fn maybe_applied(&self) -> bool {
+        match self {
+            Self::Api { status, .. } => *status >= 500,
+            Self::Transport(_) => true,
+            Self::Token(_) => false,
+        }
+    }
+}
+
+/// Whether a call may be sent again after a failure that leaves its effect unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Replay {
+    /// GET, PATCH (whole arrays) and DELETE: sending again does no harm.
+    Safe,
+    /// POST creates: sent again only when it surely did not reach Auth0 (no connection, or
+    /// 429); otherwise the caller is told and finds out what happened.
+    OnlyUnsent,
 }
 
 #[derive(Debug, Clone)]
@@ -145,9 +166,38 @@ impl ManagementClient {
             .await
     }
 
-    /// `POST /api/v2/clients`.
+    /// `POST /api/v2/clients`, never repeated once it may have reached Auth0: on an error
+    /// that [`Auth0Error::maybe_applied`], look for the application before creating another.
     pub async fn create_client(&self, body: &Value) -> Result<Value, Auth0Error> {
-        self.call(Method::POST, "clients", Some(body)).await
+        self.call_with(Method::POST, "clients", Some(body), Replay::OnlyUnsent)
+            .await
+    }
+
+    /// `GET /api/v2/clients`, every page, only `fields`.
+    pub async fn list_clients(&self, fields: &[&str]) -> Result<Vec<Value>, Auth0Error> {
+        const PER_PAGE: usize = 100;
+        let mut all = Vec::new();
+        for page in 0.. {
+            let path = format!(
+                "clients?fields={}&include_fields=true&page={page}&per_page={PER_PAGE}",
+                fields.join(",")
+            );
+            let items = match self.call(Method::GET, &path, None).await? {
+                Value::Array(items) => items,
+                other => {
+                    return Err(Auth0Error::Transport(format!(
+                        "GET /clients answered {} instead of a list",
+                        crate::domain::printable(&other.to_string())
+                    )));
+                }
+            };
+            let last = items.len() < PER_PAGE;
+            all.extend(items);
+            if last {
+                break;
+            }
+        }
+        Ok(all)
     }
 
     async fn call(
@@ -155,6 +205,16 @@ impl ManagementClient {
         method: Method,
         path: &str,
         body: Option<&Value>,
+    ) -> Result<Value, Auth0Error> {
+        self.call_with(method, path, body, Replay::Safe).await
+    }
+
+    async fn call_with(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        replay: Replay,
     ) -> Result<Value, Auth0Error> {
         let url = format!("{}/api/v2/{path}", self.creds.base_url);
         let mut last = Auth0Error::Transport("no attempt made".into());
@@ -187,11 +247,19 @@ impl ManagementClient {
                 .with_label_values(&[method.as_str(), &status])
                 .inc();
             let outcome = match sent {
+                Err(e) if replay == Replay::OnlyUnsent && !e.is_connect() => {
+                    Outcome::Fail(Auth0Error::Transport(e.without_url().to_string()))
+                }
                 Err(e) => Outcome::Retry(
                     Auth0Error::Transport(e.without_url().to_string()),
                     budget::backoff(attempt, jitter(1.0)),
                 ),
-                Ok(res) => self.judge(res, attempt).await,
+                Ok(res) => match self.judge(res, attempt).await {
+                    Outcome::Retry(e, _) if replay == Replay::OnlyUnsent && e.maybe_applied() => {
+                        Outcome::Fail(e)
+                    }
+                    judged => judged,
+                },
             };
             match outcome {
                 Outcome::Done(v) => return Ok(v),

@@ -20,6 +20,9 @@ pub struct Faults {
     /// Once, right after the next successful PATCH of an application, a person appends this
     /// entry to this list (the PATCH answer does not show it; the next read does).
     pub concurrent_edit: Option<ConcurrentEdit>,
+    /// Once, the next request to this `METHOD /path` (e.g. `POST /api/v2/clients`) is
+    /// processed and its connection cut before the answer.
+    pub drop_next: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -60,6 +63,16 @@ impl Faults {
                     "concurrent_edit.entry is not a valid {} entry",
                     edit.field
                 ));
+            }
+        }
+        if let Some(target) = &self.drop_next {
+            let well_formed = target.split_once(' ').is_some_and(|(method, path)| {
+                ["GET", "POST", "PATCH", "DELETE"].contains(&method) && path.starts_with('/')
+            });
+            if !well_formed {
+                return Err(
+                    "drop_next must be a method and a path, e.g. 'POST /api/v2/clients'".into(),
+                );
             }
         }
         Ok(())

@@ -78,8 +78,14 @@ pub async fn faults(
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
     let emu = emu(&req);
     let (latency, fault) = {
-        let faults = emu.faults.read().expect("faults lock").clone();
-        faults.draw(&mut rand::thread_rng())
+        let mut faults = emu.faults.write().expect("faults lock");
+        let target = format!("{} {}", req.method(), req.path());
+        if faults.drop_next.as_deref() == Some(target.as_str()) {
+            faults.drop_next = None;
+            (None, Fault::Drop)
+        } else {
+            faults.draw(&mut rand::thread_rng())
+        }
     };
     if let Some(delay) = latency {
         tokio::time::sleep(delay).await;

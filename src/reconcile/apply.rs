@@ -23,6 +23,10 @@ use crate::{
 
 /// Passes in a row after read-backs that showed someone else's change.
 const MAX_REPAIRS: usize = 3;
+/// Tries at creating an application whose answers are lost before giving up for this pass.
+const CREATE_ATTEMPTS: usize = 3;
+/// The `client_metadata` key naming one creation of an application.
+const CREATION_MARK: &str = "fleetgate_creation";
 
 /// Held for the length of a pass by whichever replica runs it.
 const PASS_LOCK: i64 = 0x666c_6565_7467_6101;
@@ -297,15 +301,52 @@ impl Reconciler {
             "name".into(),
             json!(format!("{name} (fleetgate shard {index})")),
         );
+        // Marks this creation, so that one whose answer was lost is found instead of made twice
+        // (each application counts against the tenant's limit).
+        let creation = uuid::Uuid::new_v4().to_string();
         body.insert(
             "client_metadata".into(),
-            json!({ "fleetgate_shard_of": self.application_id() }),
+            json!({ "fleetgate_shard_of": self.application_id(), CREATION_MARK: creation }),
         );
-        let created = self.client.create_client(&Value::Object(body)).await?;
-        created["client_id"]
-            .as_str()
-            .map(String::from)
-            .ok_or_else(|| Auth0Error::Transport("the created application has no client_id".into()))
+        let body = Value::Object(body);
+        let mut last = None;
+        for _ in 0..CREATE_ATTEMPTS {
+            match self.client.create_client(&body).await {
+                Ok(created) => {
+                    return created["client_id"]
+                        .as_str()
+                        .map(String::from)
+                        .ok_or_else(|| {
+                            Auth0Error::Transport("the created application has no client_id".into())
+                        });
+                }
+                Err(e) if e.maybe_applied() => {
+                    if let Some(found) = self.created_by(&creation).await? {
+                        tracing::info!(
+                            client_id = found,
+                            "found the application whose creation answer was lost"
+                        );
+                        return Ok(found);
+                    }
+                    last = Some(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.expect("at least one attempt"))
+    }
+
+    /// The application that creation `creation` made, if Auth0 has it.
+    async fn created_by(&self, creation: &str) -> Result<Option<String>, Auth0Error> {
+        let clients = self
+            .client
+            .list_clients(&["client_id", "client_metadata"])
+            .await?;
+        Ok(clients
+            .iter()
+            .find(|c| c["client_metadata"][CREATION_MARK] == creation)
+            .and_then(|c| c["client_id"].as_str())
+            .map(String::from))
     }
 
     /// The desired lists of one application: the instances placed (and listed) on it.

@@ -176,6 +176,43 @@ async fn without_room_or_permission_to_create_the_reason_is_clear(pool: PgPool) 
     );
 }
 
+/// Creating an application whose answer is lost (the connection cut after Auth0 made it) must
+/// not make a second one: each counts against the tenant's limit.
+#[sqlx::test]
+async fn an_application_whose_creation_answer_was_lost_is_found_not_made_twice(pool: PgPool) {
+    let app = fleet(
+        pool,
+        roomy(100),
+        &[("FLEETGATE_AUTO_CREATE_APPLICATIONS", "true")],
+    )
+    .await;
+    reconcile(&app).await;
+    app.tenant
+        .http_put_faults(serde_json::json!({"drop_next": "POST /api/v2/clients"}))
+        .await;
+    deploy_many(&app, 0..150).await;
+    let run = reconcile(&app).await;
+    assert_ne!(run["outcome"], "failed", "{run}");
+    let stats = app.tenant.stats().await;
+    assert_eq!(
+        stats["POST /api/v2/clients 201"], 1,
+        "one creation, its answer dropped: {stats}"
+    );
+    let (_, pool_view) = app.get_json("/v1/applications").await;
+    assert_eq!(
+        pool_view["items"].as_array().unwrap().len(),
+        2,
+        "{pool_view}"
+    );
+    let lists = callbacks_by_app(&app).await;
+    assert_eq!(
+        lists.len(),
+        3,
+        "the tenant holds the SPA, the M2M application and the one created: {lists:?}"
+    );
+    assert_eq!(lists.values().map(Vec::len).sum::<usize>(), 150);
+}
+
 #[sqlx::test]
 async fn foreign_entries_take_room_and_survive(pool: PgPool) {
     let app = fleet(

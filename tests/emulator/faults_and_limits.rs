@@ -216,3 +216,39 @@ async fn a_person_edits_right_after_the_next_write_once() {
         .unwrap();
     assert_eq!(res.status(), 400);
 }
+
+#[tokio::test]
+async fn the_next_request_to_a_route_is_dropped_once_after_taking_effect() {
+    let emu = TestEmulator::start(config()).await;
+    let t = emu.management_token().await;
+    set_faults(&emu, json!({"drop_next": "POST /api/v2/clients"})).await;
+    let (_, before) = emu.call(Method::GET, "/api/v2/clients", &t, None).await;
+    assert_eq!(before.as_array().unwrap().len(), 2, "other routes answer");
+    let create = || {
+        emu.http
+            .post(emu.url("/api/v2/clients"))
+            .bearer_auth(&t)
+            .json(&json!({"name": "made", "app_type": "spa"}))
+            .send()
+    };
+    let failed = match create().await {
+        Err(_) => true,
+        Ok(r) => r.text().await.is_err(),
+    };
+    assert!(failed, "the connection was cut");
+    let (_, after) = emu.call(Method::GET, "/api/v2/clients", &t, None).await;
+    assert_eq!(
+        after.as_array().unwrap().len(),
+        3,
+        "yet the client was made"
+    );
+    assert_eq!(create().await.unwrap().status(), 201, "only once");
+    let res = emu
+        .http
+        .put(emu.url("/emulator/faults"))
+        .json(&json!({"drop_next": "clients"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+}

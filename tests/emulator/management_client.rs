@@ -171,3 +171,44 @@ async fn errors_are_typed_with_auth0_fields() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_creation_is_not_sent_again_once_it_may_have_arrived() {
+    let emu = TestEmulator::start(config()).await;
+    let c = client(&emu);
+    let res = emu
+        .http
+        .put(emu.url("/emulator/faults"))
+        .json(&json!({"drop_next": "POST /api/v2/clients"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let lost = c
+        .create_client(&json!({"name": "made once", "app_type": "spa"}))
+        .await
+        .expect_err("the answer was cut");
+    assert!(lost.maybe_applied(), "{lost}");
+    let s = stats(&emu).await;
+    assert_eq!(count(&s, "POST /api/v2/clients 201"), 1, "sent once: {s}");
+    let all = c.list_clients(&["name"]).await.unwrap();
+    assert_eq!(
+        all.iter().filter(|a| a["name"] == "made once").count(),
+        1,
+        "{all:?}"
+    );
+    // Where it surely did not arrive (a 429: a fifth of the answers), it is sent again.
+    let res = emu
+        .http
+        .put(emu.url("/emulator/faults"))
+        .json(&json!({"rate_limit_rate": 0.2}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    for n in 0..10 {
+        c.create_client(&json!({"name": format!("app {n}"), "app_type": "spa"}))
+            .await
+            .expect("429s are waited out");
+    }
+}
