@@ -47,6 +47,34 @@ async fn reconcile(app: &TestApp) -> Value {
     .1
 }
 
+/// Creates an application in the tenant (as a person would) and registers it in the pool.
+async fn register_extra(app: &TestApp) -> String {
+    let extra = create_extra(app).await;
+    let res = app
+        .admin(Method::POST, "/v1/applications")
+        .json(&serde_json::json!({"client_id": extra}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    extra
+}
+
+/// Creates an application in the tenant, as a person would.
+async fn create_extra(app: &TestApp) -> String {
+    let created: Value = app
+        .tenant
+        .management(Method::POST, "/clients")
+        .json(&serde_json::json!({"name": "extra", "app_type": "spa"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    created["client_id"].as_str().unwrap().to_owned()
+}
+
 /// client_id → callbacks, for every application of the tenant.
 async fn callbacks_by_app(app: &TestApp) -> BTreeMap<String, Vec<String>> {
     let clients: Value = app
@@ -257,17 +285,7 @@ async fn register_move_and_remove_applications(pool: PgPool) {
         .as_str()
         .unwrap()
         .to_owned();
-    let created: Value = app
-        .tenant
-        .management(Method::POST, "/clients")
-        .json(&serde_json::json!({"name": "extra", "app_type": "spa"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let extra = created["client_id"].as_str().unwrap().to_owned();
+    let extra = create_extra(&app).await;
 
     let res = app
         .admin(Method::POST, "/v1/applications")
@@ -508,24 +526,7 @@ async fn an_admin_move_made_during_a_pass_is_not_undone(pool: PgPool) {
         ..roomy(100)
     };
     let app = fleet(pool, slow, &[]).await;
-    let created: Value = app
-        .tenant
-        .management(Method::POST, "/clients")
-        .json(&serde_json::json!({"name": "extra", "app_type": "spa"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let extra = created["client_id"].as_str().unwrap().to_owned();
-    let res = app
-        .admin(Method::POST, "/v1/applications")
-        .json(&serde_json::json!({"client_id": extra}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
+    let extra = register_extra(&app).await;
     app.deploy("acme", &["www.acme.com"]).await;
     reconcile(&app).await;
     let (_, config) = app.get_json("/v1/instances/acme/config").await;
@@ -581,24 +582,7 @@ async fn an_instance_redeployed_during_a_pass_that_saw_it_deleted_keeps_its_appl
     pool: PgPool,
 ) {
     let app = fleet(pool.clone(), roomy(100), &[]).await;
-    let created: Value = app
-        .tenant
-        .management(Method::POST, "/clients")
-        .json(&serde_json::json!({"name": "extra", "app_type": "spa"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let extra = created["client_id"].as_str().unwrap().to_owned();
-    let res = app
-        .admin(Method::POST, "/v1/applications")
-        .json(&serde_json::json!({"client_id": extra}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
+    let extra = register_extra(&app).await;
     app.deploy("acme", &["www.acme.com"]).await;
     let res = app
         .admin(Method::POST, "/v1/instances/acme/move")
