@@ -35,6 +35,49 @@ pub async fn add(
     Ok(())
 }
 
+/// Records, before asking Auth0, that an application marked `mark` is being created.
+pub async fn begin_creation(conn: &mut PgConnection, mark: &str) -> sqlx::Result<()> {
+    sqlx::query("INSERT INTO application_creations (mark) VALUES ($1)")
+        .bind(mark)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The application made by creation `mark` joins the pool; the creation is settled (one
+/// statement, so both or neither).
+pub async fn created(conn: &mut PgConnection, mark: &str, client_id: &str) -> sqlx::Result<()> {
+    sqlx::query(
+        "WITH settled AS (DELETE FROM application_creations WHERE mark = $1) \
+         INSERT INTO applications (client_id, name, origin) \
+         VALUES ($2, 'created by fleetgate', 'created') ON CONFLICT DO NOTHING",
+    )
+    .bind(mark)
+    .bind(client_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Creation `mark` surely made nothing.
+pub async fn forget_creation(conn: &mut PgConnection, mark: &str) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM application_creations WHERE mark = $1")
+        .bind(mark)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Creations not settled yet, with how many seconds ago they were asked for.
+pub async fn unsettled_creations(conn: &mut PgConnection) -> sqlx::Result<Vec<(String, f64)>> {
+    sqlx::query_as(
+        "SELECT mark, extract(epoch FROM now() - requested_at)::float8 \
+         FROM application_creations ORDER BY requested_at",
+    )
+    .fetch_all(conn)
+    .await
+}
+
 /// The pool, primary first, then in the order applications joined.
 pub async fn pool(conn: &mut PgConnection) -> sqlx::Result<Vec<Application>> {
     sqlx::query_as("SELECT client_id, name, origin FROM applications ORDER BY (origin = 'primary') DESC, position")

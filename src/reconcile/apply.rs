@@ -27,6 +27,8 @@ const MAX_REPAIRS: usize = 3;
 const CREATE_ATTEMPTS: usize = 3;
 /// The `client_metadata` key naming one creation of an application.
 const CREATION_MARK: &str = "fleetgate_creation";
+/// A creation whose application Auth0 still does not list after this long was never made.
+const LOST_CREATION_SECS: f64 = 600.0;
 
 /// Held for the length of a pass by whichever replica runs it.
 const PASS_LOCK: i64 = 0x666c_6565_7467_6101;
@@ -170,10 +172,12 @@ impl Reconciler {
             }
         }
         while create && placements.values().any(|p| *p == Placement::Unplaced) {
-            match self.create_application(apps.len()).await {
+            // Written ahead: if the answer is lost, a later pass finds the application.
+            let mark = uuid::Uuid::new_v4().to_string();
+            db::applications::begin_creation(&mut conn, &mark).await?;
+            match self.create_application(apps.len(), &mark).await {
                 Ok(client_id) => {
-                    db::applications::add(&mut conn, &client_id, "created by fleetgate", "created")
-                        .await?;
+                    db::applications::created(&mut conn, &mark, &client_id).await?;
                     tracing::info!(client_id, "created an application: the pool was full");
                     apps.push(AppLists {
                         client_id,
@@ -183,6 +187,9 @@ impl Reconciler {
                     placements = shard::assign(&demands, &self.rooms(&apps));
                 }
                 Err(e) => {
+                    if !e.maybe_applied() {
+                        db::applications::forget_creation(&mut conn, &mark).await?;
+                    }
                     problems.push(format!("creating another application failed ({e}); raise the tenant's application limit or register an application with room"));
                     break;
                 }
@@ -277,7 +284,7 @@ impl Reconciler {
     }
 
     /// A new application with the primary's relevant settings.
-    async fn create_application(&self, index: usize) -> Result<String, Auth0Error> {
+    async fn create_application(&self, index: usize, mark: &str) -> Result<String, Auth0Error> {
         let primary = self.client.get_client(self.application_id(), &[]).await?;
         let mut body = Map::new();
         for key in [
@@ -303,10 +310,9 @@ impl Reconciler {
         );
         // Marks this creation, so that one whose answer was lost is found instead of made twice
         // (each application counts against the tenant's limit).
-        let creation = uuid::Uuid::new_v4().to_string();
         body.insert(
             "client_metadata".into(),
-            json!({ "fleetgate_shard_of": self.application_id(), CREATION_MARK: creation }),
+            json!({ "fleetgate_shard_of": self.application_id(), CREATION_MARK: mark }),
         );
         let body = Value::Object(body);
         let mut last = None;
@@ -321,7 +327,7 @@ impl Reconciler {
                         });
                 }
                 Err(e) if e.maybe_applied() => {
-                    if let Some(found) = self.created_by(&creation).await? {
+                    if let Some(found) = self.created_by(&[mark]).await?.remove(mark) {
                         tracing::info!(
                             client_id = found,
                             "found the application whose creation answer was lost"
@@ -336,17 +342,58 @@ impl Reconciler {
         Err(last.expect("at least one attempt"))
     }
 
-    /// The application that creation `creation` made, if Auth0 has it.
-    async fn created_by(&self, creation: &str) -> Result<Option<String>, Auth0Error> {
+    /// The applications that these creations made, by mark, as far as Auth0 has them.
+    async fn created_by(&self, marks: &[&str]) -> Result<BTreeMap<String, String>, Auth0Error> {
         let clients = self
             .client
             .list_clients(&["client_id", "client_metadata"])
             .await?;
         Ok(clients
             .iter()
-            .find(|c| c["client_metadata"][CREATION_MARK] == creation)
-            .and_then(|c| c["client_id"].as_str())
-            .map(String::from))
+            .filter_map(|c| {
+                let mark = c["client_metadata"][CREATION_MARK].as_str()?;
+                let client_id = c["client_id"].as_str()?;
+                marks
+                    .contains(&mark)
+                    .then(|| (mark.to_owned(), client_id.to_owned()))
+            })
+            .collect())
+    }
+
+    /// Settles creations an earlier pass left open (its answer lost, or the process died
+    /// before recording it): an application Auth0 has joins the pool; one still missing after
+    /// `LOST_CREATION_SECS` was never made.
+    async fn settle_creations(&self) -> Result<(), ReconcileError> {
+        let mut conn = self.pool.acquire().await?;
+        let open = db::applications::unsettled_creations(&mut conn).await?;
+        if open.is_empty() {
+            return Ok(());
+        }
+        let marks: Vec<&str> = open.iter().map(|(m, _)| m.as_str()).collect();
+        let found = match self.created_by(&marks).await {
+            Ok(found) => found,
+            Err(e) => {
+                // Housekeeping: the next pass tries again.
+                tracing::warn!(error = %e, "cannot look for applications whose creation answer was lost");
+                return Ok(());
+            }
+        };
+        for (mark, age_secs) in &open {
+            match found.get(mark) {
+                Some(client_id) => {
+                    db::applications::created(&mut conn, mark, client_id).await?;
+                    tracing::warn!(
+                        client_id,
+                        "an application created earlier, its answer lost, joins the pool"
+                    );
+                }
+                None if *age_secs > LOST_CREATION_SECS => {
+                    db::applications::forget_creation(&mut conn, mark).await?;
+                }
+                None => {}
+            }
+        }
+        Ok(())
     }
 
     /// The desired lists of one application: the instances placed (and listed) on it.
@@ -508,6 +555,7 @@ impl Reconciler {
     /// Places instances (creating applications if allowed), then for each application: plan,
     /// write ahead what will be owned, PATCH the changed fields, read back, record.
     async fn apply(&self) -> Result<(Value, bool, Vec<String>), ReconcileError> {
+        self.settle_creations().await?;
         let mut survey = self.survey(self.settings.auto_create_applications).await?;
         let mut conn = self.pool.acquire().await?;
         {

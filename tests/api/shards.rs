@@ -241,6 +241,64 @@ async fn an_application_whose_creation_answer_was_lost_is_found_not_made_twice(p
     assert_eq!(lists.values().map(Vec::len).sum::<usize>(), 150);
 }
 
+/// A creation that was never recorded (the process died right after Auth0 made the
+/// application) is settled by the next pass: that application joins the pool; no other is made.
+#[sqlx::test]
+async fn an_application_created_by_a_process_that_died_joins_the_pool(pool: PgPool) {
+    let app = fleet(
+        pool.clone(),
+        roomy(100),
+        &[("FLEETGATE_AUTO_CREATE_APPLICATIONS", "true")],
+    )
+    .await;
+    reconcile(&app).await;
+    // What the dead process left: its creation written ahead, the application in the tenant.
+    // Also a creation that never reached Auth0, asked for 11 minutes ago (forgotten), and one
+    // asked for just now (maybe still on its way: kept).
+    sqlx::query(
+        "INSERT INTO application_creations (mark, requested_at) VALUES \
+         ('mark-1', now()), ('mark-stale', now() - interval '11 minutes'), ('mark-young', now())",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let (status, made) = into_json(
+        app.tenant
+            .management(Method::POST, "/clients")
+            .json(&serde_json::json!({
+                "name": "primary (fleetgate shard 1)",
+                "app_type": "spa",
+                "client_metadata": {"fleetgate_creation": "mark-1"}
+            }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 201, "{made}");
+    let orphan = made["client_id"].as_str().unwrap().to_owned();
+    deploy_many(&app, 0..150).await;
+    let run = reconcile(&app).await;
+    assert_ne!(run["outcome"], "failed", "{run}");
+    let stats = app.tenant.stats().await;
+    assert_eq!(
+        stats["POST /api/v2/clients 201"], 1,
+        "only the dead process's: {stats}"
+    );
+    let (_, pool_view) = app.get_json("/v1/applications").await;
+    assert_eq!(
+        pool_view["items"][1]["client_id"],
+        orphan.as_str(),
+        "{pool_view}"
+    );
+    assert_eq!(callbacks_by_app(&app).await[&orphan].len(), 50);
+    let open: Vec<String> = sqlx::query_scalar("SELECT mark FROM application_creations")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(open, ["mark-young"]);
+}
+
 #[sqlx::test]
 async fn foreign_entries_take_room_and_survive(pool: PgPool) {
     let app = fleet(
