@@ -3,7 +3,11 @@
 //! loop per instance). Prints per route: requests, errors, p50/p99/max; then the process's
 //! memory (server and load generator share it). Fails if any request failed.
 //!
-//!     bench/run load [--seconds 60] [--instances 200]
+//! With `--reconciler 1`, the reconciler runs too, against the emulator at the Free-plan rate
+//! limit (applications created as needed), and the run ends by measuring how long after the
+//! load the allow-lists equal the registry.
+//!
+//!     bench/run load [--seconds 60] [--instances 200] [--reconciler 0]
 
 use std::{
     sync::Arc,
@@ -42,7 +46,7 @@ async fn main() -> anyhow::Result<()> {
     })?;
     let tenant = emulator.base_url().to_owned();
     tokio::spawn(emulator.run_until_stopped(stop.clone()));
-    let settings = common::settings(&[
+    let mut vars = vec![
         ("DATABASE_URL", db.url.clone()),
         ("FLEETGATE_LISTEN", "127.0.0.1:0".into()),
         ("AUTH0_DOMAIN", tenant.clone()),
@@ -51,7 +55,22 @@ async fn main() -> anyhow::Result<()> {
         ("FLEETGATE_WEBHOOK_SECRET", WEBHOOK_SECRET.into()),
         ("FLEETGATE_ACTION_SECRET", ACTION_SECRET.into()),
         ("FLEETGATE_DB_MAX_CONNECTIONS", "20".into()),
-    ])?;
+    ];
+    let reconciling = common::arg("--reconciler", 0) == 1;
+    if reconciling {
+        let seeded: Value = reqwest::get(format!("{tenant}/emulator/tenant"))
+            .await?
+            .json()
+            .await?;
+        let text = |k: &str| seeded[k].as_str().unwrap_or_default().to_owned();
+        vars.extend([
+            ("AUTH0_CLIENT_ID", text("m2m_client_id")),
+            ("AUTH0_CLIENT_SECRET", text("m2m_client_secret")),
+            ("AUTH0_SPA_CLIENT_ID", text("spa_client_id")),
+            ("FLEETGATE_AUTO_CREATE_APPLICATIONS", "true".into()),
+        ]);
+    }
+    let settings = common::settings(&vars)?;
     let pool = PgPool::connect(&db.url).await?;
     fleetgate::startup::migrate(&pool).await?;
     let app = Application::build(&settings, pool.clone())?;
@@ -95,7 +114,12 @@ async fn main() -> anyhow::Result<()> {
             .to_owned(),
     );
     println!(
-        "load: {seconds} s on loopback, {instances} instances; server, load generator and Postgres on this machine"
+        "load: {seconds} s on loopback, {instances} instances, reconciler {}; server, load generator and Postgres on this machine",
+        if reconciling {
+            "on (emulator at the Free-plan limit)"
+        } else {
+            "off"
+        }
     );
 
     let run = Duration::from_secs(seconds);
@@ -218,11 +242,64 @@ async fn main() -> anyhow::Result<()> {
         "memory at the end: {} MiB resident (server and load generator)",
         common::rss_kib() / 1024
     );
+    if reconciling {
+        converged(&http, &base, &admin, &pool).await?;
+    }
     stop.cancel();
     let _ = server.await;
     pool.close().await;
     db.drop().await?;
     anyhow::ensure!(errors == 0, "{errors} requests failed");
+    Ok(())
+}
+
+/// Waits until a plan shows nothing to add or remove; prints how long that took after the
+/// load ended and what the passes did.
+async fn converged(
+    http: &reqwest::Client,
+    base: &str,
+    admin: &str,
+    pool: &PgPool,
+) -> anyhow::Result<()> {
+    let load_ended = Instant::now();
+    loop {
+        let plan: Value = http
+            .get(format!("{base}/v1/reconcile/plan"))
+            .bearer_auth(admin)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let pending = plan["applications"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|a| a["fields"].as_array().into_iter().flatten())
+            .any(|f| {
+                f["added"].as_array().is_some_and(|v| !v.is_empty())
+                    || f["removed"].as_array().is_some_and(|v| !v.is_empty())
+            });
+        if !pending {
+            break;
+        }
+        anyhow::ensure!(
+            load_ended.elapsed() < Duration::from_secs(300),
+            "the allow-lists did not converge within 300 s"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let runs: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT outcome, count(*), sum(api_calls)::int8 FROM reconcile_runs GROUP BY 1 ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await?;
+    let apps: i64 = sqlx::query_scalar("SELECT count(*) FROM applications")
+        .fetch_one(pool)
+        .await?;
+    println!(
+        "allow-lists equal to the registry {:.1} s after the load ended; {apps} applications; passes by outcome (count, Management API calls): {runs:?}",
+        load_ended.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
