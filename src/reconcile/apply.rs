@@ -27,6 +27,19 @@ const MAX_REPAIRS: usize = 3;
 const CREATE_ATTEMPTS: usize = 3;
 /// The `client_metadata` key naming one creation of an application.
 const CREATION_MARK: &str = "fleetgate_creation";
+/// What an application fleetgate creates copies from the primary.
+const COPIED_SETTINGS: [&str; 10] = [
+    "app_type",
+    "token_endpoint_auth_method",
+    "grant_types",
+    "oidc_conformant",
+    "jwt_configuration",
+    "cross_origin_authentication",
+    "sso_disabled",
+    "custom_login_page_on",
+    "is_first_party",
+    "initiate_login_uri",
+];
 /// A creation whose application Auth0 still does not list after this long was never made.
 const LOST_CREATION_SECS: f64 = 600.0;
 
@@ -285,20 +298,14 @@ impl Reconciler {
 
     /// A new application with the primary's relevant settings.
     async fn create_application(&self, index: usize, mark: &str) -> Result<String, Auth0Error> {
-        let primary = self.client.get_client(self.application_id(), &[]).await?;
+        // Only what is copied (and the name): not, say, the primary's client secret.
+        let fields: Vec<&str> = COPIED_SETTINGS.iter().copied().chain(["name"]).collect();
+        let primary = self
+            .client
+            .get_client(self.application_id(), &fields)
+            .await?;
         let mut body = Map::new();
-        for key in [
-            "app_type",
-            "token_endpoint_auth_method",
-            "grant_types",
-            "oidc_conformant",
-            "jwt_configuration",
-            "cross_origin_authentication",
-            "sso_disabled",
-            "custom_login_page_on",
-            "is_first_party",
-            "initiate_login_uri",
-        ] {
+        for key in COPIED_SETTINGS {
             if let Some(v) = primary.get(key).filter(|v| !v.is_null()) {
                 body.insert(key.to_owned(), v.clone());
             }

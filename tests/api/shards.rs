@@ -204,6 +204,74 @@ async fn without_room_or_permission_to_create_the_reason_is_clear(pool: PgPool) 
     );
 }
 
+/// An application fleetgate creates copies the primary's settings and says whose shard it
+/// is; like every application of the pool, it carries the wildcard entries as soon as one of
+/// its instances relies on them (room for them is kept on each).
+#[sqlx::test]
+async fn a_created_application_copies_the_primary_and_carries_the_wildcard(pool: PgPool) {
+    let tenant = TestTenant::start_with(roomy(100)).await;
+    let mut vars = tenant.reconciler_vars().await;
+    vars.push(("FLEETGATE_AUTO_CREATE_APPLICATIONS", "true".to_owned()));
+    let spa = vars[2].1.clone();
+    let settings = serde_json::json!({
+        "name": "Acme SPA",
+        "grant_types": ["authorization_code", "refresh_token"],
+        "oidc_conformant": true,
+        "token_endpoint_auth_method": "none",
+        "jwt_configuration": {"alg": "RS256", "lifetime_in_seconds": 600}
+    });
+    let res = tenant
+        .management(Method::PATCH, &format!("/clients/{spa}"))
+        .json(&settings)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    let app = TestApp::spawn_with(pool, tenant, &vars).await;
+    // The primary: the wildcard and 99 custom domains, full.
+    app.deploy("plat", &[&format!("plat.{PLATFORM_DOMAIN}")])
+        .await;
+    deploy_many(&app, 0..99).await;
+    let run = reconcile(&app).await;
+    assert_ne!(run["outcome"], "failed", "{run}");
+    // An instance with a custom domain and a platform subdomain goes to a new application.
+    app.deploy(
+        "mixed",
+        &["www.mixed.com", &format!("mixed.{PLATFORM_DOMAIN}")],
+    )
+    .await;
+    let run = reconcile(&app).await;
+    assert_ne!(run["outcome"], "failed", "{run}");
+    let (_, pool_view) = app.get_json("/v1/applications").await;
+    let created = pool_view["items"][1]["client_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let primary = app.tenant.client(&spa).await;
+    let shard = app.tenant.client(&created).await;
+    for key in [
+        "app_type",
+        "token_endpoint_auth_method",
+        "grant_types",
+        "oidc_conformant",
+        "jwt_configuration",
+    ] {
+        assert_eq!(shard[key], primary[key], "{key}");
+    }
+    assert_eq!(shard["name"], "Acme SPA (fleetgate shard 1)");
+    assert_eq!(shard["client_metadata"]["fleetgate_shard_of"], spa.as_str());
+    let callbacks = |client: &Value| fleetgate::reconcile::field::entries(&client["callbacks"]);
+    let wildcard = format!("https://*.{PLATFORM_DOMAIN}/callback");
+    assert_eq!(callbacks(&primary).len(), 100);
+    assert!(callbacks(&primary).contains(&wildcard));
+    assert_eq!(
+        callbacks(&shard),
+        [wildcard, "https://www.mixed.com/callback".to_owned()]
+    );
+    let (_, config) = app.get_json("/v1/instances/mixed/config").await;
+    assert_eq!(config["client_id"], created.as_str());
+}
+
 /// Creating an application whose answer is lost (the connection cut after Auth0 made it) must
 /// not make a second one: each counts against the tenant's limit.
 #[sqlx::test]
