@@ -1,6 +1,7 @@
 //! Which replica reconciles on its own, and when: the holder of a Postgres advisory lock
 //! (kept on a dedicated connection, so it dies with the process) listens for registry
-//! changes, lets a burst settle, then runs one pass; a cron schedule runs full passes too.
+//! changes, lets a burst settle, then runs one pass; a cron schedule runs full passes too; a
+//! pass that failed is tried again after a backoff.
 
 use std::{
     sync::Arc,
@@ -22,6 +23,17 @@ pub const LEADER_CHECK: Duration = Duration::from_secs(2);
 const QUIET: Duration = Duration::from_millis(300);
 /// …or this long after its first change, whichever is first.
 const MAX_DELAY: Duration = Duration::from_secs(3);
+/// After a failed pass, the next is tried this long later, doubling while they keep failing…
+const RETRY_FIRST: Duration = Duration::from_secs(5);
+/// …up to this.
+const RETRY_CAP: Duration = Duration::from_secs(300);
+
+/// How long after the `failures`-th failed pass in a row to try again.
+fn retry_delay(failures: u32) -> Duration {
+    RETRY_FIRST
+        .saturating_mul(2u32.saturating_pow(failures.saturating_sub(1).min(16)))
+        .min(RETRY_CAP)
+}
 
 /// Runs until `shutdown`: follows, or leads while it holds the lock. A follower keeps one
 /// connection and asks for the lock on it every [`LEADER_CHECK`].
@@ -83,17 +95,19 @@ async fn lead(
         .await?;
     scheduler.start().await?;
 
-    pass(reconciler, "startup").await;
+    // Failed passes in a row, and when to try again.
+    let mut failures = 0;
+    let mut after = |ok: bool| {
+        failures = if ok { 0 } else { failures + 1 };
+        (failures > 0).then(|| Instant::now() + retry_delay(failures))
+    };
+    let mut retry = after(pass(reconciler, "startup").await);
     let mut burst: Option<(Instant, Instant)> = None;
     let mut check = tokio::time::interval(LEADER_CHECK);
     let result = loop {
         let due = burst.map(|(first, last)| (last + QUIET).min(first + MAX_DELAY));
-        let settle = async {
-            match due {
-                Some(at) => tokio::time::sleep_until(at.into()).await,
-                None => std::future::pending().await,
-            }
-        };
+        let settle = sleep_until(due);
+        let retry_due = sleep_until(retry);
         tokio::select! {
             _ = shutdown.cancelled() => break Ok(()),
             note = listener.recv() => match note {
@@ -109,11 +123,12 @@ async fn lead(
                     tokio::time::sleep(LEADER_CHECK).await;
                 }
             },
-            _ = settle => {
+            () = settle => {
                 burst = None;
-                pass(reconciler, "notify").await;
+                retry = after(pass(reconciler, "notify").await);
             }
-            Some(()) = ticks.recv() => pass(reconciler, "cron").await,
+            () = retry_due => retry = after(pass(reconciler, "retry").await),
+            Some(()) = ticks.recv() => retry = after(pass(reconciler, "cron").await),
             _ = check.tick() => {
                 if let Err(e) = sqlx::query("SELECT 1").execute(&mut lock).await {
                     break Err(anyhow::anyhow!("lost the lock connection: {e}"));
@@ -125,9 +140,34 @@ async fn lead(
     result
 }
 
-/// One pass (and its repairs); failures are recorded in the run history, not raised.
-async fn pass(reconciler: &Reconciler, trigger: &str) {
-    if let Err(e) = reconciler.run_settled(trigger).await {
-        tracing::warn!(error = %e, "reconcile pass could not be recorded");
+/// Sleeps until `at`, or forever without one.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// One pass (and its repairs); failures are recorded in the run history, not raised. True
+/// when it did not fail.
+async fn pass(reconciler: &Reconciler, trigger: &str) -> bool {
+    match reconciler.run_settled(trigger).await {
+        Ok(result) => result.run.outcome != "failed",
+        Err(e) => {
+            tracing::warn!(error = %e, "reconcile pass could not be recorded");
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_passes_are_retried_with_a_doubling_capped_delay() {
+        let delays: Vec<u64> = (1..=9).map(|n| retry_delay(n).as_secs()).collect();
+        assert_eq!(delays, [5, 10, 20, 40, 80, 160, 300, 300, 300]);
+        assert_eq!(retry_delay(u32::MAX), RETRY_CAP);
     }
 }

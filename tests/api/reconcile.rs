@@ -521,3 +521,36 @@ async fn ownership_of_entries_never_written_is_forgotten(pool: PgPool) {
         "the person's entry is not mistaken for fleetgate's"
     );
 }
+
+/// A pass that failed (Auth0 answering nothing but errors) is tried again by itself once Auth0
+/// is back, without another registry change or the cron (every 5 minutes).
+#[sqlx::test]
+async fn a_failed_pass_is_retried_by_itself(pool: PgPool) {
+    let f = fleet(pool, roomy(), &[("FLEETGATE_WILDCARD", "false".into())]).await;
+    f.reconcile().await;
+    f.app
+        .tenant
+        .http_put_faults(json!({"error_rate": 1.0}))
+        .await;
+    f.app.deploy("acme", &["www.acme.com"]).await;
+    let failed = || async {
+        let (_, runs) = f.app.get_json("/v1/reconcile/runs").await;
+        runs["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["trigger"] == "notify" && r["outcome"] == "failed")
+    };
+    let mut waited = 0;
+    while !failed().await {
+        assert!(waited < 600, "no failed pass within 60 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    f.app.tenant.http_put_faults(json!({})).await;
+    f.eventually("the callback, applied by the retry", |l| {
+        l.contains(&cb("www.acme.com"))
+    })
+    .await;
+    f.run_finished("retry").await;
+}
