@@ -78,17 +78,6 @@ async fn free_plan_bucket_headers_429_and_refill() {
     assert!(res.headers().contains_key("x-ratelimit-remaining"));
 }
 
-async fn set_faults(emu: &TestEmulator, faults: Value) {
-    let res = emu
-        .http
-        .put(emu.url("/emulator/faults"))
-        .json(&faults)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-}
-
 #[tokio::test]
 async fn injected_errors_429s_latency_and_dropped_connections() {
     let emu = TestEmulator::start(config()).await;
@@ -96,7 +85,7 @@ async fn injected_errors_429s_latency_and_dropped_connections() {
     let spa = emu.tenant["spa_client_id"].as_str().unwrap().to_owned();
     let path = format!("/api/v2/clients/{spa}");
 
-    set_faults(&emu, json!({"error_rate": 1.0})).await;
+    emu.set_faults(json!({"error_rate": 1.0})).await;
     let (s, body) = emu.call(Method::GET, "/api/v2/clients", &t, None).await;
     assert!(s == 500 || s == 503, "{s}");
     assert_eq!(body["statusCode"], s);
@@ -112,7 +101,7 @@ async fn injected_errors_429s_latency_and_dropped_connections() {
         "the token endpoint fails too"
     );
 
-    set_faults(&emu, json!({"rate_limit_rate": 1.0})).await;
+    emu.set_faults(json!({"rate_limit_rate": 1.0})).await;
     assert_mgmt_error(
         &emu.call(Method::GET, "/api/v2/clients", &t, None).await,
         429,
@@ -120,7 +109,8 @@ async fn injected_errors_429s_latency_and_dropped_connections() {
         "Global limit",
     );
 
-    set_faults(&emu, json!({"latency_rate": 1.0, "latency_ms": 300})).await;
+    emu.set_faults(json!({"latency_rate": 1.0, "latency_ms": 300}))
+        .await;
     let started = std::time::Instant::now();
     for _ in 0..5 {
         assert_eq!(
@@ -134,7 +124,7 @@ async fn injected_errors_429s_latency_and_dropped_connections() {
     );
 
     // A dropped connection: the caller gets no answer, yet the change was made.
-    set_faults(&emu, json!({"drop_rate": 1.0})).await;
+    emu.set_faults(json!({"drop_rate": 1.0})).await;
     let res = emu
         .http
         .patch(emu.url(&path))
@@ -147,18 +137,11 @@ async fn injected_errors_429s_latency_and_dropped_connections() {
         Ok(r) => r.text().await.is_err(),
     };
     assert!(failed, "the connection was cut");
-    set_faults(&emu, json!({})).await;
+    emu.set_faults(json!({})).await;
     let (_, c) = emu.call(Method::GET, &path, &t, None).await;
     assert_eq!(c["callbacks"], json!(["https://dropped.example.com/cb"]));
 
-    let res = emu
-        .http
-        .put(emu.url("/emulator/faults"))
-        .json(&json!({"error_rate": 2}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 400);
+    assert_eq!(emu.put_faults(json!({"error_rate": 2})).await, 400);
     let stats: Value = emu
         .http
         .get(emu.url("/emulator/stats"))
@@ -184,7 +167,7 @@ async fn a_person_edits_right_after_the_next_write_once() {
     let t = emu.management_token().await;
     let spa = emu.tenant["spa_client_id"].as_str().unwrap().to_owned();
     let path = format!("/api/v2/clients/{spa}");
-    set_faults(&emu, json!({"concurrent_edit": {"field": "callbacks", "entry": "https://person.example.com/cb"}})).await;
+    emu.set_faults(json!({"concurrent_edit": {"field": "callbacks", "entry": "https://person.example.com/cb"}})).await;
     let (_, answer) = emu
         .call(
             Method::PATCH,
@@ -207,21 +190,19 @@ async fn a_person_edits_right_after_the_next_write_once() {
         .await;
     let (_, later) = emu.call(Method::GET, &path, &t, None).await;
     assert_eq!(later["callbacks"], json!([]), "only once");
-    let res = emu
-        .http
-        .put(emu.url("/emulator/faults"))
-        .json(&json!({"concurrent_edit": {"field": "callbacks", "entry": "nope"}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 400);
+    assert_eq!(
+        emu.put_faults(json!({"concurrent_edit": {"field": "callbacks", "entry": "nope"}}))
+            .await,
+        400
+    );
 }
 
 #[tokio::test]
 async fn the_next_request_to_a_route_is_dropped_once_after_taking_effect() {
     let emu = TestEmulator::start(config()).await;
     let t = emu.management_token().await;
-    set_faults(&emu, json!({"drop_next": "POST /api/v2/clients"})).await;
+    emu.set_faults(json!({"drop_next": "POST /api/v2/clients"}))
+        .await;
     let (_, before) = emu.call(Method::GET, "/api/v2/clients", &t, None).await;
     assert_eq!(before.as_array().unwrap().len(), 2, "other routes answer");
     let create = || {
@@ -243,12 +224,5 @@ async fn the_next_request_to_a_route_is_dropped_once_after_taking_effect() {
         "yet the client was made"
     );
     assert_eq!(create().await.unwrap().status(), 201, "only once");
-    let res = emu
-        .http
-        .put(emu.url("/emulator/faults"))
-        .json(&json!({"drop_next": "clients"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 400);
+    assert_eq!(emu.put_faults(json!({"drop_next": "clients"})).await, 400);
 }

@@ -49,6 +49,23 @@ impl TestEmulator {
         format!("{}{path}", self.base)
     }
 
+    /// `PUT /emulator/faults`; answers the status.
+    pub async fn put_faults(&self, faults: Value) -> u16 {
+        self.http
+            .put(self.url("/emulator/faults"))
+            .json(&faults)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
+    /// Sets the faults (replacing all of them).
+    pub async fn set_faults(&self, faults: Value) {
+        assert_eq!(self.put_faults(faults).await, 200);
+    }
+
     pub fn m2m(&self) -> (String, String) {
         (
             self.tenant["m2m_client_id"].as_str().unwrap().to_owned(),

@@ -91,8 +91,8 @@ async fn calls_get_through_30_percent_faults() {
     let emu = TestEmulator::start(config()).await;
     let c = client(&emu);
     let spa = emu.tenant["spa_client_id"].as_str().unwrap().to_owned();
-    let res = emu.http.put(emu.url("/emulator/faults")).json(&json!({"error_rate": 0.1, "rate_limit_rate": 0.1, "drop_rate": 0.1, "latency_rate": 0.3, "latency_ms": 50})).send().await.unwrap();
-    assert_eq!(res.status(), 200);
+    emu.set_faults(json!({"error_rate": 0.1, "rate_limit_rate": 0.1, "drop_rate": 0.1, "latency_rate": 0.3, "latency_ms": 50}))
+        .await;
     for i in 0..20 {
         let want = json!([format!("https://r{i}.example.com/callback")]);
         let got = c
@@ -101,12 +101,7 @@ async fn calls_get_through_30_percent_faults() {
             .unwrap();
         assert_eq!(got["callbacks"], want);
     }
-    emu.http
-        .put(emu.url("/emulator/faults"))
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
+    emu.set_faults(json!({})).await;
     let now = c.get_client(&spa, &["callbacks"]).await.unwrap();
     assert_eq!(
         now["callbacks"],
@@ -176,14 +171,8 @@ async fn errors_are_typed_with_auth0_fields() {
 async fn a_creation_is_not_sent_again_once_it_may_have_arrived() {
     let emu = TestEmulator::start(config()).await;
     let c = client(&emu);
-    let res = emu
-        .http
-        .put(emu.url("/emulator/faults"))
-        .json(&json!({"drop_next": "POST /api/v2/clients"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    emu.set_faults(json!({"drop_next": "POST /api/v2/clients"}))
+        .await;
     let lost = c
         .create_client(&json!({"name": "made once", "app_type": "spa"}))
         .await
@@ -198,14 +187,7 @@ async fn a_creation_is_not_sent_again_once_it_may_have_arrived() {
         "{all:?}"
     );
     // Where it surely did not arrive (a 429: a fifth of the answers), it is sent again.
-    let res = emu
-        .http
-        .put(emu.url("/emulator/faults"))
-        .json(&json!({"rate_limit_rate": 0.2}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    emu.set_faults(json!({"rate_limit_rate": 0.2})).await;
     for n in 0..10 {
         c.create_client(&json!({"name": format!("app {n}"), "app_type": "spa"}))
             .await
