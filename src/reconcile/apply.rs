@@ -44,7 +44,7 @@ const COPIED_SETTINGS: [&str; 10] = [
 const LOST_CREATION_SECS: f64 = 600.0;
 
 /// Held for the length of a pass by whichever replica runs it.
-const PASS_LOCK: i64 = 0x666c_6565_7467_6101;
+pub const PASS_LOCK: i64 = 0x666c_6565_7467_6101;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {

@@ -76,3 +76,56 @@ async fn sigterm_answers_parked_long_polls_and_exits_cleanly(pool: PgPool) {
     let status = replica.exited(30).await;
     assert!(status.success(), "exit status after SIGTERM: {status}");
 }
+
+/// With the default log filter, what anyone can cause is no warning: refused credentials
+/// (answered before routing), and a pass waiting for another replica's pass to end.
+#[sqlx::test]
+async fn refused_credentials_and_waiting_for_a_pass_log_no_warnings(pool: PgPool) {
+    let tenant = TestTenant::start().await;
+    let vars = tenant.reconciler_vars().await;
+    let admin = tenant.sign(&tenant.claims(&["fleet:admin"]));
+    let db = database_url(&pool).await;
+    let mut replica = logged_replica(&db, &tenant, &vars, "quiet");
+    let http = reqwest::Client::new();
+    within(30, "the replica serving", || async {
+        http.get(format!("{}/readyz", replica.addr))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+    for bearer in ["junk", "fgi_junk", "eyJhbGciOiJub25lIn0.e30."] {
+        let res = http
+            .get(format!("{}/v1/instances/acme", replica.addr))
+            .bearer_auth(bearer)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401);
+    }
+    // Another replica's pass holds the lock for 1.5 s while this one is asked for a pass.
+    let mut other = pool.acquire().await.unwrap();
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(fleetgate::reconcile::apply::PASS_LOCK)
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    let asked = tokio::spawn(
+        http.post(format!("{}/v1/reconcile", replica.addr))
+            .bearer_auth(&admin)
+            .send(),
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(fleetgate::reconcile::apply::PASS_LOCK)
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    assert_eq!(asked.await.unwrap().unwrap().status(), 200);
+    replica.terminate();
+    assert!(replica.exited(30).await.success());
+    let log = replica.log();
+    assert!(log.contains("fleetgate serving"), "the log was kept: {log}");
+    let warnings: Vec<&str> = log.lines().filter(|l| l.contains("WARN")).collect();
+    assert!(warnings.is_empty(), "{warnings:#?}");
+}

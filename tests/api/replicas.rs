@@ -43,6 +43,17 @@ impl Replica {
         assert!(sent.success());
     }
 
+    /// What a [`logged_replica`] logged, once it has exited.
+    pub fn log(&mut self) -> String {
+        let mut log = String::new();
+        std::io::Read::read_to_string(
+            self.child.stdout.as_mut().expect("a logged replica"),
+            &mut log,
+        )
+        .unwrap();
+        log
+    }
+
     /// Waits (bounded) for the process to exit.
     pub async fn exited(&mut self, secs: u64) -> ExitStatus {
         let until = Instant::now() + Duration::from_secs(secs);
@@ -90,6 +101,27 @@ pub async fn output(mut cmd: Command) -> std::process::Output {
 /// Starts `fleetgate serve` on a port of its own against `tenant` (reconciling if `vars` say
 /// so), named `name` in Postgres.
 pub fn replica(db: &str, tenant: &TestTenant, vars: &[(&str, String)], name: &str) -> Replica {
+    start(db, tenant, vars, name, false)
+}
+
+/// Like [`replica`], with the default log filter and its log kept for [`Replica::log`] (read
+/// only after exit, so keep such a run short: a pipe holds 64 KiB).
+pub fn logged_replica(
+    db: &str,
+    tenant: &TestTenant,
+    vars: &[(&str, String)],
+    name: &str,
+) -> Replica {
+    start(db, tenant, vars, name, true)
+}
+
+fn start(
+    db: &str,
+    tenant: &TestTenant,
+    vars: &[(&str, String)],
+    name: &str,
+    logged: bool,
+) -> Replica {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .unwrap()
@@ -97,8 +129,12 @@ pub fn replica(db: &str, tenant: &TestTenant, vars: &[(&str, String)], name: &st
     let mut cmd = fleetgate(&format!("{db}?application_name={name}"), tenant, vars);
     cmd.arg("serve")
         .env("FLEETGATE_LISTEN", format!("127.0.0.1:{port}"))
-        .stdout(Stdio::null())
         .stderr(Stdio::inherit());
+    if logged {
+        cmd.env_remove("RUST_LOG").stdout(Stdio::piped());
+    } else {
+        cmd.stdout(Stdio::null());
+    }
     Replica {
         child: cmd.spawn().expect("the fleetgate binary starts"),
         addr: format!("http://127.0.0.1:{port}"),

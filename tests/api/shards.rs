@@ -75,6 +75,12 @@ async fn create_extra(app: &TestApp) -> String {
     created["client_id"].as_str().unwrap().to_owned()
 }
 
+/// Runs a pass that must not fail.
+async fn reconciled(app: &TestApp) {
+    let run = reconcile(app).await;
+    assert_ne!(run["outcome"], "failed", "{run}");
+}
+
 /// client_id → callbacks, for every application of the tenant.
 async fn callbacks_by_app(app: &TestApp) -> BTreeMap<String, Vec<String>> {
     let clients: Value = app
@@ -108,8 +114,7 @@ async fn three_hundred_instances_fill_exactly_three_applications(pool: PgPool) {
     )
     .await;
     deploy_many(&app, 0..300).await;
-    let run = reconcile(&app).await;
-    assert_ne!(run["outcome"], "failed", "{run}");
+    reconciled(&app).await;
     let (_, pool_view) = app.get_json("/v1/applications").await;
     let apps = pool_view["items"].as_array().unwrap();
     assert_eq!(
@@ -145,8 +150,7 @@ async fn three_hundred_instances_fill_exactly_three_applications(pool: PgPool) {
             .await;
     }
     deploy_many(&app, 300..340).await;
-    let run = reconcile(&app).await;
-    assert_ne!(run["outcome"], "failed", "{run}");
+    reconciled(&app).await;
     let (_, pool_view) = app.get_json("/v1/applications").await;
     assert_eq!(
         pool_view["items"].as_array().unwrap().len(),
@@ -232,16 +236,14 @@ async fn a_created_application_copies_the_primary_and_carries_the_wildcard(pool:
     app.deploy("plat", &[&format!("plat.{PLATFORM_DOMAIN}")])
         .await;
     deploy_many(&app, 0..99).await;
-    let run = reconcile(&app).await;
-    assert_ne!(run["outcome"], "failed", "{run}");
+    reconciled(&app).await;
     // An instance with a custom domain and a platform subdomain goes to a new application.
     app.deploy(
         "mixed",
         &["www.mixed.com", &format!("mixed.{PLATFORM_DOMAIN}")],
     )
     .await;
-    let run = reconcile(&app).await;
-    assert_ne!(run["outcome"], "failed", "{run}");
+    reconciled(&app).await;
     let (_, pool_view) = app.get_json("/v1/applications").await;
     let created = pool_view["items"][1]["client_id"]
         .as_str()
@@ -287,8 +289,7 @@ async fn an_application_whose_creation_answer_was_lost_is_found_not_made_twice(p
         .http_put_faults(serde_json::json!({"drop_next": "POST /api/v2/clients"}))
         .await;
     deploy_many(&app, 0..150).await;
-    let run = reconcile(&app).await;
-    assert_ne!(run["outcome"], "failed", "{run}");
+    reconciled(&app).await;
     let stats = app.tenant.stats().await;
     assert_eq!(
         stats["POST /api/v2/clients 201"], 1,
@@ -346,8 +347,7 @@ async fn an_application_created_by_a_process_that_died_joins_the_pool(pool: PgPo
     assert_eq!(status, 201, "{made}");
     let orphan = made["client_id"].as_str().unwrap().to_owned();
     deploy_many(&app, 0..150).await;
-    let run = reconcile(&app).await;
-    assert_ne!(run["outcome"], "failed", "{run}");
+    reconciled(&app).await;
     let stats = app.tenant.stats().await;
     assert_eq!(
         stats["POST /api/v2/clients 201"], 1,
@@ -392,8 +392,7 @@ async fn foreign_entries_take_room_and_survive(pool: PgPool) {
     assert_eq!(res.status(), 200);
     reconcile(&app).await;
     deploy_many(&app, 0..95).await;
-    let run = reconcile(&app).await;
-    assert_ne!(run["outcome"], "failed", "{run}");
+    reconciled(&app).await;
     let lists = callbacks_by_app(&app).await;
     assert_eq!(lists[&spa].len(), 100, "10 foreign + 90 instances");
     assert!(person.iter().all(|p| lists[&spa].contains(p)));
