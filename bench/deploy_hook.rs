@@ -30,6 +30,10 @@ async fn main() -> anyhow::Result<()> {
         ("FLEETGATE_LISTEN", "127.0.0.1:0".to_owned()),
         ("AUTH0_DOMAIN", "bench.auth0.invalid".to_owned()),
         ("AUTH0_AUDIENCE", "https://fleetgate.bench/api".to_owned()),
+        (
+            "FLEETGATE_INSTANCE_AUDIENCE",
+            "https://instances.fleetgate.bench/api".to_owned(),
+        ),
         ("FLEETGATE_PLATFORM_DOMAIN", "apps.example.com".to_owned()),
         ("FLEETGATE_WEBHOOK_SECRET", SECRET.to_owned()),
     ];

@@ -50,6 +50,10 @@ async fn main() -> anyhow::Result<()> {
         ("FLEETGATE_LISTEN", "127.0.0.1:0".to_owned()),
         ("AUTH0_DOMAIN", "bench.auth0.invalid".to_owned()),
         ("AUTH0_AUDIENCE", "https://fleetgate.bench/api".to_owned()),
+        (
+            "FLEETGATE_INSTANCE_AUDIENCE",
+            "https://instances.fleetgate.bench/api".to_owned(),
+        ),
         ("FLEETGATE_PLATFORM_DOMAIN", "apps.example.com".to_owned()),
         (
             "FLEETGATE_WEBHOOK_SECRET",
@@ -82,7 +86,7 @@ async fn main() -> anyhow::Result<()> {
                 &[Hostname::parse(host)?],
             )
             .await?;
-        keys.push(instance_key::issue(&mut tx, id.as_str()).await?);
+        keys.push(instance_key::issue(&mut tx, id.as_str(), "bench").await?);
         tx.commit().await?;
     }
     let small = InstanceId::parse("small")?;

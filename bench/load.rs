@@ -42,6 +42,7 @@ async fn main() -> anyhow::Result<()> {
     let emulator = Emulator::build(EmulatorConfig {
         listen: "127.0.0.1:0".parse()?,
         api_audience: AUDIENCE.into(),
+        instance_audience: "https://instances.fleetgate.load/api".into(),
         ..EmulatorConfig::default()
     })?;
     let tenant = emulator.base_url().to_owned();
@@ -51,6 +52,10 @@ async fn main() -> anyhow::Result<()> {
         ("FLEETGATE_LISTEN", "127.0.0.1:0".into()),
         ("AUTH0_DOMAIN", tenant.clone()),
         ("AUTH0_AUDIENCE", AUDIENCE.into()),
+        (
+            "FLEETGATE_INSTANCE_AUDIENCE",
+            "https://instances.fleetgate.load/api".into(),
+        ),
         ("FLEETGATE_PLATFORM_DOMAIN", "apps.example.com".into()),
         ("FLEETGATE_WEBHOOK_SECRET", WEBHOOK_SECRET.into()),
         ("FLEETGATE_ACTION_SECRET", ACTION_SECRET.into()),

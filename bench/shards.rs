@@ -45,6 +45,10 @@ async fn main() -> anyhow::Result<()> {
         ("FLEETGATE_LISTEN", "127.0.0.1:0".to_owned()),
         ("AUTH0_DOMAIN", base.clone()),
         ("AUTH0_AUDIENCE", "https://fleetgate.local/api".to_owned()),
+        (
+            "FLEETGATE_INSTANCE_AUDIENCE",
+            "https://instances.fleetgate.bench/api".to_owned(),
+        ),
         ("FLEETGATE_WEBHOOK_SECRET", SECRET.to_owned()),
         ("AUTH0_CLIENT_ID", text("m2m_client_id")),
         ("AUTH0_CLIENT_SECRET", text("m2m_client_secret")),

@@ -57,6 +57,10 @@ struct EmulatorArgs {
     /// Identifier of the seeded API (fleetgate's AUTH0_AUDIENCE).
     #[arg(long, default_value = "https://fleetgate.local/api")]
     api_audience: String,
+    /// Identifier of the second seeded API, the one instances' APIs accept (fleetgate's
+    /// FLEETGATE_INSTANCE_AUDIENCE).
+    #[arg(long, default_value = "https://instances.fleetgate.local/api")]
+    instance_audience: String,
     /// Management API token bucket size (Auth0 Free plan: 2).
     #[arg(long, default_value_t = 2)]
     rate_limit_burst: u32,
@@ -129,7 +133,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let shutdown = CancellationToken::new();
             tokio::spawn(startup::cancel_on_signal(shutdown.clone()));
             let served = app.run_until_stopped(shutdown).await;
-            pool.close().await;
+            // Connections still out are cut rather than waited for.
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), pool.close()).await;
             served
         }
         Command::Migrate => {
@@ -166,6 +171,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 listen: args.listen,
                 state_file: args.state,
                 api_audience: args.api_audience,
+                instance_audience: args.instance_audience,
                 rate_limit_burst: args.rate_limit_burst,
                 rate_limit_per_second: args.rate_limit_per_second,
                 max_clients: args.max_clients,

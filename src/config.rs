@@ -64,6 +64,12 @@ pub struct Auth0Settings {
     pub base_url: String,
     /// fleetgate's own API identifier: the audience of admin tokens.
     pub audience: String,
+    /// The API identifier instances' APIs accept (what `/config` tells instances). Tokens for
+    /// it are never accepted by fleetgate.
+    pub instance_audience: String,
+    /// The prefix of the claims the post-login Action sets (`{namespace}instance`); a token
+    /// carrying the instance claim was minted at an instance and is refused by fleetgate.
+    pub claim_namespace: String,
     /// How long fetched signing keys are trusted before they are fetched again.
     pub jwks_cache: Duration,
 }
@@ -128,6 +134,21 @@ impl Settings {
                     },
                 )?,
                 audience: vars.required("AUTH0_AUDIENCE")?,
+                instance_audience: {
+                    let instance = vars.required("FLEETGATE_INSTANCE_AUDIENCE")?;
+                    if Some(instance.as_str()) == vars.optional("AUTH0_AUDIENCE").as_deref() {
+                        return Err(ConfigError {
+                            var: "FLEETGATE_INSTANCE_AUDIENCE",
+                            message: "must differ from AUTH0_AUDIENCE: tokens users get at instances must not work on fleetgate's API".into(),
+                        });
+                    }
+                    instance
+                },
+                claim_namespace: vars.parsed(
+                    "FLEETGATE_CLAIM_NAMESPACE",
+                    DEFAULT_CLAIM_NAMESPACE.to_owned(),
+                    parse_claim_namespace,
+                )?,
                 jwks_cache: vars.parsed(
                     "FLEETGATE_JWKS_CACHE_SECS",
                     Duration::from_secs(600),
@@ -369,6 +390,22 @@ impl Vars<'_> {
     }
 }
 
+/// The post-login Action's default `CLAIM_NAMESPACE`.
+pub const DEFAULT_CLAIM_NAMESPACE: &str = "https://fleetgate.dev/";
+
+/// An http(s) URL, with a trailing slash added as the Action adds one.
+fn parse_claim_namespace(raw: &str) -> std::result::Result<String, &'static str> {
+    let url = url::Url::parse(raw).map_err(|_| "must be a URL, e.g. https://fleetgate.dev/")?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err("must be an http or https URL, e.g. https://fleetgate.dev/");
+    }
+    Ok(if raw.ends_with('/') {
+        raw.to_owned()
+    } else {
+        format!("{raw}/")
+    })
+}
+
 /// `acme.eu.auth0.com` means `https://acme.eu.auth0.com`; a full `http(s)://…` base URL is taken as
 /// it is, but plain http only for a loopback address (a local emulator).
 fn parse_auth0_domain(raw: &str) -> std::result::Result<String, String> {
@@ -437,6 +474,10 @@ mod tests {
             ),
             ("AUTH0_DOMAIN", "acme.eu.auth0.com"),
             ("AUTH0_AUDIENCE", "https://fleetgate.example.com/api"),
+            (
+                "FLEETGATE_INSTANCE_AUDIENCE",
+                "https://instances.fleetgate.example.com/api",
+            ),
             ("FLEETGATE_WEBHOOK_SECRET", SECRET),
         ]
         .into_iter()
@@ -464,6 +505,25 @@ mod tests {
         );
         assert_eq!(s.platform_domain, None);
         assert_eq!(s.log_format, LogFormat::Text);
+        assert_eq!(s.auth0.claim_namespace, DEFAULT_CLAIM_NAMESPACE);
+    }
+
+    #[test]
+    fn instances_have_an_audience_of_their_own() {
+        assert_eq!(
+            err_var(&[(
+                "FLEETGATE_INSTANCE_AUDIENCE",
+                "https://fleetgate.example.com/api"
+            )]),
+            "FLEETGATE_INSTANCE_AUDIENCE"
+        );
+        let mut map = vec![("FLEETGATE_CLAIM_NAMESPACE", "https://claims.example.com")];
+        assert_eq!(
+            env(&map).unwrap().auth0.claim_namespace,
+            "https://claims.example.com/"
+        );
+        map[0].1 = "fleetgate";
+        assert_eq!(err_var(&map), "FLEETGATE_CLAIM_NAMESPACE");
     }
 
     #[test]

@@ -21,6 +21,10 @@ use crate::{
 
 /// How long processed webhook ids are remembered.
 const WEBHOOK_ID_RETENTION_DAYS: i32 = 7;
+/// After SIGTERM, requests in flight get this long to finish…
+const REQUEST_GRACE_SECS: u64 = 8;
+/// …and the process ends within this, whatever is still running.
+pub const SHUTDOWN_BOUND: Duration = Duration::from_secs(10);
 
 pub struct Application {
     port: u16,
@@ -55,7 +59,8 @@ impl Application {
         let state = web::Data::new(AppState {
             reconciler: reconciler.clone(),
             auth0_base_url: settings.auth0.base_url.clone(),
-            audience: settings.auth0.audience.clone(),
+            instance_audience: settings.auth0.instance_audience.clone(),
+            instance_claim: format!("{}instance", settings.auth0.claim_namespace),
             pool: pool.clone(),
             registry: Registry::new(settings.platform_domain.clone()),
             tokens: TokenVerifier::new(&settings.auth0),
@@ -85,7 +90,7 @@ impl Application {
         })
         .listen(listener)?
         .disable_signals()
-        .shutdown_timeout(10)
+        .shutdown_timeout(REQUEST_GRACE_SECS)
         .run();
         Ok(Self {
             port,
@@ -165,22 +170,40 @@ async fn prune_webhook_ids(pool: PgPool, shutdown: CancellationToken) {
     }
 }
 
-/// Cancels `token` on SIGINT or SIGTERM.
+/// Cancels `token` on the first SIGINT or SIGTERM. The process then ends within
+/// [`SHUTDOWN_BOUND`] (a stop that takes longer is cut short, with an error in the log), or at
+/// once on a second signal.
 pub async fn cancel_on_signal(token: CancellationToken) {
-    let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler installs");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler installs");
+    let signal = async {
+        #[cfg(unix)]
         tokio::select! {
-            _ = ctrl_c => {}
+            _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
         }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    signal.await;
+    tracing::info!(bound_secs = SHUTDOWN_BOUND.as_secs(), "shutting down");
+    token.cancel();
+    // A thread of its own: it fires even if the runtime's workers are all stuck.
+    std::thread::spawn(|| {
+        std::thread::sleep(SHUTDOWN_BOUND);
+        tracing::error!("shutdown took longer than its bound; exiting now");
+        std::process::exit(1);
+    });
+    #[cfg(unix)]
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
     }
     #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    tracing::info!("shutting down");
-    token.cancel();
+    let _ = tokio::signal::ctrl_c().await;
+    tracing::warn!("second signal: exiting now");
+    std::process::exit(1);
 }
 
 /// Applies pending migrations.

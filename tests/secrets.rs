@@ -70,6 +70,10 @@ async fn no_secret_reaches_the_logs(pool: PgPool) {
         ("FLEETGATE_LISTEN", "127.0.0.1:0".to_owned()),
         ("AUTH0_DOMAIN", base.clone()),
         ("AUTH0_AUDIENCE", "https://fleetgate.local/api".to_owned()),
+        (
+            "FLEETGATE_INSTANCE_AUDIENCE",
+            "https://instances.fleetgate.local/api".to_owned(),
+        ),
         ("FLEETGATE_PLATFORM_DOMAIN", "apps.example.com".to_owned()),
         ("FLEETGATE_WEBHOOK_SECRET", WEBHOOK_SECRET.to_owned()),
         (

@@ -41,19 +41,25 @@ pub enum Caller {
 pub const ADMIN_PERMISSION: &str = "fleet:admin";
 const REALM: &str = "fleetgate";
 
-/// Identifies the caller of API requests that carry a bearer token and keeps it in the
-/// request. The deploy hook (signed) and the operations endpoints do not look at it.
+/// Identifies the caller of every API request (`/v1/…` but the signed deploy hook) before
+/// anything else about the request is looked at, and keeps it in the request: a request
+/// without a credential, or with a bad one, is a 401 whatever its body or query. The deploy
+/// hook (its signature covers the body) and the operations endpoints do not look at it.
 pub async fn authenticate(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
     let path = req.path();
     let checked = path.starts_with("/v1/") && !path.starts_with("/v1/hooks/");
-    if !checked || !req.headers().contains_key(header::AUTHORIZATION) {
+    if !checked {
         return next
             .call(req)
             .await
             .map(ServiceResponse::map_into_left_body);
+    }
+    if !req.headers().contains_key(header::AUTHORIZATION) {
+        let refused = credentials_required().error_response();
+        return Ok(req.into_response(refused).map_into_right_body());
     }
     let identified = match (
         bearer_token(req.headers()),
@@ -178,6 +184,34 @@ impl FromRequest for Admin {
                     r#"Bearer realm="{REALM}", error="insufficient_scope", scope="{ADMIN_PERMISSION}""#
                 )),
                 format!("this route needs an access token with the {ADMIN_PERMISSION} permission"),
+            )),
+        })
+    }
+}
+
+/// A caller proven to be the Auth0 post-login Action. Put before a body extractor, it makes a
+/// wrong caller's answer a 403 whatever the body.
+#[derive(Debug, Clone, Copy)]
+pub struct TheAction;
+
+impl FromRequest for TheAction {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let enabled = req
+            .app_data::<web::Data<AppState>>()
+            .is_some_and(|s| s.action_secret.is_some());
+        ready(match req.extensions().get::<Caller>() {
+            None => Err(credentials_required()),
+            _ if !enabled => Err(ApiError::conflict(
+                "login_decisions_disabled",
+                "login decisions are not configured: set FLEETGATE_ACTION_SECRET",
+            )),
+            Some(Caller::Action) => Ok(TheAction),
+            Some(_) => Err(ApiError::forbidden(
+                None,
+                "login decisions are for the Auth0 Action (bearer FLEETGATE_ACTION_SECRET)",
             )),
         })
     }

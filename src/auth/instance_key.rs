@@ -49,23 +49,29 @@ pub fn well_formed(token: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// Issues a new key for the instance (stored as its hash) and answers it: the only time it
-/// is ever seen.
-pub async fn issue(conn: &mut sqlx::PgConnection, instance_id: &str) -> sqlx::Result<SecretString> {
+/// Issues a new key for the instance (stored as its hash, with who minted it) and answers it:
+/// the only time it is ever seen.
+pub async fn issue(
+    conn: &mut sqlx::PgConnection,
+    instance_id: &str,
+    minted_by: &str,
+) -> sqlx::Result<SecretString> {
     let (key, hash) = generate();
-    crate::db::keys::insert(conn, instance_id, &hash).await?;
+    crate::db::keys::insert(conn, instance_id, &hash, minted_by).await?;
     Ok(key)
 }
 
-/// Issues a key unless the instance has a live one (its first deploy, or after deletion).
+/// Issues a key unless the instance has a live one (its first deploy, the first after a
+/// deletion or after a new owner).
 pub async fn issue_if_none(
     conn: &mut sqlx::PgConnection,
     instance_id: &str,
+    minted_by: &str,
 ) -> sqlx::Result<Option<SecretString>> {
     if crate::db::keys::has_live(conn, instance_id).await? {
         return Ok(None);
     }
-    issue(conn, instance_id).await.map(Some)
+    issue(conn, instance_id, minted_by).await.map(Some)
 }
 
 #[derive(Debug, Clone)]

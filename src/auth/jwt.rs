@@ -20,6 +20,35 @@ pub struct Claims {
     pub scope: Option<String>,
 }
 
+/// What decides whether a valid token of the tenant was minted for fleetgate or at an
+/// instance: its audiences and the instance claim.
+#[derive(serde::Deserialize)]
+struct Binding {
+    #[serde(default)]
+    aud: Audiences,
+    #[serde(flatten)]
+    other: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Default, serde::Deserialize)]
+#[serde(untagged)]
+enum Audiences {
+    One(String),
+    Many(Vec<String>),
+    #[default]
+    None,
+}
+
+impl Audiences {
+    fn contains(&self, audience: &str) -> bool {
+        match self {
+            Audiences::One(a) => a == audience,
+            Audiences::Many(all) => all.iter().any(|a| a == audience),
+            Audiences::None => false,
+        }
+    }
+}
+
 impl Claims {
     /// Whether the token carries this permission, in `permissions` (RBAC) or in `scope`.
     pub fn has_permission(&self, permission: &str) -> bool {
@@ -43,6 +72,8 @@ pub enum TokenError {
     UnknownKey,
     #[error("the token is not valid: {0}")]
     Invalid(&'static str),
+    #[error("the token was issued for an instance, not for fleetgate: {0}")]
+    ForAnInstance(&'static str),
     #[error("the tenant's signing keys cannot be fetched")]
     KeysUnavailable,
 }
@@ -50,6 +81,8 @@ pub enum TokenError {
 pub struct TokenVerifier {
     jwks: Jwks,
     validation: Validation,
+    instance_audience: String,
+    instance_claim: String,
 }
 
 impl TokenVerifier {
@@ -65,6 +98,8 @@ impl TokenVerifier {
         Self {
             jwks: Jwks::new(auth0.jwks_url(), auth0.jwks_cache),
             validation,
+            instance_audience: auth0.instance_audience.clone(),
+            instance_claim: format!("{}instance", auth0.claim_namespace),
         }
     }
 
@@ -78,19 +113,35 @@ impl TokenVerifier {
             JwksError::UnknownKey => TokenError::UnknownKey,
             JwksError::Unavailable(_) => TokenError::KeysUnavailable,
         })?;
-        let data = jsonwebtoken::decode::<Claims>(token, &key, &self.validation).map_err(|e| {
-            use jsonwebtoken::errors::ErrorKind as K;
-            TokenError::Invalid(match e.kind() {
-                K::ExpiredSignature => "it has expired",
-                K::ImmatureSignature => "it is not valid yet (nbf)",
-                K::InvalidIssuer => "wrong issuer",
-                K::InvalidAudience => "wrong audience",
-                K::InvalidSignature => "bad signature",
-                K::MissingRequiredClaim(_) => "a required claim is missing",
-                K::InvalidAlgorithm => "wrong algorithm",
-                _ => "it cannot be decoded",
-            })
-        })?;
-        Ok(data.claims)
+        let data = jsonwebtoken::decode::<serde_json::Value>(token, &key, &self.validation)
+            .map_err(|e| {
+                use jsonwebtoken::errors::ErrorKind as K;
+                TokenError::Invalid(match e.kind() {
+                    K::ExpiredSignature => "it has expired",
+                    K::ImmatureSignature => "it is not valid yet (nbf)",
+                    K::InvalidIssuer => "wrong issuer",
+                    K::InvalidAudience => "wrong audience",
+                    K::InvalidSignature => "bad signature",
+                    K::MissingRequiredClaim(_) => "a required claim is missing",
+                    K::InvalidAlgorithm => "wrong algorithm",
+                    _ => "it cannot be decoded",
+                })
+            })?;
+        let binding: Binding = serde_json::from_value(data.claims.clone())
+            .map_err(|_| TokenError::Invalid("it cannot be decoded"))?;
+        // A token a user got by logging in at an instance is valid on that instance's API
+        // only. Were it accepted here, every instance (and whoever runs its code) could act on
+        // fleetgate as the user who logged in there.
+        if binding.aud.contains(&self.instance_audience) {
+            return Err(TokenError::ForAnInstance(
+                "its audience is the instances' API (FLEETGATE_INSTANCE_AUDIENCE)",
+            ));
+        }
+        if binding.other.contains_key(&self.instance_claim) {
+            return Err(TokenError::ForAnInstance(
+                "it carries the instance claim of a login at an instance",
+            ));
+        }
+        serde_json::from_value(data.claims).map_err(|_| TokenError::Invalid("it cannot be decoded"))
     }
 }

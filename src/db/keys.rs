@@ -10,13 +10,41 @@ pub struct KeyRow {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
-pub async fn insert(conn: &mut PgConnection, instance_id: &str, hash: &[u8]) -> sqlx::Result<()> {
-    sqlx::query("INSERT INTO instance_keys (hash, instance_id) VALUES ($1, $2)")
-        .bind(hash)
-        .bind(instance_id)
-        .execute(conn)
-        .await?;
-    Ok(())
+/// A key as operators see it: who minted it and when, never the key or its hash.
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+pub struct KeyInfo {
+    pub id: uuid::Uuid,
+    pub minted_by: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+pub async fn insert(
+    conn: &mut PgConnection,
+    instance_id: &str,
+    hash: &[u8],
+    minted_by: &str,
+) -> sqlx::Result<uuid::Uuid> {
+    sqlx::query_scalar(
+        "INSERT INTO instance_keys (hash, instance_id, minted_by) VALUES ($1, $2, $3) RETURNING id",
+    )
+    .bind(hash)
+    .bind(instance_id)
+    .bind(minted_by)
+    .fetch_one(conn)
+    .await
+}
+
+/// The live keys of an instance, newest first.
+pub async fn infos(conn: &mut PgConnection, instance_id: &str) -> sqlx::Result<Vec<KeyInfo>> {
+    sqlx::query_as(
+        "SELECT id, minted_by, created_at, expires_at FROM instance_keys \
+         WHERE instance_id = $1 AND (expires_at IS NULL OR expires_at > now()) \
+         ORDER BY created_at DESC, id",
+    )
+    .bind(instance_id)
+    .fetch_all(conn)
+    .await
 }
 
 /// Whether the instance has a key that is still valid.
@@ -53,7 +81,8 @@ pub async fn retire(
     .map(|v: Vec<Option<DateTime<Utc>>>| v.into_iter().flatten().max())
 }
 
-/// Forgets every key of the instance (it was deleted).
+/// Forgets every key of the instance: they stop working at once (deletion, a new owner, a
+/// rotation that revokes the previous keys).
 pub async fn revoke_all(conn: &mut PgConnection, instance_id: &str) -> sqlx::Result<()> {
     sqlx::query("DELETE FROM instance_keys WHERE instance_id = $1")
         .bind(instance_id)

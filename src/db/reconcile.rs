@@ -123,6 +123,19 @@ pub async fn close_interrupted_runs(conn: &mut PgConnection) -> sqlx::Result<u64
     Ok(done.rows_affected())
 }
 
+/// Closes this process's own run of a pass it abandoned at shutdown (unless it finished).
+pub async fn interrupt_run(conn: &mut PgConnection, id: i64) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE reconcile_runs SET outcome = 'failed', finished_at = now(), \
+         error = 'interrupted: the process was stopped before the pass finished' \
+         WHERE id = $1 AND outcome = 'running'",
+    )
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 pub async fn start_run(conn: &mut PgConnection, trigger: &str) -> sqlx::Result<i64> {
     sqlx::query_scalar("INSERT INTO reconcile_runs (trigger) VALUES ($1) RETURNING id")
         .bind(trigger)

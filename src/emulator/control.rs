@@ -36,6 +36,7 @@ async fn tenant(emu: web::Data<Emu>) -> HttpResponse {
             "m2m_client_id": t.seeded.m2m_client_id,
             "m2m_client_secret": t.seeded.m2m_client_secret,
             "api_audience": t.seeded.api_audience,
+            "instance_audience": t.seeded.instance_audience,
         }),
     )
 }

@@ -37,6 +37,9 @@ pub struct EmulatorConfig {
     pub state_file: Option<PathBuf>,
     /// The identifier of the seeded API (fleetgate's audience).
     pub api_audience: String,
+    /// The identifier of the second seeded API: the one instances' APIs accept
+    /// (fleetgate's `FLEETGATE_INSTANCE_AUDIENCE`).
+    pub instance_audience: String,
     pub rate_limit_burst: u32,
     pub rate_limit_per_second: f64,
     /// Applications a tenant may have (10 on Auth0's Free plan, 100 self-service).
@@ -52,6 +55,7 @@ impl Default for EmulatorConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 4010)),
             state_file: None,
             api_audience: "https://fleetgate.local/api".into(),
+            instance_audience: "https://instances.fleetgate.local/api".into(),
             rate_limit_burst: 2,
             rate_limit_per_second: 2.0,
             max_clients: 100,
@@ -101,7 +105,12 @@ impl Emulator {
         let port = listener.local_addr()?.port();
         let base_url = format!("http://{}:{port}", config.listen.ip());
         let tenant = match &config.state_file {
-            Some(path) if path.exists() => Tenant::load(path, &base_url, config.max_clients)?,
+            Some(path) if path.exists() => Tenant::load(
+                path,
+                &base_url,
+                config.max_clients,
+                &config.instance_audience,
+            )?,
             _ => {
                 let key = match &config.signing_key_pem {
                     Some(pem) => SigningKey::from_pem(pem)?,
@@ -109,7 +118,7 @@ impl Emulator {
                 };
                 let tenant = Tenant::seed(
                     &base_url,
-                    &config.api_audience,
+                    [&config.api_audience, &config.instance_audience],
                     key,
                     config.max_clients,
                     config.state_file.clone(),

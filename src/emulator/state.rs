@@ -46,6 +46,9 @@ pub struct Seeded {
     pub m2m_client_id: String,
     pub m2m_client_secret: String,
     pub api_audience: String,
+    /// Absent from state files written before instances had an audience of their own.
+    #[serde(default)]
+    pub instance_audience: Option<String>,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -72,10 +75,10 @@ impl Tenant {
     }
 
     /// A tenant seeded with a SPA, an M2M application allowed to manage clients, the
-    /// Management API and fleetgate's API.
+    /// Management API, fleetgate's API and the instances' API.
     pub fn seed(
         base_url: &str,
-        api_audience: &str,
+        [api_audience, instance_audience]: [&str; 2],
         key: SigningKey,
         max_clients: usize,
         file: Option<PathBuf>,
@@ -96,6 +99,7 @@ impl Tenant {
             m2m_client_id: text(&m2m, "client_id"),
             m2m_client_secret: text(&m2m, "client_secret"),
             api_audience: api_audience.to_owned(),
+            instance_audience: Some(instance_audience.to_owned()),
         };
         let management = format!("{base_url}/api/v2/");
         Self {
@@ -105,7 +109,11 @@ impl Tenant {
                 audience: management.clone(),
                 scope: MANAGEMENT_SCOPES.map(String::from).to_vec(),
             }],
-            apis: vec![management, api_audience.to_owned()],
+            apis: vec![
+                management,
+                api_audience.to_owned(),
+                instance_audience.to_owned(),
+            ],
             clients: vec![spa, m2m],
             keys: vec![key],
             max_clients,
@@ -114,8 +122,14 @@ impl Tenant {
         }
     }
 
-    /// Loads a saved tenant; a different base URL (another port) is carried over.
-    pub fn load(path: &Path, base_url: &str, max_clients: usize) -> anyhow::Result<Self> {
+    /// Loads a saved tenant; a different base URL (another port) is carried over. A tenant
+    /// saved before instances had an API of their own gets `instance_audience` as that API.
+    pub fn load(
+        path: &Path,
+        base_url: &str,
+        max_clients: usize,
+        instance_audience: &str,
+    ) -> anyhow::Result<Self> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let saved: Saved = serde_json::from_str(&text)
@@ -124,6 +138,12 @@ impl Tenant {
             Some(rest) => format!("{base_url}{rest}"),
             None => s,
         };
+        let mut apis: Vec<String> = saved.apis.into_iter().map(rebase).collect();
+        let mut seeded = saved.seeded;
+        if seeded.instance_audience.is_none() {
+            seeded.instance_audience = Some(instance_audience.to_owned());
+            apis.push(instance_audience.to_owned());
+        }
         Ok(Self {
             base_url: base_url.to_owned(),
             clients: saved.clients,
@@ -135,14 +155,14 @@ impl Tenant {
                     ..g
                 })
                 .collect(),
-            apis: saved.apis.into_iter().map(rebase).collect(),
+            apis,
             keys: saved
                 .keys
                 .iter()
                 .map(|pem| SigningKey::from_pem(pem))
                 .collect::<anyhow::Result<_>>()?,
             max_clients,
-            seeded: saved.seeded,
+            seeded,
             file: Some(path.to_owned()),
         })
     }

@@ -229,27 +229,67 @@ impl Grants {
         before: Option<&Grant>,
         change: Change,
     ) -> Result<i64> {
-        let after = match &change {
-            Change::Added(g) | Change::Updated(g) => Some(g.to_json()),
-            _ => None,
-        };
-        let revision = db::grants::record(conn, id.as_str(), &change).await?;
+        let revision = record_and_audit(conn, actor, action, id, before, change).await?;
         db::grants::prune(conn, id.as_str(), revision, self.changes_kept).await?;
-        db::audit::record(
-            conn,
-            db::audit::NewEntry {
-                actor: &actor.name,
-                action,
-                target_type: "instance",
-                target_id: id.as_str(),
-                before: before.map(Grant::to_json),
-                after,
-                request_id: actor.request_id.as_deref(),
-            },
-        )
-        .await?;
         Ok(revision)
     }
+}
+
+/// Removes every grant and invitation of an instance that is being deleted (the caller holds
+/// its lock), each as a `removed` change in its log and a `grant.removed` audit entry, so
+/// that followers see them go and a later deploy of the same id starts empty. Answers the
+/// last revision it made, if any. The log is pruned by the instance's next change.
+pub async fn forget_all(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    id: &InstanceId,
+) -> sqlx::Result<Option<i64>> {
+    let mut last = None;
+    for grant in db::grants::of_instance(conn, id.as_str()).await? {
+        db::grants::delete(conn, id.as_str(), grant.id).await?;
+        last = Some(
+            record_and_audit(
+                conn,
+                actor,
+                "grant.removed",
+                id,
+                Some(&grant),
+                Change::Removed(grant.id),
+            )
+            .await?,
+        );
+    }
+    Ok(last)
+}
+
+/// Appends a change to the instance's log and audits it; answers the revision it made.
+async fn record_and_audit(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    action: &str,
+    id: &InstanceId,
+    before: Option<&Grant>,
+    change: Change,
+) -> sqlx::Result<i64> {
+    let after = match &change {
+        Change::Added(g) | Change::Updated(g) => Some(g.to_json()),
+        _ => None,
+    };
+    let revision = db::grants::record(conn, id.as_str(), &change).await?;
+    db::audit::record(
+        conn,
+        db::audit::NewEntry {
+            actor: &actor.name,
+            action,
+            target_type: "instance",
+            target_id: id.as_str(),
+            before: before.map(Grant::to_json),
+            after,
+            request_id: actor.request_id.as_deref(),
+        },
+    )
+    .await?;
+    Ok(revision)
 }
 
 /// Locks the instance (serialising with registry changes) and refuses deleted ones.

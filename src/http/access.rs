@@ -36,16 +36,13 @@ pub enum Access {
 
 impl Access {
     pub fn actor(&self, req: &HttpRequest) -> Actor {
-        let name = match self {
-            Access::Admin(sub) => format!("admin:{sub}"),
-            Access::Owner(sub) => format!("owner:{sub}"),
-            Access::InstanceAdmin(sub) => format!("instance-admin:{sub}"),
-            Access::Instance(id) => format!("instance:{id}"),
+        let (kind, who) = match self {
+            Access::Admin(sub) => ("admin", sub),
+            Access::Owner(sub) => ("owner", sub),
+            Access::InstanceAdmin(sub) => ("instance-admin", sub),
+            Access::Instance(id) => ("instance", id),
         };
-        Actor {
-            name,
-            request_id: request_id(req),
-        }
+        Actor::new(kind, who, request_id(req))
     }
 }
 

@@ -35,7 +35,8 @@ pub async fn list(state: web::Data<AppState>, _admin: Admin) -> Result<HttpRespo
     Ok(HttpResponse::Ok().json(json!({ "items": items })))
 }
 
-/// What the instance's SPA needs to log in: the tenant, its application, the API audience.
+/// What the instance's SPA and API need: the tenant, its application, the instances' API
+/// audience (never fleetgate's own) and the claim that names the instance in tokens.
 /// For admins, the owner, the instance's admins and the instance's own key.
 pub async fn config(
     state: web::Data<AppState>,
@@ -61,7 +62,8 @@ pub async fn config(
         "instance_id": id,
         "auth0_domain": state.auth0_base_url,
         "client_id": client_id,
-        "audience": state.audience,
+        "audience": state.instance_audience,
+        "instance_claim": state.instance_claim,
     })))
 }
 

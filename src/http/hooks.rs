@@ -134,17 +134,15 @@ pub async fn deploy(
             .insert_header(("webhook-replayed", "true"))
             .json(body));
     }
-    let actor = Actor {
-        name: format!("hook:{webhook_id}"),
-        request_id: request_id(&req),
-    };
+    let actor = Actor::new("hook", &webhook_id, request_id(&req));
     let (instance, key) = match event {
         Event::Deployed(d) => {
             let (instance, _) = state
                 .registry
                 .deploy(&mut tx, &actor, &d.instance_id, &d.owner, &d.domains)
                 .await?;
-            let key = instance_key::issue_if_none(&mut tx, instance.id.as_str()).await?;
+            let key =
+                instance_key::issue_if_none(&mut tx, instance.id.as_str(), &actor.name).await?;
             (instance, key)
         }
         Event::StatusChange(id, to, action) => {

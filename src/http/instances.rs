@@ -101,7 +101,7 @@ pub async fn create(
         .registry
         .create(&mut tx, &actor, &body.id, &body.owner, &body.domains)
         .await?;
-    let key = instance_key::issue(&mut tx, instance.id.as_str()).await?;
+    let key = instance_key::issue(&mut tx, instance.id.as_str(), &actor.name).await?;
     tx.commit().await?;
     super::refresh_memory(&state, instance.id.as_str()).await;
     let mut answer = instance.to_json();

@@ -5,7 +5,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::{AppState, error::ApiError, request_id};
 use crate::{
-    auth::caller::{Caller, caller, credentials_required},
+    auth::caller::TheAction,
     db,
     domain::printable,
     domain::{Hostname, InstanceId, UserId},
@@ -27,27 +27,13 @@ pub struct Body {
     client_id: Option<String>,
 }
 
+/// `_action` comes before `body`: the caller is judged before the body is read.
 pub async fn decide_login(
     state: web::Data<AppState>,
     req: HttpRequest,
+    _action: TheAction,
     body: web::Json<Body>,
 ) -> Result<HttpResponse, ApiError> {
-    if state.action_secret.is_none() {
-        return Err(ApiError::conflict(
-            "login_decisions_disabled",
-            "login decisions are not configured: set FLEETGATE_ACTION_SECRET",
-        ));
-    }
-    match caller(&req) {
-        None => return Err(credentials_required()),
-        Some(Caller::Action) => {}
-        Some(_) => {
-            return Err(ApiError::forbidden(
-                None,
-                "login decisions are for the Auth0 Action (bearer FLEETGATE_ACTION_SECRET)",
-            ));
-        }
-    }
     let host = redirect_host(&body.redirect_uri)?;
     // An email that is not a valid address cannot match an invitation.
     let email = body
@@ -96,10 +82,7 @@ pub async fn decide_login(
     );
     if let (true, Some((f, Some(invitation)))) = (decision.bind_invitation, &facts) {
         let id = InstanceId::parse(&f.instance_id).map_err(|e| ApiError::internal(e.into()))?;
-        let actor = Actor {
-            name: format!("login:{}", body.user_id),
-            request_id: request_id(&req),
-        };
+        let actor = Actor::new("login", body.user_id.as_str(), request_id(&req));
         drop(conn);
         let mut tx = state.pool.begin().await?;
         match state

@@ -30,9 +30,11 @@ pub struct AppState {
     pub registry: Registry,
     pub tokens: TokenVerifier,
     pub webhooks: WebhookVerifier,
-    /// The tenant's base URL and fleetgate's audience, as instances are told them.
+    /// The tenant's base URL, the audience of instances' APIs and the claim that binds a token
+    /// to one instance, as instances are told them.
     pub auth0_base_url: String,
-    pub audience: String,
+    pub instance_audience: String,
+    pub instance_claim: String,
     /// Present when the M2M credentials are configured.
     pub reconciler: Option<std::sync::Arc<crate::reconcile::Reconciler>>,
     pub grants: crate::grants::Grants,
@@ -98,6 +100,11 @@ pub fn route_table() -> Vec<(Method, &'static str, Route)> {
             Method::POST,
             "/v1/instances/{id}/keys/rotate",
             web::post().to(keys::rotate),
+        ),
+        (
+            Method::GET,
+            "/v1/instances/{id}/keys",
+            web::get().to(keys::list),
         ),
         (
             Method::POST,
@@ -229,8 +236,5 @@ pub fn request_id(req: &HttpRequest) -> Option<String> {
 
 /// The audit actor for an admin call.
 pub fn admin_actor(req: &HttpRequest, admin: &crate::auth::caller::Admin) -> Actor {
-    Actor {
-        name: format!("admin:{}", admin.sub),
-        request_id: request_id(req),
-    }
+    Actor::new("admin", &admin.sub, request_id(req))
 }

@@ -78,6 +78,8 @@ pub struct Reconciler {
     pub(super) settings: ReconcilerSettings,
     platform_domain: Option<Hostname>,
     metrics: Metrics,
+    /// The run this process has open, if a pass is under way; see [`Reconciler::abandoned`].
+    open_run: std::sync::Mutex<Option<i64>>,
 }
 
 fn lists_of(client: &Value) -> BTreeMap<Field, Vec<String>> {
@@ -110,6 +112,26 @@ impl Reconciler {
             settings,
             platform_domain,
             metrics,
+            open_run: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Closes the run of a pass that was abandoned mid-way (its future dropped at shutdown) as
+    /// interrupted, within `within`; a run left open is closed by the next pass anywhere.
+    pub async fn abandoned(&self, within: std::time::Duration) {
+        let Some(id) = self.open_run.lock().expect("open run lock").take() else {
+            return;
+        };
+        let close = async {
+            let mut conn = self.pool.acquire().await?;
+            db::reconcile::interrupt_run(&mut conn, id).await
+        };
+        match tokio::time::timeout(within, close).await {
+            Ok(Ok(())) => {
+                tracing::info!(run = id, "abandoned reconcile pass recorded as interrupted")
+            }
+            Ok(Err(e)) => tracing::warn!(run = id, error = %e, "abandoned pass not recorded"),
+            Err(_) => tracing::warn!(run = id, "abandoned pass not recorded in time"),
         }
     }
 
@@ -471,6 +493,7 @@ impl Reconciler {
             tracing::warn!(interrupted, "closed runs of a pass that never finished");
         }
         let run_id = db::reconcile::start_run(&mut conn, trigger).await?;
+        *self.open_run.lock().expect("open run lock") = Some(run_id);
         drop(conn);
         let calls_before = self
             .client
@@ -524,6 +547,7 @@ impl Reconciler {
                 )
             }
         };
+        *self.open_run.lock().expect("open run lock") = None;
         self.metrics
             .reconcile_runs
             .with_label_values(&[trigger, run.outcome.as_str()])

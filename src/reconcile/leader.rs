@@ -2,6 +2,11 @@
 //! (kept on a dedicated connection, so it dies with the process) listens for registry
 //! changes, lets a burst settle, then runs one pass; a cron schedule runs full passes too; a
 //! pass that failed is tried again after a backoff.
+//!
+//! Shutdown comes first: once it is signalled no pass starts, a pass under way is abandoned
+//! at its next await (its Management API retries and rate-limit waits with it; its run is
+//! recorded as interrupted, and the pass lock goes with its connection), and the leader lock
+//! is released.
 
 use std::{
     sync::Arc,
@@ -23,6 +28,8 @@ pub const LEADER_CHECK: Duration = Duration::from_secs(2);
 const QUIET: Duration = Duration::from_millis(300);
 /// …or this long after its first change, whichever is first.
 const MAX_DELAY: Duration = Duration::from_secs(3);
+/// How long an abandoned pass may take to be recorded, and the scheduler to stop.
+const STOP_WITHIN: Duration = Duration::from_secs(1);
 /// After a failed pass, the next is tried this long later, doubling while they keep failing…
 const RETRY_FIRST: Duration = Duration::from_secs(5);
 /// …up to this.
@@ -40,7 +47,12 @@ fn retry_delay(failures: u32) -> Duration {
 pub async fn run(reconciler: Arc<Reconciler>, shutdown: CancellationToken) {
     let mut conn: Option<PgConnection> = None;
     while !shutdown.is_cancelled() {
-        match try_lead(&reconciler, &mut conn).await {
+        let contended = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => return,
+            r = try_lead(&reconciler, &mut conn) => r,
+        };
+        match contended {
             Ok(true) => {
                 tracing::info!("this replica now reconciles");
                 let lock = conn.take().expect("the lock is held on this connection");
@@ -55,6 +67,7 @@ pub async fn run(reconciler: Arc<Reconciler>, shutdown: CancellationToken) {
             }
         }
         tokio::select! {
+            biased;
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(LEADER_CHECK) => {}
         }
@@ -78,9 +91,7 @@ async fn lead(
     mut lock: PgConnection,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
-    let mut listener = PgListener::connect_with(&reconciler.pool).await?;
-    listener.listen(REGISTRY_CHANNEL).await?;
-    let (tick_tx, mut ticks) = mpsc::channel::<()>(1);
+    let (tick_tx, ticks) = mpsc::channel::<()>(1);
     let mut scheduler = JobScheduler::new().await?;
     scheduler
         .add(Job::new_async(
@@ -94,6 +105,29 @@ async fn lead(
         )?)
         .await?;
     scheduler.start().await?;
+    // Polled only while shutdown has not been signalled: once it is, the leader's work (a
+    // pass under way included) is dropped at its next await and never polled again.
+    let result = tokio::select! {
+        biased;
+        _ = shutdown.cancelled() => Ok(()),
+        r = lead_until_stopped(reconciler, &mut lock, ticks) => r,
+    };
+    reconciler.abandoned(STOP_WITHIN).await;
+    let _ = tokio::time::timeout(STOP_WITHIN, scheduler.shutdown()).await;
+    // Released at once rather than when the connection is dropped.
+    let release = sqlx::query("SELECT pg_advisory_unlock($1)").bind(LEADER_LOCK);
+    let _ = tokio::time::timeout(STOP_WITHIN, release.execute(&mut lock)).await;
+    result
+}
+
+/// Leads until an error: a pass at start, then passes on notifications, cron ticks and retries.
+async fn lead_until_stopped(
+    reconciler: &Reconciler,
+    lock: &mut PgConnection,
+    mut ticks: mpsc::Receiver<()>,
+) -> anyhow::Result<()> {
+    let mut listener = PgListener::connect_with(&reconciler.pool).await?;
+    listener.listen(REGISTRY_CHANNEL).await?;
 
     // Failed passes in a row, and when to try again.
     let mut failures = 0;
@@ -104,12 +138,11 @@ async fn lead(
     let mut retry = after(pass(reconciler, "startup").await);
     let mut burst: Option<(Instant, Instant)> = None;
     let mut check = tokio::time::interval(LEADER_CHECK);
-    let result = loop {
+    loop {
         let due = burst.map(|(first, last)| (last + QUIET).min(first + MAX_DELAY));
         let settle = sleep_until(due);
         let retry_due = sleep_until(retry);
         tokio::select! {
-            _ = shutdown.cancelled() => break Ok(()),
             note = listener.recv() => match note {
                 Ok(_) => {
                     let now = Instant::now();
@@ -130,14 +163,12 @@ async fn lead(
             () = retry_due => retry = after(pass(reconciler, "retry").await),
             Some(()) = ticks.recv() => retry = after(pass(reconciler, "cron").await),
             _ = check.tick() => {
-                if let Err(e) = sqlx::query("SELECT 1").execute(&mut lock).await {
-                    break Err(anyhow::anyhow!("lost the lock connection: {e}"));
+                if let Err(e) = sqlx::query("SELECT 1").execute(&mut *lock).await {
+                    anyhow::bail!("lost the lock connection: {e}");
                 }
             }
         }
-    };
-    let _ = scheduler.shutdown().await;
-    result
+    }
 }
 
 /// Sleeps until `at`, or forever without one.

@@ -51,6 +51,11 @@ impl Registry {
         if !created && *owner != before.owner {
             owner_changed(conn, id, owner).await?;
         }
+        if before.status == InstanceStatus::Deleted && !created {
+            // Deletion forgot its grants and keys; make sure nothing from before survives a
+            // redeploy (rows written by versions that did not forget them at deletion).
+            forget_access(conn, actor, id).await?;
+        }
         sync_domains(conn, &before, &wanted).await?;
         let after = self
             .finish(
@@ -114,10 +119,9 @@ impl Registry {
         if *owner != before.owner {
             owner_changed(conn, id, owner).await?;
         }
-        if to == InstanceStatus::Deleted {
+        if to == InstanceStatus::Deleted && before.status != InstanceStatus::Deleted {
             sync_domains(conn, &before, &[]).await?;
-            // A deleted instance's keys stop working; deploying it again issues a new one.
-            db::keys::revoke_all(conn, id.as_str()).await?;
+            forget_access(conn, actor, id).await?;
         }
         self.finish(conn, actor, action, Some(&before), id).await
     }
@@ -235,7 +239,9 @@ impl Registry {
 }
 
 /// The owner is part of what an instance polls (the owner always has access), so a new
-/// owner is a change in the instance's grants log.
+/// owner is a change in the instance's grants log. Keys issued before the change were seen by
+/// the previous owner's side: they stop working at once (the deploy hook issues the new owner
+/// a key in its answer; an admin's owner change leaves the new owner to rotate for one).
 async fn owner_changed(conn: &mut PgConnection, id: &InstanceId, owner: &UserId) -> Result<()> {
     db::grants::record(
         conn,
@@ -243,6 +249,15 @@ async fn owner_changed(conn: &mut PgConnection, id: &InstanceId, owner: &UserId)
         &crate::grants::model::Change::Owner(owner.to_string()),
     )
     .await?;
+    db::keys::revoke_all(conn, id.as_str()).await?;
+    Ok(())
+}
+
+/// A deleted instance keeps no access: its grants and invitations go (in its change log and
+/// the audit log) and its keys stop working; deploying it again starts empty with a new key.
+async fn forget_access(conn: &mut PgConnection, actor: &Actor, id: &InstanceId) -> Result<()> {
+    crate::grants::ops::forget_all(conn, actor, id).await?;
+    db::keys::revoke_all(conn, id.as_str()).await?;
     Ok(())
 }
 

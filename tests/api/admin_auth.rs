@@ -271,3 +271,124 @@ async fn fleetgate_accepts_tokens_minted_by_the_emulator(pool: PgPool) {
         .unwrap();
     assert_eq!(res.status(), 403);
 }
+
+/// Tokens users get by logging in at an instance are for that instance's API only: fleetgate
+/// refuses a token for the instances' audience, and one carrying the instance claim the
+/// post-login Action sets, even with `fleet:admin` (an admin who logs in at a customer's
+/// instance hands it that token), and says why in the 401.
+#[sqlx::test]
+async fn tokens_minted_at_an_instance_are_refused(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    app.deploy("alpha", &["alpha.apps.example.com"]).await;
+    let t = &app.tenant;
+    let admin = t.claims(&["fleet:admin"]);
+    let refused = [
+        (
+            "instances' audience",
+            with(admin.clone(), "aud", json!(INSTANCE_AUDIENCE)),
+            "wrong audience",
+        ),
+        (
+            "both audiences",
+            with(admin.clone(), "aud", json!([AUDIENCE, INSTANCE_AUDIENCE])),
+            "instances' API",
+        ),
+        (
+            "instance claim",
+            with(
+                admin.clone(),
+                "https://fleetgate.dev/instance",
+                json!("beta"),
+            ),
+            "instance claim",
+        ),
+    ];
+    for (what, claims, says) in refused {
+        // Creating a grant is what the probe managed with a token from another instance.
+        let res = app
+            .http
+            .post(app.url("/v1/instances/alpha/grants"))
+            .bearer_auth(t.sign(&claims))
+            .json(&json!({"user_id": "auth0|mallory", "role": "admin"}))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            res.headers()["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .contains("invalid_token"),
+            "{what}"
+        );
+        let detail = assert_problem(res, 401, "unauthorized").await;
+        assert!(detail.contains(says), "{what}: {detail}");
+    }
+    let (_, grants) = app.get_json("/v1/instances/alpha/grants").await;
+    assert_eq!(grants["grants"], json!([]));
+
+    // The claim of another namespace is not ours to judge; the configured one is.
+    let other_namespace = with(admin.clone(), "https://example.org/instance", json!("beta"));
+    assert_eq!(
+        call(&app, Some(&t.sign(&other_namespace))).await.status(),
+        200
+    );
+    let custom = TestApp::spawn_with(
+        app.pool.clone(),
+        TestTenant::start().await,
+        &[("FLEETGATE_CLAIM_NAMESPACE", "https://example.org".into())],
+    )
+    .await;
+    let claims = with(
+        custom.tenant.claims(&["fleet:admin"]),
+        "https://example.org/instance",
+        json!("beta"),
+    );
+    assert_eq!(
+        call(&custom, Some(&custom.tenant.sign(&claims)))
+            .await
+            .status(),
+        401
+    );
+}
+
+/// The other direction: instances are told the instances' audience (never fleetgate's) and
+/// the claim to check, and the tenant mints tokens for that audience.
+#[sqlx::test]
+async fn instances_are_told_their_own_audience(pool: PgPool) {
+    let tenant = TestTenant::start().await;
+    let vars = tenant.reconciler_vars().await;
+    let app = TestApp::spawn_with(pool, tenant, &vars).await;
+    let deployed = app.deploy("alpha", &["alpha.apps.example.com"]).await;
+    let key = deployed["instance_key"].as_str().unwrap();
+    let mut config = Value::Null;
+    for _ in 0..100 {
+        let res = app
+            .http
+            .get(app.url("/v1/instances/alpha/config"))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap();
+        if res.status() == 200 {
+            config = res.json().await.unwrap();
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(config["audience"], INSTANCE_AUDIENCE, "{config}");
+    assert_eq!(config["instance_claim"], "https://fleetgate.dev/instance");
+    let minted: Value = app
+        .http
+        .post(format!("{}/emulator/users/token", app.tenant.base_url))
+        .json(&json!({"sub": "auth0|owner-1", "audience": INSTANCE_AUDIENCE}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = minted["access_token"]
+        .as_str()
+        .expect("a token for the instances' API");
+    assert_eq!(call(&app, Some(token)).await.status(), 401);
+}

@@ -10,9 +10,16 @@ async fn framework_errors_are_problem_json(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let res = app.http.get(app.url("/nope")).send().await.unwrap();
     assert_problem(res, 404, "not_found").await;
+    // Under /v1/ the caller comes first: a wrong method is a 401 without credentials.
     let res = app
         .http
         .request(Method::PUT, app.url("/v1/instances"))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 401, "unauthorized").await;
+    let res = app
+        .admin(Method::PUT, "/v1/instances")
         .send()
         .await
         .unwrap();

@@ -9,16 +9,16 @@ use sqlx::PgPool;
 
 use crate::helpers::*;
 
-const ACTION_SECRET: &str = "action-secret-0123456789abcdef0123456789";
-const OWNER: &str = "auth0|owner-1";
+pub const ACTION_SECRET: &str = "action-secret-0123456789abcdef0123456789";
+pub const OWNER: &str = "auth0|owner-1";
 
-struct Fleet {
-    app: TestApp,
+pub struct Fleet {
+    pub app: TestApp,
     /// The key of instance `acme`, from its first deploy.
-    key: String,
+    pub key: String,
 }
 
-async fn fleet(pool: PgPool, extra: &[(&str, String)]) -> Fleet {
+pub async fn fleet(pool: PgPool, extra: &[(&str, String)]) -> Fleet {
     let mut vars = vec![("FLEETGATE_ACTION_SECRET", ACTION_SECRET.to_owned())];
     vars.extend(extra.iter().cloned());
     let app = TestApp::spawn_with(pool, TestTenant::start().await, &vars).await;
@@ -32,20 +32,20 @@ async fn fleet(pool: PgPool, extra: &[(&str, String)]) -> Fleet {
 }
 
 impl Fleet {
-    fn user(&self, sub: &str) -> String {
+    pub fn user(&self, sub: &str) -> String {
         let mut claims = self.app.tenant.claims(&[]);
         claims["sub"] = sub.into();
         self.app.tenant.sign(&claims)
     }
 
-    fn as_bearer(&self, bearer: &str, method: Method, path: &str) -> reqwest::RequestBuilder {
+    pub fn as_bearer(&self, bearer: &str, method: Method, path: &str) -> reqwest::RequestBuilder {
         self.app
             .http
             .request(method, self.app.url(path))
             .bearer_auth(bearer)
     }
 
-    async fn grant(&self, bearer: &str, instance: &str, body: Value) -> (u16, Value) {
+    pub async fn grant(&self, bearer: &str, instance: &str, body: Value) -> (u16, Value) {
         into_json(
             self.as_bearer(
                 bearer,
@@ -60,7 +60,11 @@ impl Fleet {
         .await
     }
 
-    async fn poll(&self, query: &str, etag: Option<&str>) -> (StatusCode, Option<String>, Value) {
+    pub async fn poll(
+        &self,
+        query: &str,
+        etag: Option<&str>,
+    ) -> (StatusCode, Option<String>, Value) {
         let mut req = self.as_bearer(
             &self.key,
             Method::GET,
@@ -83,7 +87,7 @@ impl Fleet {
         (status, tag, body)
     }
 
-    async fn decide(&self, body: Value) -> (u16, Value) {
+    pub async fn decide(&self, body: Value) -> (u16, Value) {
         into_json(
             self.as_bearer(ACTION_SECRET, Method::POST, "/v1/login-decisions")
                 .json(&body)
@@ -95,7 +99,7 @@ impl Fleet {
     }
 }
 
-fn login(user: &str, email: Option<&str>, verified: bool, uri: &str) -> Value {
+pub fn login(user: &str, email: Option<&str>, verified: bool, uri: &str) -> Value {
     json!({ "user_id": user, "email": email, "email_verified": verified, "redirect_uri": uri, "client_id": "spa" })
 }
 
@@ -466,27 +470,32 @@ async fn polls_get_etags_304s_and_deltas(pool: PgPool) {
     let (_, _, delta) = f.poll("?since=2", None).await;
     assert_eq!(delta["removed"], json!([bob["id"]]));
 
-    // An owner change is part of the log.
-    f.app
+    // An owner change is part of the log (and ends the keys issued before it: the hook's
+    // answer carries the new one).
+    let (_, moved) = f
+        .app
         .hook(&deployed(
             "acme",
             "auth0|owner-9",
             &["acme.apps.example.com"],
         ))
         .await;
-    let (_, tag, delta) = f.poll("?since=4", None).await;
+    let key = moved["instance_key"].as_str().unwrap();
+    let res = f
+        .as_bearer(key, Method::GET, "/v1/instances/acme/grants?since=4")
+        .send()
+        .await
+        .unwrap();
+    let tag = res.headers()["etag"].to_str().unwrap().to_owned();
+    let delta: Value = res.json().await.unwrap();
     assert_eq!(
-        (tag.as_deref(), &delta["owner"]),
-        (Some("\"5\""), &json!("auth0|owner-9"))
+        (tag.as_str(), &delta["owner"]),
+        ("\"5\"", &json!("auth0|owner-9"))
     );
 
     for bad in ["?since=-1", "?since=x", "?wait=61", "?since=99", "?limit=1"] {
         let res = f
-            .as_bearer(
-                &f.key,
-                Method::GET,
-                &format!("/v1/instances/acme/grants{bad}"),
-            )
+            .as_bearer(key, Method::GET, &format!("/v1/instances/acme/grants{bad}"))
             .send()
             .await
             .unwrap();
@@ -858,8 +867,7 @@ async fn login_decisions_for_each_case(pool: PgPool) {
 async fn login_decisions_are_off_without_the_action_secret(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let res = app
-        .http
-        .post(app.url("/v1/login-decisions"))
+        .admin(Method::POST, "/v1/login-decisions")
         .json(&login(OWNER, None, false, "https://www.acme.com/cb"))
         .send()
         .await

@@ -14,6 +14,7 @@ use sqlx::PgPool;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 pub const AUDIENCE: &str = "https://fleetgate.test/api";
+pub const INSTANCE_AUDIENCE: &str = "https://instances.fleetgate.test/api";
 pub const PLATFORM_DOMAIN: &str = "apps.example.com";
 pub const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 pub const TEST_KEY: &str = include_str!("../fixtures/test-key.pem");
@@ -38,6 +39,7 @@ impl TestTenant {
         EmulatorConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
             api_audience: AUDIENCE.into(),
+            instance_audience: INSTANCE_AUDIENCE.into(),
             signing_key_pem: Some(TEST_KEY.into()),
             ..EmulatorConfig::default()
         }
@@ -196,6 +198,7 @@ pub fn settings_with(tenant_url: &str, extra: &[(&str, String)]) -> Settings {
         ("FLEETGATE_LISTEN", "127.0.0.1:0".to_owned()),
         ("AUTH0_DOMAIN", tenant_url.to_owned()),
         ("AUTH0_AUDIENCE", AUDIENCE.to_owned()),
+        ("FLEETGATE_INSTANCE_AUDIENCE", INSTANCE_AUDIENCE.to_owned()),
         ("FLEETGATE_PLATFORM_DOMAIN", PLATFORM_DOMAIN.to_owned()),
         ("FLEETGATE_WEBHOOK_SECRET", WEBHOOK_SECRET.to_owned()),
     ];

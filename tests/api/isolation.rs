@@ -53,7 +53,7 @@ fn allowed(method: &Method, path: &str) -> &'static [Who] {
         (_, "/v1/instances/{id}/grants" | "/v1/instances/{id}/grants/{grant_id}") => {
             &[Admin, Owner, InstanceAdmin]
         }
-        ("POST", "/v1/instances/{id}/keys/rotate") => &[Admin, Owner, InstanceAdmin],
+        (_, "/v1/instances/{id}/keys" | "/v1/instances/{id}/keys/rotate") => &[Admin, Owner],
         ("GET", "/v1/users/{user_id}/grants") => &[Admin, Owner],
         ("POST", "/v1/login-decisions") => &[Action],
         _ => &[Admin],
@@ -201,4 +201,68 @@ async fn no_caller_reaches_what_is_not_theirs(pool: PgPool) {
         "a refused call changed something"
     );
     assert!(tried > 150, "{tried} refused calls tried");
+}
+
+/// The caller is judged before anything else: without a credential, every route (the deploy
+/// hook included, whose signature is missing) answers 401 whatever is wrong with the body or
+/// the query, and nothing changes.
+#[sqlx::test]
+async fn without_credentials_every_route_is_401_before_its_input_is_read(pool: PgPool) {
+    let app = TestApp::spawn_with(
+        pool,
+        TestTenant::start().await,
+        &[("FLEETGATE_ACTION_SECRET", ACTION_SECRET.to_owned())],
+    )
+    .await;
+    app.deploy("acme", &["acme.apps.example.com"]).await;
+    let before = everything(&app.pool).await;
+    let oversized = "x".repeat(fleetgate::http::framework::JSON_LIMIT + 1);
+    let bad_inputs: [(&str, &str, String); 4] = [
+        (
+            "?wait=abc&since=-1&limit=zz&cursor=%ff",
+            "application/json",
+            "{}".into(),
+        ),
+        ("", "application/json", "{not json".into()),
+        ("", "application/json", oversized),
+        ("?unknown=1", "text/plain", "\u{0}\u{1}".into()),
+    ];
+    let mut tried = 0;
+    for (method, path, _) in fleetgate::http::route_table() {
+        if !path.starts_with("/v1/") {
+            continue;
+        }
+        let path = path
+            .replace("{id}", "acme")
+            .replace("{hostname}", "acme.apps.example.com")
+            .replace("{grant_id}", "not-a-uuid")
+            .replace("{client_id}", "someclient")
+            .replace("{user_id}", "auth0%7Cowner-1");
+        for (query, content_type, body) in &bad_inputs {
+            let res = app
+                .http
+                .request(
+                    method.as_str().parse().unwrap(),
+                    app.url(&format!("{path}{query}")),
+                )
+                .header("content-type", *content_type)
+                .body(body.clone())
+                .send()
+                .await
+                .unwrap();
+            assert!(
+                res.headers().contains_key("www-authenticate"),
+                "{method} {path}{query}: no WWW-Authenticate"
+            );
+            let detail = assert_problem(res, 401, "unauthorized").await;
+            assert!(!detail.is_empty(), "{method} {path}");
+            tried += 1;
+        }
+    }
+    assert!(tried >= 100, "{tried} requests tried");
+    assert_eq!(
+        everything(&app.pool).await,
+        before,
+        "a refused call changed something"
+    );
 }

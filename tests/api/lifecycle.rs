@@ -129,3 +129,84 @@ async fn refused_credentials_and_waiting_for_a_pass_log_no_warnings(pool: PgPool
     let warnings: Vec<&str> = log.lines().filter(|l| l.contains("WARN")).collect();
     assert!(warnings.is_empty(), "{warnings:#?}");
 }
+
+/// SIGTERM ends the process within its bound whatever the reconciler is doing: with Auth0
+/// failing (errors and 429s, so passes spend their time in retries and rate-limit waits), a
+/// cron every 2 s and more instances than the applications hold, each of several replicas in
+/// turn gets SIGTERM at a random point. Each exits cleanly (not by the bound's forced exit)
+/// within the bound, leaves no run open, and the next one takes the lead at once.
+#[sqlx::test]
+async fn sigterm_ends_the_process_within_its_bound_whatever_the_reconciler_does(pool: PgPool) {
+    use rand::Rng;
+    let failing = fleetgate::emulator::EmulatorConfig {
+        faults: fleetgate::emulator::faults::Faults {
+            error_rate: 0.6,
+            rate_limit_rate: 0.4,
+            latency_rate: 0.5,
+            latency_ms: 300,
+            ..Default::default()
+        },
+        ..TestTenant::config()
+    };
+    let app = TestApp::spawn_with(pool.clone(), TestTenant::start_with(failing).await, &[]).await;
+    for i in 0..6 {
+        app.deploy(&format!("shop-{i}"), &[&format!("www.shop-{i}.com")])
+            .await;
+    }
+    let mut vars = app.tenant.reconciler_vars().await;
+    vars.extend([
+        ("FLEETGATE_RECONCILE_CRON", "*/2 * * * * *".to_owned()),
+        ("FLEETGATE_ALLOWLIST_CAP", "4".to_owned()),
+        ("FLEETGATE_AUTO_CREATE_APPLICATIONS", "true".to_owned()),
+    ]);
+    let db = database_url(&pool).await;
+    let http = reqwest::Client::new();
+    let open_runs = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM reconcile_runs WHERE outcome = 'running'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+    let mut mid_pass = 0;
+    const ROUNDS: usize = 6;
+    for round in 0..ROUNDS {
+        let mut replica = replica(&db, &app.tenant, &vars, &format!("stopped-{round}"));
+        within(30, "the replica leading", || async {
+            let Ok(res) = http.get(format!("{}/readyz", replica.addr)).send().await else {
+                return false;
+            };
+            res.status() == 200 && open_runs().await > 0
+        })
+        .await;
+        let pause = rand::thread_rng().gen_range(0..3000);
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        mid_pass += usize::from(open_runs().await > 0);
+        let signalled = std::time::Instant::now();
+        replica.terminate();
+        let status = replica
+            .exited(fleetgate::startup::SHUTDOWN_BOUND.as_secs() + 5)
+            .await;
+        let took = signalled.elapsed();
+        assert!(
+            status.success(),
+            "round {round}: exit status {status} after {took:?} (1: cut short by the bound)"
+        );
+        assert!(
+            took <= fleetgate::startup::SHUTDOWN_BOUND,
+            "round {round}: exited {took:?} after SIGTERM"
+        );
+        assert_eq!(open_runs().await, 0, "round {round}: a run was left open");
+    }
+    assert!(
+        mid_pass >= ROUNDS / 2,
+        "only {mid_pass} of {ROUNDS} signals landed mid-pass"
+    );
+    let interrupted: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM reconcile_runs WHERE error LIKE 'interrupted:%'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(interrupted >= 1, "no pass was recorded as interrupted");
+}

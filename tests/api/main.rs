@@ -16,3 +16,4 @@ mod registry;
 mod replicas;
 mod shards;
 mod spec;
+mod trust;

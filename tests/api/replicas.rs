@@ -81,6 +81,7 @@ pub fn fleetgate(db: &str, tenant: &TestTenant, vars: &[(&str, String)]) -> Comm
         .env("DATABASE_URL", db)
         .env("AUTH0_DOMAIN", &tenant.base_url)
         .env("AUTH0_AUDIENCE", AUDIENCE)
+        .env("FLEETGATE_INSTANCE_AUDIENCE", INSTANCE_AUDIENCE)
         .env("FLEETGATE_PLATFORM_DOMAIN", PLATFORM_DOMAIN)
         .env("FLEETGATE_WEBHOOK_SECRET", WEBHOOK_SECRET)
         .env("FLEETGATE_WILDCARD", "false")
