@@ -16,6 +16,12 @@
  */
 
 const DEFAULT_NAMESPACE = 'https://fleetgate.dev/';
+/**
+ * What every user who is not let in is told, whatever the reason: a reason such as
+ * "email_not_verified" would tell a stranger that their email was invited. The reason goes
+ * to the Action's log (and fleetgate's), for operators.
+ */
+const DENIED = 'You do not have access to this application.';
 const DEFAULT_TIMEOUT_MS = 3000;
 
 function settings(secrets) {
@@ -94,7 +100,8 @@ exports.onExecutePostLogin = async (event, api) => {
     return;
   }
   if (!decision.allow) {
-    api.access.deny(`Access denied (${decision.reason}).`);
+    console.log(`fleetgate: denied (${decision.reason}) for ${user.user_id} at ${redirectUri}`);
+    api.access.deny(DENIED);
     return;
   }
   for (const token of [api.accessToken, api.idToken]) {
@@ -102,3 +109,5 @@ exports.onExecutePostLogin = async (event, api) => {
     token.setCustomClaim(`${config.namespace}role`, decision.role);
   }
 };
+
+exports.DENIED = DENIED;

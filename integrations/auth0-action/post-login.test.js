@@ -10,7 +10,7 @@ const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const http = require('node:http');
 
-const { onExecutePostLogin } = require('./post-login.js');
+const { onExecutePostLogin, DENIED } = require('./post-login.js');
 
 const URL = process.env.FLEETGATE_URL;
 const SECRET = process.env.FLEETGATE_ACTION_SECRET;
@@ -40,10 +40,24 @@ function recorder() {
   };
 }
 
+/** Runs the Action; `seen.log` holds what it logged (the operators' side of a denial). */
 async function run(e) {
   const r = recorder();
-  await onExecutePostLogin(e, r.api);
+  const log = console.log;
+  r.seen.log = [];
+  console.log = (...args) => r.seen.log.push(args.join(' '));
+  try {
+    await onExecutePostLogin(e, r.api);
+  } finally {
+    console.log = log;
+  }
   return r.seen;
+}
+
+/** A denial the user sees as the one generic message, its reason only in the log. */
+function deniedFor(seen, reason) {
+  assert.equal(seen.denied, DENIED);
+  assert.ok(seen.log.some((line) => line.includes(reason)), `${reason} in ${seen.log}`);
 }
 
 test('the owner gets the instance claim on both tokens', async () => {
@@ -66,13 +80,13 @@ test('a granted user gets their role, under a configured namespace', async () =>
 
 test('a user without a grant is denied and gets no claim', async () => {
   const seen = await run(event({ user: { user_id: 'auth0|eve', email: 'eve@example.com', email_verified: true }, redirectUri: 'https://www.acme.com/callback' }));
-  assert.match(seen.denied, /not_granted/);
+  deniedFor(seen, 'not_granted');
   assert.deepEqual(seen.access, {});
 });
 
 test('an invitation needs a verified email, then binds', async () => {
   const unverified = await run(event({ user: { user_id: 'auth0|bob', email: 'bob@example.com', email_verified: false }, redirectUri: 'https://www.acme.com/callback' }));
-  assert.match(unverified.denied, /email_not_verified/);
+  deniedFor(unverified, 'email_not_verified');
   const verified = await run(event({ user: { user_id: 'auth0|bob', email: 'bob@example.com', email_verified: true }, redirectUri: 'https://www.acme.com/callback' }));
   assert.equal(verified.denied, null);
   assert.equal(verified.access['https://fleetgate.dev/role'], 'member');
@@ -82,9 +96,9 @@ test('an invitation needs a verified email, then binds', async () => {
 
 test('suspended instances and unknown hosts are denied', async () => {
   const paused = await run(event({ user: { user_id: 'auth0|owner-2' }, redirectUri: 'https://paused.apps.example.com/callback' }));
-  assert.match(paused.denied, /instance_suspended/);
+  deniedFor(paused, 'instance_suspended');
   const unknown = await run(event({ user: { user_id: 'auth0|owner-1' }, redirectUri: 'https://evil.example.org/callback' }));
-  assert.match(unknown.denied, /unknown_host/);
+  deniedFor(unknown, 'unknown_host');
 });
 
 test('the redirect URI falls back to the query; without one the login is denied', async () => {

@@ -1,12 +1,18 @@
-//! An email address as an invitation names it: `local@host`, compared lower-cased.
+//! An email address as an invitation names it: `local@host`.
+//!
+//! Two addresses are the same invitation only when they name the same mailbox: the domain is
+//! compared after IDNA (UTS 46 mapping, punycode) and ASCII lower-casing; the local part
+//! exactly, but for ASCII letters, which are folded. Unicode case rules never apply to the
+//! local part (`\u{212A}im` — KELVIN SIGN — is not `kim`), and a local part that is not in
+//! Unicode normal form NFKC is refused, so no two spellings of one mailbox exist.
 
 use std::fmt;
 
 use super::{Hostname, ParseError, printable};
 
-/// Lower-cased; the local part is 1–64 printable characters without whitespace, commas,
-/// quotes or angle brackets; the domain is a valid [`Hostname`] (IDNA to punycode); at most
-/// 254 characters in all.
+/// ASCII lower-cased; the local part is 1–64 printable characters in NFKC without
+/// whitespace, commas, quotes or angle brackets; the domain is a valid [`Hostname`] (IDNA to
+/// punycode); at most 254 characters in all.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(transparent)]
 pub struct Email(String);
@@ -28,9 +34,14 @@ impl Email {
                 "must not contain whitespace, control characters, commas, quotes, <, >, \\ or a second @",
             );
         }
+        if !unicode_normalization::is_nfkc(local) {
+            return fail(
+                "has characters before the @ that are not in Unicode normal form NFKC (e.g. a KELVIN SIGN for K)",
+            );
+        }
         let domain = Hostname::parse(domain)
             .map_err(|e| ParseError::new(format!("email '{shown}' has a bad domain: {e}")))?;
-        let email = format!("{}@{}", local.to_lowercase(), domain.as_str());
+        let email = format!("{}@{}", local.to_ascii_lowercase(), domain.as_str());
         if email.len() > 254 {
             return fail("is longer than 254 characters");
         }
@@ -55,6 +66,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn only_ascii_letters_of_the_local_part_are_folded() {
+        assert_eq!(
+            Email::parse("KIM@Corp.COM").unwrap().as_str(),
+            "kim@corp.com"
+        );
+        // Unicode lower-casing would make these `kim` and `émile`: other mailboxes.
+        assert_ne!(
+            Email::parse("K\u{130}M@corp.com").unwrap().as_str(),
+            "kim@corp.com"
+        );
+        assert_eq!(
+            Email::parse("Émile@corp.com").unwrap().as_str(),
+            "Émile@corp.com"
+        );
+        // The domain is a host name: IDNA maps it (KELVIN SIGN included) as DNS would.
+        assert_eq!(
+            Email::parse("kim@\u{212A}orp.com").unwrap().as_str(),
+            "kim@korp.com"
+        );
+    }
+
+    #[test]
     fn emails_are_lower_cased_and_checked() {
         assert_eq!(
             Email::parse("Ann.Lee+x@Example.COM").unwrap().as_str(),
@@ -71,6 +104,8 @@ mod tests {
             ("a,b@example.com", "commas"),
             ("a@localhost", "bad domain"),
             ("a@exa mple.com", "bad domain"),
+            ("\u{212A}im@corp.com", "NFKC"),
+            ("ﬁona@corp.com", "NFKC"),
         ] {
             let e = Email::parse(bad).unwrap_err().to_string();
             assert!(e.contains(rule), "{bad}: {e}");

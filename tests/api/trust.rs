@@ -239,3 +239,37 @@ async fn actors_from_outside_are_escaped_in_the_audit_log(pool: PgPool) {
     .unwrap();
     assert_eq!(actor, "admin:auth0|eve\\nadmin:auth0|root");
 }
+
+/// An invitation is claimed only by the mailbox it names: Unicode case rules never apply to
+/// the local part, so `\u{212A}im` (KELVIN SIGN) cannot claim `kim`'s invitation.
+#[sqlx::test]
+async fn look_alike_emails_do_not_claim_an_invitation(pool: PgPool) {
+    let f = fleet(pool, &[]).await;
+    let (status, _) = f
+        .grant(&f.app.admin_token, "acme", json!({"email": "kim@corp.com"}))
+        .await;
+    assert_eq!(status, 201);
+    let uri = "https://www.acme.com/callback";
+    for look_alike in ["\u{212A}im@corp.com", "\u{212A}IM@CORP.COM"] {
+        let (status, d) = f
+            .decide(login("auth0|mallory", Some(look_alike), true, uri))
+            .await;
+        assert_eq!(
+            (status, d["allow"].clone()),
+            (200, json!(false)),
+            "{look_alike}: {d}"
+        );
+    }
+    let (status, _) = f
+        .grant(
+            &f.app.admin_token,
+            "acme",
+            json!({"email": "\u{212A}im@corp.com"}),
+        )
+        .await;
+    assert_eq!(status, 422, "no invitation for a spelling that is not NFKC");
+    let (_, d) = f
+        .decide(login("auth0|kim", Some("Kim@Corp.com"), true, uri))
+        .await;
+    assert_eq!(d["reason"], "invitation_accepted", "{d}");
+}
