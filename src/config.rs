@@ -18,6 +18,8 @@ pub struct Settings {
     pub database_url: SecretString,
     pub db_max_connections: u32,
     pub listen: SocketAddr,
+    /// Where `/metrics` is served: its own address, or (None) the API's.
+    pub metrics_listen: Option<SocketAddr>,
     pub auth0: Auth0Settings,
     pub platform_domain: Option<Hostname>,
     pub webhook_secret: SecretString,
@@ -126,6 +128,13 @@ impl Settings {
                     )
                 },
             )?,
+            metrics_listen: match vars.optional("FLEETGATE_METRICS_LISTEN") {
+                None => None,
+                Some(s) => Some(s.parse().map_err(|_| ConfigError {
+                    var: "FLEETGATE_METRICS_LISTEN",
+                    message: "must be an address and port, e.g. 127.0.0.1:9090".into(),
+                })?),
+            },
             auth0: Auth0Settings {
                 base_url: parse_auth0_domain(&vars.required("AUTH0_DOMAIN")?).map_err(
                     |message| ConfigError {

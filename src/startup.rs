@@ -29,6 +29,8 @@ pub const SHUTDOWN_BOUND: Duration = Duration::from_secs(10);
 pub struct Application {
     port: u16,
     server: Server,
+    /// `/metrics` on an address of its own (`FLEETGATE_METRICS_LISTEN`), and its port.
+    metrics_server: Option<(u16, Server)>,
     pool: PgPool,
     reconciler: Option<Arc<Reconciler>>,
     live: Arc<Live>,
@@ -74,7 +76,11 @@ impl Application {
             .registry
             .register(Box::new(live.revisions.parked.clone()))
             .map_err(|e| anyhow::anyhow!("cannot set up metrics: {e}"))?;
-        let http_metrics = http_metrics(&metrics)?;
+        let http_metrics = http_metrics(&metrics, settings.metrics_listen.is_none())?;
+        let metrics_server = match settings.metrics_listen {
+            None => None,
+            Some(addr) => Some(metrics_server(addr, &metrics)?),
+        };
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -95,6 +101,7 @@ impl Application {
         Ok(Self {
             port,
             server,
+            metrics_server,
             pool,
             reconciler,
             live,
@@ -106,10 +113,25 @@ impl Application {
         self.port
     }
 
+    /// The port `/metrics` is served on when it has an address of its own.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_server.as_ref().map(|(port, _)| *port)
+    }
+
     /// Serves until `shutdown` is cancelled, then lets in-flight requests finish. The pool
     /// stays open: it belongs to the caller.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let handle = self.server.handle();
+        let metrics_serving = self.metrics_server.map(|(_, server)| {
+            let handle = server.handle();
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = server => {}
+                    _ = shutdown.cancelled() => handle.stop(false).await,
+                }
+            })
+        });
         let background = tokio::spawn(prune_webhook_ids(self.pool.clone(), shutdown.clone()));
         let listening = tokio::spawn(grants::listener::run(
             self.pool.clone(),
@@ -141,18 +163,66 @@ impl Application {
         let result = self.server.await;
         shutdown.cancel();
         let _ = tokio::join!(background, stopper, reconciling, listening);
+        if let Some(serving) = metrics_serving {
+            let _ = serving.await;
+        }
         Ok(result?)
     }
 }
 
-/// HTTP request metrics, served at `/metrics` with the rest of `metrics`' registry.
-fn http_metrics(metrics: &Metrics) -> anyhow::Result<PrometheusMetrics> {
-    PrometheusMetricsBuilder::new("fleetgate")
+/// HTTP request metrics, kept in `metrics`' registry; with `serve_here`, the API listener
+/// also serves `/metrics`.
+fn http_metrics(metrics: &Metrics, serve_here: bool) -> anyhow::Result<PrometheusMetrics> {
+    let builder = PrometheusMetricsBuilder::new("fleetgate")
         .registry(metrics.registry.clone())
-        .endpoint("/metrics")
-        .mask_unmatched_patterns("UNMATCHED")
+        .mask_unmatched_patterns("UNMATCHED");
+    let builder = if serve_here {
+        builder.endpoint("/metrics")
+    } else {
+        builder
+    };
+    builder
         .build()
         .map_err(|e| anyhow::anyhow!("cannot set up metrics: {e}"))
+}
+
+/// A server of its own answering `GET /metrics` (Prometheus text format) and nothing else,
+/// for an address only the monitoring network reaches.
+fn metrics_server(addr: std::net::SocketAddr, metrics: &Metrics) -> anyhow::Result<(u16, Server)> {
+    let listener = TcpListener::bind(addr)
+        .map_err(|e| anyhow::anyhow!("FLEETGATE_METRICS_LISTEN: cannot listen on {addr}: {e}"))?;
+    let port = listener.local_addr()?.port();
+    let registry = metrics.registry.clone();
+    let server = HttpServer::new(move || {
+        let registry = registry.clone();
+        App::new()
+            .route(
+                "/metrics",
+                web::get().to(move || {
+                    let registry = registry.clone();
+                    async move {
+                        let mut text = String::new();
+                        match prometheus::TextEncoder::new()
+                            .encode_utf8(&registry.gather(), &mut text)
+                        {
+                            Ok(()) => actix_web::HttpResponse::Ok()
+                                .content_type(prometheus::TEXT_FORMAT)
+                                .body(text),
+                            Err(e) => actix_web::HttpResponse::InternalServerError()
+                                .body(format!("cannot encode metrics: {e}")),
+                        }
+                    }
+                }),
+            )
+            .default_service(web::to(framework::no_route))
+            .wrap(framework::problem_for_every_error())
+    })
+    .workers(1)
+    .listen(listener)?
+    .disable_signals()
+    .shutdown_timeout(1)
+    .run();
+    Ok((port, server))
 }
 
 /// Forgets old webhook ids once an hour (idempotent, so every replica may do it).

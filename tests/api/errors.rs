@@ -195,3 +195,50 @@ async fn database_down_is_503_not_500() {
     );
     stop.cancel();
 }
+
+/// With `FLEETGATE_METRICS_LISTEN`, `/metrics` is served on that address only: the API's
+/// listener, which the internet may reach, no longer answers it.
+#[sqlx::test]
+async fn metrics_can_listen_on_an_address_of_their_own(pool: PgPool) {
+    let tenant = TestTenant::start().await;
+    let settings = settings_with(
+        &tenant.base_url,
+        &[("FLEETGATE_METRICS_LISTEN", "127.0.0.1:0".into())],
+    );
+    let app = fleetgate::startup::Application::build(&settings, pool).unwrap();
+    let api = format!("http://127.0.0.1:{}", app.port());
+    let metrics = format!("http://127.0.0.1:{}", app.metrics_port().unwrap());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let served = tokio::spawn(app.run_until_stopped(stop.clone()));
+    let http = reqwest::Client::new();
+    assert_eq!(
+        http.get(format!("{api}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let res = http.get(format!("{api}/metrics")).send().await.unwrap();
+    assert_problem(res, 404, "not_found").await;
+    let text = http
+        .get(format!("{metrics}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("fleetgate_http_requests_total") && text.contains("/healthz"),
+        "the API's requests are counted: {text}"
+    );
+    let res = http
+        .get(format!("{metrics}/v1/instances"))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 404, "not_found").await;
+    stop.cancel();
+    served.await.unwrap().unwrap();
+}
