@@ -61,6 +61,11 @@ async fn main() -> anyhow::Result<()> {
         ),
         ("FLEETGATE_ACTION_SECRET", ACTION_SECRET.to_owned()),
         ("FLEETGATE_DB_MAX_CONNECTIONS", "20".to_owned()),
+        // The long-polls below all come from one instance.
+        (
+            "FLEETGATE_MAX_PARKED_POLLS_PER_CALLER",
+            long_polls.max(1).to_string(),
+        ),
     ];
     let settings = common::settings(&vars)?;
     let pool = PgPool::connect(&db.url).await?;

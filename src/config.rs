@@ -39,6 +39,8 @@ pub struct GrantsSettings {
     pub key_grace: Duration,
     /// The bearer the Auth0 post-login Action presents; without it login decisions are off.
     pub action_secret: Option<SecretString>,
+    /// Long-polls one caller (an instance, a user) may have waiting at once on a replica.
+    pub max_parked_per_caller: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -351,11 +353,18 @@ fn grants_settings(vars: &Vars) -> Result<GrantsSettings> {
         }
         Some(s) => Some(SecretString::from(s)),
     };
+    let max_parked_per_caller = vars.parsed("FLEETGATE_MAX_PARKED_POLLS_PER_CALLER", 4, |s| {
+        s.parse::<usize>()
+            .ok()
+            .filter(|n| (1..=100_000).contains(n))
+            .ok_or("must be a whole number from 1 to 100000")
+    })?;
     Ok(GrantsSettings {
         roles,
         changes_kept,
         key_grace,
         action_secret,
+        max_parked_per_caller,
     })
 }
 

@@ -70,6 +70,7 @@ impl Application {
             grants: Grants::new(settings.grants.roles.clone(), settings.grants.changes_kept),
             live: live.clone(),
             key_grace: settings.grants.key_grace,
+            max_parked_per_caller: settings.grants.max_parked_per_caller,
             action_secret: settings.grants.action_secret.clone(),
         });
         metrics
@@ -94,6 +95,7 @@ impl Application {
                 .wrap(http_metrics.clone())
                 .wrap_fn(request_id::middleware)
         })
+        .on_connect(http::peer::remember)
         .listen(listener)?
         .disable_signals()
         .shutdown_timeout(REQUEST_GRACE_SECS)

@@ -16,6 +16,8 @@ use tokio_util::sync::CancellationToken;
 
 pub struct Revisions {
     by_instance: RwLock<HashMap<String, watch::Sender<i64>>>,
+    /// Parked polls by caller (an instance, a user), for the per-caller cap.
+    by_caller: std::sync::Mutex<HashMap<String, usize>>,
     synced: AtomicBool,
     /// Cancelled when the server shuts down: waits end at once.
     closing: CancellationToken,
@@ -32,6 +34,7 @@ impl Default for Revisions {
         .namespace("fleetgate");
         Self {
             by_instance: RwLock::default(),
+            by_caller: std::sync::Mutex::default(),
             synced: AtomicBool::default(),
             closing: CancellationToken::new(),
             parked: IntGauge::with_opts(opts).expect("valid metric"),
@@ -55,7 +58,39 @@ impl Drop for Parked<'_> {
     }
 }
 
+/// A caller's place among the polls parked now; given back when dropped.
+pub struct Slot<'a> {
+    revisions: &'a Revisions,
+    caller: String,
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        let mut by_caller = self.revisions.by_caller.lock().expect("parked lock");
+        if let Some(n) = by_caller.get_mut(&self.caller) {
+            *n -= 1;
+            if *n == 0 {
+                by_caller.remove(&self.caller);
+            }
+        }
+    }
+}
+
 impl Revisions {
+    /// A place for one more parked poll of `caller`, unless it has `max` parked already.
+    pub fn slot(&self, caller: &str, max: usize) -> Option<Slot<'_>> {
+        let mut by_caller = self.by_caller.lock().expect("parked lock");
+        let n = by_caller.entry(caller.to_owned()).or_default();
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(Slot {
+            revisions: self,
+            caller: caller.to_owned(),
+        })
+    }
+
     /// The instance's revision (0 for one never changed), or None while the memory is not in
     /// step with the database.
     pub fn current(&self, instance_id: &str) -> Option<i64> {
@@ -140,6 +175,25 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+
+    #[test]
+    fn each_caller_has_a_bounded_number_of_slots() {
+        let r = Revisions::default();
+        let held: Vec<_> = (0..4)
+            .map(|_| r.slot("instance:acme", 4).unwrap())
+            .collect();
+        assert!(r.slot("instance:acme", 4).is_none());
+        assert!(
+            r.slot("instance:beta", 4).is_some(),
+            "others are not affected"
+        );
+        drop(held);
+        assert!(r.slot("instance:acme", 4).is_some());
+        assert!(
+            r.by_caller.lock().unwrap().is_empty(),
+            "nothing kept for idle callers"
+        );
+    }
 
     #[tokio::test]
     async fn revisions_only_move_forwards_and_wake_waiters() {

@@ -35,6 +35,16 @@ pub enum Access {
 }
 
 impl Access {
+    /// Who is calling, for per-caller limits: an instance (whichever of its keys) or a user.
+    pub fn caller_key(&self) -> String {
+        match self {
+            Access::Instance(id) => format!("instance:{id}"),
+            Access::Admin(sub) | Access::Owner(sub) | Access::InstanceAdmin(sub) => {
+                format!("user:{sub}")
+            }
+        }
+    }
+
     pub fn actor(&self, req: &HttpRequest) -> Actor {
         let (kind, who) = match self {
             Access::Admin(sub) => ("admin", sub),

@@ -16,6 +16,8 @@ pub struct ApiError {
     code: &'static str,
     detail: String,
     www_authenticate: Option<String>,
+    /// Seconds for `Retry-After` (429).
+    retry_after: Option<u64>,
     /// The cause of a 5xx, for the log only.
     source: Option<anyhow::Error>,
 }
@@ -38,6 +40,7 @@ impl ApiError {
             code,
             detail: detail.into(),
             www_authenticate: None,
+            retry_after: None,
             source: None,
         }
     }
@@ -108,6 +111,13 @@ impl ApiError {
         }
     }
 
+    pub fn with_retry_after(self, secs: u64) -> Self {
+        Self {
+            retry_after: Some(secs),
+            ..self
+        }
+    }
+
     pub fn code(&self) -> &'static str {
         self.code
     }
@@ -146,6 +156,9 @@ impl ResponseError for ApiError {
         res.content_type(PROBLEM_JSON);
         if let Some(challenge) = &self.www_authenticate {
             res.insert_header((header::WWW_AUTHENTICATE, challenge.as_str()));
+        }
+        if let Some(secs) = self.retry_after {
+            res.insert_header((header::RETRY_AFTER, secs));
         }
         res.json(Self::problem(self.status, self.code, &self.detail))
     }

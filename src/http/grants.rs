@@ -59,7 +59,7 @@ pub async fn list(
     q: web::Query<PollQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&path)?;
-    access::instance(&state, &req, &id, Want::Read).await?;
+    let access = access::instance(&state, &req, &id, Want::Read).await?;
     let wait = match q.wait {
         None => 0,
         Some(n) if n <= MAX_WAIT_SECS => n,
@@ -86,11 +86,22 @@ pub async fn list(
         let current = state.live.revisions.current(id.as_str());
         if let (Some(known), Some(current)) = (known, current) {
             let now = if current == known && wait > 0 {
-                state
-                    .live
-                    .revisions
-                    .wait_past(id.as_str(), known, Duration::from_secs(wait.into()))
-                    .await
+                let caller = access.caller_key();
+                // One caller (an instance, whatever its keys; a user) may park only so many.
+                let max = state.max_parked_per_caller;
+                let Some(_slot) = state.live.revisions.slot(&caller, max) else {
+                    return Err(too_many_polls(max));
+                };
+                let waited = state.live.revisions.wait_past(
+                    id.as_str(),
+                    known,
+                    Duration::from_secs(wait.into()),
+                );
+                tokio::select! {
+                    now = waited => now,
+                    // Nobody to answer: stop waiting (the answer is dropped unwritten).
+                    () = super::peer::gone(&req) => return Ok(not_modified(known)),
+                }
             } else {
                 current
             };
@@ -171,6 +182,17 @@ async fn read(
     .map_err(|e| ApiError::internal(e.into()))?;
     tx.commit().await?;
     Ok((revision, body.into()))
+}
+
+fn too_many_polls(max: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_polls",
+        format!(
+            "at most {max} long-polls of one caller may wait at once (FLEETGATE_MAX_PARKED_POLLS_PER_CALLER); poll again when one is answered"
+        ),
+    )
+    .with_retry_after(1)
 }
 
 fn etag(revision: i64) -> String {

@@ -13,6 +13,7 @@ pub mod instances;
 pub mod keys;
 pub mod login;
 pub mod pagination;
+pub mod peer;
 pub mod reconcile;
 pub mod request_id;
 
@@ -41,6 +42,7 @@ pub struct AppState {
     /// Revisions and instance keys in memory (see `grants::listener`).
     pub live: std::sync::Arc<crate::grants::Live>,
     pub key_grace: std::time::Duration,
+    pub max_parked_per_caller: usize,
     pub action_secret: Option<secrecy::SecretString>,
 }
 

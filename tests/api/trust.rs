@@ -273,3 +273,92 @@ async fn look_alike_emails_do_not_claim_an_invitation(pool: PgPool) {
         .await;
     assert_eq!(d["reason"], "invitation_accepted", "{d}");
 }
+
+/// Parked long-polls end when their client hangs up (the gauge drops within a second instead
+/// of after the poll's wait), and one caller may park only so many at once: the next is
+/// answered 429 at once, and other callers are not affected.
+#[sqlx::test]
+async fn long_polls_end_with_their_client_and_are_capped_per_caller(pool: PgPool) {
+    let f = fleet(pool, &[]).await;
+    let (_, _, snapshot) = f.poll("", None).await;
+    let revision = snapshot["revision"].as_i64().unwrap();
+    let parked = || async {
+        let text = f
+            .app
+            .http
+            .get(f.app.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix("fleetgate_grants_parked_polls")?
+                    .trim()
+                    .parse::<i64>()
+                    .ok()
+            })
+            .unwrap()
+    };
+    let url = f.app.url(&format!(
+        "/v1/instances/acme/grants?since={revision}&wait=60"
+    ));
+    let cap = 4;
+    let mut waiting = Vec::new();
+    for _ in 0..cap {
+        // A client of its own each: a connection each, closed when its task is aborted.
+        let request = reqwest::Client::new().get(&url).bearer_auth(&f.key);
+        waiting.push(tokio::spawn(async move { request.send().await }));
+    }
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while parked().await < cap {
+        assert!(std::time::Instant::now() < until, "the polls did not park");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let started = std::time::Instant::now();
+    let res = f
+        .as_bearer(
+            &f.key,
+            Method::GET,
+            &format!("/v1/instances/acme/grants?since={revision}&wait=60"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "answered at once"
+    );
+    assert_eq!(res.headers()["retry-after"], "1");
+    assert_problem(res, 429, "too_many_polls").await;
+    // Another caller (the owner) still parks.
+    let owner = f.user(OWNER);
+    let other = {
+        let request = reqwest::Client::new().get(&url).bearer_auth(owner);
+        tokio::spawn(async move { request.send().await })
+    };
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while parked().await < cap + 1 {
+        assert!(
+            std::time::Instant::now() < until,
+            "the owner's poll did not park"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // The clients hang up.
+    for task in waiting.into_iter().chain([other]) {
+        task.abort();
+    }
+    let hung_up = std::time::Instant::now();
+    while parked().await > 0 {
+        assert!(
+            hung_up.elapsed() < std::time::Duration::from_secs(1),
+            "{} polls still parked {:?} after their clients left",
+            parked().await,
+            hung_up.elapsed()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
