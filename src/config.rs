@@ -20,6 +20,8 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// Where `/metrics` is served: its own address, or (None) the API's.
     pub metrics_listen: Option<SocketAddr>,
+    /// Failed authentications an address may make at once, and then per minute.
+    pub auth_failures_per_minute: std::num::NonZeroU32,
     pub auth0: Auth0Settings,
     pub platform_domain: Option<Hostname>,
     pub webhook_secret: SecretString,
@@ -137,6 +139,17 @@ impl Settings {
                     message: "must be an address and port, e.g. 127.0.0.1:9090".into(),
                 })?),
             },
+            auth_failures_per_minute: vars.parsed(
+                "FLEETGATE_AUTH_FAILURES_PER_MINUTE",
+                std::num::NonZeroU32::new(60).expect("not zero"),
+                |s| {
+                    s.parse::<u32>()
+                        .ok()
+                        .filter(|n| (1..=1_000_000).contains(n))
+                        .and_then(std::num::NonZeroU32::new)
+                        .ok_or("must be a whole number from 1 to 1000000")
+                },
+            )?,
             auth0: Auth0Settings {
                 base_url: parse_auth0_domain(&vars.required("AUTH0_DOMAIN")?).map_err(
                     |message| ConfigError {

@@ -35,6 +35,7 @@ pub struct Application {
     reconciler: Option<Arc<Reconciler>>,
     live: Arc<Live>,
     metrics: Metrics,
+    state: web::Data<AppState>,
 }
 
 impl Application {
@@ -71,6 +72,7 @@ impl Application {
             live: live.clone(),
             key_grace: settings.grants.key_grace,
             max_parked_per_caller: settings.grants.max_parked_per_caller,
+            auth_failures: auth::failures::FailureLimiter::new(settings.auth_failures_per_minute),
             action_secret: settings.grants.action_secret.clone(),
         });
         metrics
@@ -82,6 +84,7 @@ impl Application {
             None => None,
             Some(addr) => Some(metrics_server(addr, &metrics)?),
         };
+        let shared = state.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -108,6 +111,7 @@ impl Application {
             reconciler,
             live,
             metrics,
+            state: shared,
         })
     }
 
@@ -135,6 +139,18 @@ impl Application {
             })
         });
         let background = tokio::spawn(prune_webhook_ids(self.pool.clone(), shutdown.clone()));
+        let forgetting = tokio::spawn({
+            let (state, shutdown) = (self.state.clone(), shutdown.clone());
+            async move {
+                let mut every = tokio::time::interval(Duration::from_secs(60));
+                loop {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = every.tick() => state.auth_failures.forget_idle(),
+                    }
+                }
+            }
+        });
         let listening = tokio::spawn(grants::listener::run(
             self.pool.clone(),
             self.live.clone(),
@@ -164,7 +180,7 @@ impl Application {
         });
         let result = self.server.await;
         shutdown.cancel();
-        let _ = tokio::join!(background, stopper, reconciling, listening);
+        let _ = tokio::join!(background, forgetting, stopper, reconciling, listening);
         if let Some(serving) = metrics_serving {
             let _ = serving.await;
         }

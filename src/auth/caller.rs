@@ -11,7 +11,10 @@ use actix_web::{
     Error, FromRequest, HttpMessage, HttpRequest, ResponseError,
     body::{EitherBody, MessageBody},
     dev::{Payload, ServiceRequest, ServiceResponse},
-    http::header::{self, HeaderMap},
+    http::{
+        StatusCode,
+        header::{self, HeaderMap},
+    },
     middleware::Next,
     web,
 };
@@ -57,19 +60,17 @@ pub async fn authenticate(
             .await
             .map(ServiceResponse::map_into_left_body);
     }
-    if !req.headers().contains_key(header::AUTHORIZATION) {
-        let refused = credentials_required().error_response();
-        return Ok(req.into_response(refused).map_into_right_body());
-    }
-    let identified = match (
-        bearer_token(req.headers()),
-        req.app_data::<web::Data<AppState>>().cloned(),
-    ) {
-        (Err(e), _) => Err(e),
-        (Ok(_), None) => Err(ApiError::internal(anyhow::anyhow!(
-            "application state missing"
-        ))),
-        (Ok(token), Some(state)) => identify(&state, SecretString::from(token)).await,
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+        let e = ApiError::internal(anyhow::anyhow!("application state missing"));
+        return Ok(req.into_response(e.error_response()).map_into_right_body());
+    };
+    let identified = if req.headers().contains_key(header::AUTHORIZATION) {
+        match bearer_token(req.headers()) {
+            Err(e) => Err(e),
+            Ok(token) => identify(&state, SecretString::from(token)).await,
+        }
+    } else {
+        Err(credentials_required())
     };
     match identified {
         Ok(caller) => {
@@ -78,8 +79,31 @@ pub async fn authenticate(
                 .await
                 .map(ServiceResponse::map_into_left_body)
         }
-        Err(e) => Ok(req.into_response(e.error_response()).map_into_right_body()),
+        Err(e) => {
+            let refused = match req.peer_addr() {
+                Some(peer) if e.status_code() == StatusCode::UNAUTHORIZED => {
+                    match state.auth_failures.failed(peer.ip()) {
+                        Some(wait) => too_many_failures(wait),
+                        None => e,
+                    }
+                }
+                _ => e,
+            };
+            Ok(req
+                .into_response(refused.error_response())
+                .map_into_right_body())
+        }
     }
+}
+
+/// The answer to an address that failed to authenticate more often than it may.
+fn too_many_failures(wait: std::time::Duration) -> ApiError {
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_failed_authentications",
+        "too many failed authentications from this address; retry after the time in Retry-After",
+    )
+    .with_retry_after(wait.as_secs().max(1))
 }
 
 async fn identify(state: &AppState, token: SecretString) -> Result<Caller, ApiError> {

@@ -43,6 +43,8 @@ pub struct AppState {
     pub live: std::sync::Arc<crate::grants::Live>,
     pub key_grace: std::time::Duration,
     pub max_parked_per_caller: usize,
+    /// Failed authentications per client address.
+    pub auth_failures: crate::auth::failures::FailureLimiter,
     pub action_secret: Option<secrecy::SecretString>,
 }
 

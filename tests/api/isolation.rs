@@ -211,7 +211,11 @@ async fn without_credentials_every_route_is_401_before_its_input_is_read(pool: P
     let app = TestApp::spawn_with(
         pool,
         TestTenant::start().await,
-        &[("FLEETGATE_ACTION_SECRET", ACTION_SECRET.to_owned())],
+        &[
+            ("FLEETGATE_ACTION_SECRET", ACTION_SECRET.to_owned()),
+            // Every request here fails to authenticate, from one address.
+            ("FLEETGATE_AUTH_FAILURES_PER_MINUTE", "100000".to_owned()),
+        ],
     )
     .await;
     app.deploy("acme", &["acme.apps.example.com"]).await;

@@ -362,3 +362,65 @@ async fn long_polls_end_with_their_client_and_are_capped_per_caller(pool: PgPool
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+/// An address that keeps failing to authenticate is answered 429 with `Retry-After` once its
+/// quota is spent; a valid credential from the same address still gets in, and other
+/// addresses are not affected.
+#[sqlx::test]
+async fn repeated_failed_authentication_from_one_address_is_slowed(pool: PgPool) {
+    let app = TestApp::spawn_with(
+        pool,
+        TestTenant::start().await,
+        &[("FLEETGATE_AUTH_FAILURES_PER_MINUTE", "5".into())],
+    )
+    .await;
+    let from = |ip: &str| {
+        reqwest::Client::builder()
+            .local_address(ip.parse::<std::net::IpAddr>().unwrap())
+            .build()
+            .unwrap()
+    };
+    let attacker = from("127.0.0.1");
+    let instances = app.url("/v1/instances");
+    for bearer in ["junk", "fgi_junk", "eyJhbGciOiJub25lIn0.e30.", "x", "y"] {
+        let res = attacker
+            .get(&instances)
+            .bearer_auth(bearer)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401, "within the quota");
+    }
+    for bearer in [None, Some("junk")] {
+        let mut req = attacker.get(&instances);
+        if let Some(b) = bearer {
+            req = req.bearer_auth(b);
+        }
+        let res = req.send().await.unwrap();
+        let wait: u64 = res.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=12).contains(&wait), "Retry-After {wait}");
+        assert_problem(res, 429, "too_many_failed_authentications").await;
+    }
+    let valid = attacker
+        .get(&instances)
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        valid.status(),
+        200,
+        "a valid credential from the same address gets in"
+    );
+    let other = from("127.0.0.2")
+        .get(&instances)
+        .bearer_auth("junk")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 401, "another address has its own quota");
+}
