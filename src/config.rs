@@ -215,7 +215,7 @@ impl Settings {
     }
 }
 
-/// The variables naming each field's templates, and their defaults (DESIGN.md).
+/// The variables naming each field's templates, and their defaults (docs/design.md).
 pub const TEMPLATE_VARS: [(Field, &str, &str); 4] = [
     (
         Field::Callbacks,

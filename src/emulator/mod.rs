@@ -1,5 +1,5 @@
 //! A local stand-in for the parts of an Auth0 tenant fleetgate uses, faithful to
-//! ../shared/AUTH0.md: client-credentials tokens, the JWKS, the Management API's clients
+//! docs/auth0.md: client-credentials tokens, the JWKS, the Management API's clients
 //! endpoints with Auth0's validation, error bodies, scopes and rate limit, plus fault
 //! injection and dev-user tokens under `/emulator/`. Used by `scripts/dev` and by tests.
 

@@ -1,4 +1,4 @@
-//! Auth0's rules for the URLs in an application's allow-lists (see ../shared/AUTH0.md).
+//! Auth0's rules for the URLs in an application's allow-lists (see docs/auth0.md).
 
 /// The longest URL accepted. Auth0 publishes none; the emulator picks a generous one.
 pub const MAX_URL_LEN: usize = 2048;

@@ -62,7 +62,7 @@ impl Template {
 pub struct Templates(BTreeMap<Field, Vec<Template>>);
 
 impl Templates {
-    /// DESIGN.md's defaults: callbacks `https://{host}/callback`, logout `https://{host}/`,
+    /// docs/design.md's defaults: callbacks `https://{host}/callback`, logout `https://{host}/`,
     /// both origins `https://{host}`.
     pub fn defaults() -> Self {
         Self::parse(|f| match f {

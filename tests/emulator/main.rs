@@ -1,4 +1,4 @@
-//! Black-box tests of the Auth0 emulator over HTTP, one per behaviour of ../shared/AUTH0.md.
+//! Black-box tests of the Auth0 emulator over HTTP, one per behaviour of docs/auth0.md.
 
 mod clients;
 mod faults_and_limits;
