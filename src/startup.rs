@@ -85,6 +85,7 @@ impl Application {
             Some(addr) => Some(metrics_server(addr, &metrics)?),
         };
         let shared = state.clone();
+        let metrics_here = settings.metrics_listen.is_none();
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -92,6 +93,14 @@ impl Application {
                 .app_data(framework::query_config())
                 .app_data(framework::payload_config())
                 .configure(http::routes)
+                .configure(|cfg| {
+                    if metrics_here {
+                        // The middleware answers GET; the resource makes other methods 405.
+                        cfg.service(
+                            web::resource("/metrics").route(web::get().to(framework::no_route)),
+                        );
+                    }
+                })
                 .default_service(web::to(framework::no_route))
                 .wrap(actix_web::middleware::from_fn(auth::caller::authenticate))
                 .wrap(framework::problem_for_every_error())
@@ -214,24 +223,20 @@ fn metrics_server(addr: std::net::SocketAddr, metrics: &Metrics) -> anyhow::Resu
     let server = HttpServer::new(move || {
         let registry = registry.clone();
         App::new()
-            .route(
-                "/metrics",
-                web::get().to(move || {
-                    let registry = registry.clone();
-                    async move {
-                        let mut text = String::new();
-                        match prometheus::TextEncoder::new()
-                            .encode_utf8(&registry.gather(), &mut text)
-                        {
-                            Ok(()) => actix_web::HttpResponse::Ok()
-                                .content_type(prometheus::TEXT_FORMAT)
-                                .body(text),
-                            Err(e) => actix_web::HttpResponse::InternalServerError()
-                                .body(format!("cannot encode metrics: {e}")),
-                        }
+            .service(web::resource("/metrics").route(web::get().to(move || {
+                let registry = registry.clone();
+                async move {
+                    let mut text = String::new();
+                    match prometheus::TextEncoder::new().encode_utf8(&registry.gather(), &mut text)
+                    {
+                        Ok(()) => actix_web::HttpResponse::Ok()
+                            .content_type(prometheus::TEXT_FORMAT)
+                            .body(text),
+                        Err(e) => actix_web::HttpResponse::InternalServerError()
+                            .body(format!("cannot encode metrics: {e}")),
                     }
-                }),
-            )
+                }
+            })))
             .default_service(web::to(framework::no_route))
             .wrap(framework::problem_for_every_error())
     })

@@ -239,6 +239,31 @@ async fn metrics_can_listen_on_an_address_of_their_own(pool: PgPool) {
         .await
         .unwrap();
     assert_problem(res, 404, "not_found").await;
+    let res = http
+        .post(format!("{metrics}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 405, "method_not_allowed").await;
     stop.cancel();
     served.await.unwrap().unwrap();
+}
+
+/// `/metrics` answers GET only: any other method is a 405 (schemathesis's
+/// `unsupported_method`), on the API's listener and on a metrics listener of its own.
+#[sqlx::test]
+async fn metrics_answer_other_methods_405(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    for method in ["TRACE", "POST", "DELETE"] {
+        let res = app
+            .http
+            .request(
+                Method::from_bytes(method.as_bytes()).unwrap(),
+                app.url("/metrics"),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_problem(res, 405, "method_not_allowed").await;
+    }
 }
