@@ -84,6 +84,20 @@ struct EmulatorArgs {
     /// Share (0-1) of requests whose connection is cut after processing.
     #[arg(long, default_value_t = 0.0)]
     drop_rate: f64,
+    /// A post-login Action (a file exporting onExecutePostLogin) to run with Node on every
+    /// login and refresh-token exchange.
+    #[arg(long)]
+    action: Option<std::path::PathBuf>,
+    /// A secret of the Action (event.secrets), NAME=VALUE; repeat for more.
+    #[arg(long = "action-secret", value_parser = action_secret, requires = "action")]
+    action_secrets: Vec<(String, String)>,
+}
+
+fn action_secret(raw: &str) -> Result<(String, String), String> {
+    match raw.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
+        _ => Err("must be NAME=VALUE".into()),
+    }
 }
 
 #[derive(Subcommand)]
@@ -172,6 +186,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 state_file: args.state,
                 api_audience: args.api_audience,
                 instance_audience: args.instance_audience,
+                action: args
+                    .action
+                    .map(|file| crate::emulator::login::action::ActionConfig {
+                        file,
+                        secrets: args.action_secrets.into_iter().collect(),
+                    }),
                 rate_limit_burst: args.rate_limit_burst,
                 rate_limit_per_second: args.rate_limit_per_second,
                 max_clients: args.max_clients,

@@ -10,12 +10,15 @@ use super::{
     faults::Faults,
     keys::SigningKey,
     token::TOKEN_LIFETIME_SECS,
+    users::{DEFAULT_PASSWORD, User},
 };
 
 pub fn scope() -> Scope {
     web::scope("/emulator")
         .route("/tenant", web::get().to(tenant))
         .route("/users/token", web::post().to(user_token))
+        .route("/users", web::post().to(create_user))
+        .route("/users", web::get().to(list_users))
         .route("/keys/rotate", web::post().to(rotate_keys))
         .route("/faults", web::get().to(get_faults))
         .route("/faults", web::put().to(put_faults))
@@ -132,4 +135,55 @@ async fn stats(emu: web::Data<Emu>) -> HttpResponse {
 async fn reset_stats(emu: web::Data<Emu>) -> HttpResponse {
     emu.stats.lock().expect("stats lock").clear();
     HttpResponse::NoContent().finish()
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewUser {
+    email: String,
+    password: Option<String>,
+    #[serde(default)]
+    email_verified: bool,
+    name: Option<String>,
+}
+
+/// `POST /emulator/users`: a user of the database connection (password `password` unless
+/// given), answered as the Management API shows users.
+async fn create_user(emu: web::Data<Emu>, body: web::Bytes) -> Result<HttpResponse, MgmtError> {
+    let new: NewUser = serde_json::from_slice(&body)
+        .map_err(|e| MgmtError::invalid_body(format!("Invalid request: {e}")))?;
+    let email = new.email.trim();
+    let valid = email
+        .split_once('@')
+        .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'));
+    if !valid || email.chars().any(char::is_whitespace) {
+        return Err(MgmtError::invalid_body(format!(
+            "Payload validation error: 'Object didn't pass validation for format email: {email}' on property email."
+        )));
+    }
+    let password = new.password.as_deref().unwrap_or(DEFAULT_PASSWORD);
+    if password.is_empty() {
+        return Err(MgmtError::invalid_body(
+            "PasswordStrengthError: Password is too weak",
+        ));
+    }
+    emu.change(|t| {
+        if t.user_by_email(email).is_some() {
+            return Err(MgmtError::new(
+                409,
+                "The user already exists.",
+                Some("auth0_idp_error"),
+            ));
+        }
+        let user = User::new(email, password, new.email_verified, new.name.as_deref());
+        let profile = user.profile();
+        t.users.push(user);
+        Ok(json_response(StatusCode::CREATED, &profile))
+    })
+}
+
+async fn list_users(emu: web::Data<Emu>) -> HttpResponse {
+    let t = emu.tenant.lock().expect("tenant lock");
+    let users: Vec<Value> = t.users.iter().map(User::profile).collect();
+    json_response(StatusCode::OK, &Value::Array(users))
 }

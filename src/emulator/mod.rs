@@ -9,11 +9,14 @@ pub mod errors;
 pub mod faults;
 mod gates;
 pub mod keys;
+pub mod login;
 mod management;
+pub mod matching;
 pub mod ratelimit;
 pub mod state;
 mod token;
 pub mod urls;
+pub mod users;
 
 use std::{
     collections::BTreeMap,
@@ -47,6 +50,8 @@ pub struct EmulatorConfig {
     pub faults: Faults,
     /// Sign with this key instead of generating one (tests pass a fixture to save time).
     pub signing_key_pem: Option<String>,
+    /// The post-login Action to run on logins and refresh-token exchanges.
+    pub action: Option<login::action::ActionConfig>,
 }
 
 impl Default for EmulatorConfig {
@@ -61,6 +66,7 @@ impl Default for EmulatorConfig {
             max_clients: 100,
             faults: Faults::default(),
             signing_key_pem: None,
+            action: None,
         }
     }
 }
@@ -72,6 +78,9 @@ pub struct Emu {
     pub faults: RwLock<Faults>,
     /// Answers given, by `METHOD route status`.
     pub stats: Mutex<BTreeMap<String, u64>>,
+    /// Sessions, pending logins, codes and refresh tokens (lock after `tenant`, never before).
+    pub login: Mutex<login::state::LoginState>,
+    pub action: Option<login::action::Action>,
 }
 
 impl Emu {
@@ -136,6 +145,12 @@ impl Emulator {
             )),
             faults: RwLock::new(config.faults.clone()),
             stats: Mutex::new(BTreeMap::new()),
+            login: Mutex::default(),
+            action: config
+                .action
+                .clone()
+                .map(login::action::Action::new)
+                .transpose()?,
         });
         let server = HttpServer::new(move || {
             App::new()
@@ -145,8 +160,10 @@ impl Emulator {
                 .service(
                     web::resource("/oauth/token")
                         .wrap(from_fn(gates::faults))
-                        .route(web::post().to(token::token)),
+                        .route(web::post().to(token::token))
+                        .route(web::method(actix_web::http::Method::OPTIONS).to(login::preflight)),
                 )
+                .configure(login::routes)
                 .service(
                     web::scope("/api/v2")
                         .wrap(from_fn(gates::management))

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use super::{
     clients::{self, Client},
     keys::SigningKey,
+    users::User,
 };
 
 /// A client's permission to get tokens for an API, with these scopes.
@@ -29,6 +30,8 @@ pub const MANAGEMENT_SCOPES: [&str; 4] = [
 pub struct Tenant {
     pub base_url: String,
     pub clients: Vec<Client>,
+    /// The database connection's users, who log in through the login page.
+    pub users: Vec<User>,
     pub grants: Vec<ClientGrant>,
     /// Identifiers of the APIs ("resource servers") tokens may be minted for.
     pub apis: Vec<String>,
@@ -55,6 +58,8 @@ pub struct Seeded {
 struct Saved {
     base_url: String,
     clients: Vec<Client>,
+    #[serde(default)]
+    users: Vec<User>,
     grants: Vec<ClientGrant>,
     apis: Vec<String>,
     keys: Vec<String>,
@@ -115,6 +120,7 @@ impl Tenant {
                 instance_audience.to_owned(),
             ],
             clients: vec![spa, m2m],
+            users: Vec::new(),
             keys: vec![key],
             max_clients,
             seeded,
@@ -147,6 +153,7 @@ impl Tenant {
         Ok(Self {
             base_url: base_url.to_owned(),
             clients: saved.clients,
+            users: saved.users,
             grants: saved
                 .grants
                 .into_iter()
@@ -175,6 +182,7 @@ impl Tenant {
         let saved = Saved {
             base_url: self.base_url.clone(),
             clients: self.clients.clone(),
+            users: self.users.clone(),
             grants: self.grants.clone(),
             apis: self.apis.clone(),
             keys: self.keys.iter().map(|k| k.pem().to_owned()).collect(),
@@ -195,6 +203,17 @@ impl Tenant {
         self.clients
             .iter()
             .find(|c| c.get("client_id").and_then(Value::as_str) == Some(id))
+    }
+
+    pub fn user(&self, user_id: &str) -> Option<&User> {
+        self.users.iter().find(|u| u.user_id == user_id)
+    }
+
+    /// The user with this email (compared as Auth0 does: case-insensitively).
+    pub fn user_by_email(&self, email: &str) -> Option<&User> {
+        self.users
+            .iter()
+            .find(|u| u.email.eq_ignore_ascii_case(email))
     }
 
     pub fn client_mut(&mut self, id: &str) -> Option<&mut Client> {

@@ -1,4 +1,5 @@
-//! `POST /oauth/token` (client credentials) and `GET /.well-known/jwks.json`.
+//! `POST /oauth/token` (client credentials here; the user grants in `login::exchange`) and
+//! `GET /.well-known/jwks.json`.
 
 use actix_web::{HttpRequest, HttpResponse, http::StatusCode, http::header, web};
 use base64::{Engine, engine::general_purpose::STANDARD};
@@ -7,6 +8,7 @@ use serde_json::{Map, Value, json};
 use super::{
     Emu,
     errors::{OAuthError, json_response},
+    login,
 };
 
 /// Access tokens for APIs live a day, as Auth0's default.
@@ -78,12 +80,18 @@ pub async fn token(
             "Missing required parameter: grant_type",
         )
     })?;
-    if grant_type != "client_credentials" {
-        return Err(OAuthError::new(
-            400,
-            "unsupported_grant_type",
-            format!("Unsupported grant type: {grant_type}"),
-        ));
+    match grant_type.as_str() {
+        "client_credentials" => {}
+        "authorization_code" | "refresh_token" => {
+            return user_grant(&emu, &req, &grant_type, &params).await;
+        }
+        _ => {
+            return Err(OAuthError::new(
+                400,
+                "unsupported_grant_type",
+                format!("Unsupported grant type: {grant_type}"),
+            ));
+        }
     }
     let denied = || OAuthError::new(401, "access_denied", "Unauthorized");
     let (client_id, secret) = match (
@@ -158,4 +166,42 @@ pub async fn token(
         StatusCode::OK,
         &json!({ "access_token": access_token, "token_type": "Bearer", "expires_in": TOKEN_LIFETIME_SECS, "scope": scope }),
     ))
+}
+
+/// A user grant, from a browser (CORS: the application's callback origins and allowed
+/// origins; any other origin is refused before the grant is looked at) or not.
+async fn user_grant(
+    emu: &Emu,
+    req: &HttpRequest,
+    grant_type: &str,
+    params: &Map<String, Value>,
+) -> Result<HttpResponse, OAuthError> {
+    let origin = login::origin(req);
+    if let Some(origin) = &origin {
+        let tenant = emu.tenant.lock().expect("tenant lock");
+        let client_id = params.get("client_id").and_then(Value::as_str);
+        let allowed = login::named_client(&tenant.clients, client_id)
+            .is_some_and(|c| login::allows_origin(c, origin));
+        if !allowed {
+            return Err(OAuthError::new(
+                403,
+                "access_denied",
+                format!("Origin {origin} is not allowed for this application"),
+            ));
+        }
+    }
+    let basic = basic_credentials(req);
+    let answer = match grant_type {
+        "authorization_code" => login::exchange::authorization_code(emu, params, basic),
+        _ => login::exchange::refresh_token(emu, req, params, basic).await,
+    };
+    // The allowed origin may read the answer, errors included.
+    let mut res = match answer {
+        Ok(answer) => json_response(StatusCode::OK, &answer),
+        Err(e) => actix_web::ResponseError::error_response(&e),
+    };
+    if let Some(origin) = &origin {
+        login::allow_origin(&mut res, origin);
+    }
+    Ok(res)
 }

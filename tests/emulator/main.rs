@@ -3,5 +3,6 @@
 mod clients;
 mod faults_and_limits;
 mod helpers;
+mod login;
 mod management_client;
 mod tokens;

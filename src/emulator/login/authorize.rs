@@ -1,0 +1,341 @@
+//! `GET /authorize` and the login form it shows (`POST /u/login`): the authorization code
+//! flow as Auth0 runs it. The application and its redirect URI are checked first, and a
+//! failure there is an error page that never redirects; every later failure goes back to the
+//! application's redirect URI. A session cookie lets later logins skip the form.
+
+use std::time::Instant;
+
+use actix_web::{
+    HttpRequest, HttpResponse,
+    cookie::{Cookie, SameSite},
+    web,
+};
+use serde_json::{Map, Value, json};
+
+use super::{
+    SESSION_COOKIE,
+    event::{self, Protocol},
+    pages::{error_page, login_form, respond},
+    state::{Authorization, Challenge, Grant, ResponseMode},
+};
+use crate::emulator::{
+    Emu,
+    clients::Client,
+    matching::{callback_matches, origin_matches, origin_of},
+};
+
+/// The entries of one of a client's URL lists.
+pub fn entries<'a>(client: &'a Client, field: &str) -> impl Iterator<Item = &'a str> {
+    client
+        .get(field)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+}
+
+/// The query's parameters; what is wrong with it otherwise.
+fn query(req: &HttpRequest) -> Result<Map<String, Value>, String> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(req.query_string())
+        .map_err(|_| "The query string cannot be read".to_owned())?;
+    let mut map = Map::new();
+    for (k, v) in pairs {
+        if map.insert(k.clone(), Value::String(v)).is_some() {
+            return Err(format!("Parameter '{k}' is given more than once"));
+        }
+    }
+    Ok(map)
+}
+
+fn text<'a>(q: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
+    q.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
+}
+
+pub async fn authorize(emu: web::Data<Emu>, req: HttpRequest) -> HttpResponse {
+    let q = match query(&req) {
+        Ok(q) => q,
+        Err(why) => return error_page("invalid_request", &why),
+    };
+    // What decides whether Auth0 may redirect at all.
+    let (authorization, client_name) = {
+        let tenant = emu.tenant.lock().expect("tenant lock");
+        let Some(client_id) = text(&q, "client_id") else {
+            return error_page("invalid_request", "Missing required parameter: client_id");
+        };
+        let Some(client) = tenant.client(client_id) else {
+            return error_page("invalid_request", &format!("Unknown client: {client_id}"));
+        };
+        let Some(redirect_uri) = text(&q, "redirect_uri") else {
+            return error_page(
+                "invalid_request",
+                "Missing required parameter: redirect_uri",
+            );
+        };
+        if !entries(client, "callbacks").any(|e| callback_matches(e, redirect_uri)) {
+            return error_page(
+                "Callback URL mismatch",
+                &format!(
+                    "The provided redirect_uri is not in the list of allowed callback URLs. Please go to the Application Settings page and make sure you are sending a valid callback url from your application: {redirect_uri}"
+                ),
+            );
+        }
+        let Some(response_mode) = ResponseMode::parse(text(&q, "response_mode")) else {
+            return error_page(
+                "invalid_request",
+                "response_mode must be query, fragment, form_post or web_message",
+            );
+        };
+        if response_mode == ResponseMode::WebMessage {
+            let origin = origin_of(redirect_uri).unwrap_or_default();
+            if !entries(client, "web_origins").any(|e| origin_matches(e, &origin)) {
+                return error_page(
+                    "invalid_request",
+                    &format!(
+                        "The specified redirect_uri '{redirect_uri}' does not have a registered origin (Allowed Web Origins)."
+                    ),
+                );
+            }
+        }
+        let name = client
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or(client_id);
+        (
+            Authorization {
+                client_id: client_id.to_owned(),
+                redirect_uri: redirect_uri.to_owned(),
+                response_mode,
+                scope: text(&q, "scope").unwrap_or("openid").to_owned(),
+                state: text(&q, "state").map(str::to_owned),
+                nonce: text(&q, "nonce").map(str::to_owned),
+                audience: text(&q, "audience").map(str::to_owned),
+                challenge: None,
+                query: q.clone(),
+            },
+            name.to_owned(),
+        )
+    };
+    let mut authorization = authorization;
+    // From here on, failures go back to the application.
+    if text(&q, "response_type") != Some("code") {
+        return fail(
+            &authorization,
+            "unsupported_response_type",
+            "Unsupported response type: the emulator supports the authorization code flow (response_type=code)",
+        );
+    }
+    match challenge(&q) {
+        Ok(c) => authorization.challenge = c,
+        Err(description) => return fail(&authorization, "invalid_request", &description),
+    }
+    if let Some(audience) = &authorization.audience {
+        let known = emu
+            .tenant
+            .lock()
+            .expect("tenant lock")
+            .apis
+            .contains(audience);
+        if !known {
+            return fail(
+                &authorization,
+                "access_denied",
+                &format!("Service not found: {audience}"),
+            );
+        }
+    }
+    let prompt = text(&q, "prompt").unwrap_or("");
+    let session = req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned());
+    let user = session.as_deref().and_then(|s| {
+        let login = emu.login.lock().expect("login lock");
+        let user_id = login.session_user(s)?.to_owned();
+        drop(login);
+        emu.tenant
+            .lock()
+            .expect("tenant lock")
+            .user(&user_id)
+            .map(|u| u.user_id.clone())
+    });
+    match (user, prompt) {
+        (Some(user_id), p) if p != "login" => complete(&emu, &req, &authorization, &user_id).await,
+        (None, "none") => fail(&authorization, "login_required", "Login required"),
+        _ => {
+            let hint = text(&q, "login_hint").unwrap_or("").to_owned();
+            let txn = emu
+                .login
+                .lock()
+                .expect("login lock")
+                .pend(authorization, Instant::now());
+            login_form(&txn, &client_name, &hint, None)
+        }
+    }
+}
+
+/// The PKCE challenge, if one was sent.
+fn challenge(q: &Map<String, Value>) -> Result<Option<Challenge>, String> {
+    let Some(challenge) = text(q, "code_challenge") else {
+        return Ok(None);
+    };
+    let valid = (43..=128).contains(&challenge.len())
+        && challenge
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
+    if !valid {
+        return Err("code_challenge must be 43 to 128 characters of [A-Za-z0-9-._~]".into());
+    }
+    match text(q, "code_challenge_method").unwrap_or("plain") {
+        "S256" => Ok(Some(Challenge::S256(challenge.to_owned()))),
+        "plain" => Ok(Some(Challenge::Plain(challenge.to_owned()))),
+        other => Err(format!(
+            "Unsupported code_challenge_method: {other} (S256 or plain)"
+        )),
+    }
+}
+
+/// An error for the application, at its redirect URI.
+fn fail(a: &Authorization, error: &str, description: &str) -> HttpResponse {
+    let mut params = Map::new();
+    params.insert("error".into(), json!(error));
+    params.insert("error_description".into(), json!(description));
+    if let Some(state) = &a.state {
+        params.insert("state".into(), json!(state));
+    }
+    respond(a.response_mode, &a.redirect_uri, &params)
+}
+
+#[derive(serde::Deserialize)]
+pub struct LoginForm {
+    txn: String,
+    username: String,
+    password: String,
+}
+
+/// `POST /u/login`: the login form. A wrong email or password shows the form again.
+pub async fn login(
+    emu: web::Data<Emu>,
+    req: HttpRequest,
+    form: web::Form<LoginForm>,
+) -> HttpResponse {
+    let form = form.into_inner();
+    let Some(authorization) = emu
+        .login
+        .lock()
+        .expect("login lock")
+        .pending(&form.txn)
+        .cloned()
+    else {
+        return error_page(
+            "invalid_request",
+            "This login has expired or was already completed; start again from the application",
+        );
+    };
+    let (user_id, client_name) = {
+        let tenant = emu.tenant.lock().expect("tenant lock");
+        let name = tenant
+            .client(&authorization.client_id)
+            .and_then(|c| c.get("name").and_then(Value::as_str))
+            .unwrap_or(&authorization.client_id)
+            .to_owned();
+        let user = tenant
+            .user_by_email(form.username.trim())
+            .filter(|u| u.password_is(&form.password))
+            .map(|u| u.user_id.clone());
+        (user, name)
+    };
+    let Some(user_id) = user_id else {
+        return login_form(
+            &form.txn,
+            &client_name,
+            &form.username,
+            Some("Wrong email or password."),
+        );
+    };
+    let session = {
+        let mut login = emu.login.lock().expect("login lock");
+        login.finish_pending(&form.txn);
+        login.start_session(&user_id)
+    };
+    let mut answer = complete(&emu, &req, &authorization, &user_id).await;
+    let secure = emu
+        .tenant
+        .lock()
+        .expect("tenant lock")
+        .base_url
+        .starts_with("https:");
+    let mut cookie = Cookie::build(SESSION_COOKIE, session)
+        .path("/")
+        .http_only(true)
+        .finish();
+    if secure {
+        cookie.set_secure(true);
+        cookie.set_same_site(SameSite::None);
+    } else {
+        cookie.set_same_site(SameSite::Lax);
+    }
+    let _ = answer.add_cookie(&cookie);
+    answer
+}
+
+/// The user is logged in: run the Action, then send the application a code, or its denial.
+async fn complete(
+    emu: &Emu,
+    req: &HttpRequest,
+    authorization: &Authorization,
+    user_id: &str,
+) -> HttpResponse {
+    let (profile, client) = {
+        let mut tenant = emu.tenant.lock().expect("tenant lock");
+        if let Some(user) = tenant.users.iter_mut().find(|u| u.user_id == user_id) {
+            user.logins_count += 1;
+        }
+        let profile = tenant.user(user_id).map(|u| u.profile());
+        let client = tenant.client(&authorization.client_id).cloned();
+        (profile, client)
+    };
+    let (Some(profile), Some(client)) = (profile, client) else {
+        return fail(
+            authorization,
+            "access_denied",
+            "The user or the application no longer exists",
+        );
+    };
+    let outcome = match &emu.action {
+        None => Default::default(),
+        Some(action) => {
+            let event = event::login(
+                req,
+                &profile,
+                &client,
+                authorization,
+                Protocol::AuthorizationCode,
+            );
+            action.run(event).await
+        }
+    };
+    if let Some(reason) = outcome.denied {
+        return fail(authorization, "access_denied", &reason);
+    }
+    let grant = Grant {
+        user_id: user_id.to_owned(),
+        client_id: authorization.client_id.clone(),
+        scope: authorization.scope.clone(),
+        audience: authorization.audience.clone(),
+        access_claims: outcome.access_claims,
+        id_claims: outcome.id_claims,
+        refresh_metadata: outcome.metadata,
+    };
+    let code =
+        emu.login
+            .lock()
+            .expect("login lock")
+            .issue_code(authorization, grant, Instant::now());
+    let mut params = Map::new();
+    params.insert("code".into(), json!(code));
+    if let Some(state) = &authorization.state {
+        params.insert("state".into(), json!(state));
+    }
+    respond(
+        authorization.response_mode,
+        &authorization.redirect_uri,
+        &params,
+    )
+}

@@ -1,0 +1,234 @@
+//! The pages of the login side: the login form, error pages, and the answers that carry a
+//! result back to the application (redirects, `form_post` and `web_message` pages). Plain
+//! HTML; every value shown is escaped.
+
+use actix_web::{HttpResponse, http::StatusCode};
+use serde_json::{Map, Value};
+
+use super::state::ResponseMode;
+use crate::emulator::matching::origin_of;
+
+/// Text for an HTML text node or a quoted attribute.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn page(status: StatusCode, title: &str, body: &str) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .insert_header(("cache-control", "no-store"))
+        .body(format!(
+            "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title>\
+             <meta name=\"viewport\" content=\"width=device-width\"></head><body>\n{body}\n</body></html>\n",
+            escape(title)
+        ))
+}
+
+/// An error page, as Auth0 shows one instead of redirecting (a callback URL mismatch, an
+/// unknown client, a bad logout URL): status 400, never a redirect.
+pub fn error_page(error: &str, description: &str) -> HttpResponse {
+    page(
+        StatusCode::BAD_REQUEST,
+        "Error",
+        &format!(
+            "<h1>Oops!, something went wrong</h1>\n<p id=\"error\">{}: {}</p>",
+            escape(error),
+            escape(description)
+        ),
+    )
+}
+
+/// The login form: `username` (the email) and `password`, posted without JavaScript.
+pub fn login_form(
+    txn: &str,
+    client_name: &str,
+    login_hint: &str,
+    error: Option<&str>,
+) -> HttpResponse {
+    let error = error.map_or(String::new(), |e| {
+        format!("<p id=\"error\" role=\"alert\">{}</p>\n", escape(e))
+    });
+    page(
+        StatusCode::OK,
+        "Log in",
+        &format!(
+            "<h1>Log in</h1>\n<p>to continue to {client}</p>\n{error}\
+             <form method=\"POST\" action=\"/u/login\">\n\
+             <input type=\"hidden\" name=\"txn\" value=\"{txn}\">\n\
+             <label>Email address <input type=\"email\" name=\"username\" value=\"{hint}\" autocomplete=\"username\" required></label>\n\
+             <label>Password <input type=\"password\" name=\"password\" autocomplete=\"current-password\" required></label>\n\
+             <button type=\"submit\" name=\"action\" value=\"default\">Continue</button>\n</form>",
+            client = escape(client_name),
+            txn = escape(txn),
+            hint = escape(login_hint),
+        ),
+    )
+}
+
+/// A plain page saying something (e.g. logged out).
+pub fn message(title: &str, text: &str) -> HttpResponse {
+    page(
+        StatusCode::OK,
+        title,
+        &format!("<h1>{}</h1>\n<p>{}</p>", escape(title), escape(text)),
+    )
+}
+
+/// Carries `params` (a code, or an error) to the application at `redirect_uri` the way
+/// `mode` says.
+pub fn respond(
+    mode: ResponseMode,
+    redirect_uri: &str,
+    params: &Map<String, Value>,
+) -> HttpResponse {
+    let pairs: Vec<(&str, &str)> = params
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str(), v.as_str()?)))
+        .collect();
+    let encoded = serde_urlencoded::to_string(&pairs).expect("strings encode");
+    match mode {
+        ResponseMode::Query | ResponseMode::Fragment => {
+            let sep = if mode == ResponseMode::Fragment {
+                "#"
+            } else if redirect_uri.contains('?') {
+                "&"
+            } else {
+                "?"
+            };
+            HttpResponse::Found()
+                .insert_header(("location", format!("{redirect_uri}{sep}{encoded}")))
+                .insert_header(("cache-control", "no-store"))
+                .finish()
+        }
+        ResponseMode::FormPost => {
+            let inputs: String = pairs
+                .iter()
+                .map(|(k, v)| {
+                    format!(
+                        "<input type=\"hidden\" name=\"{}\" value=\"{}\">\n",
+                        escape(k),
+                        escape(v)
+                    )
+                })
+                .collect();
+            page(
+                StatusCode::OK,
+                "Submit this form",
+                &format!(
+                    "<form method=\"post\" name=\"hiddenform\" action=\"{}\">\n{inputs}\
+                     <noscript><button type=\"submit\">Continue</button></noscript>\n</form>\n\
+                     <script>document.forms[0].submit();</script>",
+                    escape(redirect_uri)
+                ),
+            )
+        }
+        ResponseMode::WebMessage => {
+            // Posted only to the redirect URI's origin, which /authorize checked against the
+            // application's web origins.
+            let origin = origin_of(redirect_uri).unwrap_or_default();
+            let message =
+                serde_json::json!({ "type": "authorization_response", "response": params });
+            page(
+                StatusCode::OK,
+                "Authorization response",
+                &format!(
+                    "<script>\n(function () {{\n  var target = window.opener || window.parent;\n  \
+                     target.postMessage({message}, {origin});\n}})();\n</script>",
+                    message = script_json(&message),
+                    origin = script_json(&Value::String(origin)),
+                ),
+            )
+        }
+    }
+}
+
+/// JSON safe inside a `<script>` element.
+fn script_json(value: &Value) -> String {
+    value
+        .to_string()
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn params() -> Map<String, Value> {
+        json!({"code": "abc", "state": "s&t"})
+            .as_object()
+            .unwrap()
+            .clone()
+    }
+
+    #[test]
+    fn values_are_escaped() {
+        assert_eq!(
+            escape("<a href=\"x\">'&'</a>"),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
+        assert_eq!(
+            script_json(&json!("</script>")),
+            "\"\\u003c/script\\u003e\""
+        );
+    }
+
+    #[test]
+    fn results_go_back_as_the_mode_says() {
+        let q = respond(ResponseMode::Query, "https://a.example.com/cb", &params());
+        assert_eq!(q.status(), 302);
+        assert_eq!(
+            q.headers().get("location").unwrap(),
+            "https://a.example.com/cb?code=abc&state=s%26t"
+        );
+        let q = respond(
+            ResponseMode::Query,
+            "https://a.example.com/cb?x=1",
+            &params(),
+        );
+        assert_eq!(
+            q.headers().get("location").unwrap(),
+            "https://a.example.com/cb?x=1&code=abc&state=s%26t"
+        );
+        let f = respond(
+            ResponseMode::Fragment,
+            "https://a.example.com/cb",
+            &params(),
+        );
+        assert_eq!(
+            f.headers().get("location").unwrap(),
+            "https://a.example.com/cb#code=abc&state=s%26t"
+        );
+        assert_eq!(
+            respond(
+                ResponseMode::WebMessage,
+                "https://a.example.com/cb",
+                &params()
+            )
+            .status(),
+            200
+        );
+        assert_eq!(
+            respond(
+                ResponseMode::FormPost,
+                "https://a.example.com/cb",
+                &params()
+            )
+            .status(),
+            200
+        );
+    }
+}

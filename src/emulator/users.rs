@@ -1,0 +1,103 @@
+//! The tenant's users (a database connection's, `auth0|…`): created under `/emulator/users`,
+//! logged in through the login page. Passwords are kept as salted SHA-256 hashes, which is
+//! enough for a local stand-in and keeps them out of the state file.
+
+use rand::RngCore;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// The password of a user created without one.
+pub const DEFAULT_PASSWORD: &str = "password";
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct User {
+    pub user_id: String,
+    pub email: String,
+    pub email_verified: bool,
+    pub name: String,
+    pub created_at: String,
+    #[serde(default)]
+    pub logins_count: u64,
+    salt: String,
+    password_sha256: String,
+}
+
+fn digest(salt: &str, password: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(salt.as_bytes());
+    h.update([0]);
+    h.update(password.as_bytes());
+    hex(&h.finalize())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn random_hex(n: usize) -> String {
+    let mut bytes = vec![0u8; n];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    hex(&bytes)
+}
+
+impl User {
+    /// A new user with an id as Auth0 gives database users (`auth0|` + 24 hex digits).
+    pub fn new(email: &str, password: &str, email_verified: bool, name: Option<&str>) -> Self {
+        let salt = random_hex(16);
+        Self {
+            user_id: format!("auth0|{}", random_hex(12)),
+            email: email.to_owned(),
+            email_verified,
+            name: name.unwrap_or(email).to_owned(),
+            created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            logins_count: 0,
+            password_sha256: digest(&salt, password),
+            salt,
+        }
+    }
+
+    pub fn password_is(&self, password: &str) -> bool {
+        digest(&self.salt, password)
+            .as_bytes()
+            .ct_eq(self.password_sha256.as_bytes())
+            .into()
+    }
+
+    /// The user as the Management API and `event.user` show it (never the password).
+    pub fn profile(&self) -> Value {
+        json!({
+            "user_id": self.user_id,
+            "email": self.email,
+            "email_verified": self.email_verified,
+            "name": self.name,
+            "nickname": self.email.split('@').next().unwrap_or_default(),
+            "created_at": self.created_at,
+            "logins_count": self.logins_count,
+            "identities": [{
+                "provider": "auth0",
+                "user_id": self.user_id.trim_start_matches("auth0|"),
+                "connection": "Username-Password-Authentication",
+                "isSocial": false,
+            }],
+            "app_metadata": {},
+            "user_metadata": {},
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_checked_and_never_shown() {
+        let u = User::new("ann@example.com", "s3cret", true, None);
+        assert!(u.user_id.starts_with("auth0|") && u.user_id.len() == 30);
+        assert!(u.password_is("s3cret"));
+        assert!(!u.password_is("s3cret "));
+        assert_eq!(u.name, "ann@example.com");
+        let shown = u.profile().to_string() + &serde_json::to_string(&u).unwrap();
+        assert!(!shown.contains("s3cret"));
+    }
+}

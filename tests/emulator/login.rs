@@ -1,0 +1,756 @@
+//! The login side over HTTP, as a browser and an SPA drive it (no browser needed): discovery,
+//! `/authorize` and its callback matching, the login form and session, codes with PKCE,
+//! refresh-token rotation, CORS, `/userinfo`, logout, and the post-login Action run for real.
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use reqwest::{Method, header};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::helpers::*;
+
+const APP: &str = "https://acme.apps.example.com";
+const CALLBACK: &str = "https://acme.apps.example.com/callback";
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+
+/// A browser: no redirects followed, the emulator's session cookie kept.
+struct Browser<'a> {
+    emu: &'a TestEmulator,
+    http: reqwest::Client,
+    cookie: Option<String>,
+}
+
+impl<'a> Browser<'a> {
+    fn new(emu: &'a TestEmulator) -> Self {
+        Self {
+            emu,
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            cookie: None,
+        }
+    }
+
+    fn keep_cookie(&mut self, res: &reqwest::Response) {
+        for v in res.headers().get_all(header::SET_COOKIE) {
+            let v = v.to_str().unwrap();
+            let pair = v.split(';').next().unwrap();
+            self.cookie =
+                (!pair.ends_with('=') && !v.contains("Max-Age=0")).then(|| pair.to_owned());
+        }
+    }
+
+    async fn get(&mut self, url: &str) -> reqwest::Response {
+        let mut req = self.http.get(url);
+        if let Some(c) = &self.cookie {
+            req = req.header(header::COOKIE, c);
+        }
+        let res = req.send().await.unwrap();
+        self.keep_cookie(&res);
+        res
+    }
+
+    async fn authorize(&mut self, client_id: &str, extra: &[(&str, &str)]) -> reqwest::Response {
+        let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(VERIFIER.as_bytes()));
+        let mut params = vec![
+            ("client_id", client_id),
+            ("response_type", "code"),
+            ("redirect_uri", CALLBACK),
+            ("scope", "openid profile email offline_access"),
+            ("state", "st-1"),
+            ("nonce", "n-1"),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ];
+        for (k, v) in extra {
+            params.retain(|(p, _)| p != k);
+            params.push((k, v));
+        }
+        let query = serde_urlencoded::to_string(&params).unwrap();
+        self.get(&self.emu.url(&format!("/authorize?{query}")))
+            .await
+    }
+
+    /// Fills in the login form of `page`.
+    async fn log_in(&mut self, page: &str, email: &str, password: &str) -> reqwest::Response {
+        let txn = between(page, "name=\"txn\" value=\"", "\"");
+        assert!(page.contains("name=\"username\"") && page.contains("name=\"password\""));
+        let res = self
+            .http
+            .post(self.emu.url("/u/login"))
+            .form(&[
+                ("txn", txn.as_str()),
+                ("username", email),
+                ("password", password),
+            ])
+            .send()
+            .await
+            .unwrap();
+        self.keep_cookie(&res);
+        res
+    }
+}
+
+fn between(text: &str, start: &str, end: &str) -> String {
+    let from = text
+        .find(start)
+        .unwrap_or_else(|| panic!("no {start} in {text}"))
+        + start.len();
+    text[from..][..text[from..].find(end).unwrap()].to_owned()
+}
+
+/// The query parameters of a redirect's `Location`.
+fn redirected(res: &reqwest::Response) -> (String, Value) {
+    assert_eq!(res.status(), 302, "{res:?}");
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    let (base, query) = location.split_once(['?', '#']).unwrap_or((&location, ""));
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap();
+    let map: serde_json::Map<String, Value> =
+        pairs.into_iter().map(|(k, v)| (k, json!(v))).collect();
+    (base.to_owned(), Value::Object(map))
+}
+
+async fn setup(config: fleetgate::emulator::EmulatorConfig) -> (TestEmulator, String, String) {
+    let emu = TestEmulator::start(config).await;
+    let spa = emu.tenant["spa_client_id"].as_str().unwrap().to_owned();
+    let token = emu.management_token().await;
+    let (status, _) = emu
+        .call(
+            Method::PATCH,
+            &format!("/api/v2/clients/{spa}"),
+            &token,
+            Some(json!({
+                "callbacks": [CALLBACK, "https://*.custom.example.com/callback", "https://{organization_name}.org.example.com/callback"],
+                "allowed_logout_urls": [format!("{APP}/")],
+                "web_origins": [APP],
+                "allowed_origins": ["https://other.example.com"],
+            })),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let res = emu
+        .http
+        .post(emu.url("/emulator/users"))
+        .json(&json!({"email": "ann@example.com", "password": "s3cret!", "email_verified": true, "name": "Ann"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let user: Value = res.json().await.unwrap();
+    (emu, spa, user["user_id"].as_str().unwrap().to_owned())
+}
+
+async fn exchange(
+    emu: &TestEmulator,
+    form: &[(&str, &str)],
+    origin: Option<&str>,
+) -> (u16, Value, Option<String>) {
+    let mut req = emu.http.post(emu.url("/oauth/token")).form(form);
+    if let Some(o) = origin {
+        req = req.header(header::ORIGIN, o);
+    }
+    let res = req.send().await.unwrap();
+    let allowed = res
+        .headers()
+        .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+        .map(|v| v.to_str().unwrap().to_owned());
+    (res.status().as_u16(), res.json().await.unwrap(), allowed)
+}
+
+/// A code for Ann: through the login form, or at once with a session.
+async fn code_for(b: &mut Browser<'_>, spa: &str) -> String {
+    let mut res = b.authorize(spa, &[]).await;
+    if res.status() == 200 {
+        let page = res.text().await.unwrap();
+        res = b.log_in(&page, "ann@example.com", "s3cret!").await;
+    }
+    let (_, params) = redirected(&res);
+    params["code"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn discovery_names_every_endpoint_under_the_tokens_issuer() {
+    let emu = TestEmulator::start(config()).await;
+    let doc: Value = emu
+        .http
+        .get(emu.url("/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(doc["issuer"], emu.tenant["issuer"]);
+    for (field, path) in [
+        ("authorization_endpoint", "/authorize"),
+        ("token_endpoint", "/oauth/token"),
+        ("userinfo_endpoint", "/userinfo"),
+        ("jwks_uri", "/.well-known/jwks.json"),
+        ("end_session_endpoint", "/oidc/logout"),
+    ] {
+        assert_eq!(doc[field], emu.url(path), "{field}");
+    }
+    assert_eq!(
+        doc["code_challenge_methods_supported"],
+        json!(["S256", "plain"])
+    );
+    assert_eq!(
+        doc["response_modes_supported"],
+        json!(["query", "fragment", "form_post", "web_message"])
+    );
+}
+
+#[tokio::test]
+async fn a_login_runs_from_authorize_to_tokens_with_pkce() {
+    let (emu, spa, user_id) = setup(config()).await;
+    let mut b = Browser::new(&emu);
+    let res = b
+        .authorize(&spa, &[("login_hint", "ann@example.com")])
+        .await;
+    assert_eq!(res.status(), 200);
+    let page = res.text().await.unwrap();
+    assert!(
+        page.contains("value=\"ann@example.com\""),
+        "login_hint fills the form"
+    );
+    // A wrong password shows the form again, with an error.
+    let res = b.log_in(&page, "ann@example.com", "wrong").await;
+    assert_eq!(res.status(), 200);
+    let again = res.text().await.unwrap();
+    assert!(again.contains("Wrong email or password"));
+    let res = b.log_in(&again, "ANN@example.com", "s3cret!").await;
+    let (to, params) = redirected(&res);
+    assert_eq!(
+        (to.as_str(), params["state"].as_str()),
+        (CALLBACK, Some("st-1"))
+    );
+    let code = params["code"].as_str().unwrap().to_owned();
+
+    // The verifier and the redirect URI must match; a code works once.
+    let base = [
+        ("grant_type", "authorization_code"),
+        ("client_id", spa.as_str()),
+        ("code", code.as_str()),
+    ];
+    let with = |extra: [(&'static str, &'static str); 2]| {
+        let mut f = base.to_vec();
+        f.extend(extra);
+        f
+    };
+    let (status, body, _) = exchange(
+        &emu,
+        &with([
+            ("redirect_uri", CALLBACK),
+            ("code_verifier", "x".repeat(43).leak()),
+        ]),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("invalid_grant")),
+        "{body}"
+    );
+    let code = code_for(&mut b, &spa).await;
+    let base = [
+        ("grant_type", "authorization_code"),
+        ("client_id", spa.as_str()),
+        ("code", code.as_str()),
+    ];
+    let with = |extra: [(&'static str, &'static str); 2]| {
+        let mut f = base.to_vec();
+        f.extend(extra);
+        f
+    };
+    let (status, body, _) = exchange(
+        &emu,
+        &with([
+            ("redirect_uri", "https://acme.apps.example.com/other"),
+            ("code_verifier", VERIFIER),
+        ]),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("invalid_grant")),
+        "{body}"
+    );
+    let code = code_for(&mut b, &spa).await;
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("client_id", spa.as_str()),
+        ("code", code.as_str()),
+        ("redirect_uri", CALLBACK),
+        ("code_verifier", VERIFIER),
+    ];
+    let (status, tokens, _) = exchange(&emu, &form, None).await;
+    assert_eq!(status, 200, "{tokens}");
+    let id = claims(tokens["id_token"].as_str().unwrap());
+    assert_eq!(
+        (id["sub"].as_str(), id["aud"].as_str(), id["nonce"].as_str()),
+        (Some(user_id.as_str()), Some(spa.as_str()), Some("n-1"))
+    );
+    assert_eq!(
+        (
+            id["email"].as_str(),
+            id["email_verified"].as_bool(),
+            id["name"].as_str()
+        ),
+        (Some("ann@example.com"), Some(true), Some("Ann"))
+    );
+    assert_eq!(id["iss"], emu.tenant["issuer"]);
+    assert!(
+        tokens["refresh_token"].is_string(),
+        "offline_access was asked"
+    );
+    let (status, again, _) = exchange(&emu, &form, None).await;
+    assert_eq!(
+        (status, again["error"].as_str()),
+        (403, Some("invalid_grant")),
+        "a code works once"
+    );
+
+    // The access token is for /userinfo (no audience was asked).
+    let info = emu
+        .http
+        .get(emu.url("/userinfo"))
+        .bearer_auth(tokens["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(info.status(), 200);
+    let info: Value = info.json().await.unwrap();
+    assert_eq!(
+        (info["sub"].as_str(), info["email"].as_str()),
+        (Some(user_id.as_str()), Some("ann@example.com"))
+    );
+    assert_eq!(
+        emu.http
+            .get(emu.url("/userinfo"))
+            .bearer_auth("junk")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+
+    // The session lets the next login skip the form, prompt=none included.
+    let res = b.authorize(&spa, &[("prompt", "none")]).await;
+    let (_, params) = redirected(&res);
+    assert!(params["code"].is_string(), "{params}");
+    // An API audience gives an access token for it (and /userinfo, with openid).
+    let api = emu.tenant["api_audience"].as_str().unwrap().to_owned();
+    let res = b.authorize(&spa, &[("audience", api.as_str())]).await;
+    let (_, params) = redirected(&res);
+    let code = params["code"].as_str().unwrap().to_owned();
+    let (_, tokens, _) = exchange(
+        &emu,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", &spa),
+            ("code", &code),
+            ("redirect_uri", CALLBACK),
+            ("code_verifier", VERIFIER),
+        ],
+        None,
+    )
+    .await;
+    let access = claims(tokens["access_token"].as_str().unwrap());
+    assert_eq!(access["aud"], json!([api, emu.url("/userinfo")]));
+    assert_eq!(
+        (access["azp"].as_str(), access["sub"].as_str()),
+        (Some(spa.as_str()), Some(user_id.as_str()))
+    );
+}
+
+#[tokio::test]
+async fn redirect_uris_are_matched_as_auth0_matches_them_and_a_mismatch_never_redirects() {
+    let (emu, spa, _) = setup(config()).await;
+    let mut b = Browser::new(&emu);
+    for (uri, why) in [
+        ("https://evil.example.com/callback", "not listed"),
+        (
+            "https://a.b.custom.example.com/callback",
+            "a wildcard stands for one label",
+        ),
+        ("https://acme.apps.example.com/callback/", "trailing slash"),
+        (
+            "https://acme.apps.example.com:8443/callback",
+            "another port",
+        ),
+        ("http://acme.apps.example.com/callback", "another scheme"),
+        (
+            "https://acme.org.example.com/callback",
+            "organization entries need an organization",
+        ),
+    ] {
+        let res = b.authorize(&spa, &[("redirect_uri", uri)]).await;
+        assert_eq!(res.status(), 400, "{why}");
+        assert!(
+            res.headers().get("location").is_none(),
+            "{why}: never a redirect"
+        );
+        let page = res.text().await.unwrap();
+        assert!(page.contains("Callback URL mismatch"), "{why}: {page}");
+    }
+    let res = b.authorize("no-such-client", &[]).await;
+    assert_eq!(res.status(), 400);
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("Unknown client: no-such-client")
+    );
+    // A wildcard entry matches one label.
+    let res = b
+        .authorize(
+            &spa,
+            &[("redirect_uri", "https://shop.custom.example.com/callback")],
+        )
+        .await;
+    assert_eq!(res.status(), 200, "the login form");
+    // Errors after the check go back to the application, with the state.
+    let res = b.authorize(&spa, &[("prompt", "none")]).await;
+    let (to, params) = redirected(&res);
+    assert_eq!(to, CALLBACK);
+    assert_eq!(
+        (params["error"].as_str(), params["state"].as_str()),
+        (Some("login_required"), Some("st-1"))
+    );
+    let res = b
+        .authorize(&spa, &[("audience", "https://unknown.example.com/api")])
+        .await;
+    assert_eq!(redirected(&res).1["error"], "access_denied");
+    let res = b
+        .authorize(&spa, &[("response_mode", "fragment"), ("prompt", "none")])
+        .await;
+    assert!(
+        res.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with(&format!("{CALLBACK}#error=login_required"))
+    );
+}
+
+#[tokio::test]
+async fn web_message_posts_only_to_a_web_origin() {
+    let (emu, spa, _) = setup(config()).await;
+    let mut b = Browser::new(&emu);
+    code_for(&mut b, &spa).await;
+    let res = b
+        .authorize(
+            &spa,
+            &[("response_mode", "web_message"), ("prompt", "none")],
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let page = res.text().await.unwrap();
+    assert!(
+        page.contains("authorization_response") && page.contains(&format!("\"{APP}\"")),
+        "{page}"
+    );
+    // A callback whose origin is not a web origin may not receive web messages.
+    let res = b
+        .authorize(
+            &spa,
+            &[
+                ("response_mode", "web_message"),
+                ("redirect_uri", "https://shop.custom.example.com/callback"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 400);
+    assert!(!res.text().await.unwrap().contains("postMessage"));
+}
+
+#[tokio::test]
+async fn refresh_tokens_rotate_and_reuse_revokes_the_family() {
+    let (emu, spa, _) = setup(config()).await;
+    let mut b = Browser::new(&emu);
+    let code = code_for(&mut b, &spa).await;
+    let (_, tokens, _) = exchange(
+        &emu,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", &spa),
+            ("code", &code),
+            ("redirect_uri", CALLBACK),
+            ("code_verifier", VERIFIER),
+        ],
+        None,
+    )
+    .await;
+    let first = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let refresh = |rt: String| {
+        let (emu, spa) = (&emu, spa.clone());
+        async move {
+            exchange(
+                emu,
+                &[
+                    ("grant_type", "refresh_token"),
+                    ("client_id", &spa),
+                    ("refresh_token", &rt),
+                ],
+                None,
+            )
+            .await
+        }
+    };
+    let (status, next, _) = refresh(first.clone()).await;
+    assert_eq!(status, 200, "{next}");
+    let second = next["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(first, second, "rotation: a new refresh token each time");
+    assert!(next["id_token"].is_string() && next["access_token"].is_string());
+    let (status, third, _) = refresh(second.clone()).await;
+    assert_eq!(status, 200, "{third}");
+    let third = third["refresh_token"].as_str().unwrap().to_owned();
+    // The first, used again: refused, and the whole family with it.
+    let (status, reused, _) = refresh(first).await;
+    assert_eq!(
+        (status, reused["error"].as_str()),
+        (403, Some("invalid_grant"))
+    );
+    let (status, _, _) = refresh(third).await;
+    assert_eq!(status, 403, "the family is revoked");
+    let (status, _, _) = refresh("junk".into()).await;
+    assert_eq!(status, 403);
+}
+
+#[tokio::test]
+async fn cors_allows_callback_origins_and_allowed_origins_only() {
+    let (emu, spa, _) = setup(config()).await;
+    let mut b = Browser::new(&emu);
+    for (origin, allowed) in [
+        (APP, true),
+        ("https://other.example.com", true),
+        ("https://evil.example.com", false),
+        ("https://acme.apps.example.com:8443", false),
+    ] {
+        let pre = emu
+            .http
+            .request(Method::OPTIONS, emu.url("/oauth/token"))
+            .header(header::ORIGIN, origin)
+            .header("access-control-request-method", "POST")
+            .send()
+            .await
+            .unwrap();
+        let header = pre
+            .headers()
+            .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+            .map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(
+            header.as_deref(),
+            allowed.then_some(origin),
+            "preflight from {origin}"
+        );
+        let code = code_for(&mut b, &spa).await;
+        let (status, body, header) = exchange(
+            &emu,
+            &[
+                ("grant_type", "authorization_code"),
+                ("client_id", &spa),
+                ("code", &code),
+                ("redirect_uri", CALLBACK),
+                ("code_verifier", VERIFIER),
+            ],
+            Some(origin),
+        )
+        .await;
+        assert_eq!(
+            header.as_deref(),
+            allowed.then_some(origin),
+            "POST from {origin}"
+        );
+        assert_eq!(status == 200, allowed, "{origin}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn logout_returns_only_to_allowed_logout_urls_and_ends_the_session() {
+    let (emu, spa, _) = setup(config()).await;
+    let mut b = Browser::new(&emu);
+    code_for(&mut b, &spa).await;
+    let bad = emu.url(&format!(
+        "/v2/logout?client_id={spa}&returnTo=https%3A%2F%2Fevil.example.com%2F"
+    ));
+    let res = b.get(&bad).await;
+    assert_eq!(res.status(), 400);
+    assert!(res.text().await.unwrap().contains("Allowed Logout URLs"));
+    let res = b.authorize(&spa, &[("prompt", "none")]).await;
+    assert!(
+        redirected(&res).1["code"].is_string(),
+        "a refused logout keeps the session"
+    );
+    let good = emu.url(&format!(
+        "/v2/logout?client_id={spa}&returnTo=https%3A%2F%2Facme.apps.example.com%2F%3Fbye%3D1"
+    ));
+    let res = b.get(&good).await;
+    assert_eq!(res.status(), 302);
+    assert_eq!(
+        res.headers()["location"],
+        "https://acme.apps.example.com/?bye=1"
+    );
+    let res = b.authorize(&spa, &[("prompt", "none")]).await;
+    assert_eq!(
+        redirected(&res).1["error"],
+        "login_required",
+        "the session ended"
+    );
+    // /oidc/logout names the URL post_logout_redirect_uri and passes state back.
+    code_for(&mut b, &spa).await;
+    let res = b
+        .get(&emu.url(&format!("/oidc/logout?client_id={spa}&post_logout_redirect_uri=https%3A%2F%2Facme.apps.example.com%2F&state=xyz")))
+        .await;
+    assert_eq!(
+        res.headers()["location"],
+        "https://acme.apps.example.com/?state=xyz"
+    );
+}
+
+#[tokio::test]
+async fn users_are_created_and_listed_without_their_passwords() {
+    let (emu, _, user_id) = setup(config()).await;
+    let res = emu
+        .http
+        .post(emu.url("/emulator/users"))
+        .json(&json!({"email": "ann@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 409);
+    let res = emu
+        .http
+        .post(emu.url("/emulator/users"))
+        .json(&json!({"email": "not-an-email"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let users: Value = emu
+        .http
+        .get(emu.url("/emulator/users"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(users[0]["user_id"], user_id);
+    assert!(!users.to_string().contains("s3cret"));
+}
+
+#[tokio::test]
+async fn the_action_runs_on_logins_and_refreshes_with_auth0s_event_and_rules() {
+    let action = fleetgate::emulator::login::action::ActionConfig {
+        file: concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/probe-action.js"
+        )
+        .into(),
+        secrets: [("GREETING".to_owned(), "hello".to_owned())].into(),
+    };
+    let (emu, spa, _) = setup(fleetgate::emulator::EmulatorConfig {
+        action: Some(action),
+        ..config()
+    })
+    .await;
+    for (email, password) in [("stranger@example.com", "pw"), ("slow@example.com", "pw")] {
+        let res = emu
+            .http
+            .post(emu.url("/emulator/users"))
+            .json(&json!({"email": email, "password": password}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+    }
+    // A denial ends at the redirect URI, with the reason; so does an Action that throws.
+    for (email, reason) in [
+        ("stranger@example.com", "not for you"),
+        ("slow@example.com", "the Action broke"),
+    ] {
+        let mut b = Browser::new(&emu);
+        let page = b.authorize(&spa, &[]).await.text().await.unwrap();
+        let (to, params) = redirected(&b.log_in(&page, email, "pw").await);
+        assert_eq!(to, CALLBACK);
+        assert_eq!(
+            (
+                params["error"].as_str(),
+                params["error_description"].as_str(),
+                params["state"].as_str()
+            ),
+            (Some("access_denied"), Some(reason), Some("st-1"))
+        );
+        assert!(params.get("code").is_none());
+    }
+    let mut b = Browser::new(&emu);
+    let code = code_for(&mut b, &spa).await;
+    let (status, tokens, _) = exchange(
+        &emu,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", &spa),
+            ("code", &code),
+            ("redirect_uri", CALLBACK),
+            ("code_verifier", VERIFIER),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{tokens}");
+    let access = claims(tokens["access_token"].as_str().unwrap());
+    let probe = |c: &Value, k: &str| c[format!("https://probe.example.com/{k}")].clone();
+    assert_eq!(probe(&access, "protocol"), "oidc-basic-profile");
+    assert_eq!(probe(&access, "secret"), "hello");
+    assert_eq!(probe(&access, "query_state"), "st-1");
+    assert!(
+        access.get("unnamespaced").is_none(),
+        "un-namespaced claims are dropped"
+    );
+    assert_ne!(access["sub"], "evil", "restricted claims cannot be set");
+    let id = claims(tokens["id_token"].as_str().unwrap());
+    assert_eq!(probe(&id, "redirect_uri"), CALLBACK);
+
+    // On a refresh: no redirect URI in the transaction, the body as sent, the metadata set at
+    // login; a denial is the exchange's error.
+    let rt = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let (status, next, _) = exchange(
+        &emu,
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", &spa),
+            ("refresh_token", &rt),
+            ("redirect_uri", APP),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{next}");
+    let access = claims(next["access_token"].as_str().unwrap());
+    assert_eq!(probe(&access, "redirect_uri"), "absent");
+    assert_eq!(probe(&access, "instance"), "acme");
+    assert_eq!(probe(&access, "body_redirect_uri"), APP);
+    let rt = next["refresh_token"].as_str().unwrap().to_owned();
+    let (status, denied, _) = exchange(
+        &emu,
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", &spa),
+            ("refresh_token", &rt),
+            ("deny", "yes"),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(
+        (
+            status,
+            denied["error"].as_str(),
+            denied["error_description"].as_str()
+        ),
+        (403, Some("access_denied"), Some("refused on refresh"))
+    );
+}
