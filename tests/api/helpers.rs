@@ -203,8 +203,10 @@ pub fn settings_with(tenant_url: &str, extra: &[(&str, String)]) -> Settings {
         ("FLEETGATE_WEBHOOK_SECRET", WEBHOOK_SECRET.to_owned()),
     ];
     vars.extend(extra.iter().cloned());
+    // The last value of a variable wins: `extra` overrides the defaults.
     Settings::from_lookup(|k| {
         vars.iter()
+            .rev()
             .find(|(name, _)| *name == k)
             .map(|(_, v)| v.clone())
     })

@@ -2,6 +2,8 @@
 
 mod action;
 mod admin_auth;
+#[path = "../common/browser.rs"]
+mod browser;
 mod cli;
 mod drills;
 mod errors;
@@ -11,6 +13,7 @@ mod hooks;
 mod instances;
 mod isolation;
 mod lifecycle;
+mod login;
 mod reconcile;
 mod registry;
 mod replicas;

@@ -2,114 +2,13 @@
 //! `/authorize` and its callback matching, the login form and session, codes with PKCE,
 //! refresh-token rotation, CORS, `/userinfo`, logout, and the post-login Action run for real.
 
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use reqwest::{Method, header};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
-use crate::helpers::*;
+use crate::{browser::*, helpers::*};
 
 const APP: &str = "https://acme.apps.example.com";
 const CALLBACK: &str = "https://acme.apps.example.com/callback";
-const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-
-/// A browser: no redirects followed, the emulator's session cookie kept.
-struct Browser<'a> {
-    emu: &'a TestEmulator,
-    http: reqwest::Client,
-    cookie: Option<String>,
-}
-
-impl<'a> Browser<'a> {
-    fn new(emu: &'a TestEmulator) -> Self {
-        Self {
-            emu,
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            cookie: None,
-        }
-    }
-
-    fn keep_cookie(&mut self, res: &reqwest::Response) {
-        for v in res.headers().get_all(header::SET_COOKIE) {
-            let v = v.to_str().unwrap();
-            let pair = v.split(';').next().unwrap();
-            self.cookie =
-                (!pair.ends_with('=') && !v.contains("Max-Age=0")).then(|| pair.to_owned());
-        }
-    }
-
-    async fn get(&mut self, url: &str) -> reqwest::Response {
-        let mut req = self.http.get(url);
-        if let Some(c) = &self.cookie {
-            req = req.header(header::COOKIE, c);
-        }
-        let res = req.send().await.unwrap();
-        self.keep_cookie(&res);
-        res
-    }
-
-    async fn authorize(&mut self, client_id: &str, extra: &[(&str, &str)]) -> reqwest::Response {
-        let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(VERIFIER.as_bytes()));
-        let mut params = vec![
-            ("client_id", client_id),
-            ("response_type", "code"),
-            ("redirect_uri", CALLBACK),
-            ("scope", "openid profile email offline_access"),
-            ("state", "st-1"),
-            ("nonce", "n-1"),
-            ("code_challenge", &challenge),
-            ("code_challenge_method", "S256"),
-        ];
-        for (k, v) in extra {
-            params.retain(|(p, _)| p != k);
-            params.push((k, v));
-        }
-        let query = serde_urlencoded::to_string(&params).unwrap();
-        self.get(&self.emu.url(&format!("/authorize?{query}")))
-            .await
-    }
-
-    /// Fills in the login form of `page`.
-    async fn log_in(&mut self, page: &str, email: &str, password: &str) -> reqwest::Response {
-        let txn = between(page, "name=\"txn\" value=\"", "\"");
-        assert!(page.contains("name=\"username\"") && page.contains("name=\"password\""));
-        let res = self
-            .http
-            .post(self.emu.url("/u/login"))
-            .form(&[
-                ("txn", txn.as_str()),
-                ("username", email),
-                ("password", password),
-            ])
-            .send()
-            .await
-            .unwrap();
-        self.keep_cookie(&res);
-        res
-    }
-}
-
-fn between(text: &str, start: &str, end: &str) -> String {
-    let from = text
-        .find(start)
-        .unwrap_or_else(|| panic!("no {start} in {text}"))
-        + start.len();
-    text[from..][..text[from..].find(end).unwrap()].to_owned()
-}
-
-/// The query parameters of a redirect's `Location`.
-fn redirected(res: &reqwest::Response) -> (String, Value) {
-    assert_eq!(res.status(), 302, "{res:?}");
-    let location = res.headers()["location"].to_str().unwrap().to_owned();
-    let (base, query) = location.split_once(['?', '#']).unwrap_or((&location, ""));
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap();
-    let map: serde_json::Map<String, Value> =
-        pairs.into_iter().map(|(k, v)| (k, json!(v))).collect();
-    (base.to_owned(), Value::Object(map))
-}
 
 async fn setup(config: fleetgate::emulator::EmulatorConfig) -> (TestEmulator, String, String) {
     let emu = TestEmulator::start(config).await;
@@ -159,13 +58,8 @@ async fn exchange(
 }
 
 /// A code for Ann: through the login form, or at once with a session.
-async fn code_for(b: &mut Browser<'_>, spa: &str) -> String {
-    let mut res = b.authorize(spa, &[]).await;
-    if res.status() == 200 {
-        let page = res.text().await.unwrap();
-        res = b.log_in(&page, "ann@example.com", "s3cret!").await;
-    }
-    let (_, params) = redirected(&res);
+async fn code_for(b: &mut Browser, spa: &str) -> String {
+    let (_, params) = b.login(spa, CALLBACK, "ann@example.com", "s3cret!").await;
     params["code"].as_str().unwrap().to_owned()
 }
 
@@ -204,9 +98,9 @@ async fn discovery_names_every_endpoint_under_the_tokens_issuer() {
 #[tokio::test]
 async fn a_login_runs_from_authorize_to_tokens_with_pkce() {
     let (emu, spa, user_id) = setup(config()).await;
-    let mut b = Browser::new(&emu);
+    let mut b = Browser::new(&emu.base);
     let res = b
-        .authorize(&spa, &[("login_hint", "ann@example.com")])
+        .authorize(&spa, CALLBACK, &[("login_hint", "ann@example.com")])
         .await;
     assert_eq!(res.status(), 200);
     let page = res.text().await.unwrap();
@@ -338,12 +232,14 @@ async fn a_login_runs_from_authorize_to_tokens_with_pkce() {
     );
 
     // The session lets the next login skip the form, prompt=none included.
-    let res = b.authorize(&spa, &[("prompt", "none")]).await;
+    let res = b.authorize(&spa, CALLBACK, &[("prompt", "none")]).await;
     let (_, params) = redirected(&res);
     assert!(params["code"].is_string(), "{params}");
     // An API audience gives an access token for it (and /userinfo, with openid).
     let api = emu.tenant["api_audience"].as_str().unwrap().to_owned();
-    let res = b.authorize(&spa, &[("audience", api.as_str())]).await;
+    let res = b
+        .authorize(&spa, CALLBACK, &[("audience", api.as_str())])
+        .await;
     let (_, params) = redirected(&res);
     let code = params["code"].as_str().unwrap().to_owned();
     let (_, tokens, _) = exchange(
@@ -369,7 +265,7 @@ async fn a_login_runs_from_authorize_to_tokens_with_pkce() {
 #[tokio::test]
 async fn redirect_uris_are_matched_as_auth0_matches_them_and_a_mismatch_never_redirects() {
     let (emu, spa, _) = setup(config()).await;
-    let mut b = Browser::new(&emu);
+    let mut b = Browser::new(&emu.base);
     for (uri, why) in [
         ("https://evil.example.com/callback", "not listed"),
         (
@@ -387,7 +283,7 @@ async fn redirect_uris_are_matched_as_auth0_matches_them_and_a_mismatch_never_re
             "organization entries need an organization",
         ),
     ] {
-        let res = b.authorize(&spa, &[("redirect_uri", uri)]).await;
+        let res = b.authorize(&spa, CALLBACK, &[("redirect_uri", uri)]).await;
         assert_eq!(res.status(), 400, "{why}");
         assert!(
             res.headers().get("location").is_none(),
@@ -396,7 +292,7 @@ async fn redirect_uris_are_matched_as_auth0_matches_them_and_a_mismatch_never_re
         let page = res.text().await.unwrap();
         assert!(page.contains("Callback URL mismatch"), "{why}: {page}");
     }
-    let res = b.authorize("no-such-client", &[]).await;
+    let res = b.authorize("no-such-client", CALLBACK, &[]).await;
     assert_eq!(res.status(), 400);
     assert!(
         res.text()
@@ -408,12 +304,13 @@ async fn redirect_uris_are_matched_as_auth0_matches_them_and_a_mismatch_never_re
     let res = b
         .authorize(
             &spa,
+            CALLBACK,
             &[("redirect_uri", "https://shop.custom.example.com/callback")],
         )
         .await;
     assert_eq!(res.status(), 200, "the login form");
     // Errors after the check go back to the application, with the state.
-    let res = b.authorize(&spa, &[("prompt", "none")]).await;
+    let res = b.authorize(&spa, CALLBACK, &[("prompt", "none")]).await;
     let (to, params) = redirected(&res);
     assert_eq!(to, CALLBACK);
     assert_eq!(
@@ -421,11 +318,19 @@ async fn redirect_uris_are_matched_as_auth0_matches_them_and_a_mismatch_never_re
         (Some("login_required"), Some("st-1"))
     );
     let res = b
-        .authorize(&spa, &[("audience", "https://unknown.example.com/api")])
+        .authorize(
+            &spa,
+            CALLBACK,
+            &[("audience", "https://unknown.example.com/api")],
+        )
         .await;
     assert_eq!(redirected(&res).1["error"], "access_denied");
     let res = b
-        .authorize(&spa, &[("response_mode", "fragment"), ("prompt", "none")])
+        .authorize(
+            &spa,
+            CALLBACK,
+            &[("response_mode", "fragment"), ("prompt", "none")],
+        )
         .await;
     assert!(
         res.headers()["location"]
@@ -438,11 +343,12 @@ async fn redirect_uris_are_matched_as_auth0_matches_them_and_a_mismatch_never_re
 #[tokio::test]
 async fn web_message_posts_only_to_a_web_origin() {
     let (emu, spa, _) = setup(config()).await;
-    let mut b = Browser::new(&emu);
+    let mut b = Browser::new(&emu.base);
     code_for(&mut b, &spa).await;
     let res = b
         .authorize(
             &spa,
+            CALLBACK,
             &[("response_mode", "web_message"), ("prompt", "none")],
         )
         .await;
@@ -456,6 +362,7 @@ async fn web_message_posts_only_to_a_web_origin() {
     let res = b
         .authorize(
             &spa,
+            CALLBACK,
             &[
                 ("response_mode", "web_message"),
                 ("redirect_uri", "https://shop.custom.example.com/callback"),
@@ -469,7 +376,7 @@ async fn web_message_posts_only_to_a_web_origin() {
 #[tokio::test]
 async fn refresh_tokens_rotate_and_reuse_revokes_the_family() {
     let (emu, spa, _) = setup(config()).await;
-    let mut b = Browser::new(&emu);
+    let mut b = Browser::new(&emu.base);
     let code = code_for(&mut b, &spa).await;
     let (_, tokens, _) = exchange(
         &emu,
@@ -522,7 +429,7 @@ async fn refresh_tokens_rotate_and_reuse_revokes_the_family() {
 #[tokio::test]
 async fn cors_allows_callback_origins_and_allowed_origins_only() {
     let (emu, spa, _) = setup(config()).await;
-    let mut b = Browser::new(&emu);
+    let mut b = Browser::new(&emu.base);
     for (origin, allowed) in [
         (APP, true),
         ("https://other.example.com", true),
@@ -571,7 +478,7 @@ async fn cors_allows_callback_origins_and_allowed_origins_only() {
 #[tokio::test]
 async fn logout_returns_only_to_allowed_logout_urls_and_ends_the_session() {
     let (emu, spa, _) = setup(config()).await;
-    let mut b = Browser::new(&emu);
+    let mut b = Browser::new(&emu.base);
     code_for(&mut b, &spa).await;
     let bad = emu.url(&format!(
         "/v2/logout?client_id={spa}&returnTo=https%3A%2F%2Fevil.example.com%2F"
@@ -579,7 +486,7 @@ async fn logout_returns_only_to_allowed_logout_urls_and_ends_the_session() {
     let res = b.get(&bad).await;
     assert_eq!(res.status(), 400);
     assert!(res.text().await.unwrap().contains("Allowed Logout URLs"));
-    let res = b.authorize(&spa, &[("prompt", "none")]).await;
+    let res = b.authorize(&spa, CALLBACK, &[("prompt", "none")]).await;
     assert!(
         redirected(&res).1["code"].is_string(),
         "a refused logout keeps the session"
@@ -593,7 +500,7 @@ async fn logout_returns_only_to_allowed_logout_urls_and_ends_the_session() {
         res.headers()["location"],
         "https://acme.apps.example.com/?bye=1"
     );
-    let res = b.authorize(&spa, &[("prompt", "none")]).await;
+    let res = b.authorize(&spa, CALLBACK, &[("prompt", "none")]).await;
     assert_eq!(
         redirected(&res).1["error"],
         "login_required",
@@ -672,8 +579,8 @@ async fn the_action_runs_on_logins_and_refreshes_with_auth0s_event_and_rules() {
         ("stranger@example.com", "not for you"),
         ("slow@example.com", "the Action broke"),
     ] {
-        let mut b = Browser::new(&emu);
-        let page = b.authorize(&spa, &[]).await.text().await.unwrap();
+        let mut b = Browser::new(&emu.base);
+        let page = b.authorize(&spa, CALLBACK, &[]).await.text().await.unwrap();
         let (to, params) = redirected(&b.log_in(&page, email, "pw").await);
         assert_eq!(to, CALLBACK);
         assert_eq!(
@@ -686,7 +593,7 @@ async fn the_action_runs_on_logins_and_refreshes_with_auth0s_event_and_rules() {
         );
         assert!(params.get("code").is_none());
     }
-    let mut b = Browser::new(&emu);
+    let mut b = Browser::new(&emu.base);
     let code = code_for(&mut b, &spa).await;
     let (status, tokens, _) = exchange(
         &emu,

@@ -1,5 +1,7 @@
 //! Black-box tests of the Auth0 emulator over HTTP, one per behaviour of docs/auth0.md.
 
+#[path = "../common/browser.rs"]
+mod browser;
 mod clients;
 mod faults_and_limits;
 mod helpers;

@@ -1,0 +1,234 @@
+//! Real logins through the allow-lists fleetgate writes: the emulator's login side with the
+//! project's own post-login Action (`integrations/auth0-action/post-login.js`, unchanged)
+//! asking this fleetgate, whose reconciler keeps the application's lists.
+
+use std::time::{Duration, Instant};
+
+use fleetgate::emulator::{EmulatorConfig, login::action::ActionConfig};
+use reqwest::Method;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+use crate::{browser::*, helpers::*};
+
+const SECRET: &str = "login-tests-action-secret-0123456789abcdef";
+const DENIED: &str = "You do not have access to this application.";
+
+struct World {
+    app: TestApp,
+    spa: String,
+    owner: String,
+    member: String,
+}
+
+async fn user(tenant: &TestTenant, email: &str) -> String {
+    let res = reqwest::Client::new()
+        .post(format!("{}/emulator/users", tenant.base_url))
+        .json(&json!({"email": email, "password": "pw", "email_verified": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    res.json::<Value>().await.unwrap()["user_id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Waits until the application's callbacks hold (or no longer hold) `callback`.
+async fn until_callback(w: &World, callback: &str, present: bool) {
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let client = w.app.tenant.client(&w.spa).await;
+        let listed = fleetgate::reconcile::field::entries(&client["callbacks"])
+            .iter()
+            .any(|c| c == callback);
+        if listed == present {
+            return;
+        }
+        assert!(Instant::now() < until, "{callback} listed: {listed}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The emulator runs the project's Action against this fleetgate, whose port is chosen first.
+async fn world(pool: PgPool) -> World {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let action = ActionConfig {
+        file: concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/integrations/auth0-action/post-login.js"
+        )
+        .into(),
+        secrets: [
+            (
+                "FLEETGATE_URL".to_owned(),
+                format!("http://127.0.0.1:{port}"),
+            ),
+            ("FLEETGATE_ACTION_SECRET".to_owned(), SECRET.to_owned()),
+        ]
+        .into(),
+    };
+    let tenant = TestTenant::start_with(EmulatorConfig {
+        rate_limit_burst: 1000,
+        rate_limit_per_second: 1000.0,
+        action: Some(action),
+        ..TestTenant::config()
+    })
+    .await;
+    let owner = user(&tenant, "owner@example.com").await;
+    let member = user(&tenant, "max@example.com").await;
+    user(&tenant, "eve@example.com").await;
+    let mut vars = tenant.reconciler_vars().await;
+    let spa = vars[2].1.clone();
+    vars.extend([
+        ("FLEETGATE_LISTEN", format!("127.0.0.1:{port}")),
+        ("FLEETGATE_ACTION_SECRET", SECRET.to_owned()),
+    ]);
+    let app = TestApp::spawn_with(pool, tenant, &vars).await;
+    let (status, _) = app
+        .hook(&deployed(
+            "acme",
+            &owner,
+            &["acme.apps.example.com", "www.acme.com"],
+        ))
+        .await;
+    assert_eq!(status, 200);
+    let w = World {
+        app,
+        spa,
+        owner,
+        member,
+    };
+    until_callback(&w, "https://www.acme.com/callback", true).await;
+    w
+}
+
+#[sqlx::test]
+async fn logins_run_through_the_lists_fleetgate_keeps_and_the_action_binds_the_instance(
+    pool: PgPool,
+) {
+    let w = world(pool).await;
+    let base = w.app.tenant.base_url.clone();
+    let claim =
+        |token: &str, name: &str| payload(token)[format!("https://fleetgate.dev/{name}")].clone();
+
+    // The owner, on the custom domain and on the platform subdomain (the wildcard entry).
+    for callback in [
+        "https://www.acme.com/callback",
+        "https://acme.apps.example.com/callback",
+    ] {
+        let mut b = Browser::new(&base);
+        let (to, params) = b.login(&w.spa, callback, "owner@example.com", "pw").await;
+        assert_eq!(to, callback);
+        let code = params["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{params}"));
+        let (status, tokens) = b.exchange(&w.spa, code, callback).await;
+        assert_eq!(status, 200, "{tokens}");
+        for token in ["access_token", "id_token"] {
+            let token = tokens[token].as_str().unwrap();
+            assert_eq!(claim(token, "instance"), "acme");
+            assert_eq!(claim(token, "role"), "owner");
+        }
+        assert_eq!(
+            payload(tokens["id_token"].as_str().unwrap())["sub"],
+            w.owner.as_str()
+        );
+    }
+
+    // A stranger is denied at the callback, with the Action's one message.
+    let mut b = Browser::new(&base);
+    let (to, params) = b
+        .login(
+            &w.spa,
+            "https://www.acme.com/callback",
+            "eve@example.com",
+            "pw",
+        )
+        .await;
+    assert_eq!(to, "https://www.acme.com/callback");
+    assert_eq!(params["error"], "access_denied");
+    assert_eq!(params["error_description"], DENIED);
+
+    // Granted, the same person's next login works, with the role.
+    let res = w
+        .app
+        .admin(Method::POST, "/v1/instances/acme/grants")
+        .json(&json!({"user_id": w.member, "role": "member"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let mut b = Browser::new(&base);
+    let (_, params) = b
+        .login(
+            &w.spa,
+            "https://www.acme.com/callback",
+            "max@example.com",
+            "pw",
+        )
+        .await;
+    let (_, tokens) = b
+        .exchange(
+            &w.spa,
+            params["code"].as_str().unwrap(),
+            "https://www.acme.com/callback",
+        )
+        .await;
+    assert_eq!(
+        claim(tokens["access_token"].as_str().unwrap(), "role"),
+        "member"
+    );
+}
+
+#[sqlx::test]
+async fn a_url_the_reconciler_adds_works_at_the_next_login_and_one_it_removes_is_refused(
+    pool: PgPool,
+) {
+    let w = world(pool).await;
+    let fresh = "https://shop.acme-bakery.com/callback";
+    let mut b = Browser::new(&w.app.tenant.base_url);
+    let res = b.authorize(&w.spa, fresh, &[]).await;
+    assert_eq!(res.status(), 400, "not listed yet");
+    assert!(res.text().await.unwrap().contains("Callback URL mismatch"));
+
+    let res = w
+        .app
+        .admin(Method::POST, "/v1/instances/acme/domains")
+        .json(&json!({"hostname": "shop.acme-bakery.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    until_callback(&w, fresh, true).await;
+    let (to, params) = b.login(&w.spa, fresh, "owner@example.com", "pw").await;
+    assert_eq!(
+        (to.as_str(), params["code"].is_string()),
+        (fresh, true),
+        "{params}"
+    );
+
+    let res = w
+        .app
+        .admin(
+            Method::DELETE,
+            "/v1/instances/acme/domains/shop.acme-bakery.com",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    until_callback(&w, fresh, false).await;
+    let res = b.authorize(&w.spa, fresh, &[]).await;
+    assert_eq!(
+        res.status(),
+        400,
+        "removed: the login page refuses it, session or not"
+    );
+    assert!(res.headers().get("location").is_none());
+}
