@@ -7,4 +7,5 @@ mod faults_and_limits;
 mod helpers;
 mod login;
 mod management_client;
+mod oidc_clients;
 mod tokens;
