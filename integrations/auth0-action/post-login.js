@@ -5,6 +5,13 @@
  * the redirect URI), then denies the login or binds the tokens to that instance with a
  * namespaced claim. Each instance's API must accept a token only if that claim names it.
  *
+ * Refresh-token exchanges (event.transaction.protocol "oauth2-refresh-token") carry no
+ * redirect URI. The instance is then the one recorded in the refresh token's metadata at
+ * login (api.refreshToken.setMetadata; an Early Access feature of Enterprise tenants), else
+ * the host of event.request.body.redirect_uri, which auth0-spa-js sends on every refresh but
+ * which any holder of the refresh token can set (see REFRESH_FROM_BODY). fleetgate is asked
+ * again, so a revoked grant or a suspended or deleted instance stops the refresh.
+ *
  * Secrets (Actions > this Action > Secrets):
  *   FLEETGATE_URL            fleetgate's base URL, e.g. https://fleetgate.example.com
  *   FLEETGATE_ACTION_SECRET  the same value as fleetgate's FLEETGATE_ACTION_SECRET
@@ -13,6 +20,9 @@
  *   FAIL_OPEN                optional; "true" lets logins through (without the claim) when
  *                            fleetgate cannot be reached. Default: fail closed (deny).
  *   TIMEOUT_MS               optional; default 3000. The whole Action must finish in 20 s.
+ *   REFRESH_FROM_BODY        optional; "false" refuses refresh-token exchanges whose token has
+ *                            no recorded instance instead of taking the instance from the
+ *                            request body's redirect_uri. Default: take it (README: the risk).
  */
 
 const DEFAULT_NAMESPACE = 'https://fleetgate.dev/';
@@ -23,6 +33,8 @@ const DEFAULT_NAMESPACE = 'https://fleetgate.dev/';
  */
 const DENIED = 'You do not have access to this application.';
 const DEFAULT_TIMEOUT_MS = 3000;
+/** The refresh token's metadata key that names the instance it was issued at. */
+const INSTANCE_METADATA = 'fleetgate_instance';
 
 function settings(secrets) {
   const namespace = secrets.CLAIM_NAMESPACE || DEFAULT_NAMESPACE;
@@ -32,6 +44,7 @@ function settings(secrets) {
     namespace: namespace.endsWith('/') ? namespace : `${namespace}/`,
     failOpen: secrets.FAIL_OPEN === 'true',
     timeoutMs: Number(secrets.TIMEOUT_MS) > 0 ? Number(secrets.TIMEOUT_MS) : DEFAULT_TIMEOUT_MS,
+    refreshFromBody: secrets.REFRESH_FROM_BODY !== 'false',
   };
 }
 
@@ -62,17 +75,34 @@ async function askFleetgate(config, body) {
   throw error;
 }
 
+/**
+ * What names the instance: for a login, its redirect URI; for a refresh-token exchange, the
+ * instance recorded in the refresh token's metadata, else (if allowed) the redirect URI the
+ * token request's body carries. Null when nothing does.
+ */
+function instanceOf(event, config) {
+  const transaction = event.transaction || {};
+  const request = event.request || {};
+  if (transaction.protocol === 'oauth2-refresh-token') {
+    const metadata = (event.refresh_token && event.refresh_token.metadata) || {};
+    if (metadata[INSTANCE_METADATA]) {
+      return { instance_id: metadata[INSTANCE_METADATA] };
+    }
+    const fromBody = request.body && request.body.redirect_uri;
+    return config.refreshFromBody && fromBody ? { redirect_uri: fromBody } : null;
+  }
+  const redirectUri = transaction.redirect_uri || (request.query && request.query.redirect_uri);
+  return redirectUri ? { redirect_uri: redirectUri } : null;
+}
+
 exports.onExecutePostLogin = async (event, api) => {
   const config = settings(event.secrets || {});
   if (!config.url || !config.secret) {
     api.access.deny('Login is unavailable: the fleetgate Action is not configured.');
     return;
   }
-  const redirectUri =
-    (event.transaction && event.transaction.redirect_uri) ||
-    (event.request && event.request.query && event.request.query.redirect_uri);
-  if (!redirectUri) {
-    // Without a redirect URI (e.g. a refresh-token exchange) the instance cannot be told.
+  const target = instanceOf(event, config);
+  if (!target) {
     api.access.deny('Login is not allowed: the instance of this login cannot be determined.');
     return;
   }
@@ -83,7 +113,7 @@ exports.onExecutePostLogin = async (event, api) => {
       user_id: user.user_id,
       email: user.email || null,
       email_verified: user.email_verified === true,
-      redirect_uri: redirectUri,
+      ...target,
       client_id: (event.client && event.client.client_id) || null,
     });
   } catch (err) {
@@ -100,9 +130,15 @@ exports.onExecutePostLogin = async (event, api) => {
     return;
   }
   if (!decision.allow) {
-    console.log(`fleetgate: denied (${decision.reason}) for ${user.user_id} at ${redirectUri}`);
+    const where = target.instance_id || target.redirect_uri;
+    console.log(`fleetgate: denied (${decision.reason}) for ${user.user_id} at ${where}`);
     api.access.deny(DENIED);
     return;
+  }
+  // Remembered with the refresh token (if the tenant has refresh token metadata), so that its
+  // exchanges stay bound to this instance whatever their request says.
+  if (api.refreshToken && typeof api.refreshToken.setMetadata === 'function') {
+    api.refreshToken.setMetadata(INSTANCE_METADATA, decision.instance_id);
   }
   for (const token of [api.accessToken, api.idToken]) {
     token.setCustomClaim(`${config.namespace}instance`, decision.instance_id);
@@ -111,3 +147,4 @@ exports.onExecutePostLogin = async (event, api) => {
 };
 
 exports.DENIED = DENIED;
+exports.INSTANCE_METADATA = INSTANCE_METADATA;

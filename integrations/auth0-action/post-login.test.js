@@ -10,7 +10,7 @@ const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const http = require('node:http');
 
-const { onExecutePostLogin, DENIED } = require('./post-login.js');
+const { onExecutePostLogin, DENIED, INSTANCE_METADATA } = require('./post-login.js');
 
 const URL = process.env.FLEETGATE_URL;
 const SECRET = process.env.FLEETGATE_ACTION_SECRET;
@@ -28,21 +28,32 @@ function event({ user, redirectUri, secrets = {} }) {
   };
 }
 
-function recorder() {
-  const seen = { denied: null, access: {}, id: {} };
-  return {
-    seen,
-    api: {
-      access: { deny: (reason) => { seen.denied = reason; } },
-      accessToken: { setCustomClaim: (k, v) => { seen.access[k] = v; } },
-      idToken: { setCustomClaim: (k, v) => { seen.id[k] = v; } },
-    },
+/** A refresh-token exchange: no redirect URI in the transaction; what the token recorded. */
+function refresh({ user, metadata, bodyRedirectUri, secrets = {} }) {
+  const e = event({ user, secrets });
+  e.transaction = { protocol: 'oauth2-refresh-token', requested_scopes: ['openid', 'offline_access'] };
+  e.request.body = bodyRedirectUri === undefined ? { grant_type: 'refresh_token' } : { grant_type: 'refresh_token', redirect_uri: bodyRedirectUri };
+  e.refresh_token = { id: 'rt_1', metadata: metadata || {} };
+  return e;
+}
+
+function recorder({ metadata = true } = {}) {
+  const seen = { denied: null, access: {}, id: {}, metadata: {} };
+  const api = {
+    access: { deny: (reason) => { seen.denied = reason; } },
+    accessToken: { setCustomClaim: (k, v) => { seen.access[k] = v; } },
+    idToken: { setCustomClaim: (k, v) => { seen.id[k] = v; } },
   };
+  // Refresh token metadata is an Early Access feature: not every tenant's api has it.
+  if (metadata) {
+    api.refreshToken = { setMetadata: (k, v) => { seen.metadata[k] = v; } };
+  }
+  return { seen, api };
 }
 
 /** Runs the Action; `seen.log` holds what it logged (the operators' side of a denial). */
-async function run(e) {
-  const r = recorder();
+async function run(e, options) {
+  const r = recorder(options);
   const log = console.log;
   r.seen.log = [];
   console.log = (...args) => r.seen.log.push(args.join(' '));
@@ -145,4 +156,33 @@ test('a fleetgate that does not answer in time fails closed', { timeout: 10000 }
 test('missing configuration denies', async () => {
   const seen = await run(event({ user: { user_id: 'auth0|owner-1' }, redirectUri: 'https://www.acme.com/callback', secrets: { FLEETGATE_URL: '' } }));
   assert.match(seen.denied, /not configured/);
+});
+
+test('a login records its instance in the refresh token, where the tenant allows it', async () => {
+  const seen = await run(event({ user: { user_id: 'auth0|owner-1' }, redirectUri: 'https://www.acme.com/callback' }));
+  assert.deepEqual(seen.metadata, { [INSTANCE_METADATA]: 'acme' });
+  const without = await run(event({ user: { user_id: 'auth0|owner-1' }, redirectUri: 'https://www.acme.com/callback' }), { metadata: false });
+  assert.equal(without.denied, null, 'tenants without refresh token metadata still log in');
+});
+
+test('a refresh keeps the instance recorded at login, whatever its request says', async () => {
+  const seen = await run(refresh({ user: { user_id: 'auth0|ann' }, metadata: { [INSTANCE_METADATA]: 'acme' }, bodyRedirectUri: 'https://paused.apps.example.com/callback' }));
+  assert.equal(seen.denied, null);
+  assert.equal(seen.access['https://fleetgate.dev/instance'], 'acme');
+  assert.equal(seen.access['https://fleetgate.dev/role'], 'admin');
+  // fleetgate is asked again: no grant, a suspended instance or an unknown one stop it.
+  deniedFor(await run(refresh({ user: { user_id: 'auth0|eve' }, metadata: { [INSTANCE_METADATA]: 'acme' } })), 'not_granted');
+  deniedFor(await run(refresh({ user: { user_id: 'auth0|owner-2' }, metadata: { [INSTANCE_METADATA]: 'paused' } })), 'instance_suspended');
+  deniedFor(await run(refresh({ user: { user_id: 'auth0|owner-1' }, metadata: { [INSTANCE_METADATA]: 'gone' } })), 'unknown_instance');
+});
+
+test('without recorded metadata a refresh falls back to the body, unless that is turned off', async () => {
+  const body = 'https://www.acme.com/callback';
+  const seen = await run(refresh({ user: { user_id: 'auth0|owner-1' }, bodyRedirectUri: body }));
+  assert.equal(seen.denied, null);
+  assert.equal(seen.access['https://fleetgate.dev/instance'], 'acme');
+  const off = await run(refresh({ user: { user_id: 'auth0|owner-1' }, bodyRedirectUri: body, secrets: { REFRESH_FROM_BODY: 'false' } }));
+  assert.match(off.denied, /cannot be determined/);
+  const nothing = await run(refresh({ user: { user_id: 'auth0|owner-1' } }));
+  assert.match(nothing.denied, /cannot be determined/);
 });

@@ -1,5 +1,6 @@
 //! `POST /v1/login-decisions`: the Auth0 post-login Action asks whether this user may log in
-//! to the instance the redirect URI points at.
+//! to the instance the redirect URI points at (a login), or to a named instance (a
+//! refresh-token exchange, whose instance the Action recorded at login).
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
@@ -21,7 +22,12 @@ pub struct Body {
     email: Option<String>,
     #[serde(default)]
     email_verified: bool,
-    redirect_uri: String,
+    /// A login: the redirect URI's host names the instance.
+    #[serde(default)]
+    redirect_uri: Option<String>,
+    /// A refresh-token exchange: the instance the refresh token was issued at.
+    #[serde(default)]
+    instance_id: Option<InstanceId>,
     /// The application the login went through; recorded, not decisive (the redirect URI is).
     #[serde(default)]
     client_id: Option<String>,
@@ -34,7 +40,15 @@ pub async fn decide_login(
     _action: TheAction,
     body: web::Json<Body>,
 ) -> Result<HttpResponse, ApiError> {
-    let host = redirect_host(&body.redirect_uri)?;
+    let (host, named) = match (&body.redirect_uri, &body.instance_id) {
+        (Some(uri), None) => (redirect_host(uri)?, None),
+        (None, Some(id)) => (None, Some(id.as_str().to_owned())),
+        _ => {
+            return Err(ApiError::invalid(
+                "give exactly one of redirect_uri (a login: its host names the instance) or instance_id (a refresh-token exchange)",
+            ));
+        }
+    };
     // An email that is not a valid address cannot match an invitation.
     let email = body
         .email
@@ -44,42 +58,49 @@ pub async fn decide_login(
     // Reads need no transaction; only binding an invitation writes (and re-checks under the
     // instance's lock).
     let mut conn = state.pool.acquire().await?;
-    let facts = match &host {
+    let instance = match (&host, named) {
+        (_, Some(id)) => Some(id),
+        (None, None) => None,
+        (Some(host), None) => db::domains::instance_of(&mut conn, host.as_str()).await?,
+    };
+    let row = match &instance {
+        Some(id) => db::instances::get(&mut conn, id).await?,
         None => None,
-        Some(host) => match db::domains::instance_of(&mut conn, host.as_str()).await? {
-            None => None,
-            Some(id) => {
-                let row = db::instances::get(&mut conn, &id)
-                    .await?
-                    .ok_or_else(|| ApiError::internal(anyhow::anyhow!("domain of no instance")))?;
-                let granted = db::grants::role_of(&mut conn, &id, body.user_id.as_str()).await?;
-                let invitation = match &email {
-                    Some(e) if granted.is_none() => {
-                        db::grants::invitation(&mut conn, &id, e.as_str()).await?
-                    }
-                    _ => None,
-                };
-                Some((
-                    LoginFacts {
-                        instance_id: id,
-                        status: row
-                            .status
-                            .parse()
-                            .map_err(|e: crate::domain::ParseError| ApiError::internal(e.into()))?,
-                        owner: row.owner,
-                        granted,
-                        invited: invitation.as_ref().map(|g| g.role.clone()),
-                    },
-                    invitation,
-                ))
-            }
-        },
+    };
+    let facts = match row {
+        None => None,
+        Some(row) => {
+            let id = row.id.clone();
+            let granted = db::grants::role_of(&mut conn, &id, body.user_id.as_str()).await?;
+            let invitation = match &email {
+                Some(e) if granted.is_none() => {
+                    db::grants::invitation(&mut conn, &id, e.as_str()).await?
+                }
+                _ => None,
+            };
+            Some((
+                LoginFacts {
+                    instance_id: id,
+                    status: row
+                        .status
+                        .parse()
+                        .map_err(|e: crate::domain::ParseError| ApiError::internal(e.into()))?,
+                    owner: row.owner,
+                    granted,
+                    invited: invitation.as_ref().map(|g| g.role.clone()),
+                },
+                invitation,
+            ))
+        }
     };
     let mut decision = decide(
         body.user_id.as_str(),
         body.email_verified,
         facts.as_ref().map(|(f, _)| f),
     );
+    if facts.is_none() && body.instance_id.is_some() {
+        decision.reason = "unknown_instance";
+    }
     if let (true, Some((f, Some(invitation)))) = (decision.bind_invitation, &facts) {
         let id = InstanceId::parse(&f.instance_id).map_err(|e| ApiError::internal(e.into()))?;
         let actor = Actor::new("login", body.user_id.as_str(), request_id(&req));
@@ -111,6 +132,7 @@ pub async fn decide_login(
         user = %body.user_id,
         client_id = body.client_id.as_deref().unwrap_or(""),
         host = host.as_ref().map(Hostname::as_str).unwrap_or(""),
+        instance = body.instance_id.as_ref().map(InstanceId::as_str).unwrap_or(""),
         allow = decision.allow,
         reason = decision.reason,
         "login decision"

@@ -232,3 +232,86 @@ async fn a_url_the_reconciler_adds_works_at_the_next_login_and_one_it_removes_is
     );
     assert!(res.headers().get("location").is_none());
 }
+
+async fn refresh(
+    base: &str,
+    client_id: &str,
+    token: &str,
+    body_redirect: Option<&str>,
+) -> (u16, Value) {
+    let mut form = vec![
+        ("grant_type", "refresh_token"),
+        ("client_id", client_id),
+        ("refresh_token", token),
+    ];
+    if let Some(uri) = body_redirect {
+        form.push(("redirect_uri", uri));
+    }
+    let res = reqwest::Client::new()
+        .post(format!("{base}/oauth/token"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    (res.status().as_u16(), res.json().await.unwrap())
+}
+
+/// Refresh-token exchanges keep the instance of the login (recorded in the refresh token by
+/// the Action), ask fleetgate again, and stop once the grant is gone.
+#[sqlx::test]
+async fn refreshes_keep_the_instance_and_stop_when_the_grant_goes(pool: PgPool) {
+    let w = world(pool).await;
+    let base = w.app.tenant.base_url.clone();
+    let (status, grant) = into_json(
+        w.app
+            .admin(Method::POST, "/v1/instances/acme/grants")
+            .json(&json!({"user_id": w.member, "role": "member"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let callback = "https://www.acme.com/callback";
+    let mut b = Browser::new(&base);
+    let (_, params) = b.login(&w.spa, callback, "max@example.com", "pw").await;
+    let (_, tokens) = b
+        .exchange(&w.spa, params["code"].as_str().unwrap(), callback)
+        .await;
+    let mut rt = tokens["refresh_token"].as_str().unwrap().to_owned();
+    // auth0-spa-js sends a redirect_uri with every refresh; another host changes nothing.
+    for sent in [
+        Some(callback),
+        Some("https://other.apps.example.com/callback"),
+        None,
+    ] {
+        let (status, next) = refresh(&base, &w.spa, &rt, sent).await;
+        assert_eq!(status, 200, "{sent:?}: {next}");
+        let access = payload(next["access_token"].as_str().unwrap());
+        assert_eq!(access["https://fleetgate.dev/instance"], "acme");
+        assert_eq!(access["https://fleetgate.dev/role"], "member");
+        rt = next["refresh_token"].as_str().unwrap().to_owned();
+    }
+    let res = w
+        .app
+        .admin(
+            Method::DELETE,
+            &format!(
+                "/v1/instances/acme/grants/{}",
+                grant["id"].as_str().unwrap()
+            ),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let (status, denied) = refresh(&base, &w.spa, &rt, Some(callback)).await;
+    assert_eq!(
+        (
+            status,
+            denied["error"].as_str(),
+            denied["error_description"].as_str()
+        ),
+        (403, Some("access_denied"), Some(DENIED))
+    );
+}

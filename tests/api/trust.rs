@@ -424,3 +424,38 @@ async fn repeated_failed_authentication_from_one_address_is_slowed(pool: PgPool)
         .unwrap();
     assert_eq!(other.status(), 401, "another address has its own quota");
 }
+
+/// A refresh-token exchange has no redirect URI: the Action names the instance it recorded
+/// at login, and fleetgate decides again (a grant removed or an instance suspended since then
+/// stops the refresh). Exactly one of the two may be given.
+#[sqlx::test]
+async fn login_decisions_for_a_named_instance(pool: PgPool) {
+    let f = fleet(pool, &[]).await;
+    let ask = |body: Value| f.decide(body);
+    let named = |user: &str, instance: &str| json!({"user_id": user, "instance_id": instance});
+    let (status, d) = ask(named(OWNER, "acme")).await;
+    assert_eq!(
+        (status, d["allow"].clone(), d["role"].clone()),
+        (200, json!(true), json!("owner")),
+        "{d}"
+    );
+    let (_, d) = ask(named("auth0|eve", "acme")).await;
+    assert_eq!(
+        (d["allow"].clone(), d["reason"].clone()),
+        (json!(false), json!("not_granted"))
+    );
+    let (_, d) = ask(named(OWNER, "ghost")).await;
+    assert_eq!(
+        (d["allow"].clone(), d["reason"].clone()),
+        (json!(false), json!("unknown_instance"))
+    );
+    f.app.hook(&event("instance.suspended", "acme")).await;
+    let (_, d) = ask(named(OWNER, "acme")).await;
+    assert_eq!(d["reason"], "instance_suspended");
+    let both = json!({"user_id": OWNER, "instance_id": "acme", "redirect_uri": "https://www.acme.com/callback"});
+    let neither = json!({"user_id": OWNER});
+    for bad in [both, neither, named(OWNER, "Not An Id")] {
+        let (status, body) = ask(bad.clone()).await;
+        assert_eq!(status, 422, "{bad}: {body}");
+    }
+}
