@@ -9,6 +9,7 @@ use super::{
     errors::{MgmtError, json_response},
     faults::Faults,
     keys::SigningKey,
+    login::action::claim_allowed,
     token::TOKEN_LIFETIME_SECS,
     users::{DEFAULT_PASSWORD, User},
 };
@@ -53,6 +54,9 @@ struct UserTokenRequest {
     permissions: Vec<String>,
     scope: Option<String>,
     expires_in: Option<i64>,
+    /// Custom claims, as a post-login Action would set them (only those Auth0 allows).
+    #[serde(default)]
+    claims: serde_json::Map<String, Value>,
 }
 
 /// A user access token as Auth0 issues it for a custom API with RBAC permissions in the token.
@@ -77,12 +81,20 @@ async fn user_token(emu: web::Data<Emu>, body: web::Bytes) -> Result<HttpRespons
     } else {
         json!(audience)
     };
+    if let Some(refused) = req.claims.keys().find(|k| !claim_allowed(k)) {
+        return Err(MgmtError::invalid_body(format!(
+            "claim '{refused}' cannot be set: custom claims are namespaced with an http(s) URL that is not Auth0's, and restricted claims cannot be set"
+        )));
+    }
     let expires_in = req.expires_in.unwrap_or(TOKEN_LIFETIME_SECS);
     let now = chrono::Utc::now().timestamp();
-    let claims = json!({
+    let mut claims = json!({
         "iss": t.issuer(), "sub": req.sub, "aud": aud, "iat": now, "exp": now + expires_in,
         "azp": t.seeded.spa_client_id, "scope": scope, "permissions": req.permissions,
     });
+    for (k, v) in req.claims {
+        claims[k] = v;
+    }
     Ok(json_response(
         StatusCode::OK,
         &json!({ "access_token": t.signing_key().sign(&claims), "token_type": "Bearer", "expires_in": expires_in }),

@@ -12,6 +12,7 @@ mod helpers;
 mod hooks;
 mod instances;
 mod isolation;
+mod kit;
 mod lifecycle;
 mod login;
 mod reconcile;

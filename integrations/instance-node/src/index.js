@@ -1,0 +1,115 @@
+// @fleetgate/instance: what an instance's API needs to trust fleetgate's logins.
+//
+//   const fleet = await createInstance();          // from the environment, or options
+//   app.use('/api', fleet.middleware());            // req.fleetgate = { userId, role, instanceId }
+//
+// A request is let through only with a valid access token of the tenant, for the instances'
+// audience, bound by the post-login Action to this instance, from a user who is the owner or
+// holds a grant on it now (the grants are followed live, so a removed grant refuses at once).
+
+import { checkToken, bearer, discoverKeys } from './verify.js';
+import { GrantsFollower } from './grants.js';
+import { problem, send } from './problem.js';
+
+export { apply, roleIn, backoff } from './grants.js';
+
+const DEFAULT_NAMESPACE = 'https://fleetgate.dev/';
+
+function required(name, value) {
+  if (!value) throw new Error(`${name} is required (an option, or the environment variable)`);
+  return value;
+}
+
+/** `acme.eu.auth0.com` → `https://acme.eu.auth0.com/`; a full URL keeps its scheme. */
+export function issuerOf(domain) {
+  const base = domain.includes('://') ? domain : `https://${domain}`;
+  return base.endsWith('/') ? base : `${base}/`;
+}
+
+async function instanceConfig(fleetgateUrl, instanceId, instanceKey, fetchImpl) {
+  const url = new URL(`v1/instances/${encodeURIComponent(instanceId)}/config`, fleetgateUrl.endsWith('/') ? fleetgateUrl : `${fleetgateUrl}/`);
+  const res = await fetchImpl(url, { headers: { authorization: `Bearer ${instanceKey}` } });
+  if (!res.ok) {
+    let detail = '';
+    try { detail = (await res.json()).detail || ''; } catch { /* not problem+json */ }
+    throw new Error(`GET ${url.pathname} answered ${res.status} ${detail}`.trim());
+  }
+  return res.json();
+}
+
+/**
+ * Sets up the kit for one instance: reads its configuration from fleetgate, discovers the
+ * tenant's keys and starts following its grants. Resolves once the grants are loaded.
+ */
+export async function createInstance(options = {}) {
+  const env = options.env || process.env;
+  const fetchImpl = options.fetch || fetch;
+  const fleetgateUrl = required('FLEETGATE_URL', options.fleetgateUrl || env.FLEETGATE_URL);
+  const instanceId = required('FLEETGATE_INSTANCE_ID', options.instanceId || env.FLEETGATE_INSTANCE_ID);
+  const instanceKey = required('FLEETGATE_INSTANCE_KEY', options.instanceKey || env.FLEETGATE_INSTANCE_KEY);
+  const config = await instanceConfig(fleetgateUrl, instanceId, instanceKey, fetchImpl);
+  const auth0Domain = options.auth0Domain || env.AUTH0_DOMAIN || config.auth0_domain;
+  const audience = options.audience || env.AUTH0_AUDIENCE || config.audience;
+  const namespace = options.claimNamespace || env.FLEETGATE_CLAIM_NAMESPACE;
+  const instanceClaim = namespace
+    ? `${namespace.endsWith('/') ? namespace : `${namespace}/`}instance`
+    : config.instance_claim || `${DEFAULT_NAMESPACE}instance`;
+  const issuer = issuerOf(required('AUTH0_DOMAIN', auth0Domain));
+  const keys = await discoverKeys(issuer, fetchImpl);
+  const grants = new GrantsFollower({
+    fleetgateUrl,
+    instanceId,
+    instanceKey,
+    onChange: options.onChange,
+    onError: options.onError || ((e) => console.warn(`fleetgate grants: ${e.message}; retrying`)),
+    fetchImpl,
+    waitSeconds: options.waitSeconds,
+  });
+  await grants.start();
+  const checks = {
+    keys,
+    issuer,
+    audience: required('AUTH0_AUDIENCE', audience),
+    instanceClaim,
+    instanceId,
+    allowUnboundTokens: options.allowUnboundTokens === true,
+  };
+
+  /** Who is calling, or why not: `{ ok, userId, role, instanceId, claims }` or a refusal. */
+  async function verify(request) {
+    const checked = await checkToken(bearer(request), checks);
+    if (!checked.ok) return checked;
+    const userId = checked.claims.sub;
+    const role = grants.role(userId);
+    if (!role) {
+      return problem(403, 'forbidden', 'the user has no access to this instance (not its owner, no grant)');
+    }
+    return { ok: true, userId, role, instanceId, claims: checked.claims };
+  }
+
+  /** Express/Connect middleware: sets `req.fleetgate`, or answers the refusal. */
+  function middleware() {
+    return (req, res, next) => {
+      verify(req).then(
+        (r) => {
+          if (!r.ok) return send(res, r);
+          req.fleetgate = { userId: r.userId, role: r.role, instanceId: r.instanceId };
+          return next();
+        },
+        (e) => next(e),
+      );
+    };
+  }
+
+  return {
+    instanceId,
+    /** fleetgate's `/config` answer: what the instance's SPA needs (`auth0_domain`, `client_id`, `audience`). */
+    config,
+    verify,
+    middleware,
+    role: (userId) => grants.role(userId),
+    /** The grants as held now: `{ instance_id, revision, owner, grants }`. */
+    grants: () => grants.snapshot,
+    close: () => grants.stop(),
+  };
+}
