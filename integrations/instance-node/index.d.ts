@@ -57,6 +57,8 @@ export interface Options {
   onChange?: (snapshot: GrantsSnapshot, delta: GrantsDelta | null) => void;
   /** Called when following the grants fails (it goes on, with backoff). Default: a warning. */
   onError?: (error: Error) => void;
+  /** How long `createInstance` retries `/config` while the instance is not placed yet (409) or fleetgate is away (ms, default 60000). */
+  startTimeoutMs?: number;
   /** Seconds a long-poll waits for a change (0–60, default 30). */
   waitSeconds?: number;
   /** Where the environment variables are read (default `process.env`). */

@@ -14,11 +14,11 @@ use crate::{browser::*, helpers::*};
 const SECRET: &str = "login-tests-action-secret-0123456789abcdef";
 const DENIED: &str = "You do not have access to this application.";
 
-struct World {
-    app: TestApp,
-    spa: String,
-    owner: String,
-    member: String,
+pub struct World {
+    pub app: TestApp,
+    pub spa: String,
+    pub owner: String,
+    pub member: String,
 }
 
 async fn user(tenant: &TestTenant, email: &str) -> String {
@@ -36,7 +36,7 @@ async fn user(tenant: &TestTenant, email: &str) -> String {
 }
 
 /// Waits until the application's callbacks hold (or no longer hold) `callback`.
-async fn until_callback(w: &World, callback: &str, present: bool) {
+pub async fn until_callback(w: &World, callback: &str, present: bool) {
     let until = Instant::now() + Duration::from_secs(30);
     loop {
         let client = w.app.tenant.client(&w.spa).await;
@@ -51,8 +51,14 @@ async fn until_callback(w: &World, callback: &str, present: bool) {
     }
 }
 
-/// The emulator runs the project's Action against this fleetgate, whose port is chosen first.
+/// The emulator runs the project's Action against this fleetgate, whose port is chosen first;
+/// `acme` (owner `owner@example.com`) is deployed and its callbacks are listed.
 async fn world(pool: PgPool) -> World {
+    world_with(pool, &[], "https://www.acme.com/callback").await
+}
+
+/// Like [`world`], with more settings for fleetgate, waiting for `callback` to be listed.
+pub async fn world_with(pool: PgPool, extra: &[(&str, String)], callback: &str) -> World {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -89,6 +95,7 @@ async fn world(pool: PgPool) -> World {
         ("FLEETGATE_LISTEN", format!("127.0.0.1:{port}")),
         ("FLEETGATE_ACTION_SECRET", SECRET.to_owned()),
     ]);
+    vars.extend(extra.iter().cloned());
     let app = TestApp::spawn_with(pool, tenant, &vars).await;
     let (status, _) = app
         .hook(&deployed(
@@ -104,7 +111,7 @@ async fn world(pool: PgPool) -> World {
         owner,
         member,
     };
-    until_callback(&w, "https://www.acme.com/callback", true).await;
+    until_callback(&w, callback, true).await;
     w
 }
 

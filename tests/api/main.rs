@@ -7,6 +7,7 @@ mod browser;
 mod cli;
 mod drills;
 mod errors;
+mod example;
 mod grants;
 mod helpers;
 mod hooks;

@@ -8,7 +8,7 @@
 // holds a grant on it now (the grants are followed live, so a removed grant refuses at once).
 
 import { checkToken, bearer, discoverKeys } from './verify.js';
-import { GrantsFollower } from './grants.js';
+import { GrantsFollower, backoff } from './grants.js';
 import { problem, send } from './problem.js';
 
 export { apply, roleIn, backoff } from './grants.js';
@@ -26,15 +26,33 @@ export function issuerOf(domain) {
   return base.endsWith('/') ? base : `${base}/`;
 }
 
-async function instanceConfig(fleetgateUrl, instanceId, instanceKey, fetchImpl) {
+/**
+ * The instance's `/config`. Right after a first deploy it may not be placed on an application
+ * yet (409), and fleetgate may be restarting (5xx, no answer): those are retried with backoff
+ * for up to `timeoutMs`; a refused key (401) or an unknown instance (404) fails at once.
+ */
+async function instanceConfig(fleetgateUrl, instanceId, instanceKey, fetchImpl, timeoutMs, onError) {
   const url = new URL(`v1/instances/${encodeURIComponent(instanceId)}/config`, fleetgateUrl.endsWith('/') ? fleetgateUrl : `${fleetgateUrl}/`);
-  const res = await fetchImpl(url, { headers: { authorization: `Bearer ${instanceKey}` } });
-  if (!res.ok) {
-    let detail = '';
-    try { detail = (await res.json()).detail || ''; } catch { /* not problem+json */ }
-    throw new Error(`GET ${url.pathname} answered ${res.status} ${detail}`.trim());
+  const until = Date.now() + timeoutMs;
+  for (let attempt = 1; ; attempt += 1) {
+    let res = null;
+    let error;
+    try {
+      res = await fetchImpl(url, { headers: { authorization: `Bearer ${instanceKey}` } });
+    } catch (e) {
+      error = e; // no answer
+    }
+    if (res && res.ok) return res.json();
+    if (res) {
+      let detail = '';
+      try { detail = (await res.json()).detail || ''; } catch { /* not problem+json */ }
+      error = new Error(`GET ${url.pathname} answered ${res.status} ${detail}`.trim());
+      if (res.status !== 409 && res.status < 500) throw error;
+    }
+    if (Date.now() >= until) throw error;
+    onError(error);
+    await new Promise((r) => setTimeout(r, Math.min(backoff(attempt), Math.max(0, until - Date.now()))));
   }
-  return res.json();
 }
 
 /**
@@ -47,7 +65,8 @@ export async function createInstance(options = {}) {
   const fleetgateUrl = required('FLEETGATE_URL', options.fleetgateUrl || env.FLEETGATE_URL);
   const instanceId = required('FLEETGATE_INSTANCE_ID', options.instanceId || env.FLEETGATE_INSTANCE_ID);
   const instanceKey = required('FLEETGATE_INSTANCE_KEY', options.instanceKey || env.FLEETGATE_INSTANCE_KEY);
-  const config = await instanceConfig(fleetgateUrl, instanceId, instanceKey, fetchImpl);
+  const onError = options.onError || ((e) => console.warn(`fleetgate: ${e.message}; retrying`));
+  const config = await instanceConfig(fleetgateUrl, instanceId, instanceKey, fetchImpl, options.startTimeoutMs ?? 60_000, onError);
   const auth0Domain = options.auth0Domain || env.AUTH0_DOMAIN || config.auth0_domain;
   const audience = options.audience || env.AUTH0_AUDIENCE || config.audience;
   const namespace = options.claimNamespace || env.FLEETGATE_CLAIM_NAMESPACE;
@@ -61,7 +80,7 @@ export async function createInstance(options = {}) {
     instanceId,
     instanceKey,
     onChange: options.onChange,
-    onError: options.onError || ((e) => console.warn(`fleetgate grants: ${e.message}; retrying`)),
+    onError,
     fetchImpl,
     waitSeconds: options.waitSeconds,
   });

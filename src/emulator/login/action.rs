@@ -72,9 +72,11 @@ impl Action {
     pub fn new(config: ActionConfig) -> anyhow::Result<Self> {
         let file = std::fs::canonicalize(&config.file)
             .map_err(|e| anyhow::anyhow!("--action {}: {e}", config.file.display()))?;
+        // One file per emulator: several may run in one process (tests), each removing its own.
         let harness = std::env::temp_dir().join(format!(
-            "fleetgate-emulator-action-{}.js",
-            std::process::id()
+            "fleetgate-emulator-action-{}-{}.js",
+            std::process::id(),
+            &super::state::random_id()[..12]
         ));
         std::fs::write(&harness, HARNESS)?;
         Ok(Self {

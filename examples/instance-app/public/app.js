@@ -1,0 +1,56 @@
+// The page: log in through the tenant with auth0-spa-js (code flow with PKCE, refresh tokens),
+// then call this instance's API with the access token.
+/* global auth0 */
+const $ = (id) => document.getElementById(id);
+
+async function main() {
+  const config = await (await fetch('/config.json')).json();
+  $('title').textContent = `Instance ${config.instanceId}`;
+  const client = await auth0.createAuth0Client({
+    domain: config.domain,
+    clientId: config.clientId,
+    authorizationParams: {
+      redirect_uri: `${window.location.origin}/callback`,
+      audience: config.audience,
+      scope: 'openid profile email offline_access',
+    },
+    useRefreshTokens: true,
+    cacheLocation: 'localstorage',
+  });
+
+  const params = new URLSearchParams(window.location.search);
+  if (window.location.pathname === '/callback') {
+    if (params.has('error')) {
+      // A login the tenant refused (fleetgate's Action: no access to this instance).
+      $('error').textContent = `Login refused: ${params.get('error_description') || params.get('error')}`;
+    } else if (params.has('code')) {
+      try {
+        await client.handleRedirectCallback();
+      } catch (e) {
+        $('error').textContent = `Login failed: ${e.message}`;
+      }
+    }
+    window.history.replaceState({}, '', '/');
+  }
+
+  const user = (await client.isAuthenticated()) ? await client.getUser() : null;
+  $('status').textContent = user ? `Logged in as ${user.email}` : 'Not logged in';
+  $('login').hidden = Boolean(user);
+  $('logout').hidden = !user;
+  $('call').hidden = !user;
+  $('login').onclick = () => client.loginWithRedirect();
+  $('logout').onclick = () => client.logout({ logoutParams: { returnTo: `${window.location.origin}/` } });
+  $('call').onclick = async () => {
+    $('api').hidden = false;
+    try {
+      const token = await client.getTokenSilently();
+      const res = await fetch('/api/me', { headers: { authorization: `Bearer ${token}` } });
+      const body = await res.json();
+      $('api').textContent = `${res.status} ${JSON.stringify(body, null, 2)}`;
+    } catch (e) {
+      $('api').textContent = `error: ${e.message}`;
+    }
+  };
+}
+
+main().catch((e) => { $('error').textContent = e.message; });
