@@ -7,7 +7,7 @@ use std::{
 };
 
 use actix_web::{
-    Error, HttpRequest, ResponseError,
+    Error, HttpMessage, HttpRequest, ResponseError,
     body::{EitherBody, MessageBody},
     dev::{Extensions, ServiceRequest, ServiceResponse},
     http::{
@@ -41,6 +41,10 @@ pub fn remember_socket(conn: &dyn std::any::Any, ext: &mut Extensions) {
     }
 }
 
+/// Set on a request whose connection is to be cut once its answer has been counted.
+#[derive(Clone, Copy)]
+struct CutConnection;
+
 fn cut_connection(req: &HttpRequest) {
     if let Some(ConnSocket(fd)) = req.conn_data::<ConnSocket>().copied() {
         // SAFETY: the descriptor belongs to the connection serving this request, which is
@@ -68,6 +72,11 @@ pub async fn count(
         .expect("stats lock")
         .entry(key)
         .or_default() += 1;
+    // Cut only now: a caller who sees the connection drop and then asks for the counts must
+    // find this answer counted.
+    if res.request().extensions().contains::<CutConnection>() {
+        cut_connection(res.request());
+    }
     Ok(res)
 }
 
@@ -96,7 +105,7 @@ pub async fn faults(
         Fault::RateLimited => reject(req, MgmtError::too_many_requests()),
         Fault::Drop => {
             let res = next.call(req).await?;
-            cut_connection(res.request());
+            res.request().extensions_mut().insert(CutConnection);
             Ok(res.map_into_left_body())
         }
         Fault::None => Ok(next.call(req).await?.map_into_left_body()),

@@ -38,8 +38,19 @@ async function main() {
   $('login').hidden = Boolean(user);
   $('logout').hidden = !user;
   $('call').hidden = !user;
+  $('renew').hidden = !user;
   $('login').onclick = () => client.loginWithRedirect();
   $('logout').onclick = () => client.logout({ logoutParams: { returnTo: `${window.location.origin}/` } });
+  // A new access token through the refresh token (the post-login Action runs again).
+  $('renew').onclick = async () => {
+    $('api').hidden = false;
+    try {
+      await client.getTokenSilently({ cacheMode: 'off' });
+      $('api').textContent = 'renewed';
+    } catch (e) {
+      $('api').textContent = `renewal refused: ${e.error || ''} ${e.error_description || e.message}`.trim();
+    }
+  };
   $('call').onclick = async () => {
     $('api').hidden = false;
     try {
