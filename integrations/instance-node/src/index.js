@@ -73,6 +73,10 @@ export async function createInstance(options = {}) {
   const instanceClaim = namespace
     ? `${namespace.endsWith('/') ? namespace : `${namespace}/`}instance`
     : config.instance_claim || `${DEFAULT_NAMESPACE}instance`;
+  if (audience !== config.audience) {
+    // Tokens from the SPA (which logs in for config.audience) would all be refused.
+    console.warn(`fleetgate: the audience required (${audience}) is not the instances' audience fleetgate gives the SPA (${config.audience})`);
+  }
   const issuer = issuerOf(required('AUTH0_DOMAIN', auth0Domain));
   const keys = await discoverKeys(issuer, fetchImpl);
   const grants = new GrantsFollower({

@@ -1,0 +1,250 @@
+// Browser end-to-end: a person's path through every part, in headless Chromium (Debian's,
+// driven by puppeteer-core): an instance's page on its own host, the emulator's login page,
+// the callback fleetgate listed, the post-login Action, the instance claim, the instance's API.
+// Started by scripts/e2e, which brings up the stack and sets the environment read below.
+// Screenshots of every step go to $OUT_DIR; prints "N passed, M failed"; exits 1 on a failure.
+import { execFile } from 'node:child_process';
+import { mkdir } from 'node:fs/promises';
+import { promisify } from 'node:util';
+
+import puppeteer from 'puppeteer-core';
+
+const env = (name) => {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} must be set (run scripts/e2e)`);
+  return value;
+};
+const FLEETGATE = env('FLEETGATE_URL');
+const EMULATOR = env('EMULATOR_URL');
+const PORT = env('ROUTER_PORT');
+const OUT = env('OUT_DIR');
+const ALICE = env('ALICE_ID');
+const BOB = env('BOB_ID');
+const at = (host) => `http://${host}:${PORT}`;
+const ACME = at('acme.apps.localhost');
+const BETA = at('beta-shop.localhost');
+const BETA_NEW = at('beta-new.localhost');
+/** How long the reconciler may take to put a change on the lists (a burst settles in ≤ 3 s). */
+const RECONCILE_BOUND_MS = 15_000;
+
+await mkdir(OUT, { recursive: true });
+const browser = await puppeteer.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  headless: true,
+  args: [
+    '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-sync',
+    '--disable-background-networking', '--disable-component-update', '--disable-dev-shm-usage',
+    // Every instance host is this machine (Chromium resolves *.localhost so already; be sure
+    // it is IPv4, where the router listens).
+    '--host-resolver-rules=MAP *.localhost 127.0.0.1',
+  ],
+});
+
+const results = [];
+let shot = 0;
+/** The page a step's screenshot shows; a step that works in another page sets it. */
+let focus;
+async function step(name, fn) {
+  focus = page;
+  const started = Date.now();
+  try {
+    await fn();
+    results.push({ name, ok: true });
+    console.log(`ok   ${name} (${Date.now() - started} ms)`);
+  } catch (e) {
+    results.push({ name, ok: false });
+    console.log(`FAIL ${name}: ${e.message}`);
+  }
+  shot += 1;
+  const file = `${OUT}/${String(shot).padStart(2, '0')}-${name}.png`;
+  await focus.screenshot({ path: file, fullPage: true }).catch(() => {});
+}
+
+function check(condition, message) {
+  if (!condition) throw new Error(message);
+}
+
+async function hook(event) {
+  const { stdout } = await promisify(execFile)(env('FLEETGATE_BIN'), ['hook', 'send', '--url', FLEETGATE, JSON.stringify(event)], {
+    env: { ...process.env },
+  });
+  check(stdout.startsWith('200'), `deploy hook answered ${stdout.slice(0, 200)}`);
+}
+
+async function admin(method, path, body) {
+  const res = await fetch(`${FLEETGATE}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${env('ADMIN_TOKEN')}`, 'content-type': 'application/json' },
+    body: body && JSON.stringify(body),
+  });
+  check(res.status < 300, `${method} ${path} answered ${res.status}`);
+  return res.status === 204 ? null : res.json();
+}
+
+async function until(what, ms, probe) {
+  const started = Date.now();
+  for (;;) {
+    if (await probe()) return Date.now() - started;
+    if (Date.now() - started > ms) throw new Error(`${what} did not happen within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+const text = (page, id) => page.$eval(`#${id}`, (el) => el.textContent.trim()).catch(() => '');
+const visible = (page, id) => page.$eval(`#${id}`, (el) => !el.hidden).catch(() => false);
+
+/** The instance's page at `origin`, settled (logged in, or showing why not). */
+async function open(page, origin) {
+  await page.goto(`${origin}/`, { waitUntil: 'networkidle0' });
+  await page.waitForFunction(() => document.getElementById('status').textContent !== 'Loading…');
+}
+
+/**
+ * Clicks "Log in" on the instance's page; fills the emulator's login form if it is shown (no
+ * session yet); waits to be back on the instance's page.
+ */
+async function logIn(page, origin, email) {
+  await open(page, origin);
+  await Promise.all([page.waitForNavigation({ waitUntil: 'networkidle0' }), page.click('#login')]);
+  if (page.url().startsWith(`${EMULATOR}/authorize`) && (await page.$('input[name="username"]'))) {
+    await page.type('input[name="username"]', email);
+    await page.type('input[name="password"]', 'password');
+    await Promise.all([page.waitForNavigation({ waitUntil: 'networkidle0' }), page.click('button[type="submit"]')]);
+  }
+  check(page.url().startsWith(origin), `the login ended at ${page.url()}, not at ${origin}`);
+  await page.waitForFunction(() => document.getElementById('status').textContent !== 'Loading…');
+}
+
+/** Clicks "Call my API": the status and the body the instance's API answered. */
+async function callApi(page) {
+  await page.$eval('#api', (el) => { el.textContent = ''; });
+  await page.click('#call');
+  await page.waitForFunction(() => document.getElementById('api').textContent !== '');
+  const answer = await text(page, 'api');
+  const status = Number(answer.split(' ')[0]);
+  return { status, body: answer.slice(answer.indexOf(' ') + 1) };
+}
+
+const alice = await browser.createBrowserContext();
+const page = await alice.newPage();
+
+await step('acme-owner-logs-in-and-calls-its-api', async () => {
+  await logIn(page, ACME, 'alice@example.com');
+  check((await text(page, 'status')) === 'Logged in as alice@example.com', await text(page, 'status'));
+  const { status, body } = await callApi(page);
+  check(status === 200 && JSON.parse(body).role === 'owner', `${status} ${body}`);
+});
+
+await step('beta-refuses-alice-at-its-callback', async () => {
+  await logIn(page, BETA, 'alice@example.com');
+  const error = await text(page, 'error');
+  check(error.includes('You do not have access to this application'), `the page shows: ${error}`);
+  check(!(await visible(page, 'call')), 'not logged in');
+});
+
+await step('granted-on-beta-alice-logs-in-as-member', async () => {
+  await admin('POST', '/v1/instances/beta/grants', { user_id: ALICE, role: 'member' });
+  await logIn(page, BETA, 'alice@example.com');
+  const { status, body } = await callApi(page);
+  check(status === 200 && JSON.parse(body).role === 'member', `${status} ${body}`);
+});
+
+await step('beta-api-refuses-an-acme-token', async () => {
+  const acme = await alice.newPage();
+  await open(acme, ACME);
+  const token = await acme.evaluate(() => {
+    for (const key of Object.keys(localStorage)) {
+      const entry = JSON.parse(localStorage.getItem(key));
+      if (entry && entry.body && entry.body.access_token) return entry.body.access_token;
+    }
+    return null;
+  });
+  await acme.close();
+  check(token, 'no token kept by acme');
+  const status = await page.evaluate(async (t) => (await fetch('/api/me', { headers: { authorization: `Bearer ${t}` } })).status, token);
+  check(status === 403, `beta's API answered ${status}`);
+});
+
+await step('beta-moves-to-a-new-domain-the-old-one-is-refused', async () => {
+  await hook({ type: 'instance.deployed', data: { instance_id: 'beta', owner: BOB, domains: ['beta-new.localhost'] } });
+  const probe = await browser.createBrowserContext();
+  const fresh = await probe.newPage();
+  const took = await until('the old domain refused', RECONCILE_BOUND_MS, async () => {
+    await open(fresh, BETA);
+    await Promise.all([fresh.waitForNavigation({ waitUntil: 'networkidle0' }), fresh.click('#login')]);
+    return (await fresh.content()).includes('Callback URL mismatch');
+  });
+  await fresh.screenshot({ path: `${OUT}/${String(shot + 1).padStart(2, '0')}-old-domain-refused.png` });
+  await probe.close();
+  console.log(`     the old domain was refused ${took} ms after the redeploy`);
+  await until('the new domain listed', RECONCILE_BOUND_MS, async () => {
+    const sync = await admin('GET', '/v1/instances/beta/sync');
+    return JSON.stringify(sync).includes('beta-new.localhost') && !JSON.stringify(sync).includes('pending');
+  });
+  await logIn(page, BETA_NEW, 'alice@example.com');
+  const { status, body } = await callApi(page);
+  check(status === 200 && JSON.parse(body).role === 'member', `${status} ${body}`);
+});
+
+await step('revoked-beta-refuses-at-once-and-the-refresh-is-denied', async () => {
+  const { grants } = await admin('GET', '/v1/instances/beta/grants');
+  const grant = grants.find((g) => g.user_id === ALICE);
+  await admin('DELETE', `/v1/instances/beta/grants/${grant.id}`);
+  const took = await until('the API refusing', 5000, async () => (await callApi(page)).status === 403);
+  console.log(`     beta's API refused ${took} ms after the grant was removed`);
+  await page.$eval('#api', (el) => { el.textContent = ''; });
+  await page.click('#renew');
+  await page.waitForFunction(() => document.getElementById('api').textContent !== '');
+  const renewal = await text(page, 'api');
+  check(renewal.startsWith('renewal refused') && renewal.includes('access_denied'), renewal);
+});
+
+await step('acme-suspended-refuses-logins-and-resumed-lets-them-in', async () => {
+  await hook({ type: 'instance.suspended', data: { instance_id: 'acme' } });
+  const other = await browser.createBrowserContext();
+  const fresh = await other.newPage();
+  focus = fresh;
+  // Refused by the Action (the instance is suspended) or, once the reconciler has taken the
+  // suspended instance's URLs off the lists, by the login page itself.
+  await open(fresh, ACME);
+  await Promise.all([fresh.waitForNavigation({ waitUntil: 'networkidle0' }), fresh.click('#login')]);
+  if (await fresh.$('input[name="username"]')) {
+    await fresh.type('input[name="username"]', 'alice@example.com');
+    await fresh.type('input[name="password"]', 'password');
+    await Promise.all([fresh.waitForNavigation({ waitUntil: 'networkidle0' }), fresh.click('button[type="submit"]')]);
+  }
+  const shown = fresh.url().startsWith(ACME)
+    ? (await fresh.waitForFunction(() => document.getElementById('error').textContent !== ''), await text(fresh, 'error'))
+    : await fresh.content();
+  await fresh.screenshot({ path: `${OUT}/${String(shot + 1).padStart(2, '0')}-acme-suspended.png` });
+  check(shown.includes('You do not have access') || shown.includes('Callback URL mismatch'), `the suspended instance's login shows: ${shown.slice(0, 300)}`);
+  await hook({ type: 'instance.resumed', data: { instance_id: 'acme' } });
+  const took = await until('a login at the resumed instance', RECONCILE_BOUND_MS, async () => {
+    await logIn(fresh, ACME, 'alice@example.com').catch(() => {});
+    return fresh.url().startsWith(ACME) && (await visible(fresh, 'call'));
+  });
+  console.log(`     logins worked again ${took} ms after the resume`);
+  const { status, body } = await callApi(fresh);
+  check(status === 200 && JSON.parse(body).role === 'owner', `${status} ${body}`);
+  await fresh.screenshot({ path: `${OUT}/${String(shot + 1).padStart(2, '0')}-acme-resumed.png` });
+  focus = page;
+  await other.close();
+});
+
+await step('logout-returns-to-the-instance-page', async () => {
+  await open(page, ACME);
+  check(await visible(page, 'logout'), 'logged in at acme');
+  await Promise.all([page.waitForNavigation({ waitUntil: 'networkidle0' }), page.click('#logout')]);
+  check(page.url() === `${ACME}/`, `the logout ended at ${page.url()}`);
+  await page.waitForFunction(() => document.getElementById('status').textContent !== 'Loading…');
+  check((await text(page, 'status')) === 'Not logged in', await text(page, 'status'));
+  // The emulator's session ended too: the next login shows the form again.
+  await Promise.all([page.waitForNavigation({ waitUntil: 'networkidle0' }), page.click('#login')]);
+  check(Boolean(await page.$('input[name="username"]')), 'the login form is shown again');
+});
+
+await browser.close();
+const passed = results.filter((r) => r.ok).length;
+const failed = results.length - passed;
+console.log(`${passed} passed, ${failed} failed (screenshots in ${OUT})`);
+process.exit(failed === 0 ? 0 : 1);
