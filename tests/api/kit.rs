@@ -2,11 +2,9 @@
 //! fleetgate and the emulator: its unit tests, and `test/kit.test.js`, which starts (and
 //! restarts) a fleetgate process of its own on this test's database.
 
-use std::process::Command;
-
 use sqlx::PgPool;
 
-use crate::{helpers::*, replicas::database_url};
+use crate::{helpers::*, node::node_tests, replicas::database_url};
 
 #[sqlx::test]
 async fn the_instance_kit_passes_its_tests_against_fleetgate(pool: PgPool) {
@@ -36,43 +34,22 @@ async fn the_instance_kit_passes_its_tests_against_fleetgate(pool: PgPool) {
     })
     .await;
 
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/integrations/instance-node");
-    assert!(
-        std::path::Path::new(dir).join("node_modules").exists(),
-        "run `npm ci` in integrations/instance-node first (scripts/test does)"
-    );
-    let mut cmd = Command::new("node");
-    cmd.args(["--test", "test/"])
-        .current_dir(dir)
-        .env("FLEETGATE_BIN", env!("CARGO_BIN_EXE_fleetgate"))
-        .env("DATABASE_URL", database_url(&pool).await)
-        .env("AUTH0_DOMAIN", &app.tenant.base_url)
-        .env("AUTH0_AUDIENCE", AUDIENCE)
-        .env("FLEETGATE_INSTANCE_AUDIENCE", INSTANCE_AUDIENCE)
-        .env("INSTANCE_AUDIENCE", INSTANCE_AUDIENCE)
-        .env("FLEETGATE_WEBHOOK_SECRET", WEBHOOK_SECRET)
-        .env("FLEETGATE_PLATFORM_DOMAIN", PLATFORM_DOMAIN)
-        .env("EMULATOR_URL", &app.tenant.base_url)
-        .env("ADMIN_URL", &app.addr)
-        .env("ADMIN_TOKEN", &app.admin_token)
-        .env("ACME_KEY", &key);
-    for (k, v) in &vars {
-        cmd.env(k, v);
-    }
-    let out = tokio::task::spawn_blocking(move || {
-        cmd.output()
-            .expect("node (18 or later) must be installed to test the instance kit")
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "node --test failed:\n{stdout}\n{stderr}"
-    );
-    assert!(
-        stdout.contains("# fail 0") && !stdout.contains("# pass 0"),
-        "{stdout}"
-    );
+    let mut envs: Vec<(String, String)> = [
+        ("FLEETGATE_BIN", env!("CARGO_BIN_EXE_fleetgate").to_owned()),
+        ("DATABASE_URL", database_url(&pool).await),
+        ("AUTH0_DOMAIN", app.tenant.base_url.clone()),
+        ("AUTH0_AUDIENCE", AUDIENCE.to_owned()),
+        ("FLEETGATE_INSTANCE_AUDIENCE", INSTANCE_AUDIENCE.to_owned()),
+        ("INSTANCE_AUDIENCE", INSTANCE_AUDIENCE.to_owned()),
+        ("FLEETGATE_WEBHOOK_SECRET", WEBHOOK_SECRET.to_owned()),
+        ("FLEETGATE_PLATFORM_DOMAIN", PLATFORM_DOMAIN.to_owned()),
+        ("EMULATOR_URL", app.tenant.base_url.clone()),
+        ("ADMIN_URL", app.addr.clone()),
+        ("ADMIN_TOKEN", app.admin_token.clone()),
+        ("ACME_KEY", key),
+    ]
+    .map(|(k, v)| (k.to_owned(), v))
+    .into();
+    envs.extend(vars.into_iter().map(|(k, v)| (k.to_owned(), v)));
+    node_tests("integrations/instance-node", &["test/"], envs, true).await;
 }

@@ -16,6 +16,8 @@ mod isolation;
 mod kit;
 mod lifecycle;
 mod login;
+#[path = "../common/node.rs"]
+mod node;
 mod reconcile;
 mod registry;
 mod replicas;

@@ -7,5 +7,7 @@ mod faults_and_limits;
 mod helpers;
 mod login;
 mod management_client;
+#[path = "../common/node.rs"]
+mod node;
 mod oidc_clients;
 mod tokens;

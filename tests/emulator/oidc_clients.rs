@@ -2,11 +2,9 @@
 //! the emulator: `tests/oidc/login.test.js`, run by Node's test runner. Its packages are
 //! installed by `scripts/test` (`npm ci` in `tests/oidc`).
 
-use std::process::Command;
-
 use serde_json::json;
 
-use crate::helpers::*;
+use crate::{helpers::*, node::node_tests};
 
 const CALLBACK: &str = "http://localhost:5173/callback";
 
@@ -33,38 +31,18 @@ async fn oidc_client_libraries_log_in_through_the_emulator() {
         .unwrap();
     assert_eq!(res.status(), 201);
 
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oidc");
-    assert!(
-        std::path::Path::new(dir).join("node_modules").exists(),
-        "run `npm ci` in tests/oidc first (scripts/test does)"
-    );
-    let (base, audience) = (
-        emu.base.clone(),
-        emu.tenant["api_audience"].as_str().unwrap().to_owned(),
-    );
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .args(["--test", "login.test.js"])
-            .current_dir(dir)
-            .env("EMULATOR_URL", base)
-            .env("CLIENT_ID", spa)
-            .env("CALLBACK", CALLBACK)
-            .env("API_AUDIENCE", audience)
-            .env("USER_EMAIL", "oidc@example.com")
-            .env("USER_PASSWORD", "pw-0123")
-            .output()
-            .expect("node (20 or later) runs the OIDC library tests")
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "node --test failed:\n{stdout}\n{stderr}"
-    );
-    assert!(
-        stdout.contains("# fail 0") && !stdout.contains("# pass 0"),
-        "{stdout}"
-    );
+    let envs = [
+        ("EMULATOR_URL", emu.base.clone()),
+        ("CLIENT_ID", spa),
+        ("CALLBACK", CALLBACK.to_owned()),
+        (
+            "API_AUDIENCE",
+            emu.tenant["api_audience"].as_str().unwrap().to_owned(),
+        ),
+        ("USER_EMAIL", "oidc@example.com".to_owned()),
+        ("USER_PASSWORD", "pw-0123".to_owned()),
+    ]
+    .map(|(k, v)| (k.to_owned(), v))
+    .into();
+    node_tests("tests/oidc", &["login.test.js"], envs, true).await;
 }
