@@ -110,21 +110,32 @@ async fn a_bad_setting_stops_serve_naming_the_variable_not_the_secret(pool: PgPo
 fn every_setting_is_documented() {
     let root = env!("CARGO_MANIFEST_DIR");
     let read = |f: &str| std::fs::read_to_string(format!("{root}/{f}")).unwrap();
-    let (config, readme, example) = (read("src/config.rs"), read("README.md"), read(".env.example"));
+    let (config, readme, example) = (
+        read("src/config.rs"),
+        read("README.md"),
+        read(".env.example"),
+    );
     let mut names: Vec<&str> = config
         .split('"')
         .skip(1)
         .step_by(2)
         .filter(|s| {
             (s.starts_with("FLEETGATE_") || s.starts_with("AUTH0_") || *s == "DATABASE_URL")
-                && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+                && s.bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
         })
         .collect();
     names.sort_unstable();
     names.dedup();
     assert!(names.len() > 25, "{names:?}");
     for name in names {
-        assert!(readme.contains(&format!("`{name}`")), "README.md does not document {name}");
-        assert!(example.contains(name), ".env.example does not document {name}");
+        assert!(
+            readme.contains(&format!("`{name}`")),
+            "README.md does not document {name}"
+        );
+        assert!(
+            example.contains(name),
+            ".env.example does not document {name}"
+        );
     }
 }
