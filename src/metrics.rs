@@ -1,6 +1,6 @@
 //! Prometheus metrics beyond the HTTP ones (which actix-web-prom keeps in the same registry).
 
-use prometheus::{GaugeVec, IntCounterVec, Opts, Registry};
+use prometheus::{GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -16,6 +16,14 @@ pub struct Metrics {
     /// 1 while this replica's memory of grant revisions and instance keys follows the
     /// database's notifications; 0 while it falls back to reading the database.
     pub grants_memory_in_step: prometheus::IntGauge,
+    /// 1 on the replica that holds the reconciler's lead, 0 elsewhere.
+    pub reconcile_leader: IntGauge,
+    /// Seconds each reconcile pass took, by trigger.
+    pub reconcile_pass_seconds: HistogramVec,
+    /// Seconds each Management API call took (one attempt, until its answer), by method.
+    pub auth0_call_seconds: HistogramVec,
+    /// Entries on each managed list over the cap (FLEETGATE_ALLOWLIST_CAP), by application and field.
+    pub allowlist_fill_ratio: GaugeVec,
 }
 
 impl Metrics {
@@ -74,8 +82,60 @@ impl Metrics {
         registry
             .register(Box::new(grants_memory_in_step.clone()))
             .expect("registers once");
+        let reconcile_leader = IntGauge::with_opts(
+            Opts::new(
+                "reconcile_leader",
+                "1 on the replica that holds the reconciler's lead.",
+            )
+            .namespace("fleetgate"),
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(reconcile_leader.clone()))
+            .expect("registers once");
+        let histogram = |name: &str, help: &str, label: &str, buckets: Vec<f64>| {
+            let h = HistogramVec::new(
+                HistogramOpts::new(name, help)
+                    .namespace("fleetgate")
+                    .buckets(buckets),
+                &[label],
+            )
+            .expect("valid metric");
+            registry
+                .register(Box::new(h.clone()))
+                .expect("registers once");
+            h
+        };
+        let reconcile_pass_seconds = histogram(
+            "reconcile_pass_duration_seconds",
+            "Seconds each reconcile pass took, by trigger.",
+            "trigger",
+            vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0],
+        );
+        let auth0_call_seconds = histogram(
+            "auth0_call_duration_seconds",
+            "Seconds each Management API call attempt took until its answer, by method.",
+            "method",
+            vec![0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
+        );
+        let allowlist_fill_ratio = GaugeVec::new(
+            Opts::new(
+                "allowlist_fill_ratio",
+                "Entries on each managed list over the cap (FLEETGATE_ALLOWLIST_CAP), as a pass last planned it.",
+            )
+            .namespace("fleetgate"),
+            &["client_id", "field"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(allowlist_fill_ratio.clone()))
+            .expect("registers once");
         Self {
             registry,
+            reconcile_leader,
+            reconcile_pass_seconds,
+            auth0_call_seconds,
+            allowlist_fill_ratio,
             grants_memory_in_step,
             reconcile_runs,
             auth0_calls,

@@ -238,7 +238,12 @@ impl ManagementClient {
             if let Some(b) = body {
                 req = req.json(b);
             }
+            let started = Instant::now();
             let sent = req.send().await;
+            self.metrics
+                .auth0_call_seconds
+                .with_label_values(&[method.as_str()])
+                .observe(started.elapsed().as_secs_f64());
             let status = sent
                 .as_ref()
                 .map_or("error".to_owned(), |r| r.status().as_u16().to_string());

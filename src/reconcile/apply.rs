@@ -77,7 +77,7 @@ pub struct Reconciler {
     pub client: ManagementClient,
     pub(super) settings: ReconcilerSettings,
     platform_domain: Option<Hostname>,
-    metrics: Metrics,
+    pub(super) metrics: Metrics,
     /// The run this process has open, if a pass is under way; see [`Reconciler::abandoned`].
     open_run: std::sync::Mutex<Option<i64>>,
 }
@@ -500,7 +500,12 @@ impl Reconciler {
             .counters
             .calls
             .load(std::sync::atomic::Ordering::Relaxed);
+        let started = std::time::Instant::now();
         let outcome = self.apply().await;
+        self.metrics
+            .reconcile_pass_seconds
+            .with_label_values(&[trigger])
+            .observe(started.elapsed().as_secs_f64());
         let calls = (self
             .client
             .counters
@@ -627,10 +632,15 @@ impl Reconciler {
             let desired = self.desired_for(&survey, &app.client_id);
             let plan = plan_lists(&app.client_id, &desired, &app.actual, &app.owned);
             for p in &plan.fields {
+                let labels = [app.client_id.as_str(), p.field.name()];
                 self.metrics
                     .foreign_entries
-                    .with_label_values(&[app.client_id.as_str(), p.field.name()])
+                    .with_label_values(&labels)
                     .set(p.foreign.len() as f64);
+                self.metrics
+                    .allowlist_fill_ratio
+                    .with_label_values(&labels)
+                    .set(p.next.len() as f64 / self.cap() as f64);
             }
             if !plan.over_cap.is_empty() {
                 survey.problems.extend(

@@ -56,9 +56,11 @@ pub async fn run(reconciler: Arc<Reconciler>, shutdown: CancellationToken) {
             Ok(true) => {
                 tracing::info!("this replica now reconciles");
                 let lock = conn.take().expect("the lock is held on this connection");
+                reconciler.metrics.reconcile_leader.set(1);
                 if let Err(e) = lead(&reconciler, lock, &shutdown).await {
                     tracing::warn!(error = %e, "reconciler leadership ended");
                 }
+                reconciler.metrics.reconcile_leader.set(0);
             }
             Ok(false) => {}
             Err(e) => {

@@ -165,6 +165,10 @@ async fn urls_follow_deploys_domain_changes_and_status(pool: PgPool) {
         r#"fleetgate_auth0_calls_total{method="PATCH",status="200"}"#,
         r#"fleetgate_allowlist_foreign_entries{client_id=""#,
         r#"fleetgate_http_requests_total{endpoint="/v1/reconcile",method="POST",status="200"}"#,
+        r#"fleetgate_reconcile_pass_duration_seconds_bucket{trigger="manual",le="#,
+        r#"fleetgate_auth0_call_duration_seconds_bucket{method="PATCH",le="#,
+        "fleetgate_allowlist_fill_ratio{client_id=",
+        "\nfleetgate_reconcile_leader 1\n",
     ] {
         assert!(metrics.contains(needle), "{needle} in {metrics}");
     }
@@ -526,7 +530,16 @@ async fn ownership_of_entries_never_written_is_forgotten(pool: PgPool) {
 /// is back, without another registry change or the cron (every 5 minutes).
 #[sqlx::test]
 async fn a_failed_pass_is_retried_by_itself(pool: PgPool) {
-    let f = fleet(pool, roomy(), &[("FLEETGATE_WILDCARD", "false".into())]).await;
+    // No cron pass (the default runs at every fifth minute) may do the retry's work meanwhile.
+    let f = fleet(
+        pool,
+        roomy(),
+        &[
+            ("FLEETGATE_WILDCARD", "false".into()),
+            ("FLEETGATE_RECONCILE_CRON", "0 0 0 1 1 *".into()),
+        ],
+    )
+    .await;
     f.reconcile().await;
     f.app
         .tenant
