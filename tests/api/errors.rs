@@ -267,3 +267,61 @@ async fn metrics_answer_other_methods_405(pool: PgPool) {
         assert_problem(res, 405, "method_not_allowed").await;
     }
 }
+
+/// Every metric the shipped alert rules and dashboard name (`deploy/`) is one fleetgate
+/// exports, seen on `/metrics` after a little of everything happened.
+#[sqlx::test]
+async fn the_shipped_alerts_and_dashboard_name_only_exported_metrics(pool: PgPool) {
+    let tenant = TestTenant::start_with(fleetgate::emulator::EmulatorConfig {
+        // Calls after the first wait for the rate limit: every Management API metric moves.
+        rate_limit_burst: 1,
+        rate_limit_per_second: 2.0,
+        ..TestTenant::config()
+    })
+    .await;
+    let vars = tenant.reconciler_vars().await;
+    let app = TestApp::spawn_with(pool, tenant, &vars).await;
+    app.deploy("acme", &["www.acme.com"]).await;
+    let res = app
+        .admin(Method::POST, "/v1/reconcile")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let exported = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let mut named = Vec::new();
+    for file in [
+        "deploy/prometheus/alerts.yml",
+        "deploy/grafana/fleetgate.json",
+    ] {
+        let text = std::fs::read_to_string(format!("{root}/{file}")).unwrap();
+        for (at, _) in text.match_indices("fleetgate_") {
+            let name: String = text[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+                .collect();
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s))
+                .unwrap_or(&name)
+                .to_owned();
+            named.push((file, family));
+        }
+    }
+    assert!(named.len() > 10, "{named:?}");
+    for (file, family) in named {
+        assert!(
+            exported.contains(&format!("# TYPE {family} ")),
+            "{file} names {family}, which /metrics does not export:\n{exported}"
+        );
+    }
+}
