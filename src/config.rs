@@ -41,6 +41,9 @@ pub struct GrantsSettings {
     pub key_grace: Duration,
     /// The bearer the Auth0 post-login Action presents; without it login decisions are off.
     pub action_secret: Option<SecretString>,
+    /// The Auth0 application of fleetgate's status page (`/ui/`): its logins are bound to no
+    /// instance.
+    pub ui_client_id: Option<String>,
     /// Long-polls one caller (an instance, a user) may have waiting at once on a replica.
     pub max_parked_per_caller: usize,
 }
@@ -372,7 +375,9 @@ fn grants_settings(vars: &Vars) -> Result<GrantsSettings> {
             .filter(|n| (1..=100_000).contains(n))
             .ok_or("must be a whole number from 1 to 100000")
     })?;
+    let ui_client_id = vars.optional("FLEETGATE_UI_CLIENT_ID");
     Ok(GrantsSettings {
+        ui_client_id,
         roles,
         changes_kept,
         key_grace,

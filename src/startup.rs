@@ -63,6 +63,7 @@ impl Application {
             reconciler: reconciler.clone(),
             auth0_base_url: settings.auth0.base_url.clone(),
             instance_audience: settings.auth0.instance_audience.clone(),
+            audience: settings.auth0.audience.clone(),
             instance_claim: format!("{}instance", settings.auth0.claim_namespace),
             pool: pool.clone(),
             registry: Registry::new(settings.platform_domain.clone()),
@@ -74,6 +75,7 @@ impl Application {
             max_parked_per_caller: settings.grants.max_parked_per_caller,
             auth_failures: auth::failures::FailureLimiter::new(settings.auth_failures_per_minute),
             action_secret: settings.grants.action_secret.clone(),
+            ui_client_id: settings.grants.ui_client_id.clone(),
         });
         metrics
             .registry

@@ -129,6 +129,10 @@ exports.onExecutePostLogin = async (event, api) => {
     );
     return;
   }
+  if (decision.allow && !decision.instance_id) {
+    // A login to fleetgate's own status page: bound to no instance, nothing to add.
+    return;
+  }
   if (!decision.allow) {
     const where = target.instance_id || target.redirect_uri;
     console.log(`fleetgate: denied (${decision.reason}) for ${user.user_id} at ${where}`);

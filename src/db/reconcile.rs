@@ -187,3 +187,22 @@ pub async fn last_finished(conn: &mut PgConnection) -> sqlx::Result<Option<Run>>
     .fetch_optional(conn)
     .await
 }
+
+/// The replica holding the leader lock `key`: its connection's application name, address and
+/// since when it is connected. None when no replica leads.
+pub async fn leader(
+    conn: &mut PgConnection,
+    key: i64,
+) -> sqlx::Result<Option<(Option<String>, Option<String>, Option<DateTime<Utc>>)>> {
+    sqlx::query_as(
+        "SELECT a.application_name, host(a.client_addr), a.backend_start \
+         FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+         WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 \
+           AND l.classid::bigint = $1 AND l.objid::bigint = $2 \
+           AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    .bind((key >> 32) & 0xffff_ffff)
+    .bind(key & 0xffff_ffff)
+    .fetch_optional(conn)
+    .await
+}

@@ -157,6 +157,9 @@ struct NewUser {
     #[serde(default)]
     email_verified: bool,
     name: Option<String>,
+    /// Permissions on the seeded API (RBAC), put in access tokens for it.
+    #[serde(default)]
+    permissions: Vec<String>,
 }
 
 /// `POST /emulator/users`: a user of the database connection (password `password` unless
@@ -187,7 +190,8 @@ async fn create_user(emu: web::Data<Emu>, body: web::Bytes) -> Result<HttpRespon
                 Some("auth0_idp_error"),
             ));
         }
-        let user = User::new(email, password, new.email_verified, new.name.as_deref());
+        let mut user = User::new(email, password, new.email_verified, new.name.as_deref());
+        user.permissions = new.permissions;
         let profile = user.profile();
         t.users.push(user);
         Ok(json_response(StatusCode::CREATED, &profile))

@@ -19,6 +19,10 @@ pub struct User {
     pub created_at: String,
     #[serde(default)]
     pub logins_count: u64,
+    /// Permissions on the seeded API (fleetgate's), as Auth0's RBAC puts them in the
+    /// `permissions` claim of access tokens for that API.
+    #[serde(default)]
+    pub permissions: Vec<String>,
     salt: String,
     password_sha256: String,
 }
@@ -52,6 +56,7 @@ impl User {
             name: name.unwrap_or(email).to_owned(),
             created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             logins_count: 0,
+            permissions: Vec::new(),
             password_sha256: digest(&salt, password),
             salt,
         }
@@ -74,6 +79,7 @@ impl User {
             "nickname": self.email.split('@').next().unwrap_or_default(),
             "created_at": self.created_at,
             "logins_count": self.logins_count,
+            "permissions": self.permissions,
             "identities": [{
                 "provider": "auth0",
                 "user_id": self.user_id.trim_start_matches("auth0|"),

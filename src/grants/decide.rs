@@ -36,6 +36,18 @@ impl Decision {
         }
     }
 
+    /// A login to fleetgate's own operator console (its own application): no instance to bind
+    /// the tokens to; fleetgate's API decides what the token may do.
+    pub fn operator_console() -> Self {
+        Self {
+            allow: true,
+            instance_id: None,
+            role: None,
+            reason: "operator_console",
+            bind_invitation: false,
+        }
+    }
+
     fn allow(instance_id: &str, role: &str, reason: &'static str, bind: bool) -> Self {
         Self {
             allow: true,

@@ -17,12 +17,22 @@ pub async fn list(state: web::Data<AppState>, _admin: Admin) -> Result<HttpRespo
     let mut items = Vec::with_capacity(pool.len());
     for app in pool {
         let snapshots = db::reconcile::snapshots(&mut conn, &app.client_id).await?;
+        let owned = db::reconcile::owned(&mut conn, &app.client_id).await?;
         let fill: serde_json::Map<String, serde_json::Value> = Field::ALL
             .into_iter()
             .map(|f| {
+                let read = snapshots
+                    .get(f.name())
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
+                // Drift: what the list held when last read back that fleetgate did not add.
+                let foreign: Vec<&String> = read
+                    .iter()
+                    .filter(|e| !owned.get(f.name()).is_some_and(|o| o.contains(*e)))
+                    .collect();
                 (
                     f.name().to_owned(),
-                    json!({ "entries": snapshots.get(f.name()).map_or(0, Vec::len), "cap": cap }),
+                    json!({ "entries": read.len(), "cap": cap, "foreign": foreign }),
                 )
             })
             .collect();

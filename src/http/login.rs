@@ -10,7 +10,7 @@ use crate::{
     db,
     domain::printable,
     domain::{Hostname, InstanceId, UserId},
-    grants::decide::{LoginFacts, decide},
+    grants::decide::{Decision, LoginFacts, decide},
     registry::Actor,
 };
 
@@ -40,6 +40,11 @@ pub async fn decide_login(
     _action: TheAction,
     body: web::Json<Body>,
 ) -> Result<HttpResponse, ApiError> {
+    if state.ui_client_id.is_some() && body.client_id == state.ui_client_id {
+        let decision = Decision::operator_console();
+        tracing::info!(user = %body.user_id, reason = decision.reason, "login decision");
+        return Ok(HttpResponse::Ok().json(decision));
+    }
     let (host, named) = match (&body.redirect_uri, &body.instance_id) {
         (Some(uri), None) => (redirect_host(uri)?, None),
         (None, Some(id)) => (None, Some(id.as_str().to_owned())),

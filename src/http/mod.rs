@@ -16,6 +16,7 @@ pub mod pagination;
 pub mod peer;
 pub mod reconcile;
 pub mod request_id;
+pub mod ui;
 
 use actix_web::{HttpMessage, HttpRequest, Route, http::Method, web};
 use sqlx::PgPool;
@@ -35,6 +36,8 @@ pub struct AppState {
     /// to one instance, as instances are told them.
     pub auth0_base_url: String,
     pub instance_audience: String,
+    /// fleetgate's own audience (what the status page logs in for).
+    pub audience: String,
     pub instance_claim: String,
     /// Present when the M2M credentials are configured.
     pub reconciler: Option<std::sync::Arc<crate::reconcile::Reconciler>>,
@@ -46,6 +49,8 @@ pub struct AppState {
     /// Failed authentications per client address.
     pub auth_failures: crate::auth::failures::FailureLimiter,
     pub action_secret: Option<secrecy::SecretString>,
+    /// The status page's Auth0 application, if it has one.
+    pub ui_client_id: Option<String>,
 }
 
 /// Brings this replica's memory of an instance (its keys and grants revision) up to date at
@@ -73,6 +78,9 @@ pub fn route_table() -> Vec<(Method, &'static str, Route)> {
     vec![
         (Method::GET, "/healthz", web::get().to(health::healthz)),
         (Method::GET, "/readyz", web::get().to(health::readyz)),
+        (Method::GET, "/ui/", web::get().to(ui::index)),
+        (Method::GET, "/ui/config.json", web::get().to(ui::config)),
+        (Method::GET, "/ui/{file}", web::get().to(ui::file)),
         // The hot paths first: resources are matched in the order they are registered, and
         // every dynamic one tried before the match costs a pattern match.
         (
@@ -176,6 +184,11 @@ pub fn route_table() -> Vec<(Method, &'static str, Route)> {
             Method::GET,
             "/v1/reconcile/runs",
             web::get().to(reconcile::runs),
+        ),
+        (
+            Method::GET,
+            "/v1/reconcile/status",
+            web::get().to(reconcile::status),
         ),
         (
             Method::GET,

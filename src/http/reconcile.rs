@@ -99,3 +99,58 @@ pub async fn sync(
         "urls": urls,
     })))
 }
+
+/// The reconciler at a glance, for the status page: which replica leads, the last pass, and
+/// the instances (at most [`UNSYNCED_SHOWN`]) with URLs not live as wanted, with the reason.
+/// Reads the database only: the lists as last read back, never the Management API.
+pub async fn status(state: web::Data<AppState>, _admin: Admin) -> Result<HttpResponse, ApiError> {
+    let reconciler = reconciler(&state)?;
+    let mut conn = state.pool.acquire().await?;
+    let leader = db::reconcile::leader(&mut conn, crate::reconcile::leader::LEADER_LOCK).await?;
+    let last = db::reconcile::last_finished(&mut conn).await?;
+    let failure = last
+        .as_ref()
+        .filter(|r| r.outcome == "failed")
+        .and_then(|r| r.error.clone());
+    let assignments = db::applications::assignments(&mut conn).await?;
+    let mut lists_of = std::collections::HashMap::new();
+    for app in db::applications::pool(&mut conn).await? {
+        let snapshots = db::reconcile::snapshots(&mut conn, &app.client_id).await?;
+        let lists: std::collections::BTreeMap<Field, Vec<String>> = Field::ALL
+            .into_iter()
+            .map(|f| (f, snapshots.get(f.name()).cloned().unwrap_or_default()))
+            .collect();
+        lists_of.insert(app.client_id, lists);
+    }
+    let rows = db::instances::all(&mut conn).await?;
+    let instances = crate::registry::load_many(&mut conn, rows).await?;
+    let empty = Default::default();
+    let mut unsynced = Vec::new();
+    let mut total = 0;
+    for instance in &instances {
+        let client_id = assignments.get(instance.id.as_str());
+        let lists = client_id.and_then(|c| lists_of.get(c)).unwrap_or(&empty);
+        let urls: Vec<_> = sync_status(instance, reconciler.options(), lists, failure.as_deref())
+            .into_iter()
+            .filter(|u| u.state != crate::reconcile::sync::SyncState::Synced)
+            .collect();
+        if urls.is_empty() {
+            continue;
+        }
+        total += 1;
+        if unsynced.len() < UNSYNCED_SHOWN {
+            unsynced.push(serde_json::json!({
+                "instance_id": instance.id, "status": instance.status, "client_id": client_id, "urls": urls,
+            }));
+        }
+    }
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "leader": leader.map(|(name, address, since)| serde_json::json!({"name": name, "address": address, "since": since})),
+        "last_run": last,
+        "unsynced_total": total,
+        "unsynced": unsynced,
+    })))
+}
+
+/// Instances with unsynced URLs shown by [`status`].
+pub const UNSYNCED_SHOWN: usize = 50;

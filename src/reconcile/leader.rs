@@ -76,10 +76,16 @@ pub async fn run(reconciler: Arc<Reconciler>, shutdown: CancellationToken) {
     }
 }
 
-/// Tries to take the leader lock on `conn` (connecting first if needed).
+/// Tries to take the leader lock on `conn` (connecting first if needed). The connection is
+/// named for this replica (unless `DATABASE_URL` names it), so that whoever reads the lock
+/// (`GET /v1/reconcile/status`) can tell which replica leads.
 async fn try_lead(reconciler: &Reconciler, conn: &mut Option<PgConnection>) -> sqlx::Result<bool> {
     if conn.is_none() {
-        *conn = Some(PgConnection::connect_with(&reconciler.pool.connect_options()).await?);
+        let mut options = (*reconciler.pool.connect_options()).clone();
+        if options.get_application_name().is_none() {
+            options = options.application_name(&replica_name());
+        }
+        *conn = Some(PgConnection::connect_with(&options).await?);
     }
     let c = conn.as_mut().expect("connected above");
     sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
@@ -171,6 +177,17 @@ async fn lead_until_stopped(
             }
         }
     }
+}
+
+/// `fleetgate@{host} pid {pid}`: this replica, as the leader lock's holder shows it.
+fn replica_name() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown-host".to_owned());
+    format!("fleetgate@{host} pid {}", std::process::id())
 }
 
 /// Sleeps until `at`, or forever without one.

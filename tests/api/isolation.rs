@@ -43,7 +43,9 @@ const EVERYONE: [Who; 11] = [
 fn allowed(method: &Method, path: &str) -> &'static [Who] {
     use Who::*;
     match (method.as_str(), path) {
-        (_, "/healthz" | "/readyz" | "/metrics") => &EVERYONE,
+        (_, "/healthz" | "/readyz" | "/metrics" | "/ui/" | "/ui/config.json" | "/ui/{file}") => {
+            &EVERYONE
+        }
         // Signed, not bearer: nobody gets in without a signature.
         (_, "/v1/hooks/deploy") => &[],
         ("GET", "/v1/instances/{id}") => &[Admin, Owner, InstanceAdmin],

@@ -23,4 +23,5 @@ mod registry;
 mod replicas;
 mod shards;
 mod spec;
+mod status;
 mod trust;

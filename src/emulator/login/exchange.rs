@@ -245,6 +245,11 @@ fn tokens(
         "iss": tenant.issuer(), "sub": grant.user_id, "aud": aud, "iat": now,
         "exp": now + ACCESS_LIFETIME_SECS, "azp": grant.client_id, "scope": grant.scope,
     });
+    // RBAC: the user's permissions on the seeded API (fleetgate's), for that audience only.
+    if grant.audience.as_deref() == Some(tenant.seeded.api_audience.as_str()) {
+        let permissions = tenant.user(&grant.user_id).map(|u| u.permissions.clone());
+        access["permissions"] = json!(permissions.unwrap_or_default());
+    }
     extend(&mut access, &grant.access_claims);
     let key = tenant.signing_key();
     let mut answer = json!({
