@@ -243,6 +243,67 @@ await step('logout-returns-to-the-instance-page', async () => {
   check(Boolean(await page.$('input[name="username"]')), 'the login form is shown again');
 });
 
+/** Logs in to the status page (the form if no session), back at /ui/. */
+async function logInToStatusPage(p, email) {
+  await p.goto(`${FLEETGATE}/ui/`, { waitUntil: 'networkidle0' });
+  await p.waitForSelector('#login:not([hidden])');
+  await Promise.all([p.waitForNavigation({ waitUntil: 'networkidle0' }), p.click('#login')]);
+  if (await p.$('input[name="username"]')) {
+    await p.type('input[name="username"]', email);
+    await p.type('input[name="password"]', 'password');
+    await Promise.all([p.waitForNavigation({ waitUntil: 'networkidle0' }), p.click('button[type="submit"]')]);
+  }
+  check(p.url().startsWith(`${FLEETGATE}/ui/`), `the login ended at ${p.url()}`);
+}
+
+await step('an-operator-sees-the-status-page', async () => {
+  const ops = await browser.createBrowserContext();
+  const p = await ops.newPage();
+  await p.setViewport({ width: 1280, height: 900 });
+  focus = p;
+  await logInToStatusPage(p, 'ops@example.com');
+  await p.waitForSelector('#status:not([hidden])', { timeout: 15000 });
+  let shown = await p.$eval('#status', (el) => el.innerText);
+  check(shown.includes('Reconciling: fleetgate@'), `no leader shown: ${shown.slice(0, 300)}`);
+  check((await p.$$eval('#applications tbody tr', (trs) => trs.length)) >= 1, 'no application shown');
+  check((await p.$$eval('#runs tbody tr', (trs) => trs.length)) >= 1, 'no pass shown');
+  check(shown.includes('instance.deployed'), 'the audit tail shows the deploys');
+  // Something to see: a person's entry on the callbacks (drift), then an instance whose pass
+  // fails (the Management API answering 500s; the page, logged in, keeps its token).
+  const spa = env('AUTH0_SPA_CLIENT_ID');
+  const mgmt = (method, body) => fetch(`${EMULATOR}/api/v2/clients/${spa}`, {
+    method,
+    headers: { authorization: `Bearer ${env('MGMT_TOKEN')}`, 'content-type': 'application/json' },
+    body: body && JSON.stringify(body),
+  }).then((r) => r.json());
+  const { callbacks } = await mgmt('GET');
+  await mgmt('PATCH', { callbacks: [...callbacks, 'https://support.example.com/callback'] });
+  await admin('POST', '/v1/reconcile');
+  const faults = (body) => fetch(`${EMULATOR}/emulator/faults`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  await faults({ error_rate: 1 });
+  try {
+    await hook({ type: 'instance.deployed', data: { instance_id: 'gamma', owner: BOB, domains: ['www.gamma-shop.com'] } });
+    await until('the page showing the drift and the failing instance', 30_000, async () => {
+      shown = await p.$eval('#status', (el) => el.innerText);
+      return shown.includes('https://support.example.com/callback') && /gamma \(active\): failed/.test(shown);
+    });
+    await p.screenshot({ path: `${OUT}/status-page.png`, fullPage: true });
+  } finally {
+    await faults({});
+  }
+});
+
+await step('anyone-else-is-refused-by-the-status-page', async () => {
+  const other = await browser.createBrowserContext();
+  const p = await other.newPage();
+  focus = p;
+  await logInToStatusPage(p, 'bob@example.com');
+  await p.waitForFunction(() => document.getElementById('refusal').textContent !== '', { timeout: 15000 });
+  const refusal = await text(p, 'refusal');
+  check(refusal.includes('fleet:admin'), refusal);
+  check(await p.$eval('#status', (el) => el.hidden), 'nothing shown');
+});
+
 await browser.close();
 const passed = results.filter((r) => r.ok).length;
 const failed = results.length - passed;
