@@ -207,6 +207,34 @@ impl Reconciler {
             }
         }
         while create && placements.values().any(|p| *p == Placement::Unplaced) {
+            // Each application counts against the tenant's limit: one is created only if, empty,
+            // it would take one of the instances without room (else creating would never end).
+            let unplaced: Vec<Demand> = demands
+                .iter()
+                .filter(|d| placements.get(&d.instance_id) == Some(&Placement::Unplaced))
+                .map(|d| Demand {
+                    current: None,
+                    established: Slots::default(),
+                    ..d.clone()
+                })
+                .collect();
+            let empty = AppLists {
+                client_id: String::new(),
+                actual: Field::ALL.into_iter().map(|f| (f, Vec::new())).collect(),
+                owned: BTreeMap::new(),
+            };
+            let fits_new = shard::assign(&unplaced, &self.rooms(std::slice::from_ref(&empty)))
+                .values()
+                .any(|p| *p != Placement::Unplaced);
+            if !fits_new {
+                let ids: Vec<&str> = unplaced.iter().map(|d| d.instance_id.as_str()).collect();
+                problems.push(format!(
+                    "instance(s) {} need more entries than even a new application has room for (FLEETGATE_ALLOWLIST_CAP {}, less the wildcard entries every application carries): raise the cap or give them fewer hosts; no application was created",
+                    ids.join(", "),
+                    self.settings.cap
+                ));
+                break;
+            }
             // Written ahead: if the answer is lost, a later pass finds the application.
             let mark = uuid::Uuid::new_v4().to_string();
             db::applications::begin_creation(&mut conn, &mark).await?;

@@ -747,3 +747,42 @@ async fn an_instance_redeployed_during_a_pass_that_saw_it_deleted_keeps_its_appl
     let (_, config) = app.get_json("/v1/instances/acme/config").await;
     assert_eq!(config["client_id"], extra.as_str());
 }
+
+/// An instance that even an empty application could not hold (here: every application carries
+/// the wildcard entries, which fill a cap of 1) makes the pass fail saying so, and creates no
+/// application: before, the pass created applications until the tenant's limit.
+#[sqlx::test]
+async fn no_application_is_created_for_an_instance_no_application_could_hold(pool: PgPool) {
+    let tenant = TestTenant::start_with(roomy(20)).await;
+    let mut vars = tenant.reconciler_vars().await;
+    vars.extend([
+        ("FLEETGATE_WILDCARD", "true".to_owned()),
+        ("FLEETGATE_ALLOWLIST_CAP", "1".to_owned()),
+        ("FLEETGATE_AUTO_CREATE_APPLICATIONS", "true".to_owned()),
+        ("FLEETGATE_RECONCILE_CRON", "0 0 0 1 1 *".to_owned()),
+    ]);
+    let app = TestApp::spawn_with(pool, tenant, &vars).await;
+    app.deploy("acme", &["acme.apps.example.com"]).await;
+    app.deploy("beta", &["www.beta.com"]).await;
+    let run = reconcile(&app).await;
+    assert_eq!(run["outcome"], "failed", "{run}");
+    let error = run["error"].as_str().unwrap();
+    assert!(
+        error.contains("beta") && error.contains("no application was created"),
+        "{error}"
+    );
+    let (_, apps) = app.get_json("/v1/applications").await;
+    assert_eq!(apps["items"].as_array().unwrap().len(), 1, "{apps}");
+    let clients = app
+        .tenant
+        .management(Method::GET, "/clients")
+        .send()
+        .await
+        .unwrap();
+    let clients: Value = clients.json().await.unwrap();
+    assert_eq!(
+        clients.as_array().unwrap().len(),
+        2,
+        "the seeded SPA and M2M only: {clients}"
+    );
+}
