@@ -176,7 +176,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             pool.close().await;
             // The same document as `GET /v1/reconcile/plan`.
             let plan = serde_json::json!({ "applications": plan });
-            println!("{}", serde_json::to_string_pretty(&plan)?);
+            say(&serde_json::to_string_pretty(&plan)?);
             Ok(())
         }
         Command::Emulator(args) => {
@@ -222,7 +222,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             match command {
                 HookCommand::Sign { body, id } => {
                     for (name, value) in signed_headers(&verifier, id, &body)? {
-                        println!("{name}: {value}");
+                        say(&format!("{name}: {value}"));
                     }
                     Ok(())
                 }
@@ -273,8 +273,15 @@ async fn send(
     }
     let res = req.send().await?;
     let status = res.status();
-    println!("{status}");
-    println!("{}", res.text().await?);
+    say(&status.to_string());
+    say(&res.text().await?);
     anyhow::ensure!(status.is_success(), "the hook was refused");
     Ok(())
+}
+
+/// A line on standard output. A reader that went away (`fleetgate hook send … | head -1`) is
+/// not an error of ours: the line is dropped instead of panicking as `println!` does.
+fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
 }
