@@ -16,12 +16,22 @@ fn asset(content_type: &str, body: &'static str) -> HttpResponse {
     HttpResponse::Ok()
         .content_type(content_type)
         .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .insert_header(("content-security-policy", "default-src 'self'; connect-src *; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'"))
         .body(body)
 }
 
-pub async fn index() -> HttpResponse {
-    asset("text/html; charset=utf-8", INDEX)
+/// The page may load only its own files and talk only to fleetgate and the tenant (the SDK's
+/// token requests, and its iframe for silent logins); nobody may frame it.
+pub async fn index(state: web::Data<AppState>) -> HttpResponse {
+    let tenant = &state.auth0_base_url;
+    let mut page = asset("text/html; charset=utf-8", INDEX);
+    let policy = format!(
+        "default-src 'self'; connect-src 'self' {tenant}; frame-src {tenant}; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'"
+    );
+    if let Ok(value) = header::HeaderValue::from_str(&policy) {
+        page.headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, value);
+    }
+    page
 }
 
 /// The page's script and the SDK; any other name is a 404.

@@ -32,6 +32,16 @@ async fn the_status_page_is_served_with_its_login_settings(pool: PgPool) {
         );
         assert!(res.text().await.unwrap().contains(needle), "{path}");
     }
+    let page = app.http.get(app.url("/ui/")).send().await.unwrap();
+    let policy = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        policy.contains("frame-ancestors 'none'")
+            && policy.contains(&format!("connect-src 'self' {}", app.tenant.base_url)),
+        "{policy}"
+    );
     let res = app.http.get(app.url("/ui/other.js")).send().await.unwrap();
     assert_problem(res, 404, "not_found").await;
     let res = app
