@@ -57,6 +57,23 @@ async fn exchange(
     (res.status().as_u16(), res.json().await.unwrap(), allowed)
 }
 
+/// Exchanges a code from [`code_for`] as the SPA does (PKCE, the same redirect URI).
+async fn exchange_code(
+    emu: &TestEmulator,
+    spa: &str,
+    code: &str,
+    origin: Option<&str>,
+) -> (u16, Value, Option<String>) {
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("client_id", spa),
+        ("code", code),
+        ("redirect_uri", CALLBACK),
+        ("code_verifier", VERIFIER),
+    ];
+    exchange(emu, &form, origin).await
+}
+
 /// A code for Ann: through the login form, or at once with a session.
 async fn code_for(b: &mut Browser, spa: &str) -> String {
     let (_, params) = b.login(spa, CALLBACK, "ann@example.com", "s3cret!").await;
@@ -242,18 +259,7 @@ async fn a_login_runs_from_authorize_to_tokens_with_pkce() {
         .await;
     let (_, params) = redirected(&res);
     let code = params["code"].as_str().unwrap().to_owned();
-    let (_, tokens, _) = exchange(
-        &emu,
-        &[
-            ("grant_type", "authorization_code"),
-            ("client_id", &spa),
-            ("code", &code),
-            ("redirect_uri", CALLBACK),
-            ("code_verifier", VERIFIER),
-        ],
-        None,
-    )
-    .await;
+    let (_, tokens, _) = exchange_code(&emu, &spa, &code, None).await;
     let access = claims(tokens["access_token"].as_str().unwrap());
     assert_eq!(access["aud"], json!([api, emu.url("/userinfo")]));
     assert_eq!(
@@ -378,18 +384,7 @@ async fn refresh_tokens_rotate_and_reuse_revokes_the_family() {
     let (emu, spa, _) = setup(config()).await;
     let mut b = Browser::new(&emu.base);
     let code = code_for(&mut b, &spa).await;
-    let (_, tokens, _) = exchange(
-        &emu,
-        &[
-            ("grant_type", "authorization_code"),
-            ("client_id", &spa),
-            ("code", &code),
-            ("redirect_uri", CALLBACK),
-            ("code_verifier", VERIFIER),
-        ],
-        None,
-    )
-    .await;
+    let (_, tokens, _) = exchange_code(&emu, &spa, &code, None).await;
     let first = tokens["refresh_token"].as_str().unwrap().to_owned();
     let refresh = |rt: String| {
         let (emu, spa) = (&emu, spa.clone());
@@ -454,18 +449,7 @@ async fn cors_allows_callback_origins_and_allowed_origins_only() {
             "preflight from {origin}"
         );
         let code = code_for(&mut b, &spa).await;
-        let (status, body, header) = exchange(
-            &emu,
-            &[
-                ("grant_type", "authorization_code"),
-                ("client_id", &spa),
-                ("code", &code),
-                ("redirect_uri", CALLBACK),
-                ("code_verifier", VERIFIER),
-            ],
-            Some(origin),
-        )
-        .await;
+        let (status, body, header) = exchange_code(&emu, &spa, &code, Some(origin)).await;
         assert_eq!(
             header.as_deref(),
             allowed.then_some(origin),
@@ -595,18 +579,7 @@ async fn the_action_runs_on_logins_and_refreshes_with_auth0s_event_and_rules() {
     }
     let mut b = Browser::new(&emu.base);
     let code = code_for(&mut b, &spa).await;
-    let (status, tokens, _) = exchange(
-        &emu,
-        &[
-            ("grant_type", "authorization_code"),
-            ("client_id", &spa),
-            ("code", &code),
-            ("redirect_uri", CALLBACK),
-            ("code_verifier", VERIFIER),
-        ],
-        None,
-    )
-    .await;
+    let (status, tokens, _) = exchange_code(&emu, &spa, &code, None).await;
     assert_eq!(status, 200, "{tokens}");
     let access = claims(tokens["access_token"].as_str().unwrap());
     let probe = |c: &Value, k: &str| c[format!("https://probe.example.com/{k}")].clone();
