@@ -100,17 +100,25 @@ async function open(page, origin) {
 }
 
 /**
- * Clicks "Log in" on the instance's page; fills the emulator's login form if it is shown (no
- * session yet); waits to be back on the instance's page.
+ * Clicks "Log in" on a page and, if the emulator shows its login form (no session yet), logs
+ * in as `email`; ends wherever the login took the browser.
  */
-async function logIn(page, origin, email) {
-  await open(page, origin);
+async function clickLogIn(page, email) {
   await Promise.all([page.waitForNavigation({ waitUntil: 'networkidle0' }), page.click('#login')]);
   if (page.url().startsWith(`${EMULATOR}/authorize`) && (await page.$('input[name="username"]'))) {
     await page.type('input[name="username"]', email);
     await page.type('input[name="password"]', 'password');
     await Promise.all([page.waitForNavigation({ waitUntil: 'networkidle0' }), page.click('button[type="submit"]')]);
   }
+}
+
+/**
+ * Clicks "Log in" on the instance's page; fills the emulator's login form if it is shown (no
+ * session yet); waits to be back on the instance's page.
+ */
+async function logIn(page, origin, email) {
+  await open(page, origin);
+  await clickLogIn(page, email);
   check(page.url().startsWith(origin), `the login ended at ${page.url()}, not at ${origin}`);
   await page.waitForFunction(() => document.getElementById('status').textContent !== 'Loading…');
 }
@@ -207,12 +215,7 @@ await step('acme-suspended-refuses-logins-and-resumed-lets-them-in', async () =>
   // Refused by the Action (the instance is suspended) or, once the reconciler has taken the
   // suspended instance's URLs off the lists, by the login page itself.
   await open(fresh, ACME);
-  await Promise.all([fresh.waitForNavigation({ waitUntil: 'networkidle0' }), fresh.click('#login')]);
-  if (await fresh.$('input[name="username"]')) {
-    await fresh.type('input[name="username"]', 'alice@example.com');
-    await fresh.type('input[name="password"]', 'password');
-    await Promise.all([fresh.waitForNavigation({ waitUntil: 'networkidle0' }), fresh.click('button[type="submit"]')]);
-  }
+  await clickLogIn(fresh, 'alice@example.com');
   const shown = fresh.url().startsWith(ACME)
     ? (await fresh.waitForFunction(() => document.getElementById('error').textContent !== ''), await text(fresh, 'error'))
     : await fresh.content();
@@ -247,12 +250,7 @@ await step('logout-returns-to-the-instance-page', async () => {
 async function logInToStatusPage(p, email) {
   await p.goto(`${FLEETGATE}/ui/`, { waitUntil: 'networkidle0' });
   await p.waitForSelector('#login:not([hidden])');
-  await Promise.all([p.waitForNavigation({ waitUntil: 'networkidle0' }), p.click('#login')]);
-  if (await p.$('input[name="username"]')) {
-    await p.type('input[name="username"]', email);
-    await p.type('input[name="password"]', 'password');
-    await Promise.all([p.waitForNavigation({ waitUntil: 'networkidle0' }), p.click('button[type="submit"]')]);
-  }
+  await clickLogIn(p, email);
   check(p.url().startsWith(`${FLEETGATE}/ui/`), `the login ended at ${p.url()}`);
 }
 

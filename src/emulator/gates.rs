@@ -1,15 +1,12 @@
 //! What stands in front of the handlers: request counting, fault injection, and for the
 //! Management API the rate limit and the bearer-token check (scope by method).
 
-use std::{
-    os::fd::{AsRawFd, BorrowedFd, RawFd},
-    time::{Instant, SystemTime, UNIX_EPOCH},
-};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use actix_web::{
     Error, HttpMessage, HttpRequest, ResponseError,
     body::{EitherBody, MessageBody},
-    dev::{Extensions, ServiceRequest, ServiceResponse},
+    dev::{ServiceRequest, ServiceResponse},
     http::{
         Method,
         header::{self, HeaderValue},
@@ -31,27 +28,15 @@ fn reject<B>(req: ServiceRequest, e: MgmtError) -> Result<ServiceResponse<Either
     Ok(req.into_response(e.error_response()).map_into_right_body())
 }
 
-/// The socket of a connection, kept so a fault can cut it.
-#[derive(Clone, Copy)]
-pub struct ConnSocket(RawFd);
-
-pub fn remember_socket(conn: &dyn std::any::Any, ext: &mut Extensions) {
-    if let Some(stream) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
-        ext.insert(ConnSocket(stream.as_raw_fd()));
-    }
-}
-
 /// Set on a request whose connection is to be cut once its answer has been counted.
 #[derive(Clone, Copy)]
 struct CutConnection;
 
+/// Shuts the connection down (both ways) without closing it: the caller sees it dropped.
 fn cut_connection(req: &HttpRequest) {
-    if let Some(ConnSocket(fd)) = req.conn_data::<ConnSocket>().copied() {
-        // SAFETY: the descriptor belongs to the connection serving this request, which is
-        // alive until the request has been answered; shutting it down does not close it.
-        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+    crate::http::peer::with_socket(req, |fd| {
         let _ = socket2::SockRef::from(&fd).shutdown(std::net::Shutdown::Both);
-    }
+    });
 }
 
 /// Counts answers by `METHOD route status`, for `GET /emulator/stats`.

@@ -179,7 +179,7 @@ impl Emulator {
                 .default_service(web::to(gates::not_found))
                 .wrap(from_fn(gates::count))
         })
-        .on_connect(gates::remember_socket)
+        .on_connect(crate::http::peer::remember)
         .workers(2)
         .disable_signals()
         .listen(listener)?

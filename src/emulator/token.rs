@@ -180,7 +180,8 @@ async fn user_grant(
     if let Some(origin) = &origin {
         let tenant = emu.tenant.lock().expect("tenant lock");
         let client_id = params.get("client_id").and_then(Value::as_str);
-        let allowed = login::named_client(&tenant.clients, client_id)
+        let allowed = client_id
+            .and_then(|id| tenant.client(id))
             .is_some_and(|c| login::allows_origin(c, origin));
         if !allowed {
             return Err(OAuthError::new(

@@ -57,6 +57,22 @@ async fn exchange(
     (res.status().as_u16(), res.json().await.unwrap(), allowed)
 }
 
+/// The token request that exchanges `code` with this redirect URI and PKCE verifier.
+fn code_form<'a>(
+    spa: &'a str,
+    code: &'a str,
+    redirect_uri: &'a str,
+    verifier: &'a str,
+) -> [(&'a str, &'a str); 5] {
+    [
+        ("grant_type", "authorization_code"),
+        ("client_id", spa),
+        ("code", code),
+        ("redirect_uri", redirect_uri),
+        ("code_verifier", verifier),
+    ]
+}
+
 /// Exchanges a code from [`code_for`] as the SPA does (PKCE, the same redirect URI).
 async fn exchange_code(
     emu: &TestEmulator,
@@ -64,14 +80,7 @@ async fn exchange_code(
     code: &str,
     origin: Option<&str>,
 ) -> (u16, Value, Option<String>) {
-    let form = [
-        ("grant_type", "authorization_code"),
-        ("client_id", spa),
-        ("code", code),
-        ("redirect_uri", CALLBACK),
-        ("code_verifier", VERIFIER),
-    ];
-    exchange(emu, &form, origin).await
+    exchange(emu, &code_form(spa, code, CALLBACK, VERIFIER), origin).await
 }
 
 /// A code for Ann: through the login form, or at once with a session.
@@ -139,63 +148,24 @@ async fn a_login_runs_from_authorize_to_tokens_with_pkce() {
     let code = params["code"].as_str().unwrap().to_owned();
 
     // The verifier and the redirect URI must match; a code works once.
-    let base = [
-        ("grant_type", "authorization_code"),
-        ("client_id", spa.as_str()),
-        ("code", code.as_str()),
-    ];
-    let with = |extra: [(&'static str, &'static str); 2]| {
-        let mut f = base.to_vec();
-        f.extend(extra);
-        f
-    };
-    let (status, body, _) = exchange(
-        &emu,
-        &with([
-            ("redirect_uri", CALLBACK),
-            ("code_verifier", "x".repeat(43).leak()),
-        ]),
-        None,
-    )
-    .await;
+    let wrong_verifier = "x".repeat(43);
+    let form = code_form(&spa, &code, CALLBACK, &wrong_verifier);
+    let (status, body, _) = exchange(&emu, &form, None).await;
     assert_eq!(
         (status, body["error"].as_str()),
         (403, Some("invalid_grant")),
         "{body}"
     );
     let code = code_for(&mut b, &spa).await;
-    let base = [
-        ("grant_type", "authorization_code"),
-        ("client_id", spa.as_str()),
-        ("code", code.as_str()),
-    ];
-    let with = |extra: [(&'static str, &'static str); 2]| {
-        let mut f = base.to_vec();
-        f.extend(extra);
-        f
-    };
-    let (status, body, _) = exchange(
-        &emu,
-        &with([
-            ("redirect_uri", "https://acme.apps.example.com/other"),
-            ("code_verifier", VERIFIER),
-        ]),
-        None,
-    )
-    .await;
+    let other = "https://acme.apps.example.com/other";
+    let (status, body, _) = exchange(&emu, &code_form(&spa, &code, other, VERIFIER), None).await;
     assert_eq!(
         (status, body["error"].as_str()),
         (403, Some("invalid_grant")),
         "{body}"
     );
     let code = code_for(&mut b, &spa).await;
-    let form = [
-        ("grant_type", "authorization_code"),
-        ("client_id", spa.as_str()),
-        ("code", code.as_str()),
-        ("redirect_uri", CALLBACK),
-        ("code_verifier", VERIFIER),
-    ];
+    let form = code_form(&spa, &code, CALLBACK, VERIFIER);
     let (status, tokens, _) = exchange(&emu, &form, None).await;
     assert_eq!(status, 200, "{tokens}");
     let id = claims(tokens["id_token"].as_str().unwrap());

@@ -2,6 +2,8 @@
 // changes after the revision held (`since` + `wait`, `If-None-Match`), a new snapshot when the
 // changes are no longer kept (410), jittered backoff while fleetgate cannot be reached.
 
+import { detailOf } from './problem.js';
+
 const WAIT_SECONDS = 30;
 const BACKOFF_FIRST_MS = 500;
 const BACKOFF_CAP_MS = 30_000;
@@ -106,9 +108,7 @@ export class GrantsFollower {
       return;
     }
     if (res.status !== 200) {
-      let detail = '';
-      try { detail = (await res.json()).detail || ''; } catch { /* not problem+json */ }
-      throw new Error(`fleetgate answered ${res.status} ${detail}`.trim());
+      throw new Error(`fleetgate answered ${res.status} ${await detailOf(res)}`.trim());
     }
     const body = await res.json();
     const next = held ? apply(held, body) : body;

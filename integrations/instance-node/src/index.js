@@ -9,7 +9,7 @@
 
 import { checkToken, bearer, discoverKeys } from './verify.js';
 import { GrantsFollower, backoff } from './grants.js';
-import { problem, send } from './problem.js';
+import { detailOf, problem, send } from './problem.js';
 
 export { apply, roleIn, backoff } from './grants.js';
 
@@ -44,9 +44,7 @@ async function instanceConfig(fleetgateUrl, instanceId, instanceKey, fetchImpl, 
     }
     if (res && res.ok) return res.json();
     if (res) {
-      let detail = '';
-      try { detail = (await res.json()).detail || ''; } catch { /* not problem+json */ }
-      error = new Error(`GET ${url.pathname} answered ${res.status} ${detail}`.trim());
+      error = new Error(`GET ${url.pathname} answered ${res.status} ${await detailOf(res)}`.trim());
       if (res.status !== 409 && res.status < 500) throw error;
     }
     if (Date.now() >= until) throw error;

@@ -33,3 +33,12 @@ export function send(res, refusal) {
   }
   res.end(JSON.stringify(refusal.body));
 }
+
+/** The `detail` of a problem+json answer, or '' for any other body. */
+export async function detailOf(res) {
+  try {
+    return (await res.json()).detail || '';
+  } catch {
+    return '';
+  }
+}

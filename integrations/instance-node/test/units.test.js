@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { apply, roleIn, backoff, issuerOf } from '../src/index.js';
+import { apply, roleIn, backoff, issuerOf, createInstance } from '../src/index.js';
 import { bearer } from '../src/verify.js';
 
 const grant = (id, user, role) => ({ id, user_id: user, email: null, role, created_at: '', updated_at: '', bound_at: null });
@@ -36,4 +36,48 @@ test('bearer tokens are read from Node, Express and Fetch requests', () => {
   assert.equal(bearer({ headers: {} }), null);
   assert.equal(issuerOf('acme.eu.auth0.com'), 'https://acme.eu.auth0.com/');
   assert.equal(issuerOf('http://127.0.0.1:4010'), 'http://127.0.0.1:4010/');
+});
+
+/** A stand-in for fleetgate and the tenant: /config answers `configAnswers` in turn. */
+function stubFetch(configAnswers) {
+  const asked = [];
+  const json = (status, body) => new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } });
+  const fetchImpl = async (url, init = {}) => {
+    const u = new URL(url);
+    asked.push(u.pathname);
+    if (u.pathname.endsWith('/config')) {
+      const [status, body] = configAnswers.shift();
+      return json(status, body);
+    }
+    if (u.pathname === '/.well-known/openid-configuration') {
+      return json(200, { issuer: 'https://tenant.example.com/', jwks_uri: 'https://tenant.example.com/.well-known/jwks.json' });
+    }
+    if (u.searchParams.has('since')) {
+      // A long-poll: held until the kit stops.
+      return new Promise((_, reject) => init.signal.addEventListener('abort', () => reject(new Error('aborted'))));
+    }
+    return json(200, { instance_id: 'acme', revision: 1, owner: 'auth0|o', grants: [] });
+  };
+  return { asked, fetchImpl };
+}
+
+const config = { instance_id: 'acme', auth0_domain: 'https://tenant.example.com', client_id: 'spa', audience: 'https://instances.example.com/api', instance_claim: 'https://fleetgate.dev/instance' };
+const placing = [409, { detail: "instance 'acme' has no application yet" }];
+
+test('createInstance waits while the instance is not placed yet, and fails at once on a refused key', async () => {
+  const { asked, fetchImpl } = stubFetch([placing, placing, [200, config]]);
+  const errors = [];
+  const fleet = await createInstance({ env: {}, fleetgateUrl: 'http://fleetgate.test', instanceId: 'acme', instanceKey: 'fgi_x', fetch: fetchImpl, onError: (e) => errors.push(e.message) });
+  assert.deepEqual(fleet.config, config);
+  assert.equal(asked.filter((p) => p.endsWith('/config')).length, 3);
+  assert.match(errors[0], /409 instance 'acme' has no application yet/);
+  assert.equal(fleet.role('auth0|o'), 'owner');
+  await fleet.close();
+
+  const refused = stubFetch([[401, { detail: 'the instance key is not valid' }], [200, config]]);
+  await assert.rejects(
+    createInstance({ env: {}, fleetgateUrl: 'http://fleetgate.test', instanceId: 'acme', instanceKey: 'fgi_x', fetch: refused.fetchImpl, onError: () => {} }),
+    /401 the instance key is not valid/,
+  );
+  assert.equal(refused.asked.length, 1, 'not retried');
 });

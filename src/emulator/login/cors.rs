@@ -3,15 +3,13 @@
 //! `allowed_origins`. A preflight, which names no application, is allowed when some
 //! application allows the origin.
 
-use actix_web::{HttpRequest, HttpResponse, http::header, web};
-use serde_json::Value;
-
 use super::authorize::entries;
 use crate::emulator::{
     Emu,
     clients::Client,
     matching::{origin_matches, origin_of},
 };
+use actix_web::{HttpRequest, HttpResponse, http::header, web};
 
 /// The browser origin of a request, if it is a cross-origin one.
 pub fn origin(req: &HttpRequest) -> Option<String> {
@@ -61,12 +59,4 @@ pub async fn preflight(emu: web::Data<Emu>, req: HttpRequest) -> HttpResponse {
         .finish();
     allow(&mut answer, &origin);
     answer
-}
-
-/// The client a token request names, for its CORS decision.
-pub fn named_client<'a>(clients: &'a [Client], client_id: Option<&str>) -> Option<&'a Client> {
-    let id = client_id?;
-    clients
-        .iter()
-        .find(|c| c.get("client_id").and_then(Value::as_str) == Some(id))
 }

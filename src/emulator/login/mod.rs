@@ -15,7 +15,7 @@ pub mod state;
 
 use actix_web::web;
 
-pub use cors::{allow as allow_origin, allows as allows_origin, named_client, origin};
+pub use cors::{allow as allow_origin, allows as allows_origin, origin};
 
 /// The session cookie on the emulator's host (Auth0 calls its own `auth0`).
 pub const SESSION_COOKIE: &str = "auth0";
