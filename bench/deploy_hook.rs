@@ -1,110 +1,82 @@
-//! Deploy-hook latency at a steady, open-loop request rate.
+//! Deploy-hook latency at a steady open-loop rate: fleetgate as a process of its own at its
+//! default settings, against a fresh database on the Postgres at DATABASE_URL; signed
+//! `instance.deployed` events (unique webhook ids, 1,000 instances cycled, so the mix is
+//! creates then real updates) sent by the open-loop generator, another process.
 //!
-//! Starts fleetgate in-process against a fresh database on the Postgres at DATABASE_URL,
-//! then sends signed `instance.deployed` events (unique webhook ids, 1,000 instances cycled,
-//! so the mix is creates then real updates) at a fixed rate, each at its scheduled time
-//! whatever the earlier ones are doing, and prints latency percentiles.
-//!
-//!     bench/run deploy_hook [--rate 200] [--seconds 20]
-
-use std::time::{Duration, Instant};
+//!     bench/run deploy_hook [--rate 500] [--seconds 20]
 
 mod common;
 
-use fleetgate::{auth::webhook::WebhookVerifier, startup::Application};
+use common::{open_loop, process, report};
+use fleetgate::auth::webhook::{ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookVerifier};
 use secrecy::SecretString;
 use sqlx::PgPool;
-use tokio_util::sync::CancellationToken;
 
-const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+fn main() -> anyhow::Result<()> {
+    if common::child_role()? {
+        return Ok(());
+    }
+    tokio::runtime::Runtime::new()?.block_on(run())
+}
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let rate = common::arg("--rate", 200);
+async fn run() -> anyhow::Result<()> {
+    let rate = common::arg("--rate", 500);
     let seconds = common::arg("--seconds", 20);
     let db = common::BenchDb::create("hook").await?;
-    let db_url = db.url.clone();
+    let dir = common::scratch("hook")?;
+    let tenant = common::Tenant::start().await?;
+    let (server, _) = process::fleetgate(&common::fleetgate_vars(&db.url, &tenant), &dir).await?;
+    let url = format!("{}/v1/hooks/deploy", server.base);
 
-    let vars = [
-        ("DATABASE_URL", db_url.clone()),
-        ("FLEETGATE_LISTEN", "127.0.0.1:0".to_owned()),
-        ("AUTH0_DOMAIN", "bench.auth0.invalid".to_owned()),
-        ("AUTH0_AUDIENCE", "https://fleetgate.bench/api".to_owned()),
-        (
-            "FLEETGATE_INSTANCE_AUDIENCE",
-            "https://instances.fleetgate.bench/api".to_owned(),
-        ),
-        ("FLEETGATE_PLATFORM_DOMAIN", "apps.example.com".to_owned()),
-        ("FLEETGATE_WEBHOOK_SECRET", SECRET.to_owned()),
-    ];
-    let settings = common::settings(&vars)?;
-    let pool = PgPool::connect(&db_url).await?;
-    fleetgate::startup::migrate(&pool).await?;
-    let app = Application::build(&settings, pool.clone())?;
-    let url = format!("http://127.0.0.1:{}/v1/hooks/deploy", app.port());
-    let stop = CancellationToken::new();
-    let server = tokio::spawn(app.run_until_stopped(stop.clone()));
-
-    let signer = std::sync::Arc::new(WebhookVerifier::new(&SecretString::from(SECRET))?);
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(256)
-        .build()?;
+    let signer = WebhookVerifier::new(&SecretString::from(common::WEBHOOK_SECRET))?;
     let total = rate * seconds;
-    let interval = Duration::from_secs_f64(1.0 / rate as f64);
-    println!(
-        "deploy hook: {rate} req/s for {seconds} s ({total} requests), server and load generator on this machine"
-    );
-    let started = Instant::now();
-    let mut tasks = Vec::with_capacity(total as usize);
-    for i in 0..total {
-        let due = started + interval * i as u32;
-        tokio::time::sleep_until(due.into()).await;
-        let (client, url, signer) = (client.clone(), url.clone(), signer.clone());
-        tasks.push(tokio::spawn(async move {
+    let ts = chrono::Utc::now().timestamp();
+    let requests = (0..total)
+        .map(|i| {
             let n = i % 1000;
             let body = serde_json::json!({"type": "instance.deployed", "data": {
                 "instance_id": format!("bench-{n}"), "owner": "auth0|bench",
                 "domains": [format!("b{n}.apps.example.com"), format!("www.b{n}-{}.com", i / 1000 % 2)]}})
             .to_string();
-            let sent = Instant::now();
-            let ok = common::send_hook(&client, &url, &signer, &format!("msg_{i}"), body).await;
-            // Latency counted from when the request was due, so a stalled server cannot hide.
-            (ok, due.elapsed().max(sent.elapsed()))
-        }));
-    }
-    let mut latencies = Vec::with_capacity(tasks.len());
-    let mut errors = 0;
-    for t in tasks {
-        let (ok, latency) = t.await?;
-        if !ok {
-            errors += 1;
-        }
-        latencies.push(latency);
-    }
-    let elapsed = started.elapsed();
-    latencies.sort();
-    let pct = |p: f64| common::percentile(&latencies, p);
-    let ms = common::ms;
+            let id = format!("msg_{i}");
+            let signature = signer.sign(&id, ts, body.as_bytes())?;
+            Ok(open_loop::Request {
+                method: "POST".into(),
+                url: url.clone(),
+                headers: vec![
+                    ("content-type".into(), "application/json".into()),
+                    (ID_HEADER.into(), id),
+                    (TIMESTAMP_HEADER.into(), ts.to_string()),
+                    (SIGNATURE_HEADER.into(), signature),
+                ],
+                body: Some(body),
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     println!(
-        "sent {total}, errors {errors}, achieved {:.0} req/s",
-        total as f64 / elapsed.as_secs_f64()
+        "deploy hook: {rate} req/s for {seconds} s ({total} requests), open loop from another process"
     );
+    let out = open_loop::run(&dir, rate, requests)?;
     println!(
-        "latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
-        ms(pct(0.50)),
-        ms(pct(0.90)),
-        ms(pct(0.99)),
-        ms(*latencies.last().unwrap())
+        "sent {}, errors {}, achieved {:.0} req/s; latency ms: p50 {:.2}  p99 {:.2}  max {:.2}",
+        out.sent, out.errors, out.achieved_per_second, out.p50_ms, out.p99_ms, out.max_ms
     );
+    let pool = PgPool::connect(&db.url).await?;
     let audited: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log")
         .fetch_one(&pool)
         .await?;
     println!("audit entries written: {audited}");
+    report::row(
+        &format!("deploy hook p99 at {rate}/s open loop"),
+        format!("{:.2} ms", out.p99_ms),
+        "<= 5 ms",
+        Some(out.p99_ms <= 5.0 && out.errors == 0),
+    );
 
-    stop.cancel();
-    let _ = server.await;
+    drop(server);
     pool.close().await;
     db.drop().await?;
-    anyhow::ensure!(errors == 0, "{errors} requests failed");
+    let _ = std::fs::remove_dir_all(&dir);
+    anyhow::ensure!(out.errors == 0, "{} requests failed", out.errors);
     Ok(())
 }

@@ -1,14 +1,19 @@
-//! Grants under load, in one run on this machine (server and load generator share its cores):
+//! Grants under load, fleetgate and the reference server each a process of their own, the
+//! load from other processes (`wrk`, the open-loop generator, the long-poll client):
 //!
-//! 1. the no-change poll (304 from memory, instance key) next to a minimal actix-web handler
-//!    that answers 304: requests/s and p50/p99 for each, closed loop;
-//! 2. a snapshot of an instance with 10,000 grants;
-//! 3. 10,000 concurrent long-polls woken by one change: time until all answered, and the
-//!    server's memory while they wait (the polls come from a child process, so that each
-//!    process stays within its open-file limit);
-//! 4. login decisions per second and p50/p99.
+//! 1. the no-change poll (304 from memory, instance key, default settings and log level) next
+//!    to the reference, a bare actix-web handler answering 304 on the same route: `wrk`
+//!    rounds alternating the two, median ratio; bytes of log per 10,000 polls;
+//! 2. replacing an instance's grants with 10,000 in one `PUT`, then with another 10,000;
+//! 3. a snapshot of that instance;
+//! 4. 10,000 concurrent long-polls woken by one change: time until all are answered after the
+//!    commit, and the server's memory per parked poll;
+//! 5. login decisions, open loop.
 //!
-//!     bench/run grants [--seconds 10] [--connections 64] [--long-polls 10000] [--grants 10000]
+//! ```text
+//! bench/run grants [--seconds 5] [--rounds 3] [--connections 64] [--long-polls 10000]
+//!                  [--grants 10000] [--decisions 5000]
+//! ```
 
 use std::{
     io::{BufRead, BufReader, Write},
@@ -18,60 +23,41 @@ use std::{
 
 mod common;
 
-use common::ms;
-
-use actix_web::{App, HttpResponse, HttpServer, web};
+use common::{open_loop, process, report, wrk};
 use fleetgate::{
     auth::instance_key,
     domain::{Hostname, InstanceId, UserId},
     grants::{Grants, Subject},
     registry::{Actor, Registry},
-    startup::Application,
 };
 use secrecy::ExposeSecret;
+use serde_json::json;
 use sqlx::PgPool;
-use tokio_util::sync::CancellationToken;
 
-const ACTION_SECRET: &str = "bench-action-secret-0123456789abcdef0123";
+fn main() -> anyhow::Result<()> {
+    if common::child_role()? {
+        return Ok(());
+    }
+    tokio::runtime::Runtime::new()?.block_on(run())
+}
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn run() -> anyhow::Result<()> {
     if std::env::args().any(|a| a == "--long-poll-client") {
         return long_poll_client().await;
     }
-    let seconds = common::arg("--seconds", 10);
+    let seconds = common::arg("--seconds", 5);
+    let rounds = common::arg("--rounds", 3);
     let connections = common::arg("--connections", 64) as usize;
     let long_polls = common::arg("--long-polls", 10_000) as usize;
     let grants = common::arg("--grants", 10_000) as usize;
+    let decisions = common::arg("--decisions", 5_000);
 
     let db = common::BenchDb::create("grants").await?;
-    let vars = [
-        ("DATABASE_URL", db.url.clone()),
-        ("FLEETGATE_LISTEN", "127.0.0.1:0".to_owned()),
-        ("AUTH0_DOMAIN", "bench.auth0.invalid".to_owned()),
-        ("AUTH0_AUDIENCE", "https://fleetgate.bench/api".to_owned()),
-        (
-            "FLEETGATE_INSTANCE_AUDIENCE",
-            "https://instances.fleetgate.bench/api".to_owned(),
-        ),
-        ("FLEETGATE_PLATFORM_DOMAIN", "apps.example.com".to_owned()),
-        (
-            "FLEETGATE_WEBHOOK_SECRET",
-            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_owned(),
-        ),
-        ("FLEETGATE_ACTION_SECRET", ACTION_SECRET.to_owned()),
-        ("FLEETGATE_DB_MAX_CONNECTIONS", "20".to_owned()),
-        // The long-polls below all come from one instance.
-        (
-            "FLEETGATE_MAX_PARKED_POLLS_PER_CALLER",
-            long_polls.max(1).to_string(),
-        ),
-    ];
-    let settings = common::settings(&vars)?;
+    let dir = common::scratch("grants")?;
     let pool = PgPool::connect(&db.url).await?;
     fleetgate::startup::migrate(&pool).await?;
 
-    // Two instances: `small` (a few grants, polled) and `big` (`grants` grants).
+    // Two instances: `small` (three grants, polled) and `big` (given `grants` grants by PUT).
     let registry = Registry::new(Some(Hostname::parse("apps.example.com")?));
     let actor = Actor {
         name: "bench".into(),
@@ -95,108 +81,119 @@ async fn main() -> anyhow::Result<()> {
         tx.commit().await?;
     }
     let small = InstanceId::parse("small")?;
-    let big = InstanceId::parse("big")?;
-    let add = |n: usize, id: InstanceId| {
-        let (pool, store, actor) = (pool.clone(), store.clone(), actor.clone());
+    let add = |n: usize| {
+        let (pool, store, actor, small) =
+            (pool.clone(), store.clone(), actor.clone(), small.clone());
         async move {
             let mut tx = pool.begin().await?;
             let user = Subject::User(UserId::parse(&format!("auth0|user-{n}"))?);
-            let (_, revision) = store.add(&mut tx, &actor, &id, &user, "member").await?;
+            let (_, revision) = store.add(&mut tx, &actor, &small, &user, "member").await?;
             tx.commit().await?;
             anyhow::Ok(revision)
         }
     };
     for n in 0..3 {
-        add(n, small.clone()).await?;
+        add(n).await?;
     }
-    let setup = Instant::now();
-    let mut tx = pool.begin().await?;
-    for n in 0..grants {
-        let user = Subject::User(UserId::parse(&format!("auth0|user-{n}"))?);
-        store.add(&mut tx, &actor, &big, &user, "member").await?;
-    }
-    tx.commit().await?;
-    println!(
-        "setup: {grants} grants on one instance written in {:.1} s",
-        setup.elapsed().as_secs_f64()
-    );
 
-    let app = Application::build(&settings, pool.clone())?;
-    let base = format!("http://127.0.0.1:{}", app.port());
-    let stop = CancellationToken::new();
-    let server = tokio::spawn(app.run_until_stopped(stop.clone()));
-    let baseline = HttpServer::new(|| {
-        App::new().route(
-            "/304",
-            web::get().to(|| async {
-                HttpResponse::NotModified()
-                    .insert_header(("etag", "\"3\""))
-                    .finish()
-            }),
-        )
-    })
-    .bind("127.0.0.1:0")?;
-    let baseline_url = format!("http://{}/304", baseline.addrs()[0]);
-    let baseline = baseline.disable_signals().run();
-    let baseline_handle = baseline.handle();
-    tokio::spawn(baseline);
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(connections)
-        .build()?;
-    // Ready once the memory of revisions and keys is loaded (the first 304 answers).
+    let tenant = common::Tenant::start().await?;
+    let mut vars = common::fleetgate_vars(&db.url, &tenant);
+    // The long-polls below all come from one instance.
+    vars.push((
+        "FLEETGATE_MAX_PARKED_POLLS_PER_CALLER",
+        long_polls.max(1).to_string(),
+    ));
+    let (server, _) = process::fleetgate(&vars, &dir).await?;
+    let reference = process::reference().await?;
+    let base = server.base.clone();
     let small_key = keys[0].expose_secret().to_owned();
-    let poll_url = format!("{base}/v1/instances/small/grants");
-    for _ in 0..100 {
+    let poll_path = "/v1/instances/small/grants";
+    let auth = format!("Bearer {small_key}");
+    let poll_headers = [("Authorization", auth.as_str()), ("If-None-Match", "\"3\"")];
+
+    println!(
+        "1. no-change poll: fleetgate next to the bare actix-web 304, wrk -t2 -c{connections} -d{seconds}s, {rounds} rounds alternating"
+    );
+    let (mut ratios, mut log_per_10k) = (Vec::new(), Vec::new());
+    let mut errors = 0;
+    for round in 1..=rounds {
+        let bare = wrk::run(
+            &format!("{}{poll_path}", reference.base),
+            &poll_headers,
+            connections,
+            seconds,
+            None,
+        )?;
+        let logged = server.log_bytes();
+        let ours = wrk::run(
+            &format!("{base}{poll_path}"),
+            &poll_headers,
+            connections,
+            seconds,
+            None,
+        )?;
+        let bytes = server.log_bytes() - logged;
+        errors += bare.errors + ours.errors;
+        let ratio = ours.per_second / bare.per_second;
+        println!(
+            "   round {round}: bare {:.0}/s, fleetgate {:.0}/s: {ratio:.2}x; {bytes} bytes of log for {} polls",
+            bare.per_second, ours.per_second, ours.requests
+        );
+        ratios.push(ratio);
+        log_per_10k.push(bytes as f64 * 10_000.0 / ours.requests as f64);
+    }
+    let ratio = report::median(ratios);
+    report::row(
+        "304 poll / bare actix-web 304 (median)",
+        format!("{ratio:.2}x"),
+        ">= 0.90x",
+        Some(ratio >= 0.9),
+    );
+    let logged = report::median(log_per_10k);
+    report::row(
+        "log bytes per 10,000 polls (default level)",
+        format!("{logged:.0}"),
+        "0",
+        Some(logged == 0.0),
+    );
+    drop(reference);
+    if std::env::args().any(|a| a == "--only-poll") {
+        return Ok(());
+    }
+
+    let client = reqwest::Client::new();
+    println!("\n2. one PUT of {grants} grants on instance big");
+    for (label, offset) in [("adding", 0), ("replacing half", grants / 2)] {
+        let body = json!({ "grants": (offset..offset + grants).map(|n| json!({
+            "user_id": format!("auth0|user-{n}"),
+            "role": if n % 10 == 0 { "admin" } else { "member" },
+        })).collect::<Vec<_>>() });
+        let t = Instant::now();
         let res = client
-            .get(&poll_url)
-            .bearer_auth(&small_key)
-            .header("if-none-match", "\"3\"")
+            .put(format!("{base}/v1/instances/big/grants"))
+            .bearer_auth(&tenant.admin_token)
+            .json(&body)
             .send()
             .await?;
-        if res.status() == 304 {
-            break;
+        let took = t.elapsed();
+        let status = res.status();
+        let answer: serde_json::Value = res.json().await.unwrap_or_default();
+        println!(
+            "   {label}: {status} in {:.0} ms: {answer}",
+            common::ms(took)
+        );
+        if !status.is_success() {
+            errors += 1;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-
-    println!(
-        "\n1. no-change poll vs minimal actix-web 304, {connections} connections, {seconds} s each"
-    );
-    // Alternating halves, so that drift in the machine's state affects both alike.
-    let (mut plain, mut ours) = (Run::default(), Run::default());
-    for _ in 0..2 {
-        plain.absorb(
-            closed_loop(connections, seconds / 2, {
-                let (client, url) = (client.clone(), baseline_url.clone());
-                move || {
-                    let req = client.get(&url).header("if-none-match", "\"3\"");
-                    async move { req.send().await.is_ok_and(|r| r.status() == 304) }
-                }
-            })
-            .await,
-        );
-        ours.absorb(
-            closed_loop(connections, seconds / 2, {
-                let (client, url, key) = (client.clone(), poll_url.clone(), small_key.clone());
-                move || {
-                    let req = client
-                        .get(&url)
-                        .bearer_auth(&key)
-                        .header("if-none-match", "\"3\"");
-                    async move { req.send().await.is_ok_and(|r| r.status() == 304) }
-                }
-            })
-            .await,
+        report::row(
+            &format!("PUT {grants} grants, {label}"),
+            format!("{:.2} s", took.as_secs_f64()),
+            "<= 2 s",
+            Some(status.is_success() && took <= Duration::from_secs(2)),
         );
     }
-    plain.print("minimal actix-web 304");
-    ours.print("fleetgate poll, 304");
-    println!(
-        "   fleetgate / minimal: {:.0}% of the throughput (target: at least 80%)",
-        100.0 * ours.rate() / plain.rate()
-    );
 
-    println!("\n2. snapshot of an instance with {grants} grants");
+    println!("\n3. snapshot of an instance with {grants} grants");
     let big_key = keys[1].expose_secret().to_owned();
     let mut times = Vec::new();
     let mut bytes = 0;
@@ -217,16 +214,22 @@ async fn main() -> anyhow::Result<()> {
     times.sort();
     println!(
         "   {bytes} bytes; first fetch (read from the database) {:.1} ms; the next 19 (the same revision, shared answer) p50 {:.1} ms",
-        ms(first),
-        ms(times[9]),
+        common::ms(first),
+        common::ms(times[9]),
+    );
+    report::row(
+        &format!("snapshot of {grants} grants, first fetch"),
+        format!("{:.0} ms", common::ms(first)),
+        "",
+        None,
     );
 
-    println!("\n3. {long_polls} concurrent long-polls (wait=60) woken by one change");
-    let rss_before = common::rss_kib();
+    println!("\n4. {long_polls} concurrent long-polls (wait=60) woken by one change");
+    let rss_before = server.rss_kib();
     let mut child = Command::new(std::env::current_exe()?)
         .args([
             "--long-poll-client",
-            &poll_url,
+            &format!("{base}{poll_path}"),
             &small_key,
             &long_polls.to_string(),
         ])
@@ -234,21 +237,29 @@ async fn main() -> anyhow::Result<()> {
         .stdout(Stdio::piped())
         .spawn()?;
     let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
-    let sent = tokio::task::spawn_blocking(move || {
-        let first = lines.next();
-        (first, lines)
-    })
-    .await?;
-    let (first, mut lines) = sent;
+    let (first, mut lines) = tokio::task::spawn_blocking(move || (lines.next(), lines)).await?;
     anyhow::ensure!(
         first.transpose()?.as_deref() == Some("sent"),
         "the long-poll client failed"
     );
     // Let every request reach the server and park.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let rss_parked = common::rss_kib();
+    let parked_url = format!("{base}/metrics");
+    for _ in 0..300 {
+        let metrics = client.get(&parked_url).send().await?.text().await?;
+        let parked = metrics
+            .lines()
+            .find(|l| l.starts_with("fleetgate_grants_parked_polls "))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0);
+        if parked as usize >= long_polls {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let rss_parked = server.rss_kib();
     let changed_at = epoch_micros();
-    add(99, small.clone()).await?;
+    add(99).await?;
     let answered = tokio::task::spawn_blocking(move || lines.next())
         .await?
         .transpose()?
@@ -259,120 +270,82 @@ async fn main() -> anyhow::Result<()> {
         parts.next().unwrap_or("0").parse()?,
         parts.next().unwrap_or("0").parse()?,
     );
+    let after = last.saturating_sub(changed_at) as f64 / 1e6;
+    let per_poll = rss_parked.saturating_sub(rss_before) as f64 / long_polls as f64;
     println!(
         "   {ok}/{long_polls} answered 200 with the change; the last {:.0} ms after the commit",
-        (last.saturating_sub(changed_at)) as f64 / 1000.0
+        after * 1000.0
     );
     println!(
-        "   server process memory: {} MiB before, {} MiB with all parked ({:.1} KiB per parked poll, client excluded)",
+        "   server memory: {} MiB before, {} MiB with all parked ({per_poll:.1} KiB per parked poll)",
         rss_before / 1024,
         rss_parked / 1024,
-        (rss_parked.saturating_sub(rss_before)) as f64 / long_polls as f64
+    );
+    errors += (long_polls - ok) as u64;
+    report::row(
+        &format!("{long_polls} parked polls: all answered after the commit"),
+        format!("{after:.2} s"),
+        "<= 0.5 s",
+        Some(ok == long_polls && after <= 0.5),
+    );
+    report::row(
+        "server memory per parked poll",
+        format!("{per_poll:.1} KiB"),
+        "<= 10 KiB",
+        Some(per_poll <= 10.0),
     );
 
-    println!("\n4. login decisions, {connections} connections, {seconds} s");
-    let decisions = closed_loop(connections, seconds, {
-        let (client, url) = (client.clone(), format!("{base}/v1/login-decisions"));
-        let mut n = 0u64;
-        move || {
-            n += 1;
+    println!("\n5. login decisions, open loop at {decisions}/s for 10 s");
+    let requests = (0..decisions * 10)
+        .map(|n| {
             // Owner, granted user, stranger, in turn.
             let user = match n % 3 {
                 0 => "auth0|owner".to_owned(),
                 1 => format!("auth0|user-{}", n % 3),
                 _ => "auth0|stranger".to_owned(),
             };
-            let req = client
-                .post(&url)
-                .bearer_auth(ACTION_SECRET)
-                .json(&serde_json::json!({
-                    "user_id": user, "email": null, "email_verified": false,
-                    "redirect_uri": "https://www.small.com/callback", "client_id": "spa",
-                }));
-            async move { req.send().await.is_ok_and(|r| r.status() == 200) }
-        }
-    })
-    .await;
-    decisions.print("login decisions");
-
-    let errors = plain.errors + ours.errors + decisions.errors + (long_polls - ok) as u64;
-    baseline_handle.stop(false).await;
-    stop.cancel();
-    let _ = server.await;
-    pool.close().await;
-    db.drop().await?;
-    anyhow::ensure!(errors == 0, "{errors} requests failed");
-    Ok(())
-}
-
-#[derive(Default)]
-struct Run {
-    latencies: Vec<Duration>,
-    errors: u64,
-    elapsed: Duration,
-}
-
-impl Run {
-    fn absorb(&mut self, other: Run) {
-        self.latencies.extend(other.latencies);
-        self.latencies.sort();
-        self.errors += other.errors;
-        self.elapsed += other.elapsed;
-    }
-
-    fn rate(&self) -> f64 {
-        self.latencies.len() as f64 / self.elapsed.as_secs_f64()
-    }
-
-    fn print(&self, label: &str) {
-        let pct = |p: f64| common::percentile(&self.latencies, p);
-        println!(
-            "   {label:<24} {:>8.0} req/s  p50 {:.2} ms  p99 {:.2} ms  errors {}",
-            self.rate(),
-            ms(pct(0.50)),
-            ms(pct(0.99)),
-            self.errors
-        );
-    }
-}
-
-/// `connections` loops sending one request after another for `seconds`.
-async fn closed_loop<F, Fut>(connections: usize, seconds: u64, make: F) -> Run
-where
-    F: FnMut() -> Fut + Clone + Send + 'static,
-    Fut: std::future::Future<Output = bool> + Send,
-{
-    let started = Instant::now();
-    let until = started + Duration::from_secs(seconds);
-    let tasks: Vec<_> = (0..connections)
-        .map(|_| {
-            let mut make = make.clone();
-            tokio::spawn(async move {
-                let (mut lat, mut errors) = (Vec::new(), 0u64);
-                while Instant::now() < until {
-                    let t = Instant::now();
-                    if !make().await {
-                        errors += 1;
-                    }
-                    lat.push(t.elapsed());
-                }
-                (lat, errors)
-            })
+            open_loop::Request {
+                method: "POST".into(),
+                url: format!("{base}/v1/login-decisions"),
+                headers: vec![
+                    (
+                        "authorization".into(),
+                        format!("Bearer {}", common::ACTION_SECRET),
+                    ),
+                    ("content-type".into(), "application/json".into()),
+                ],
+                body: Some(
+                    json!({
+                        "user_id": user, "email": null, "email_verified": false,
+                        "redirect_uri": "https://www.small.com/callback", "client_id": "spa",
+                    })
+                    .to_string(),
+                ),
+            }
         })
         .collect();
-    let mut run = Run {
-        latencies: Vec::new(),
-        errors: 0,
-        elapsed: Duration::ZERO,
-    };
-    for t in tasks {
-        let (lat, errors) = t.await.expect("load task");
-        run.latencies.extend(lat);
-        run.errors += errors;
-    }
-    run.elapsed = started.elapsed();
-    run.latencies.sort();
-    run
+    let out = open_loop::run(&dir, decisions, requests)?;
+    println!("   {out:?}");
+    errors += out.errors as u64;
+    report::row(
+        "login decisions, achieved rate",
+        format!("{:.0}/s", out.achieved_per_second),
+        ">= 5000/s",
+        Some(out.achieved_per_second >= 4950.0 && out.errors == 0),
+    );
+    report::row(
+        "login decisions, p99",
+        format!("{:.1} ms", out.p99_ms),
+        "<= 10 ms",
+        Some(out.p99_ms <= 10.0),
+    );
+
+    drop(server);
+    pool.close().await;
+    db.drop().await?;
+    let _ = std::fs::remove_dir_all(&dir);
+    anyhow::ensure!(errors == 0, "{errors} requests failed");
+    Ok(())
 }
 
 /// The child: opens `n` long-polls, says `sent`, then `<answered 200> <epoch µs of the last>`.

@@ -242,6 +242,12 @@ async fn main() -> anyhow::Result<()> {
             ms(percentile(&lat, 0.99)),
             ms(*lat.last().unwrap_or(&Duration::ZERO))
         );
+        common::report::row(
+            &format!("mixed load: {label}, p99 (errors)"),
+            format!("{:.2} ms ({failed})", ms(percentile(&lat, 0.99))),
+            "",
+            None,
+        );
     }
     println!(
         "memory at the end: {} MiB resident (server and load generator)",

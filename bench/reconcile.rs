@@ -214,6 +214,12 @@ async fn burst(deploys: u64, instances: u64) -> anyhow::Result<()> {
         "  fleetgate: every URL live {:.2} s after the first deploy; {fleetgate_calls} Management API calls; {runs} passes in all",
         converged.as_secs_f64()
     );
+    common::report::row(
+        &format!("reconcile: {deploys} deploys at the Free-plan limit, every URL live after"),
+        format!("{:.1} s ({fleetgate_calls} calls)", converged.as_secs_f64()),
+        "",
+        None,
+    );
     stop.cancel();
     let _ = server.await;
     emu_stop.cancel();

@@ -117,6 +117,12 @@ async fn main() -> anyhow::Result<()> {
         "  applications used: {apps} (lower bound ceil({instances} slots / 100) = {lower_bound})"
     );
     println!("  Management API calls: {calls} in {runs} passes (token requests not counted)");
+    common::report::row(
+        &format!("shards: {instances} custom-domain instances, applications used"),
+        format!("{apps} (lower bound {lower_bound})"),
+        "",
+        None,
+    );
     stop.cancel();
     tokio::time::sleep(Duration::from_millis(300)).await;
     pool.close().await;

@@ -150,3 +150,15 @@ impl Default for Metrics {
         Self::new()
     }
 }
+
+/// `GET /metrics`: the registry in Prometheus' text format.
+pub async fn serve(registry: actix_web::web::Data<Registry>) -> actix_web::HttpResponse {
+    let mut text = String::new();
+    match prometheus::TextEncoder::new().encode_utf8(&registry.gather(), &mut text) {
+        Ok(()) => actix_web::HttpResponse::Ok()
+            .content_type(prometheus::TEXT_FORMAT)
+            .body(text),
+        Err(e) => actix_web::HttpResponse::InternalServerError()
+            .body(format!("cannot encode metrics: {e}")),
+    }
+}

@@ -4,7 +4,6 @@
 use std::{net::TcpListener, sync::Arc, time::Duration};
 
 use actix_web::{App, HttpServer, dev::Server, web};
-use actix_web_prom::{PrometheusMetrics, PrometheusMetricsBuilder};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
@@ -13,7 +12,7 @@ use crate::{
     config::Settings,
     db,
     grants::{self, Grants, Live},
-    http::{self, AppState, framework, request_id},
+    http::{self, AppState, framework, observe},
     metrics::Metrics,
     reconcile::{self, Reconciler},
     registry::Registry,
@@ -81,7 +80,11 @@ impl Application {
             .registry
             .register(Box::new(live.revisions.parked.clone()))
             .map_err(|e| anyhow::anyhow!("cannot set up metrics: {e}"))?;
-        let http_metrics = http_metrics(&metrics, settings.metrics_listen.is_none())?;
+        let http_metrics = Arc::new(
+            observe::HttpMetrics::new(&metrics.registry)
+                .map_err(|e| anyhow::anyhow!("cannot set up metrics: {e}"))?,
+        );
+        let registry = web::Data::new(metrics.registry.clone());
         let metrics_server = match settings.metrics_listen {
             None => None,
             Some(addr) => Some(metrics_server(addr, &metrics)?),
@@ -97,17 +100,21 @@ impl Application {
                 .configure(http::routes)
                 .configure(|cfg| {
                     if metrics_here {
-                        // The middleware answers GET; the resource makes other methods 405.
                         cfg.service(
-                            web::resource("/metrics").route(web::get().to(framework::no_route)),
+                            web::resource("/metrics")
+                                .app_data(registry.clone())
+                                .app_data(observe::Endpoint("/metrics"))
+                                .route(web::get().to(crate::metrics::serve)),
                         );
                     }
                 })
                 .default_service(web::to(framework::no_route))
                 .wrap(actix_web::middleware::from_fn(auth::caller::authenticate))
                 .wrap(framework::problem_for_every_error())
-                .wrap(http_metrics.clone())
-                .wrap_fn(request_id::middleware)
+                .wrap_fn({
+                    let http_metrics = http_metrics.clone();
+                    move |req, srv| observe::middleware(req, srv, &http_metrics)
+                })
         })
         .on_connect(http::peer::remember)
         .listen(listener)?
@@ -199,46 +206,17 @@ impl Application {
     }
 }
 
-/// HTTP request metrics, kept in `metrics`' registry; with `serve_here`, the API listener
-/// also serves `/metrics`.
-fn http_metrics(metrics: &Metrics, serve_here: bool) -> anyhow::Result<PrometheusMetrics> {
-    let builder = PrometheusMetricsBuilder::new("fleetgate")
-        .registry(metrics.registry.clone())
-        .mask_unmatched_patterns("UNMATCHED");
-    let builder = if serve_here {
-        builder.endpoint("/metrics")
-    } else {
-        builder
-    };
-    builder
-        .build()
-        .map_err(|e| anyhow::anyhow!("cannot set up metrics: {e}"))
-}
-
 /// A server of its own answering `GET /metrics` (Prometheus text format) and nothing else,
 /// for an address only the monitoring network reaches.
 fn metrics_server(addr: std::net::SocketAddr, metrics: &Metrics) -> anyhow::Result<(u16, Server)> {
     let listener = TcpListener::bind(addr)
         .map_err(|e| anyhow::anyhow!("FLEETGATE_METRICS_LISTEN: cannot listen on {addr}: {e}"))?;
     let port = listener.local_addr()?.port();
-    let registry = metrics.registry.clone();
+    let registry = web::Data::new(metrics.registry.clone());
     let server = HttpServer::new(move || {
-        let registry = registry.clone();
         App::new()
-            .service(web::resource("/metrics").route(web::get().to(move || {
-                let registry = registry.clone();
-                async move {
-                    let mut text = String::new();
-                    match prometheus::TextEncoder::new().encode_utf8(&registry.gather(), &mut text)
-                    {
-                        Ok(()) => actix_web::HttpResponse::Ok()
-                            .content_type(prometheus::TEXT_FORMAT)
-                            .body(text),
-                        Err(e) => actix_web::HttpResponse::InternalServerError()
-                            .body(format!("cannot encode metrics: {e}")),
-                    }
-                }
-            })))
+            .app_data(registry.clone())
+            .service(web::resource("/metrics").route(web::get().to(crate::metrics::serve)))
             .default_service(web::to(framework::no_route))
             .wrap(framework::problem_for_every_error())
     })

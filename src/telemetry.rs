@@ -6,9 +6,7 @@ use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
 use crate::config::LogFormat;
 
-/// actix-web-prom warns on every request answered before routing (a refused credential), which
-/// anyone could turn into a flood of warnings; the request is logged (and counted) anyway.
-const DEFAULT_FILTER: &str = "info,sqlx=warn,actix_server=warn,actix_web_prom=error";
+const DEFAULT_FILTER: &str = "info,sqlx=warn,actix_server=warn";
 
 /// Installs the global subscriber once; later calls (tests) are ignored.
 pub fn init(format: LogFormat) {

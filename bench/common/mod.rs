@@ -1,6 +1,12 @@
-//! What the benchmarks share: a throw-away database and settings from pairs.
+//! What the benchmarks share: a throw-away database, settings from pairs, the servers under
+//! test and the load generators as processes of their own, and the result table.
 // Each benchmark is its own crate and uses only part of this module.
 #![allow(dead_code)]
+
+pub mod open_loop;
+pub mod process;
+pub mod report;
+pub mod wrk;
 
 use fleetgate::config::Settings;
 use sqlx::{Connection, Executor, PgConnection};
@@ -95,4 +101,87 @@ pub fn rss_kib() -> u64 {
                 .and_then(|v| v.parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// The roles a benchmark's child process can play (the reference server, the open-loop load
+/// generator); true when this process was started as one and has done it.
+pub fn child_role() -> anyhow::Result<bool> {
+    let args: Vec<String> = std::env::args().collect();
+    let after = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+    };
+    if let Some(port) = after("--reference-server") {
+        process::serve_reference(port.parse()?)?;
+        return Ok(true);
+    }
+    if let Some(file) = after("--open-loop") {
+        open_loop::generate(std::path::Path::new(file))?;
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+pub const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+pub const ACTION_SECRET: &str = "bench-action-secret-0123456789abcdef0123";
+
+pub const AUDIENCE: &str = "https://fleetgate.bench/api";
+
+/// The Auth0 emulator, in this process (it only signs tokens and serves its keys here), with
+/// an administrator's access token for fleetgate's API.
+pub struct Tenant {
+    pub base_url: String,
+    pub admin_token: String,
+    _stop: tokio_util::sync::DropGuard,
+}
+
+impl Tenant {
+    pub async fn start() -> anyhow::Result<Self> {
+        use fleetgate::emulator::{Emulator, EmulatorConfig, keys::SigningKey};
+        let pem = include_str!("../../tests/fixtures/test-key.pem");
+        let emulator = Emulator::build(EmulatorConfig {
+            listen: "127.0.0.1:0".parse()?,
+            api_audience: AUDIENCE.into(),
+            instance_audience: "https://instances.fleetgate.bench/api".into(),
+            signing_key_pem: Some(pem.into()),
+            ..EmulatorConfig::default()
+        })?;
+        let base_url = emulator.base_url().to_owned();
+        let stop = tokio_util::sync::CancellationToken::new();
+        tokio::spawn(emulator.run_until_stopped(stop.clone()));
+        let now = chrono::Utc::now().timestamp();
+        let admin_token = SigningKey::from_pem(pem)?.sign(&serde_json::json!({
+            "iss": format!("{base_url}/"), "sub": "auth0|bench-admin", "aud": AUDIENCE,
+            "iat": now, "exp": now + 86_400, "azp": "bench", "permissions": ["fleet:admin"],
+        }));
+        Ok(Self {
+            base_url,
+            admin_token,
+            _stop: stop.drop_guard(),
+        })
+    }
+}
+
+/// fleetgate's required settings for a benchmark (the reconciler off), defaults otherwise.
+pub fn fleetgate_vars(db_url: &str, tenant: &Tenant) -> Vec<(&'static str, String)> {
+    vec![
+        ("DATABASE_URL", db_url.to_owned()),
+        ("AUTH0_DOMAIN", tenant.base_url.clone()),
+        ("AUTH0_AUDIENCE", AUDIENCE.to_owned()),
+        (
+            "FLEETGATE_INSTANCE_AUDIENCE",
+            "https://instances.fleetgate.bench/api".to_owned(),
+        ),
+        ("FLEETGATE_PLATFORM_DOMAIN", "apps.example.com".to_owned()),
+        ("FLEETGATE_WEBHOOK_SECRET", WEBHOOK_SECRET.to_owned()),
+        ("FLEETGATE_ACTION_SECRET", ACTION_SECRET.to_owned()),
+    ]
+}
+
+/// A folder for one run's files (logs, request files), removed by the caller.
+pub fn scratch(label: &str) -> anyhow::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("fleetgate-bench-{label}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
 }

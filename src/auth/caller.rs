@@ -116,9 +116,9 @@ async fn identify(state: &AppState, token: SecretString) -> Result<Caller, ApiEr
     {
         return Ok(Caller::Action);
     }
-    state
-        .tokens
-        .verify(raw)
+    // Boxed, here and below: the slow paths' futures are large, and every request's future
+    // would otherwise carry (and copy) their size.
+    Box::pin(state.tokens.verify(raw))
         .await
         .map(Caller::User)
         .map_err(token_error)
@@ -140,12 +140,15 @@ async fn instance(state: &AppState, key: &SecretString) -> Result<String, ApiErr
         Lookup::Instance(id) => Ok(id),
         Lookup::Unknown => Err(refused()),
         Lookup::NotSynced => {
-            let mut conn = state.pool.acquire().await?;
-            let hash = instance_key::hash(key.expose_secret());
-            db::keys::find(&mut conn, &hash)
-                .await?
-                .map(|row| row.instance_id)
-                .ok_or_else(refused)
+            Box::pin(async {
+                let mut conn = state.pool.acquire().await?;
+                let hash = instance_key::hash(key.expose_secret());
+                db::keys::find(&mut conn, &hash)
+                    .await?
+                    .map(|row| row.instance_id)
+                    .ok_or_else(refused)
+            })
+            .await
         }
     }
 }

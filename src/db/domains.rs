@@ -65,11 +65,3 @@ pub async fn delete(
         .await?;
     Ok(done.rows_affected())
 }
-
-/// The instance that holds this host.
-pub async fn instance_of(conn: &mut PgConnection, hostname: &str) -> sqlx::Result<Option<String>> {
-    sqlx::query_scalar("SELECT instance_id FROM domains WHERE hostname = $1")
-        .bind(hostname)
-        .fetch_optional(conn)
-        .await
-}

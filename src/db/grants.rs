@@ -99,6 +99,66 @@ pub async fn set_role(
     .await
 }
 
+/// Inserts many grants of one instance (same order of fields as [`insert`]).
+pub async fn insert_many(
+    conn: &mut PgConnection,
+    instance_id: &str,
+    user_ids: &[Option<&str>],
+    emails: &[Option<&str>],
+    roles: &[&str],
+) -> sqlx::Result<Vec<Grant>> {
+    sqlx::query_as(&format!(
+        "INSERT INTO grants (instance_id, user_id, email, role) \
+         SELECT $1, u, e, r FROM UNNEST($2::text[], $3::text[], $4::text[]) AS n(u, e, r) \
+         RETURNING {COLUMNS}"
+    ))
+    .bind(instance_id)
+    .bind(user_ids)
+    .bind(emails)
+    .bind(roles)
+    .fetch_all(conn)
+    .await
+}
+
+/// Gives many grants of one instance new roles: `(grant, role)` pairs as two lists.
+pub async fn set_roles(
+    conn: &mut PgConnection,
+    instance_id: &str,
+    ids: &[Uuid],
+    roles: &[&str],
+) -> sqlx::Result<Vec<Grant>> {
+    sqlx::query_as(&format!(
+        "UPDATE grants SET role = n.r, updated_at = now() \
+         FROM UNNEST($2::uuid[], $3::text[]) AS n(id, r) \
+         WHERE grants.instance_id = $1 AND grants.id = n.id RETURNING {}",
+        COLUMNS
+            .split(", ")
+            .map(|c| format!("grants.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+    .bind(instance_id)
+    .bind(ids)
+    .bind(roles)
+    .fetch_all(conn)
+    .await
+}
+
+/// Deletes many grants of one instance; answers those it deleted.
+pub async fn delete_many(
+    conn: &mut PgConnection,
+    instance_id: &str,
+    ids: &[Uuid],
+) -> sqlx::Result<Vec<Grant>> {
+    sqlx::query_as(&format!(
+        "DELETE FROM grants WHERE instance_id = $1 AND id = ANY($2) RETURNING {COLUMNS}"
+    ))
+    .bind(instance_id)
+    .bind(ids)
+    .fetch_all(conn)
+    .await
+}
+
 /// Binds an invitation to the user who accepted it.
 pub async fn bind(
     conn: &mut PgConnection,
@@ -172,13 +232,13 @@ pub async fn all_revisions(conn: &mut PgConnection) -> sqlx::Result<Vec<(String,
         .await
 }
 
-/// Appends a change to the instance's log under the next revision, which it answers. The
-/// revision row stays locked until the transaction ends, so revisions are gap-free and
-/// commit in order.
+/// Appends changes to the instance's log as one run under the next revision, which it
+/// answers. The revision row stays locked until the transaction ends, so revisions are
+/// gap-free and commit in order; its trigger notifies every replica once per revision.
 pub async fn record(
     conn: &mut PgConnection,
     instance_id: &str,
-    change: &Change,
+    changes: &[Change],
 ) -> sqlx::Result<i64> {
     let revision: i64 = sqlx::query_scalar(
         "INSERT INTO grant_revisions (instance_id, revision) VALUES ($1, 1) \
@@ -188,22 +248,34 @@ pub async fn record(
     .bind(instance_id)
     .fetch_one(&mut *conn)
     .await?;
-    let (op, grant_id, data, owner) = match change {
-        Change::Added(g) => ("added", Some(g.id), Some(g.to_json()), None),
-        Change::Updated(g) => ("updated", Some(g.id), Some(g.to_json()), None),
-        Change::Removed(id) => ("removed", Some(*id), None, None),
-        Change::Owner(o) => ("owner", None, None, Some(o.as_str())),
-    };
+    let mut ops = Vec::with_capacity(changes.len());
+    let mut grant_ids = Vec::with_capacity(changes.len());
+    let mut data = Vec::with_capacity(changes.len());
+    let mut owners = Vec::with_capacity(changes.len());
+    for change in changes {
+        let (op, grant_id, grant, owner) = match change {
+            Change::Added(g) => ("added", Some(g.id), Some(g), None),
+            Change::Updated(g) => ("updated", Some(g.id), Some(g), None),
+            Change::Removed(id) => ("removed", Some(*id), None, None),
+            Change::Owner(o) => ("owner", None, None, Some(o.clone())),
+        };
+        ops.push(op);
+        grant_ids.push(grant_id);
+        data.push(grant.map(|g| g.to_json().to_string()));
+        owners.push(owner);
+    }
     sqlx::query(
-        "INSERT INTO grant_changes (instance_id, revision, op, grant_id, grant_data, owner) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO grant_changes (instance_id, revision, seq, op, grant_id, grant_data, owner) \
+         SELECT $1, $2, c.seq - 1, c.op, c.grant_id, c.grant_data::jsonb, c.owner \
+         FROM UNNEST($3::text[], $4::uuid[], $5::text[], $6::text[]) \
+           WITH ORDINALITY AS c(op, grant_id, grant_data, owner, seq)",
     )
     .bind(instance_id)
     .bind(revision)
-    .bind(op)
-    .bind(grant_id)
-    .bind(data)
-    .bind(owner)
+    .bind(&ops)
+    .bind(&grant_ids)
+    .bind(&data)
+    .bind(&owners)
     .execute(conn)
     .await?;
     Ok(revision)
@@ -255,7 +327,7 @@ pub async fn changes(
 ) -> anyhow::Result<Vec<Change>> {
     let rows: Vec<ChangeRow> = sqlx::query_as(
         "SELECT op, grant_id, grant_data, owner FROM grant_changes \
-         WHERE instance_id = $1 AND revision > $2 AND revision <= $3 ORDER BY revision",
+         WHERE instance_id = $1 AND revision > $2 AND revision <= $3 ORDER BY revision, seq",
     )
     .bind(instance_id)
     .bind(after)

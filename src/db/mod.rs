@@ -7,6 +7,7 @@ pub mod domains;
 pub mod grants;
 pub mod instances;
 pub mod keys;
+pub mod logins;
 pub mod reconcile;
 pub mod webhooks;
 
@@ -17,6 +18,9 @@ use sqlx::{PgPool, postgres::PgPoolOptions};
 use crate::config::Settings;
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// How long a pooled connection may sit idle before it is checked on its next use.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
 
 /// A pool that connects on first use, so the service starts (and reports not ready) while
 /// Postgres is away, and recovers by itself when it returns.
@@ -33,6 +37,18 @@ pub fn pool(settings: &Settings) -> anyhow::Result<PgPool> {
     Ok(PgPoolOptions::new()
         .max_connections(settings.db_max_connections)
         .acquire_timeout(Duration::from_secs(3))
+        // A connection in steady use is not pinged before each use (that round trip doubled
+        // the cost of a login decision); one that sat idle for a while is, so that after a
+        // database restart stale connections are found and replaced, not handed out.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for > PING_AFTER_IDLE {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
         .connect_lazy_with(options))
 }
 

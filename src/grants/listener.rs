@@ -52,6 +52,7 @@ async fn load(pool: &PgPool, live: &Live) -> anyhow::Result<()> {
         .replace_all(db::keys::live(&mut conn, None).await?);
     live.revisions
         .load(db::grants::all_revisions(&mut conn).await?);
+    live.mark_loaded();
     Ok(())
 }
 

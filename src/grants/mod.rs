@@ -9,11 +9,12 @@ pub mod delta;
 pub mod listener;
 pub mod model;
 pub mod ops;
+pub mod replace;
 pub mod revisions;
 
 use crate::auth::instance_key::KeyCache;
 
-pub use ops::{GrantError, Grants, Subject};
+pub use ops::{GrantError, Grants, Replaced, Subject};
 
 /// What each replica keeps in memory so that polls need no database.
 #[derive(Default)]
@@ -21,9 +22,22 @@ pub struct Live {
     pub revisions: revisions::Revisions,
     pub keys: KeyCache,
     pub answers: answers::Answers,
+    /// Set once the memory was first loaded (the replica is ready then: see `/readyz`).
+    loaded: std::sync::atomic::AtomicBool,
 }
 
 impl Live {
+    pub fn mark_loaded(&self) {
+        self.loaded
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Whether the memory was loaded once; it may be out of step now (polls then fall back
+    /// to the database), which does not make the replica unready.
+    pub fn was_loaded(&self) -> bool {
+        self.loaded.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     pub fn mark_unsynced(&self) {
         self.revisions.mark_unsynced();
         self.keys.mark_unsynced();

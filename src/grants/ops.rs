@@ -5,7 +5,10 @@
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::model::{Change, Grant};
+use super::{
+    model::{Change, Grant},
+    replace::{self, ReplaceError, Wanted},
+};
 use crate::{
     db,
     domain::printable,
@@ -26,13 +29,15 @@ pub enum GrantError {
     #[error("role '{role}' is not one of {allowed}")]
     UnknownRole { role: String, allowed: String },
     #[error(transparent)]
+    Replace(#[from] ReplaceError),
+    #[error(transparent)]
     Db(#[from] sqlx::Error),
 }
 
 type Result<T> = std::result::Result<T, GrantError>;
 
 /// Who a new grant is for.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Subject {
     User(UserId),
     /// An invitation, bound to a user id at that person's first login with this verified email.
@@ -169,6 +174,77 @@ impl Grants {
         .await
     }
 
+    /// Replaces the instance's grants with `wanted` (roles already checked): one revision
+    /// whose changes are one run in the log, and one audit entry. Nothing is written when the
+    /// set is already the instance's.
+    pub async fn replace(
+        &self,
+        conn: &mut PgConnection,
+        actor: &Actor,
+        id: &InstanceId,
+        wanted: &[Wanted],
+    ) -> Result<Replaced> {
+        live(conn, id).await?;
+        let existing = db::grants::of_instance(conn, id.as_str()).await?;
+        let plan = replace::plan(&existing, wanted)?;
+        let mut done = Replaced {
+            unchanged: plan.unchanged,
+            ..Replaced::default()
+        };
+        if plan.is_empty() {
+            done.revision = db::grants::revision(conn, id.as_str()).await?.0;
+            return Ok(done);
+        }
+        let removed = db::grants::delete_many(conn, id.as_str(), &plan.remove).await?;
+        let (ids, roles): (Vec<Uuid>, Vec<&str>) = plan
+            .set_role
+            .iter()
+            .map(|(id, role)| (*id, role.as_str()))
+            .unzip();
+        let updated = db::grants::set_roles(conn, id.as_str(), &ids, &roles).await?;
+        let (mut users, mut emails, mut roles) = (Vec::new(), Vec::new(), Vec::new());
+        for w in &plan.add {
+            let (u, e) = match &w.subject {
+                Subject::User(u) => (Some(u.as_str()), None),
+                Subject::Email(e) => (None, Some(e.as_str())),
+            };
+            users.push(u);
+            emails.push(e);
+            roles.push(w.role.as_str());
+        }
+        let added = db::grants::insert_many(conn, id.as_str(), &users, &emails, &roles).await?;
+        let changes: Vec<Change> = removed
+            .iter()
+            .map(|g| Change::Removed(g.id))
+            .chain(updated.iter().cloned().map(Change::Updated))
+            .chain(added.iter().cloned().map(Change::Added))
+            .collect();
+        done.revision = db::grants::record(conn, id.as_str(), &changes).await?;
+        let subject = |g: &Grant| serde_json::json!({ "grant_id": g.id, "user_id": g.user_id, "email": g.email, "role": g.role });
+        db::audit::record(
+            conn,
+            db::audit::NewEntry {
+                actor: &actor.name,
+                action: "grants.replaced",
+                target_type: "instance",
+                target_id: id.as_str(),
+                before: None,
+                after: Some(serde_json::json!({
+                    "revision": done.revision,
+                    "added": added.iter().map(subject).collect::<Vec<_>>(),
+                    "role_changed": updated.iter().map(subject).collect::<Vec<_>>(),
+                    "removed": removed.iter().map(subject).collect::<Vec<_>>(),
+                    "unchanged": plan.unchanged,
+                })),
+                request_id: actor.request_id.as_deref(),
+            },
+        )
+        .await?;
+        db::grants::prune(conn, id.as_str(), done.revision, self.changes_kept).await?;
+        (done.added, done.role_changed, done.removed) = (added.len(), updated.len(), removed.len());
+        Ok(done)
+    }
+
     /// Binds an invitation to the user who just logged in with its verified email. None when
     /// it was bound (or removed) meanwhile.
     pub async fn bind(
@@ -235,6 +311,17 @@ impl Grants {
     }
 }
 
+/// What replacing an instance's grants did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Replaced {
+    /// The instance's revision after it (unchanged when nothing changed).
+    pub revision: i64,
+    pub added: usize,
+    pub role_changed: usize,
+    pub removed: usize,
+    pub unchanged: usize,
+}
+
 /// Removes every grant and invitation of an instance that is being deleted (the caller holds
 /// its lock), each as a `removed` change in its log and a `grant.removed` audit entry, so
 /// that followers see them go and a later deploy of the same id starts empty. Answers the
@@ -275,7 +362,7 @@ async fn record_and_audit(
         Change::Added(g) | Change::Updated(g) => Some(g.to_json()),
         _ => None,
     };
-    let revision = db::grants::record(conn, id.as_str(), &change).await?;
+    let revision = db::grants::record(conn, id.as_str(), &[change]).await?;
     db::audit::record(
         conn,
         db::audit::NewEntry {

@@ -78,17 +78,22 @@ pub async fn instance(
             Ok(Access::Admin(claims.sub))
         }
         Some(Caller::User(claims)) => {
-            let mut conn = state.pool.acquire().await?;
-            let row = db::instances::get(&mut conn, id.as_str())
-                .await?
-                .ok_or_else(hidden)?;
-            if row.owner == claims.sub {
-                return Ok(Access::Owner(claims.sub));
-            }
-            match db::grants::role_of(&mut conn, id.as_str(), &claims.sub).await? {
-                Some(role) if role == INSTANCE_ADMIN_ROLE => Ok(Access::InstanceAdmin(claims.sub)),
-                _ => Err(hidden()),
-            }
+            Box::pin(async {
+                let mut conn = state.pool.acquire().await?;
+                let row = db::instances::get(&mut conn, id.as_str())
+                    .await?
+                    .ok_or_else(hidden)?;
+                if row.owner == claims.sub {
+                    return Ok(Access::Owner(claims.sub));
+                }
+                match db::grants::role_of(&mut conn, id.as_str(), &claims.sub).await? {
+                    Some(role) if role == INSTANCE_ADMIN_ROLE => {
+                        Ok(Access::InstanceAdmin(claims.sub))
+                    }
+                    _ => Err(hidden()),
+                }
+            })
+            .await
         }
     }
 }

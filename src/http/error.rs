@@ -145,13 +145,6 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        if let Some(cause) = &self.source {
-            tracing::error!(
-                code = self.code,
-                error = format!("{cause:#}"),
-                "request failed"
-            );
-        }
         let mut res = HttpResponse::build(self.status);
         res.content_type(PROBLEM_JSON);
         if let Some(challenge) = &self.www_authenticate {
@@ -160,7 +153,15 @@ impl ResponseError for ApiError {
         if let Some(secs) = self.retry_after {
             res.insert_header((header::RETRY_AFTER, secs));
         }
-        res.json(Self::problem(self.status, self.code, &self.detail))
+        let mut res = res.json(Self::problem(self.status, self.code, &self.detail));
+        // For the access line only (see `observe`).
+        if let Some(cause) = &self.source {
+            res.extensions_mut().insert(super::observe::Failure {
+                code: self.code,
+                cause: format!("{cause:#}"),
+            });
+        }
+        res
     }
 }
 

@@ -49,6 +49,35 @@ pub fn query_config() -> web::QueryConfig {
     })
 }
 
+/// Whether the request says its body is JSON.
+pub fn is_json(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// A JSON body of at most `limit` bytes, for the routes allowed more than [`JSON_LIMIT`];
+/// refused exactly as the `Json` extractor refuses (415, 413, 400, 422).
+pub async fn json_up_to<T: serde::de::DeserializeOwned>(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+) -> Result<T, ApiError> {
+    if !is_json(req) {
+        return Err(ApiError::not_json());
+    }
+    let body = payload
+        .to_bytes_limited(limit)
+        .await
+        .map_err(|_| too_large(limit))?
+        .map_err(|e| {
+            ApiError::bad_request("invalid_body", format!("the body cannot be read: {e}"))
+        })?;
+    serde_json::from_slice(&body).map_err(|e| json_body_error(&e))
+}
+
 pub fn too_large(limit: usize) -> ApiError {
     ApiError::new(
         actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,

@@ -21,7 +21,7 @@ use crate::{
     db,
     domain::printable,
     domain::{Email, InstanceId, UserId},
-    grants::{GrantError, Subject, delta, model::Snapshot},
+    grants::{GrantError, Subject, delta, model::Snapshot, replace::Wanted},
     registry::RegistryError,
 };
 
@@ -36,7 +36,7 @@ impl From<GrantError> for ApiError {
             GrantError::InstanceDeleted(_) => Self::conflict("instance_deleted", detail),
             GrantError::GrantNotFound { .. } => Self::not_found(detail),
             GrantError::Exists(_) => Self::conflict("grant_exists", detail),
-            GrantError::UnknownRole { .. } => Self::invalid(detail),
+            GrantError::UnknownRole { .. } | GrantError::Replace(_) => Self::invalid(detail),
             GrantError::Db(e) => e.into(),
         }
     }
@@ -97,10 +97,17 @@ pub async fn list(
                     known,
                     Duration::from_secs(wait.into()),
                 );
-                tokio::select! {
-                    now = waited => now,
-                    // Nobody to answer: stop waiting (the answer is dropped unwritten).
-                    () = super::peer::gone(&req) => return Ok(not_modified(known)),
+                let gone = super::peer::gone(&req);
+                let parked = Box::pin(async {
+                    tokio::select! {
+                        now = waited => Some(now),
+                        // Nobody to answer: stop waiting (the answer is dropped unwritten).
+                        () = gone => None,
+                    }
+                });
+                match parked.await {
+                    Some(now) => now,
+                    None => return Ok(not_modified(known)),
                 }
             } else {
                 current
@@ -112,13 +119,15 @@ pub async fn list(
         let (revision, body) = match state.live.revisions.current(id.as_str()) {
             // Pollers woken by the same change share one read.
             Some(at) => {
-                state
-                    .live
-                    .answers
-                    .get(id.as_str(), q.since, at, || read(&state, &id, q.since))
-                    .await?
+                Box::pin(
+                    state
+                        .live
+                        .answers
+                        .get(id.as_str(), q.since, at, || read(&state, &id, q.since)),
+                )
+                .await?
             }
-            None => read(&state, &id, q.since).await?,
+            None => Box::pin(read(&state, &id, q.since)).await?,
         };
         state.live.revisions.observe(id.as_str(), revision);
         if known != Some(revision) {
@@ -258,6 +267,78 @@ pub async fn create(
             format!("/v1/instances/{id}/grants/{}", grant.id),
         ))
         .json(grant))
+}
+
+/// The most grants one `PUT` may name, and its largest body.
+pub const MAX_GRANTS_PER_PUT: usize = 50_000;
+pub const PUT_BODY_LIMIT: usize = 8 * 1024 * 1024;
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplaceBody {
+    grants: Vec<Entry>,
+}
+
+/// One grant of a `PUT`: as a `POST`'s body, checked with its place in the list.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Entry {
+    user_id: Option<String>,
+    email: Option<String>,
+    role: Option<String>,
+}
+
+impl Entry {
+    fn wanted(self, i: usize, grants: &crate::grants::Grants) -> Result<Wanted, ApiError> {
+        let at = |e: &dyn std::fmt::Display| ApiError::invalid(format!("grants[{i}]: {e}"));
+        let subject = match (self.user_id, self.email) {
+            (Some(u), None) => Subject::User(UserId::parse(&u).map_err(|e| at(&e))?),
+            (None, Some(e)) => Subject::Email(Email::parse(&e).map_err(|e| at(&e))?),
+            _ => {
+                return Err(at(
+                    &"give exactly one of user_id (an Auth0 user id) or email (an invitation)",
+                ));
+            }
+        };
+        let role = self
+            .role
+            .unwrap_or_else(|| grants.default_role().to_owned());
+        grants.check_role(&role).map_err(|e| at(&e))?;
+        Ok(Wanted { subject, role })
+    }
+}
+
+/// Replaces the instance's grants with the set in the body (all or nothing): one revision,
+/// one audit entry; answers what changed.
+pub async fn replace(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let id = path_id(&path)?;
+    let access = access::instance(&state, &req, &id, Want::Manage).await?;
+    let body: ReplaceBody = super::framework::json_up_to(&req, payload, PUT_BODY_LIMIT).await?;
+    if body.grants.len() > MAX_GRANTS_PER_PUT {
+        return Err(ApiError::invalid(format!(
+            "grants names {} grants; one PUT may name at most {MAX_GRANTS_PER_PUT}",
+            body.grants.len()
+        )));
+    }
+    let wanted = body
+        .grants
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| e.wanted(i, &state.grants))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut tx = state.pool.begin().await?;
+    let done = state
+        .grants
+        .replace(&mut tx, &access.actor(&req), &id, &wanted)
+        .await?;
+    tx.commit().await?;
+    state.live.revisions.observe(id.as_str(), done.revision);
+    Ok(HttpResponse::Ok().json(done))
 }
 
 #[derive(serde::Deserialize)]

@@ -11,8 +11,15 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
 }
 
-/// The process can do its work: the database answers.
+/// The process can do its work: the database answers, and the memory of instance keys and
+/// grant revisions that polls are served from has been loaded.
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    if !state.live.was_loaded() {
+        return Err(ApiError::unavailable(
+            "instance keys and grant revisions are still being loaded",
+            None,
+        ));
+    }
     let ping = sqlx::query("SELECT 1").execute(&state.pool);
     match tokio::time::timeout(Duration::from_secs(2), ping).await {
         Ok(Ok(_)) => Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ready" }))),

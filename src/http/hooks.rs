@@ -9,7 +9,7 @@
 //! in that answer only: fleetgate keeps its hash, so a redelivery's answer lacks it (rotate
 //! to get a new one).
 
-use actix_web::{HttpRequest, HttpResponse, http::header, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use secrecy::ExposeSecret;
 use serde_json::Value;
 
@@ -106,13 +106,7 @@ pub async fn deploy(
                 format!("webhook signature refused: {e}"),
             )
         })?;
-    let is_json = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
-    if !is_json {
+    if !super::framework::is_json(&req) {
         return Err(ApiError::not_json());
     }
     let (kind, event) = parse(&body)?;
@@ -127,7 +121,11 @@ pub async fn deploy(
                 ))
             })?;
         tx.rollback().await?;
-        tracing::info!(webhook_id, "redelivery answered from the record");
+        tracing::info!(
+            webhook_id,
+            request_id = super::request_id(&req),
+            "redelivery answered from the record"
+        );
         let status = actix_web::http::StatusCode::from_u16(status)
             .map_err(|e| ApiError::internal(e.into()))?;
         return Ok(HttpResponse::build(status)
@@ -157,7 +155,7 @@ pub async fn deploy(
     let recorded = instance.to_json();
     db::webhooks::complete(&mut tx, &webhook_id, 200, &recorded).await?;
     tx.commit().await?;
-    tracing::info!(webhook_id, event = kind, instance = %instance.id, "deploy hook applied");
+    tracing::info!(webhook_id, request_id = super::request_id(&req), event = kind, instance = %instance.id, "deploy hook applied");
     // A key issued, or revoked by a deletion: this replica knows at once.
     super::refresh_memory(&state, instance.id.as_str()).await;
     let mut answer = recorded;

@@ -42,7 +42,7 @@ pub async fn decide_login(
 ) -> Result<HttpResponse, ApiError> {
     if state.ui_client_id.is_some() && body.client_id == state.ui_client_id {
         let decision = Decision::operator_console();
-        tracing::info!(user = %body.user_id, reason = decision.reason, "login decision");
+        tracing::info!(request_id = super::request_id(&req), user = %body.user_id, reason = decision.reason, "login decision");
         return Ok(HttpResponse::Ok().json(decision));
     }
     let (host, named) = match (&body.redirect_uri, &body.instance_id) {
@@ -60,43 +60,37 @@ pub async fn decide_login(
         .as_deref()
         .and_then(|e| crate::domain::Email::parse(e).ok());
 
-    // Reads need no transaction; only binding an invitation writes (and re-checks under the
+    // One read, no transaction; only binding an invitation writes (and re-checks under the
     // instance's lock).
     let mut conn = state.pool.acquire().await?;
-    let instance = match (&host, named) {
-        (_, Some(id)) => Some(id),
+    let row = match (&host, &named) {
         (None, None) => None,
-        (Some(host), None) => db::domains::instance_of(&mut conn, host.as_str()).await?,
-    };
-    let row = match &instance {
-        Some(id) => db::instances::get(&mut conn, id).await?,
-        None => None,
+        _ => {
+            db::logins::facts(
+                &mut conn,
+                named.as_deref(),
+                host.as_ref().map(Hostname::as_str),
+                body.user_id.as_str(),
+                email.as_ref().map(crate::domain::Email::as_str),
+            )
+            .await?
+        }
     };
     let facts = match row {
         None => None,
-        Some(row) => {
-            let id = row.id.clone();
-            let granted = db::grants::role_of(&mut conn, &id, body.user_id.as_str()).await?;
-            let invitation = match &email {
-                Some(e) if granted.is_none() => {
-                    db::grants::invitation(&mut conn, &id, e.as_str()).await?
-                }
-                _ => None,
-            };
-            Some((
-                LoginFacts {
-                    instance_id: id,
-                    status: row
-                        .status
-                        .parse()
-                        .map_err(|e: crate::domain::ParseError| ApiError::internal(e.into()))?,
-                    owner: row.owner,
-                    granted,
-                    invited: invitation.as_ref().map(|g| g.role.clone()),
-                },
-                invitation,
-            ))
-        }
+        Some(row) => Some((
+            LoginFacts {
+                instance_id: row.instance_id,
+                status: row
+                    .status
+                    .parse()
+                    .map_err(|e: crate::domain::ParseError| ApiError::internal(e.into()))?,
+                owner: row.owner,
+                invited: row.invitation.as_ref().map(|g| g.role.clone()),
+                granted: row.granted,
+            },
+            row.invitation,
+        )),
     };
     let mut decision = decide(
         body.user_id.as_str(),
@@ -134,6 +128,7 @@ pub async fn decide_login(
         }
     }
     tracing::info!(
+        request_id = super::request_id(&req),
         user = %body.user_id,
         client_id = body.client_id.as_deref().unwrap_or(""),
         host = host.as_ref().map(Hostname::as_str).unwrap_or(""),

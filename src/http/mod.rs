@@ -1,4 +1,4 @@
-//! The HTTP API: routes per resource, one error type, request ids.
+//! The HTTP API: routes per resource, one error type, request ids, access log and metrics.
 
 pub mod access;
 pub mod applications;
@@ -12,10 +12,10 @@ pub mod hooks;
 pub mod instances;
 pub mod keys;
 pub mod login;
+pub mod observe;
 pub mod pagination;
 pub mod peer;
 pub mod reconcile;
-pub mod request_id;
 pub mod ui;
 
 use actix_web::{HttpMessage, HttpRequest, Route, http::Method, web};
@@ -76,13 +76,8 @@ pub async fn refresh_memory(state: &AppState, instance_id: &str) {
 /// exactly these, in this order, and a test holds them equal to `api-spec/openapi.yaml`.
 pub fn route_table() -> Vec<(Method, &'static str, Route)> {
     vec![
-        (Method::GET, "/healthz", web::get().to(health::healthz)),
-        (Method::GET, "/readyz", web::get().to(health::readyz)),
-        (Method::GET, "/ui/", web::get().to(ui::index)),
-        (Method::GET, "/ui/config.json", web::get().to(ui::config)),
-        (Method::GET, "/ui/{file}", web::get().to(ui::file)),
         // The hot paths first: resources are matched in the order they are registered, and
-        // every dynamic one tried before the match costs a pattern match.
+        // every dynamic one tried before the match costs a regular expression's run.
         (
             Method::GET,
             "/v1/instances/{id}/grants",
@@ -92,6 +87,11 @@ pub fn route_table() -> Vec<(Method, &'static str, Route)> {
             Method::POST,
             "/v1/instances/{id}/grants",
             web::post().to(grants::create),
+        ),
+        (
+            Method::PUT,
+            "/v1/instances/{id}/grants",
+            web::put().to(grants::replace),
         ),
         (
             Method::PATCH,
@@ -128,6 +128,11 @@ pub fn route_table() -> Vec<(Method, &'static str, Route)> {
             "/v1/hooks/deploy",
             web::post().to(hooks::deploy),
         ),
+        (Method::GET, "/healthz", web::get().to(health::healthz)),
+        (Method::GET, "/readyz", web::get().to(health::readyz)),
+        (Method::GET, "/ui/", web::get().to(ui::index)),
+        (Method::GET, "/ui/config.json", web::get().to(ui::config)),
+        (Method::GET, "/ui/{file}", web::get().to(ui::file)),
         (Method::GET, "/v1/instances", web::get().to(instances::list)),
         (
             Method::POST,
@@ -223,10 +228,11 @@ pub fn route_table() -> Vec<(Method, &'static str, Route)> {
     ]
 }
 
-/// Routes served by middleware rather than by the table (`/metrics`, by the Prometheus middleware).
-pub const MIDDLEWARE_ROUTES: &[(&str, &str)] = &[("GET", "/metrics")];
+/// Routes outside the table: `/metrics`, on the API's address unless it has one of its own.
+pub const OTHER_ROUTES: &[(&str, &str)] = &[("GET", "/metrics")];
 
-/// Registers [`route_table`], one resource per path so that a wrong method answers 405.
+/// Registers [`route_table`], one resource per path so that a wrong method answers 405, each
+/// knowing its pattern (the `endpoint` of its metrics).
 pub fn routes(cfg: &mut web::ServiceConfig) {
     let mut by_path: Vec<(&'static str, Vec<Route>)> = Vec::new();
     for (_, path, route) in route_table() {
@@ -236,19 +242,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         }
     }
     for (path, routes) in by_path {
-        cfg.service(
-            routes
-                .into_iter()
-                .fold(web::resource(path), actix_web::Resource::route),
-        );
+        cfg.service(routes.into_iter().fold(
+            web::resource(path).app_data(observe::Endpoint(path)),
+            actix_web::Resource::route,
+        ));
     }
 }
 
 /// The request id the middleware gave this request.
 pub fn request_id(req: &HttpRequest) -> Option<String> {
     req.extensions()
-        .get::<request_id::RequestId>()
-        .map(|r| r.0.clone())
+        .get::<observe::RequestId>()
+        .map(|r| r.as_str().to_owned())
 }
 
 /// The audit actor for an admin call.

@@ -246,7 +246,7 @@ async fn owner_changed(conn: &mut PgConnection, id: &InstanceId, owner: &UserId)
     db::grants::record(
         conn,
         id.as_str(),
-        &crate::grants::model::Change::Owner(owner.to_string()),
+        &[crate::grants::model::Change::Owner(owner.to_string())],
     )
     .await?;
     db::keys::revoke_all(conn, id.as_str()).await?;

@@ -225,10 +225,19 @@ impl TestApp {
         let stop = CancellationToken::new();
         tokio::spawn(app.run_until_stopped(stop.clone()));
         let admin_token = tenant.sign(&tenant.claims(&["fleet:admin"]));
+        // Ready (its memory of keys and revisions loaded) within moments.
+        let http = reqwest::Client::new();
+        for _ in 0..250 {
+            let ready = http.get(format!("{addr}/readyz")).send().await;
+            if ready.is_ok_and(|r| r.status() == 200) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
         Self {
             addr,
             pool,
-            http: reqwest::Client::new(),
+            http,
             tenant,
             admin_token,
             _stop: stop.drop_guard(),

@@ -4,6 +4,7 @@ mod action;
 mod admin_auth;
 #[path = "../common/browser.rs"]
 mod browser;
+mod bulk_grants;
 mod cli;
 mod drills;
 mod errors;

@@ -37,7 +37,7 @@ fn served_routes() -> BTreeSet<(String, String)> {
         .map(|(m, p, _)| (m.to_string(), p.to_owned()))
         .collect();
     out.extend(
-        fleetgate::http::MIDDLEWARE_ROUTES
+        fleetgate::http::OTHER_ROUTES
             .iter()
             .map(|(m, p)| (m.to_string(), p.to_string())),
     );

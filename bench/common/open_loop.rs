@@ -1,0 +1,116 @@
+//! An open-loop load generator in a process of its own: the benchmark writes the requests to
+//! a file and starts its own executable with `--open-loop <file>`; the child sends request `i`
+//! at `start + i / rate` whatever the earlier ones are doing, and counts each one's latency
+//! from when it was due (so a stalled server cannot hide behind a waiting generator). At
+//! most [`CONNECTIONS`] requests are in flight; a request due while all are busy waits for
+//! one (its wait counted in its latency), as a client with a connection pool would.
+
+use std::{
+    path::Path,
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct Request {
+    pub method: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<String>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Spec {
+    rate: u64,
+    requests: Vec<Request>,
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct Outcome {
+    pub sent: usize,
+    /// Answers other than 2xx, and requests that got no answer.
+    pub errors: usize,
+    pub achieved_per_second: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+/// Sends `requests` at `rate` per second from a child process; answers what it measured.
+pub fn run(dir: &Path, rate: u64, requests: Vec<Request>) -> anyhow::Result<Outcome> {
+    let file = dir.join(format!("open-loop-{}.json", std::process::id()));
+    std::fs::write(&file, serde_json::to_vec(&Spec { rate, requests })?)?;
+    let out = Command::new(std::env::current_exe()?)
+        .arg("--open-loop")
+        .arg(&file)
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()?;
+    let _ = std::fs::remove_file(&file);
+    anyhow::ensure!(out.status.success(), "the load generator failed");
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+/// The child's side: sends the file's requests and prints an [`Outcome`] as JSON.
+pub fn generate(file: &Path) -> anyhow::Result<()> {
+    let spec: Spec = serde_json::from_slice(&std::fs::read(file)?)?;
+    let outcome = tokio::runtime::Runtime::new()?.block_on(send_all(spec))?;
+    println!("{}", serde_json::to_string(&outcome)?);
+    Ok(())
+}
+
+/// Requests in flight at most, each on a connection of its own.
+pub const CONNECTIONS: usize = 64;
+
+async fn send_all(spec: Spec) -> anyhow::Result<Outcome> {
+    let in_flight = std::sync::Arc::new(tokio::sync::Semaphore::new(CONNECTIONS));
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(CONNECTIONS)
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let interval = Duration::from_secs_f64(1.0 / spec.rate as f64);
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(spec.requests.len());
+    for (i, r) in spec.requests.into_iter().enumerate() {
+        let due = started + interval * i as u32;
+        tokio::time::sleep_until(due.into()).await;
+        let mut req = client.request(r.method.parse()?, &r.url);
+        for (k, v) in &r.headers {
+            req = req.header(k, v);
+        }
+        if let Some(body) = r.body {
+            req = req.body(body);
+        }
+        let in_flight = in_flight.clone();
+        tasks.push(tokio::spawn(async move {
+            let _slot = in_flight.acquire_owned().await.expect("never closed");
+            let ok = match req.send().await {
+                Ok(res) => {
+                    let ok = res.status().is_success();
+                    // Read the body: the answer is complete only then.
+                    res.bytes().await.is_ok() && ok
+                }
+                Err(_) => false,
+            };
+            (ok, due.elapsed())
+        }));
+    }
+    let mut latencies = Vec::with_capacity(tasks.len());
+    let mut errors = 0;
+    for t in tasks {
+        let (ok, latency) = t.await?;
+        errors += usize::from(!ok);
+        latencies.push(latency);
+    }
+    let elapsed = started.elapsed();
+    latencies.sort();
+    let pct = |p: f64| super::ms(super::percentile(&latencies, p));
+    Ok(Outcome {
+        sent: latencies.len(),
+        errors,
+        achieved_per_second: latencies.len() as f64 / elapsed.as_secs_f64(),
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+        max_ms: latencies.last().map_or(0.0, |d| super::ms(*d)),
+    })
+}

@@ -1,0 +1,146 @@
+//! The servers under test, each a process of its own: fleetgate (the real binary, at its
+//! default settings unless told otherwise) and the reference, a bare actix-web handler that
+//! answers the poll's 304 on the same route. The load generators are processes too (`wrk`,
+//! and [`super::open_loop`]), so no server shares its process with what loads it.
+
+use std::{
+    fs::File,
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+/// A child process, killed when dropped.
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+    /// Where its standard output goes (fleetgate's logs).
+    pub log: Option<PathBuf>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// Resident memory of the server process, KiB.
+    pub fn rss_kib(&self) -> u64 {
+        rss_kib_of(self.child.id())
+    }
+
+    /// Bytes its standard output holds so far.
+    pub fn log_bytes(&self) -> u64 {
+        self.log
+            .as_ref()
+            .and_then(|p| std::fs::metadata(p).ok())
+            .map_or(0, |m| m.len())
+    }
+}
+
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Starts `fleetgate serve` with exactly `vars` (nothing inherited but `PATH`), logging to a
+/// file under `dir`, and waits until `/readyz` answers 200; answers it with the time that took.
+pub async fn fleetgate(vars: &[(&str, String)], dir: &Path) -> anyhow::Result<(Server, Duration)> {
+    let port = free_port()?;
+    let log = dir.join(format!("fleetgate-{port}.log"));
+    let started = Instant::now();
+    let child = Command::new(env!("CARGO_BIN_EXE_fleetgate"))
+        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(vars.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("FLEETGATE_LISTEN", format!("127.0.0.1:{port}"))
+        // No `.env` from the checkout.
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(File::create(&log)?)
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    let server = Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        log: Some(log),
+    };
+    let ready = wait_ready(&format!("{}/readyz", server.base)).await;
+    anyhow::ensure!(
+        ready,
+        "fleetgate did not become ready; see {:?}",
+        server.log
+    );
+    Ok((server, started.elapsed()))
+}
+
+/// Starts this benchmark's own executable as the reference server (see [`serve_reference`]).
+pub async fn reference() -> anyhow::Result<Server> {
+    let port = free_port()?;
+    let child = Command::new(std::env::current_exe()?)
+        .args(["--reference-server", &port.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()?;
+    let server = Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        log: None,
+    };
+    anyhow::ensure!(
+        wait_ready(&format!("{}/v1/instances/x/grants", server.base)).await,
+        "the reference server did not start"
+    );
+    Ok(server)
+}
+
+/// The reference: the least an actix-web server can do to answer the no-change poll (the same
+/// route pattern, a 304 with the ETag and Cache-Control), with actix-web's default workers.
+pub fn serve_reference(port: u16) -> anyhow::Result<()> {
+    use actix_web::{App, HttpResponse, HttpServer, web};
+    actix_web::rt::System::new().block_on(async move {
+        HttpServer::new(|| {
+            App::new().route(
+                "/v1/instances/{id}/grants",
+                web::get().to(|_id: web::Path<String>| async {
+                    HttpResponse::NotModified()
+                        .insert_header(("etag", "\"3\""))
+                        .insert_header(("cache-control", "private, no-cache"))
+                        .finish()
+                }),
+            )
+        })
+        .bind(("127.0.0.1", port))?
+        .run()
+        .await
+    })?;
+    Ok(())
+}
+
+async fn wait_ready(url: &str) -> bool {
+    let client = reqwest::Client::new();
+    for _ in 0..600 {
+        if let Ok(r) = client.get(url).send().await
+            && (r.status().is_success() || r.status() == 304)
+        {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
+}
+
+pub fn rss_kib_of(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}

@@ -1,0 +1,199 @@
+//! What every request leaves behind, in one middleware: its id (taken from `X-Request-Id`
+//! when the caller sent a sane one, otherwise made up, and echoed in the answer), its line in
+//! the access log, and its HTTP metrics.
+//!
+//! The access line carries the request id, method, path, status and time, at INFO; a failure
+//! (500 and above) at ERROR with its cause, which the error puts in the answer for this line
+//! (never in the body). Successful answers of the [`QUIET`] routes are at DEBUG (and counted
+//! in the metrics all the same): the grants poll and its long-poll wake-ups, thousands a
+//! second on a large platform, and login decisions, whose handler logs each decision. With `RUST_LOG=debug`, every line a request logs sits in a
+//! `request` span carrying its id; at INFO no span is made, which the hot paths would pay for.
+
+use std::{cell::RefCell, collections::HashMap, sync::Arc, time::Instant};
+
+use actix_web::{
+    Error, HttpMessage,
+    dev::{Service, ServiceRequest, ServiceResponse},
+    http::{
+        Method,
+        header::{HeaderName, HeaderValue},
+    },
+};
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
+};
+use tracing::Instrument;
+
+pub const HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Routes whose successful answers are routine, or logged by their handler: their access
+/// lines are at DEBUG.
+pub const QUIET: &[(Method, &str)] = &[
+    (Method::GET, "/v1/instances/{id}/grants"),
+    (Method::POST, "/v1/login-decisions"),
+];
+
+/// The request's id, as it goes out in `X-Request-Id`.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub HeaderValue);
+
+impl RequestId {
+    pub fn as_str(&self) -> &str {
+        // Only visible ASCII gets in (see `from_caller` and `generate`).
+        self.0.to_str().unwrap_or_default()
+    }
+}
+
+/// The route pattern of a resource, given to it as app data: the `endpoint` label.
+#[derive(Debug, Clone, Copy)]
+pub struct Endpoint(pub &'static str);
+
+/// Why a request failed, put in its answer by the error for the access line.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub code: &'static str,
+    pub cause: String,
+}
+
+/// `fleetgate_http_requests_total` and `fleetgate_http_requests_duration_seconds`, by
+/// endpoint (the route's pattern, `UNMATCHED` for paths no route has), method and status.
+pub struct HttpMetrics {
+    requests: IntCounterVec,
+    duration: HistogramVec,
+}
+
+impl HttpMetrics {
+    pub fn new(registry: &Registry) -> prometheus::Result<Self> {
+        let labels = &["endpoint", "method", "status"];
+        let requests = IntCounterVec::new(
+            Opts::new("http_requests_total", "Total number of HTTP requests")
+                .namespace("fleetgate"),
+            labels,
+        )?;
+        let duration = HistogramVec::new(
+            HistogramOpts::new(
+                "http_requests_duration_seconds",
+                "HTTP request duration in seconds, until the answer is ready",
+            )
+            .namespace("fleetgate"),
+            labels,
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(duration.clone()))?;
+        Ok(Self { requests, duration })
+    }
+
+    fn record(
+        &self,
+        endpoint: Option<&'static str>,
+        fallback: &str,
+        method: &Method,
+        status: u16,
+        seconds: f64,
+    ) {
+        let labels = |e: &str| [e.to_owned(), method.to_string(), status.to_string()];
+        let Some(endpoint) = endpoint else {
+            let l = labels(fallback);
+            let l = [l[0].as_str(), l[1].as_str(), l[2].as_str()];
+            self.requests.with_label_values(&l).inc();
+            self.duration.with_label_values(&l).observe(seconds);
+            return;
+        };
+        // The children of a route's label set, found once per worker thread: looking them up
+        // by their label strings every time costs more than the rest of this middleware.
+        thread_local! {
+            static CHILDREN: RefCell<HashMap<ChildKey, (IntCounter, Histogram)>> =
+                RefCell::default();
+        }
+        CHILDREN.with_borrow_mut(|children| {
+            let key = (endpoint.as_ptr() as usize, method.clone(), status);
+            let (count, time) = children.entry(key).or_insert_with(|| {
+                let l = labels(endpoint);
+                let l = [l[0].as_str(), l[1].as_str(), l[2].as_str()];
+                (
+                    self.requests.with_label_values(&l),
+                    self.duration.with_label_values(&l),
+                )
+            });
+            count.inc();
+            time.observe(seconds);
+        });
+    }
+}
+
+/// A route (by its pattern's address), method and status.
+type ChildKey = (usize, Method, u16);
+
+fn from_caller(req: &ServiceRequest) -> Option<HeaderValue> {
+    let v = req.headers().get(HEADER)?;
+    let b = v.as_bytes();
+    let sane = !b.is_empty()
+        && b.len() <= 64
+        && b.iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b));
+    sane.then(|| v.clone())
+}
+
+fn generate() -> HeaderValue {
+    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    let id = uuid::Uuid::new_v4().hyphenated();
+    HeaderValue::from_bytes(id.encode_lower(&mut buf).as_bytes()).expect("a UUID is ASCII")
+}
+
+/// Middleware body, used with `App::wrap_fn`.
+pub fn middleware<S, B>(
+    req: ServiceRequest,
+    srv: &S,
+    metrics: &Arc<HttpMetrics>,
+) -> impl Future<Output = Result<ServiceResponse<B>, Error>> + use<S, B>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
+{
+    let started = Instant::now();
+    let id = RequestId(from_caller(&req).unwrap_or_else(generate));
+    req.extensions_mut().insert(id.clone());
+    let span = tracing::debug_span!("request", request_id = id.as_str(), method = %req.method(), path = %req.path());
+    let fut = srv.call(req);
+    let metrics = metrics.clone();
+    async move {
+        let mut res = fut.await?;
+        let seconds = started.elapsed().as_secs_f64();
+        let status = res.status();
+        let req = res.request();
+        let endpoint = req.app_data::<Endpoint>().map(|e| e.0);
+        // Answered before routing (a refused credential): find the route it was for.
+        let fallback = match endpoint {
+            Some(_) => None,
+            None => req.match_pattern(),
+        };
+        metrics.record(
+            endpoint,
+            fallback.as_deref().unwrap_or("UNMATCHED"),
+            req.method(),
+            status.as_u16(),
+            seconds,
+        );
+        let (method, path, millis) = (req.method(), req.path(), seconds * 1000.0);
+        let request_id = id.as_str();
+        let quiet = || {
+            endpoint.is_some_and(|e| QUIET.iter().any(|(m, p)| *p == e && m == method))
+        };
+        if status.is_server_error() {
+            match res.response().extensions().get::<Failure>() {
+                Some(f) => tracing::error!(request_id, %method, path, status = status.as_u16(), millis, code = f.code, error = %f.cause, "request failed"),
+                None => tracing::warn!(request_id, %method, path, status = status.as_u16(), millis, "answered"),
+            }
+        } else if status.is_success() || status.is_redirection() {
+            if quiet() {
+                tracing::debug!(request_id, %method, path, status = status.as_u16(), millis, "answered");
+            } else {
+                tracing::info!(request_id, %method, path, status = status.as_u16(), millis, "answered");
+            }
+        } else {
+            tracing::info!(request_id, %method, path, status = status.as_u16(), millis, "answered");
+        }
+        res.headers_mut().insert(HEADER, id.0);
+        Ok(res)
+    }
+    .instrument(span)
+}
