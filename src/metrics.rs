@@ -1,4 +1,4 @@
-//! Prometheus metrics beyond the HTTP ones (which actix-web-prom keeps in the same registry).
+//! Prometheus metrics beyond the HTTP ones (which `http::observe` keeps in the same registry), and `GET /metrics`.
 
 use prometheus::{GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
 
