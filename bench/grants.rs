@@ -156,7 +156,6 @@ async fn run() -> anyhow::Result<()> {
         "0",
         Some(logged == 0.0),
     );
-    drop(reference);
     if std::env::args().any(|a| a == "--only-poll") {
         return Ok(());
     }
@@ -225,74 +224,67 @@ async fn run() -> anyhow::Result<()> {
     );
 
     println!("\n4. {long_polls} concurrent long-polls (wait=60) woken by one change");
-    let rss_before = server.rss_kib();
-    let mut child = Command::new(std::env::current_exe()?)
-        .args([
-            "--long-poll-client",
-            &format!("{base}{poll_path}"),
-            &small_key,
-            &long_polls.to_string(),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()?;
-    let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
-    let (first, mut lines) = tokio::task::spawn_blocking(move || (lines.next(), lines)).await?;
-    anyhow::ensure!(
-        first.transpose()?.as_deref() == Some("sent"),
-        "the long-poll client failed"
-    );
-    // Let every request reach the server and park.
-    let parked_url = format!("{base}/metrics");
-    for _ in 0..300 {
-        let metrics = client.get(&parked_url).send().await?.text().await?;
-        let parked = metrics
-            .lines()
-            .find(|l| l.starts_with("fleetgate_grants_parked_polls "))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0);
-        if parked as usize >= long_polls {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let rss_parked = server.rss_kib();
-    let changed_at = epoch_micros();
-    add(99).await?;
-    let answered = tokio::task::spawn_blocking(move || lines.next())
-        .await?
-        .transpose()?
-        .unwrap_or_default();
-    let _ = child.wait();
-    let mut parts = answered.split_whitespace();
-    let (ok, last): (usize, u128) = (
-        parts.next().unwrap_or("0").parse()?,
-        parts.next().unwrap_or("0").parse()?,
-    );
-    let after = last.saturating_sub(changed_at) as f64 / 1e6;
-    let per_poll = rss_parked.saturating_sub(rss_before) as f64 / long_polls as f64;
-    println!(
-        "   {ok}/{long_polls} answered 200 with the change; the last {:.0} ms after the commit",
-        after * 1000.0
-    );
-    println!(
-        "   server memory: {} MiB before, {} MiB with all parked ({per_poll:.1} KiB per parked poll)",
-        rss_before / 1024,
-        rss_parked / 1024,
-    );
-    errors += (long_polls - ok) as u64;
+    let metrics_url = format!("{base}/metrics");
+    let ours = park_and_wake(
+        &format!("{base}{poll_path}"),
+        &small_key,
+        long_polls,
+        || server.rss_kib(),
+        async || {
+            let metrics = client.get(&metrics_url).send().await?.text().await?;
+            Ok(metrics
+                .lines()
+                .find(|l| l.starts_with("fleetgate_grants_parked_polls "))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0) as usize)
+        },
+        async || add(99).await.map(drop),
+    )
+    .await?;
+    ours.print("fleetgate", long_polls);
+    let bare = park_and_wake(
+        &format!("{}/park/small/grants", reference.base),
+        &small_key,
+        long_polls,
+        || reference.rss_kib(),
+        async || {
+            Ok(client
+                .get(format!("{}/parked", reference.base))
+                .send()
+                .await?
+                .text()
+                .await?
+                .parse()?)
+        },
+        async || {
+            client
+                .post(format!("{}/wake", reference.base))
+                .send()
+                .await?;
+            Ok(())
+        },
+    )
+    .await?;
+    bare.print("bare actix-web, held on one Notify", long_polls);
+    drop(reference);
+    errors += (long_polls - ours.ok) as u64;
     report::row(
-        &format!("{long_polls} parked polls: all answered after the commit"),
-        format!("{after:.2} s"),
+        &format!(
+            "{long_polls} parked polls: all answered after the commit (bare actix-web after the wake)"
+        ),
+        format!("{:.2} s ({:.2} s)", ours.after, bare.after),
         "<= 0.5 s",
-        Some(ok == long_polls && after <= 0.5),
+        Some(ours.ok == long_polls && ours.after <= 0.5),
     );
     report::row(
-        "server memory per parked poll",
-        format!("{per_poll:.1} KiB"),
+        "server memory per parked poll (bare actix-web per held request)",
+        format!(
+            "{:.1} KiB ({:.1} KiB)",
+            ours.per_poll_kib, bare.per_poll_kib
+        ),
         "<= 10 KiB",
-        Some(per_poll <= 10.0),
+        Some(ours.per_poll_kib <= 10.0),
     );
 
     println!("\n5. login decisions, open loop at {decisions}/s for 10 s");
@@ -346,6 +338,73 @@ async fn run() -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&dir);
     anyhow::ensure!(errors == 0, "{errors} requests failed");
     Ok(())
+}
+
+/// What holding `n` long-polls and answering them at once measured.
+struct Held {
+    ok: usize,
+    /// Seconds from the change until the client had the last answer.
+    after: f64,
+    per_poll_kib: f64,
+}
+
+impl Held {
+    fn print(&self, label: &str, n: usize) {
+        println!(
+            "   {label}: {}/{n} answered 200, the last {:.0} ms after the change; {:.1} KiB of server memory per held request",
+            self.ok,
+            self.after * 1000.0,
+            self.per_poll_kib
+        );
+    }
+}
+
+/// Opens `n` long-polls on `url` from a child process, waits until `parked` counts them all,
+/// makes the change with `change`, and waits for the answers.
+async fn park_and_wake(
+    url: &str,
+    key: &str,
+    n: usize,
+    rss_kib: impl Fn() -> u64,
+    parked: impl AsyncFn() -> anyhow::Result<usize>,
+    change: impl AsyncFn() -> anyhow::Result<()>,
+) -> anyhow::Result<Held> {
+    let rss_before = rss_kib();
+    let mut child = Command::new(std::env::current_exe()?)
+        .args(["--long-poll-client", url, key, &n.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+    let (first, mut lines) = tokio::task::spawn_blocking(move || (lines.next(), lines)).await?;
+    anyhow::ensure!(
+        first.transpose()?.as_deref() == Some("sent"),
+        "the long-poll client failed"
+    );
+    for _ in 0..300 {
+        if parked().await? >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let rss_parked = rss_kib();
+    let changed_at = epoch_micros();
+    change().await?;
+    let answered = tokio::task::spawn_blocking(move || lines.next())
+        .await?
+        .transpose()?
+        .unwrap_or_default();
+    let _ = child.wait();
+    let mut parts = answered.split_whitespace();
+    let (ok, last): (usize, u128) = (
+        parts.next().unwrap_or("0").parse()?,
+        parts.next().unwrap_or("0").parse()?,
+    );
+    Ok(Held {
+        ok,
+        after: last.saturating_sub(changed_at) as f64 / 1e6,
+        per_poll_kib: rss_parked.saturating_sub(rss_before) as f64 / n as f64,
+    })
 }
 
 /// The child: opens `n` long-polls, says `sent`, then `<answered 200> <epoch µs of the last>`.

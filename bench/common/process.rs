@@ -99,19 +99,50 @@ pub async fn reference() -> anyhow::Result<Server> {
 
 /// The reference: the least an actix-web server can do to answer the no-change poll (the same
 /// route pattern, a 304 with the ETag and Cache-Control), with actix-web's default workers.
+/// For long-polls, the least it can do to hold requests and answer them all at once:
+/// `GET /park/{id}/grants` waits until `POST /wake`; `GET /parked` counts those waiting.
 pub fn serve_reference(port: u16) -> anyhow::Result<()> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use actix_web::{App, HttpResponse, HttpServer, web};
+    static WAKE: tokio::sync::Notify = tokio::sync::Notify::const_new();
+    static PARKED: AtomicUsize = AtomicUsize::new(0);
     actix_web::rt::System::new().block_on(async move {
         HttpServer::new(|| {
-            App::new().route(
-                "/v1/instances/{id}/grants",
-                web::get().to(|_id: web::Path<String>| async {
-                    HttpResponse::NotModified()
-                        .insert_header(("etag", "\"3\""))
-                        .insert_header(("cache-control", "private, no-cache"))
-                        .finish()
-                }),
-            )
+            App::new()
+                .route(
+                    "/v1/instances/{id}/grants",
+                    web::get().to(|_id: web::Path<String>| async {
+                        HttpResponse::NotModified()
+                            .insert_header(("etag", "\"3\""))
+                            .insert_header(("cache-control", "private, no-cache"))
+                            .finish()
+                    }),
+                )
+                .route(
+                    "/park/{id}/grants",
+                    web::get().to(|_id: web::Path<String>| async {
+                        let woken = WAKE.notified();
+                        PARKED.fetch_add(1, Ordering::Relaxed);
+                        woken.await;
+                        PARKED.fetch_sub(1, Ordering::Relaxed);
+                        HttpResponse::Ok()
+                            .insert_header(("etag", "\"4\""))
+                            .content_type("application/json")
+                            .body(r#"{"instance_id":"small","revision":4,"owner":"auth0|owner","grants":[]}"#)
+                    }),
+                )
+                .route(
+                    "/parked",
+                    web::get().to(|| async { PARKED.load(Ordering::Relaxed).to_string() }),
+                )
+                .route(
+                    "/wake",
+                    web::post().to(|| async {
+                        WAKE.notify_waiters();
+                        HttpResponse::Ok().finish()
+                    }),
+                )
         })
         .bind(("127.0.0.1", port))?
         .run()
