@@ -143,7 +143,15 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 startup::migrate(&pool).await?;
             }
             let app = startup::Application::build(&settings, pool.clone())?;
-            tracing::info!(listen = %settings.listen, port = app.port(), "fleetgate serving");
+            let open_files = startup::raise_open_file_limit()
+                .inspect_err(|e| tracing::warn!(error = %e, "the open-file limit was not raised"))
+                .ok();
+            tracing::info!(
+                listen = %settings.listen,
+                port = app.port(),
+                open_files,
+                "fleetgate serving (each connection takes an open file, a parked long-poll two)"
+            );
             let shutdown = CancellationToken::new();
             tokio::spawn(startup::cancel_on_signal(shutdown.clone()));
             let served = app.run_until_stopped(shutdown).await;
