@@ -92,15 +92,7 @@ pub fn ms(d: std::time::Duration) -> f64 {
 
 /// This process's resident memory, KiB.
 pub fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
+    process::rss_kib_of(std::process::id())
 }
 
 /// The roles a benchmark's child process can play (the reference server, the open-loop load
