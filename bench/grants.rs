@@ -156,9 +156,6 @@ async fn run() -> anyhow::Result<()> {
         "0",
         Some(logged == 0.0),
     );
-    if std::env::args().any(|a| a == "--only-poll") {
-        return Ok(());
-    }
 
     let client = reqwest::Client::new();
     println!("\n2. one PUT of {grants} grants on instance big");
@@ -319,11 +316,17 @@ async fn run() -> anyhow::Result<()> {
     let out = open_loop::run(&dir, decisions, requests)?;
     println!("   {out:?}");
     errors += out.errors as u64;
+    // The rate is counted until the last answer, so a server that keeps up falls short of
+    // the offered rate by the last answer's latency: within 1 % counts as keeping up.
     report::row(
-        "login decisions, achieved rate",
-        format!("{:.0}/s", out.achieved_per_second),
-        ">= 5000/s",
-        Some(out.achieved_per_second >= 4950.0 && out.errors == 0),
+        &format!("login decisions answered, {decisions}/s offered"),
+        format!("{:.0}/s, {} errors", out.achieved_per_second, out.errors),
+        ">= 5000/s, none failed",
+        Some(
+            decisions >= 5000
+                && out.errors == 0
+                && out.achieved_per_second >= 0.99 * decisions as f64,
+        ),
     );
     report::row(
         "login decisions, p99",

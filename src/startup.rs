@@ -313,3 +313,34 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("applying migrations failed: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    fn open_file_limit() -> libc::rlimit {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes only the struct given.
+        assert_eq!(
+            unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
+            0
+        );
+        limit
+    }
+
+    #[test]
+    fn the_open_file_limit_is_raised_to_the_hard_limit() {
+        let before = open_file_limit();
+        // A soft limit below the hard one, as many service managers set it (one below is
+        // harmless to the other tests in this process).
+        let lowered = libc::rlimit {
+            rlim_cur: before.rlim_max - 1,
+            rlim_max: before.rlim_max,
+        };
+        // SAFETY: setrlimit reads only the struct given.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lowered) }, 0);
+        assert_eq!(super::raise_open_file_limit().unwrap(), before.rlim_max);
+        assert_eq!(open_file_limit().rlim_cur, before.rlim_max);
+    }
+}

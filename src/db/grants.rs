@@ -128,14 +128,9 @@ pub async fn set_roles(
     roles: &[&str],
 ) -> sqlx::Result<Vec<Grant>> {
     sqlx::query_as(&format!(
-        "UPDATE grants SET role = n.r, updated_at = now() \
-         FROM UNNEST($2::uuid[], $3::text[]) AS n(id, r) \
-         WHERE grants.instance_id = $1 AND grants.id = n.id RETURNING {}",
-        COLUMNS
-            .split(", ")
-            .map(|c| format!("grants.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ")
+        "UPDATE grants SET role = n.new_role, updated_at = now() \
+         FROM UNNEST($2::uuid[], $3::text[]) AS n(grant_id, new_role) \
+         WHERE grants.instance_id = $1 AND grants.id = n.grant_id RETURNING {COLUMNS}"
     ))
     .bind(instance_id)
     .bind(ids)

@@ -37,9 +37,9 @@ pub fn pool(settings: &Settings) -> anyhow::Result<PgPool> {
     Ok(PgPoolOptions::new()
         .max_connections(settings.db_max_connections)
         .acquire_timeout(Duration::from_secs(3))
-        // A connection in steady use is not pinged before each use (that round trip doubled
-        // the cost of a login decision); one that sat idle for a while is, so that after a
-        // database restart stale connections are found and replaced, not handed out.
+        // A connection in steady use is not pinged before each use (a round trip added to
+        // every request that reads the database); one that sat idle for a while is, so that
+        // after a database restart stale connections are found and replaced, not handed out.
         .test_before_acquire(false)
         .before_acquire(|conn, meta| {
             Box::pin(async move {

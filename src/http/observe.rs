@@ -15,7 +15,7 @@ use actix_web::{
     Error, HttpMessage,
     dev::{Service, ServiceRequest, ServiceResponse},
     http::{
-        Method,
+        Method, StatusCode,
         header::{HeaderName, HeaderValue},
     },
 };
@@ -124,6 +124,29 @@ impl HttpMetrics {
 /// A route (by its pattern's address), method and status.
 type ChildKey = (usize, Method, u16);
 
+/// What kind of access line an answer gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Line {
+    /// 500 and above: ERROR with its cause (WARN without one).
+    Failure,
+    /// A success of a [`QUIET`] route: DEBUG.
+    Routine,
+    /// Everything else, refusals included: INFO.
+    Normal,
+}
+
+fn line_for(status: StatusCode, endpoint: Option<&str>, method: &Method) -> Line {
+    let quiet_route =
+        || endpoint.is_some_and(|e| QUIET.iter().any(|(m, p)| *p == e && m == method));
+    if status.is_server_error() {
+        Line::Failure
+    } else if (status.is_success() || status.is_redirection()) && quiet_route() {
+        Line::Routine
+    } else {
+        Line::Normal
+    }
+}
+
 fn from_caller(req: &ServiceRequest) -> Option<HeaderValue> {
     let v = req.headers().get(HEADER)?;
     let b = v.as_bytes();
@@ -175,25 +198,53 @@ where
         );
         let (method, path, millis) = (req.method(), req.path(), seconds * 1000.0);
         let request_id = id.as_str();
-        let quiet = || {
-            endpoint.is_some_and(|e| QUIET.iter().any(|(m, p)| *p == e && m == method))
-        };
-        if status.is_server_error() {
-            match res.response().extensions().get::<Failure>() {
-                Some(f) => tracing::error!(request_id, %method, path, status = status.as_u16(), millis, code = f.code, error = %f.cause, "request failed"),
-                None => tracing::warn!(request_id, %method, path, status = status.as_u16(), millis, "answered"),
-            }
-        } else if status.is_success() || status.is_redirection() {
-            if quiet() {
-                tracing::debug!(request_id, %method, path, status = status.as_u16(), millis, "answered");
-            } else {
-                tracing::info!(request_id, %method, path, status = status.as_u16(), millis, "answered");
-            }
-        } else {
-            tracing::info!(request_id, %method, path, status = status.as_u16(), millis, "answered");
+        let status_code = status.as_u16();
+        match (line_for(status, endpoint, method), res.response().extensions().get::<Failure>()) {
+            (Line::Failure, Some(f)) => tracing::error!(request_id, %method, path, status = status_code, millis, code = f.code, error = %f.cause, "request failed"),
+            (Line::Failure, None) => tracing::warn!(request_id, %method, path, status = status_code, millis, "answered"),
+            (Line::Routine, _) => tracing::debug!(request_id, %method, path, status = status_code, millis, "answered"),
+            (Line::Normal, _) => tracing::info!(request_id, %method, path, status = status_code, millis, "answered"),
         }
         res.headers_mut().insert(HEADER, id.0);
         Ok(res)
     }
     .instrument(span)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POLL: Option<&str> = Some("/v1/instances/{id}/grants");
+
+    #[test]
+    fn only_successes_of_quiet_routes_are_routine() {
+        let line = |status: u16, endpoint, method| {
+            line_for(StatusCode::from_u16(status).unwrap(), endpoint, &method)
+        };
+        assert_eq!(line(304, POLL, Method::GET), Line::Routine);
+        assert_eq!(
+            line(200, POLL, Method::GET),
+            Line::Routine,
+            "a long-poll woken"
+        );
+        assert_eq!(
+            line(200, Some("/v1/login-decisions"), Method::POST),
+            Line::Routine
+        );
+        // Refusals and failures of quiet routes are logged; so is everything else.
+        assert_eq!(line(401, POLL, Method::GET), Line::Normal);
+        assert_eq!(line(429, POLL, Method::GET), Line::Normal);
+        assert_eq!(line(503, POLL, Method::GET), Line::Failure);
+        assert_eq!(
+            line(200, POLL, Method::PUT),
+            Line::Normal,
+            "a change of grants"
+        );
+        assert_eq!(
+            line(200, Some("/v1/hooks/deploy"), Method::POST),
+            Line::Normal
+        );
+        assert_eq!(line(404, None, Method::GET), Line::Normal);
+    }
 }

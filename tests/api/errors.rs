@@ -125,15 +125,7 @@ async fn health_ready_metrics_and_request_ids(pool: PgPool) {
     assert_ne!(res.headers()["x-request-id"], "bad id");
 
     app.deploy("acme", &["www.acme.com"]).await;
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(metrics.contains(r#"fleetgate_http_requests_total{endpoint="/v1/hooks/deploy",method="POST",status="200"} 1"#), "{metrics}");
     assert!(metrics.contains("fleetgate_http_requests_duration_seconds_bucket"));
 }
@@ -288,15 +280,7 @@ async fn the_shipped_alerts_and_dashboard_name_only_exported_metrics(pool: PgPoo
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    let exported = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let exported = app.metrics().await;
     let root = env!("CARGO_MANIFEST_DIR");
     let mut named = Vec::new();
     for file in [

@@ -679,11 +679,9 @@ async fn the_no_change_poll_does_not_touch_the_database(pool: PgPool) {
     // The memory is loaded (the listener says so on /metrics) before the tables are locked.
     let mut in_step = false;
     for _ in 0..100 {
-        let metrics = f.app.http.get(f.app.url("/metrics")).send().await.unwrap();
-        if metrics
-            .text()
+        if f.app
+            .metrics()
             .await
-            .unwrap()
             .contains("fleetgate_grants_memory_in_step 1")
         {
             in_step = true;

@@ -304,6 +304,13 @@ impl TestApp {
         body
     }
 
+    /// What `GET /metrics` exports now.
+    pub async fn metrics(&self) -> String {
+        let res = self.http.get(self.url("/metrics")).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        res.text().await.unwrap()
+    }
+
     pub async fn audit_count(&self, instance: &str) -> i64 {
         sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE target_id = $1")
             .bind(instance)

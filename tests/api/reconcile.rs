@@ -149,16 +149,7 @@ async fn urls_follow_deploys_domain_changes_and_status(pool: PgPool) {
     f.reconcile().await;
     assert_eq!(f.list("callbacks").await, [cb("acme.apps.example.com")]);
 
-    let metrics = f
-        .app
-        .http
-        .get(f.app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = f.app.metrics().await;
     for needle in [
         "fleetgate_reconcile_runs_total{",
         r#"trigger="manual"}"#,

@@ -283,16 +283,7 @@ async fn long_polls_end_with_their_client_and_are_capped_per_caller(pool: PgPool
     let (_, _, snapshot) = f.poll("", None).await;
     let revision = snapshot["revision"].as_i64().unwrap();
     let parked = || async {
-        let text = f
-            .app
-            .http
-            .get(f.app.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = f.app.metrics().await;
         text.lines()
             .find_map(|l| {
                 l.strip_prefix("fleetgate_grants_parked_polls")?
