@@ -25,10 +25,11 @@ mod common;
 
 use common::{open_loop, process, report, wrk};
 use fleetgate::{
-    auth::instance_key,
+    domain::Actor,
     domain::{Hostname, InstanceId, UserId},
     grants::{Grants, Subject},
-    registry::{Actor, Registry},
+    keys,
+    registry::Registry,
 };
 use secrecy::ExposeSecret;
 use serde_json::json;
@@ -77,7 +78,7 @@ async fn run() -> anyhow::Result<()> {
                 &[Hostname::parse(host)?],
             )
             .await?;
-        keys.push(instance_key::issue(&mut tx, id.as_str(), "bench").await?);
+        keys.push(keys::issue(&mut tx, id.as_str(), "bench").await?);
         tx.commit().await?;
     }
     let small = InstanceId::parse("small")?;

@@ -16,13 +16,11 @@ mod common;
 
 use fleetgate::{
     auth::webhook::WebhookVerifier,
-    domain::{DomainKind, Hostname, InstanceId, InstanceStatus, UserId},
+    domain::{DomainKind, Field, Hostname, InstanceId, InstanceStatus, Templates, UserId},
     emulator::{Emulator, EmulatorConfig},
     reconcile::{
-        Field,
         desired::{Options, desired},
         plan::plan_field,
-        templates::Templates,
     },
     registry::{Domain, Instance},
     startup::Application,
@@ -194,7 +192,7 @@ async fn burst(deploys: u64, instances: u64) -> anyhow::Result<()> {
         .await?
         .json()
         .await?;
-    let live: BTreeSet<String> = fleetgate::reconcile::field::entries(&c["callbacks"])
+    let live: BTreeSet<String> = fleetgate::domain::field::entries(&c["callbacks"])
         .into_iter()
         .collect();
     anyhow::ensure!(live == want, "Auth0 disagrees with fleetgate's read-back");
@@ -252,7 +250,7 @@ async fn naive(deploys: u64, instances: u64, sample: u64) -> anyhow::Result<()> 
                 continue;
             }
             let c: Value = res.json().await?;
-            break fleetgate::reconcile::field::entries(&c["callbacks"]);
+            break fleetgate::domain::field::entries(&c["callbacks"]);
         };
         let mut next: Vec<String> = list
             .into_iter()

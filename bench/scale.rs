@@ -10,7 +10,7 @@
 mod common;
 
 use common::{process, report, wrk};
-use fleetgate::auth::instance_key;
+use fleetgate::keys;
 use secrecy::ExposeSecret;
 use sqlx::PgPool;
 
@@ -154,7 +154,7 @@ async fn seed(pool: &PgPool, n: usize) -> anyhow::Result<Vec<(String, String)>> 
     let mut hashes = Vec::with_capacity(n);
     let mut ids = Vec::with_capacity(n);
     for i in 0..n {
-        let (key, hash) = instance_key::generate();
+        let (key, hash) = keys::generate();
         let id = format!("s{i}");
         keys.push((id.clone(), key.expose_secret().to_owned()));
         hashes.push(hash.to_vec());

@@ -138,7 +138,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Serve { no_migrate } => {
             let settings = Settings::from_env()?;
             telemetry::init(settings.log_format);
-            let pool = db::pool(&settings)?;
+            let pool = db::pool(settings.database_url(), settings.db_max_connections)?;
             if !no_migrate {
                 startup::migrate(&pool).await?;
             }
@@ -162,7 +162,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Migrate => {
             let settings = Settings::from_env()?;
             telemetry::init(settings.log_format);
-            startup::migrate(&db::pool(&settings)?).await?;
+            startup::migrate(&db::pool(
+                settings.database_url(),
+                settings.db_max_connections,
+            )?)
+            .await?;
             println!("migrations applied");
             Ok(())
         }
@@ -172,7 +176,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let reconciler_settings = settings.reconciler.clone().ok_or_else(|| {
                 anyhow::anyhow!("the reconciler is not configured: set AUTH0_CLIENT_ID, AUTH0_CLIENT_SECRET and AUTH0_SPA_CLIENT_ID")
             })?;
-            let pool = db::pool(&settings)?;
+            let pool = db::pool(settings.database_url(), settings.db_max_connections)?;
             let reconciler = crate::reconcile::Reconciler::new(
                 pool.clone(),
                 &settings.auth0.base_url,

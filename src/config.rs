@@ -8,10 +8,7 @@ use std::{net::SocketAddr, time::Duration};
 use base64::Engine;
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::{
-    domain::Hostname,
-    reconcile::{Field, templates::Templates},
-};
+use crate::domain::{Field, Hostname, Templates};
 
 #[derive(Debug, Clone)]
 pub struct Settings {

@@ -10,6 +10,7 @@ pub mod domain;
 pub mod emulator;
 pub mod grants;
 pub mod http;
+pub mod keys;
 pub mod metrics;
 pub mod reconcile;
 pub mod registry;

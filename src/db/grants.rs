@@ -3,7 +3,7 @@
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::grants::model::{Change, Grant};
+use crate::domain::grant::{Change, Grant};
 
 const COLUMNS: &str = "id, user_id, email, role, created_at, updated_at, bound_at";
 

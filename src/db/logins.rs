@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::grants::model::Grant;
+use crate::domain::grant::Grant;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoginRow {

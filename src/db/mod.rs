@@ -15,8 +15,6 @@ use std::time::Duration;
 
 use sqlx::{PgPool, postgres::PgPoolOptions};
 
-use crate::config::Settings;
-
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// How long a pooled connection may sit idle before it is checked on its next use.
@@ -24,9 +22,8 @@ const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
 
 /// A pool that connects on first use, so the service starts (and reports not ready) while
 /// Postgres is away, and recovers by itself when it returns.
-pub fn pool(settings: &Settings) -> anyhow::Result<PgPool> {
-    let options = settings
-        .database_url()
+pub fn pool(database_url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
+    let options = database_url
         .parse::<sqlx::postgres::PgConnectOptions>()
         .map_err(|e| {
             anyhow::anyhow!(
@@ -35,7 +32,7 @@ pub fn pool(settings: &Settings) -> anyhow::Result<PgPool> {
             )
         })?;
     Ok(PgPoolOptions::new()
-        .max_connections(settings.db_max_connections)
+        .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(3))
         // A connection in steady use is not pinged before each use (a round trip added to
         // every request that reads the database); one that sat idle for a while is, so that

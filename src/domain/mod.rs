@@ -1,15 +1,22 @@
 //! Parsed value types. Every value that reaches the registry went through one of these.
 
+mod actor;
 mod email;
+pub mod field;
+pub mod grant;
 mod hostname;
 mod instance_id;
 mod status;
+pub mod templates;
 mod user_id;
 
+pub use actor::Actor;
 pub use email::Email;
+pub use field::Field;
 pub use hostname::Hostname;
 pub use instance_id::InstanceId;
 pub use status::{DomainKind, InstanceStatus};
+pub use templates::Templates;
 pub use user_id::UserId;
 
 /// Why an input was rejected, in words that name the value and the rule it broke.

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use uuid::Uuid;
 
-use super::model::{Change, Delta, Grant, Snapshot};
+use crate::domain::grant::{Change, Delta, Grant, Snapshot};
 
 /// What the changes after `from` (in revision order, up to `revision`) amount to. A grant
 /// added and removed within the run does not appear; one added then updated appears once, as

@@ -48,8 +48,7 @@ pub async fn run(
 
 async fn load(pool: &PgPool, live: &Live) -> anyhow::Result<()> {
     let mut conn = pool.acquire().await?;
-    live.keys
-        .replace_all(db::keys::live(&mut conn, None).await?);
+    crate::keys::reload(&mut conn, &live.keys).await?;
     live.revisions
         .load(db::grants::all_revisions(&mut conn).await?);
     live.mark_loaded();
@@ -72,8 +71,7 @@ async fn follow(pool: &PgPool, live: &Live, listener: &mut PgListener) -> anyhow
             },
             KEYS_CHANNEL => {
                 let id = note.payload();
-                let rows = db::keys::live(&mut *pool.acquire().await?, Some(id)).await?;
-                live.keys.replace_instance(id, rows);
+                crate::keys::refresh(&mut *pool.acquire().await?, &live.keys, id).await?;
             }
             _ => {}
         }

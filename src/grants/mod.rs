@@ -7,12 +7,11 @@ pub mod answers;
 pub mod decide;
 pub mod delta;
 pub mod listener;
-pub mod model;
 pub mod ops;
 pub mod replace;
 pub mod revisions;
 
-use crate::auth::instance_key::KeyCache;
+use crate::keys::KeyCache;
 
 pub use ops::{GrantError, Grants, Replaced, Subject};
 
@@ -36,6 +35,23 @@ impl Live {
     /// to the database), which does not make the replica unready.
     pub fn was_loaded(&self) -> bool {
         self.loaded.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Brings this replica's memory of an instance (its keys and grants revision) up to date
+    /// at once after a registry change that may have touched them (a key issued or revoked, a
+    /// new owner); other replicas hear of it by notification. A failure only delays it until
+    /// then.
+    pub async fn refresh(&self, pool: &sqlx::PgPool, instance_id: &str) {
+        let read = async {
+            let mut conn = pool.acquire().await?;
+            crate::keys::refresh(&mut conn, &self.keys, instance_id).await?;
+            let (revision, _) = crate::db::grants::revision(&mut conn, instance_id).await?;
+            self.revisions.observe(instance_id, revision);
+            Ok::<_, sqlx::Error>(())
+        };
+        if let Err(e) = read.await {
+            tracing::warn!(error = %e, "memory not refreshed; a notification will");
+        }
     }
 
     pub fn mark_unsynced(&self) {

@@ -5,15 +5,12 @@
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::{
-    model::{Change, Grant},
-    replace::{self, ReplaceError, Wanted},
-};
+use super::replace::{self, ReplaceError, Wanted};
 use crate::{
     db,
+    domain::grant::{Change, Grant},
     domain::printable,
-    domain::{Email, InstanceId, InstanceStatus, UserId},
-    registry::Actor,
+    domain::{Actor, Email, InstanceId, InstanceStatus, UserId},
 };
 
 #[derive(Debug, thiserror::Error)]

@@ -9,7 +9,8 @@ use std::collections::HashMap;
 
 use uuid::Uuid;
 
-use super::{Subject, model::Grant};
+use super::Subject;
+use crate::domain::grant::Grant;
 
 /// One grant of the set asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,10 +7,11 @@ use actix_web::HttpRequest;
 
 use super::{AppState, error::ApiError, request_id};
 use crate::{
-    auth::caller::{ADMIN_PERMISSION, Caller, caller, credentials_required},
     db,
+    domain::Actor,
     domain::InstanceId,
-    registry::{Actor, RegistryError},
+    http::caller::{ADMIN_PERMISSION, Caller, caller, credentials_required},
+    registry::RegistryError,
 };
 
 /// What the route does with the instance.

@@ -4,7 +4,7 @@ use actix_web::{HttpResponse, web};
 use serde_json::json;
 
 use super::{AppState, error::ApiError, instances::path_id, reconcile::reconciler};
-use crate::{auth::caller::Admin, db, reconcile::Field, registry};
+use crate::{db, domain::Field, http::caller::Admin, registry};
 
 /// The pool, with how full each list is (as last read back).
 pub async fn list(state: web::Data<AppState>, _admin: Admin) -> Result<HttpResponse, ApiError> {

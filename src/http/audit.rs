@@ -3,7 +3,7 @@
 use actix_web::{HttpResponse, web};
 
 use super::{AppState, error::ApiError, pagination};
-use crate::{auth::caller::Admin, db, domain::InstanceId};
+use crate::{db, domain::InstanceId, http::caller::Admin};
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -3,7 +3,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::{AppState, admin_actor, error::ApiError, instances::path_id};
-use crate::{auth::caller::Admin, domain::Hostname, registry};
+use crate::{domain::Hostname, http::caller::Admin, registry};
 
 pub async fn list(
     state: web::Data<AppState>,

@@ -6,7 +6,7 @@ use actix_web::{
     http::{StatusCode, header},
 };
 
-use crate::registry::RegistryError;
+use crate::{keys::KeyError, registry::RegistryError};
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -179,6 +179,16 @@ impl From<sqlx::Error> for ApiError {
             )
         } else {
             Self::internal(e.into())
+        }
+    }
+}
+
+impl From<KeyError> for ApiError {
+    fn from(e: KeyError) -> Self {
+        match e {
+            KeyError::InstanceNotFound(id) => RegistryError::NotFound(id).into(),
+            KeyError::InstanceDeleted(id) => RegistryError::Deleted(id).into(),
+            KeyError::Db(e) => e.into(),
         }
     }
 }

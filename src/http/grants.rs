@@ -17,11 +17,12 @@ use super::{
     instances::path_id,
 };
 use crate::{
-    auth::caller::{ADMIN_PERMISSION, Caller, caller, credentials_required},
     db,
+    domain::grant::Snapshot,
     domain::printable,
     domain::{Email, InstanceId, UserId},
-    grants::{GrantError, Subject, delta, model::Snapshot, replace::Wanted},
+    grants::{GrantError, Subject, delta, replace::Wanted},
+    http::caller::{ADMIN_PERMISSION, Caller, caller, credentials_required},
     registry::RegistryError,
 };
 

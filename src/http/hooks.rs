@@ -15,11 +15,10 @@ use serde_json::Value;
 
 use super::{AppState, error::ApiError, error::json_body_error, request_id};
 use crate::{
-    auth::instance_key,
     db,
     domain::printable,
-    domain::{Hostname, InstanceId, InstanceStatus, UserId},
-    registry::Actor,
+    domain::{Actor, Hostname, InstanceId, InstanceStatus, UserId},
+    keys,
 };
 
 const EVENT_TYPES: &str =
@@ -139,8 +138,7 @@ pub async fn deploy(
                 .registry
                 .deploy(&mut tx, &actor, &d.instance_id, &d.owner, &d.domains)
                 .await?;
-            let key =
-                instance_key::issue_if_none(&mut tx, instance.id.as_str(), &actor.name).await?;
+            let key = keys::issue_if_none(&mut tx, instance.id.as_str(), &actor.name).await?;
             (instance, key)
         }
         Event::StatusChange(id, to, action) => {
@@ -157,7 +155,7 @@ pub async fn deploy(
     tx.commit().await?;
     tracing::info!(webhook_id, request_id = super::request_id(&req), event = kind, instance = %instance.id, "deploy hook applied");
     // A key issued, or revoked by a deletion: this replica knows at once.
-    super::refresh_memory(&state, instance.id.as_str()).await;
+    state.live.refresh(&state.pool, instance.id.as_str()).await;
     let mut answer = recorded;
     if let Some(key) = key {
         answer["instance_key"] = key.expose_secret().into();

@@ -12,10 +12,10 @@ use super::{
     pagination,
 };
 use crate::{
-    auth::{caller::Admin, instance_key},
     db,
     domain::{Hostname, InstanceId, InstanceStatus, UserId},
-    registry,
+    http::caller::Admin,
+    keys, registry,
 };
 
 /// An instance id from the path; one that cannot exist is simply not found.
@@ -101,9 +101,9 @@ pub async fn create(
         .registry
         .create(&mut tx, &actor, &body.id, &body.owner, &body.domains)
         .await?;
-    let key = instance_key::issue(&mut tx, instance.id.as_str(), &actor.name).await?;
+    let key = keys::issue(&mut tx, instance.id.as_str(), &actor.name).await?;
     tx.commit().await?;
-    super::refresh_memory(&state, instance.id.as_str()).await;
+    state.live.refresh(&state.pool, instance.id.as_str()).await;
     let mut answer = instance.to_json();
     // Shown this once: fleetgate keeps only its hash.
     answer["instance_key"] = key.expose_secret().into();
@@ -149,7 +149,7 @@ pub async fn patch(
         )
         .await?;
     tx.commit().await?;
-    super::refresh_memory(&state, id.as_str()).await;
+    state.live.refresh(&state.pool, id.as_str()).await;
     Ok(HttpResponse::Ok().json(instance))
 }
 
@@ -175,6 +175,6 @@ pub async fn delete(
         )
         .await?;
     tx.commit().await?;
-    super::refresh_memory(&state, id.as_str()).await;
+    state.live.refresh(&state.pool, id.as_str()).await;
     Ok(HttpResponse::NoContent().finish())
 }

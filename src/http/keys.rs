@@ -13,9 +13,7 @@ use super::{
     error::{ApiError, json_body_error},
     instances::path_id,
 };
-use crate::{
-    auth::instance_key, db, domain::InstanceId, domain::InstanceStatus, registry::RegistryError,
-};
+use crate::{domain::InstanceId, keys};
 
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -47,8 +45,7 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&path)?;
     key_holder(&state, &req, &id).await?;
-    let mut conn = state.pool.acquire().await?;
-    let keys = db::keys::infos(&mut conn, id.as_str()).await?;
+    let keys = keys::list(&state.pool, &id).await?;
     Ok(HttpResponse::Ok().json(json!({ "instance_id": id, "items": keys })))
 }
 
@@ -65,43 +62,19 @@ pub async fn rotate(
     } else {
         serde_json::from_slice(&body).map_err(|e| json_body_error(&e))?
     };
-    let mut tx = state.pool.begin().await?;
-    let row = db::instances::lock(&mut tx, id.as_str())
-        .await?
-        .ok_or_else(|| ApiError::from(RegistryError::NotFound(id.clone())))?;
-    if row.status == InstanceStatus::Deleted.as_str() {
-        return Err(RegistryError::Deleted(id.clone()).into());
-    }
-    let previous_expire_at = if options.revoke_previous {
-        db::keys::revoke_all(&mut tx, id.as_str()).await?;
-        None
-    } else {
-        let grace = state.key_grace.as_secs() as i64;
-        db::keys::retire(&mut tx, id.as_str(), grace).await?
-    };
     let actor = access.actor(&req);
-    let key = instance_key::issue(&mut tx, id.as_str(), &actor.name).await?;
-    db::audit::record(
-        &mut tx,
-        db::audit::NewEntry {
-            actor: &actor.name,
-            action: "instance.key_rotated",
-            target_type: "instance",
-            target_id: id.as_str(),
-            before: None,
-            after: Some(json!({
-                "previous_keys_expire_at": previous_expire_at,
-                "previous_keys_revoked": options.revoke_previous,
-            })),
-            request_id: actor.request_id.as_deref(),
-        },
+    let rotated = keys::rotate(
+        &state.pool,
+        &actor,
+        &id,
+        options.revoke_previous,
+        state.key_grace,
     )
     .await?;
-    tx.commit().await?;
-    super::refresh_memory(&state, id.as_str()).await;
+    state.live.refresh(&state.pool, id.as_str()).await;
     Ok(HttpResponse::Created().json(json!({
         "instance_id": id,
-        "instance_key": key.expose_secret(),
-        "previous_keys_expire_at": previous_expire_at,
+        "instance_key": rotated.key.expose_secret(),
+        "previous_keys_expire_at": rotated.previous_expire_at,
     })))
 }

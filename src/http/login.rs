@@ -6,12 +6,12 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::{AppState, error::ApiError, request_id};
 use crate::{
-    auth::caller::TheAction,
     db,
+    domain::Actor,
     domain::printable,
     domain::{Hostname, InstanceId, UserId},
     grants::decide::{Decision, LoginFacts, decide},
-    registry::Actor,
+    http::caller::TheAction,
 };
 
 #[derive(serde::Deserialize)]

@@ -3,6 +3,7 @@
 pub mod access;
 pub mod applications;
 pub mod audit;
+pub mod caller;
 pub mod domains;
 pub mod error;
 pub mod framework;
@@ -23,7 +24,8 @@ use sqlx::PgPool;
 
 use crate::{
     auth::{jwt::TokenVerifier, webhook::WebhookVerifier},
-    registry::{Actor, Registry},
+    domain::Actor,
+    registry::Registry,
 };
 
 /// What every handler can reach.
@@ -51,25 +53,6 @@ pub struct AppState {
     pub action_secret: Option<secrecy::SecretString>,
     /// The status page's Auth0 application, if it has one.
     pub ui_client_id: Option<String>,
-}
-
-/// Brings this replica's memory of an instance (its keys and grants revision) up to date at
-/// once after a registry change that may have touched them (a key issued or revoked, a new
-/// owner); other replicas hear of it by notification. A failure only delays it until then.
-pub async fn refresh_memory(state: &AppState, instance_id: &str) {
-    let read = async {
-        let mut conn = state.pool.acquire().await?;
-        let keys = crate::db::keys::live(&mut conn, Some(instance_id)).await?;
-        let (revision, _) = crate::db::grants::revision(&mut conn, instance_id).await?;
-        Ok::<_, sqlx::Error>((keys, revision))
-    };
-    match read.await {
-        Ok((keys, revision)) => {
-            state.live.keys.replace_instance(instance_id, keys);
-            state.live.revisions.observe(instance_id, revision);
-        }
-        Err(e) => tracing::warn!(error = %e, "memory not refreshed; a notification will"),
-    }
 }
 
 /// Every route of the API: method, path (OpenAPI syntax) and handler. `routes` registers
@@ -257,6 +240,6 @@ pub fn request_id(req: &HttpRequest) -> Option<String> {
 }
 
 /// The audit actor for an admin call.
-pub fn admin_actor(req: &HttpRequest, admin: &crate::auth::caller::Admin) -> Actor {
+pub fn admin_actor(req: &HttpRequest, admin: &crate::http::caller::Admin) -> Actor {
     Actor::new("admin", &admin.sub, request_id(req))
 }

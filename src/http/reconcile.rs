@@ -6,9 +6,10 @@ use actix_web::{HttpResponse, http::StatusCode, web};
 
 use super::{AppState, error::ApiError, pagination};
 use crate::{
-    auth::caller::Admin,
     db,
-    reconcile::{Field, ReconcileError, Reconciler, sync::sync_status},
+    domain::Field,
+    http::caller::Admin,
+    reconcile::{ReconcileError, Reconciler, sync::sync_status},
 };
 
 pub fn reconciler(state: &AppState) -> Result<Arc<Reconciler>, ApiError> {

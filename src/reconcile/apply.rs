@@ -7,7 +7,6 @@ use serde_json::{Map, Value, json};
 use sqlx::{Acquire, ConnectOptions, PgPool};
 
 use super::{
-    Field,
     desired::{self, Lists, Options},
     plan::{FieldPlan, OverCap, plan_field},
     shard::{self, Demand, Placement, Room, Slots},
@@ -16,7 +15,7 @@ use crate::{
     auth0::{Auth0Error, Credentials, ManagementClient},
     config::ReconcilerSettings,
     db,
-    domain::{Hostname, InstanceStatus},
+    domain::{Field, Hostname, InstanceStatus},
     metrics::Metrics,
     registry,
 };
@@ -86,7 +85,7 @@ fn lists_of(client: &Value) -> BTreeMap<Field, Vec<String>> {
     Field::ALL
         .into_iter()
         .map(|f| {
-            let list = super::field::entries(&client[f.name()]);
+            let list = crate::domain::field::entries(&client[f.name()]);
             (f, list)
         })
         .collect()

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use super::{Field, templates::Templates};
+use crate::domain::{Field, Templates};
 use crate::{
     domain::{Hostname, InstanceStatus},
     registry::Instance,

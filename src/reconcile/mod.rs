@@ -4,12 +4,9 @@
 
 pub mod apply;
 pub mod desired;
-pub mod field;
 pub mod leader;
 pub mod plan;
 pub mod shard;
 pub mod sync;
-pub mod templates;
 
 pub use apply::{ApplicationPlan, PassResult, ReconcileError, Reconciler};
-pub use field::Field;

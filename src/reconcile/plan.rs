@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeSet, HashSet};
 
-use super::{Field, field::MAX_URLS_PER_FIELD};
+use crate::domain::{Field, field::MAX_URLS_PER_FIELD};
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct FieldPlan {

@@ -9,7 +9,8 @@
 
 use std::collections::BTreeMap;
 
-use super::{Field, desired::Options};
+use super::desired::Options;
+use crate::domain::Field;
 use crate::{domain::InstanceStatus, registry::Instance};
 
 /// Entries per list.
@@ -330,7 +331,7 @@ mod tests {
 
     #[test]
     fn slots_count_exact_hosts_times_templates() {
-        use crate::{domain::Hostname, reconcile::templates::Templates};
+        use crate::{domain::Hostname, domain::Templates};
         let platform = Hostname::parse("apps.example.com").unwrap();
         let templates = Templates::parse(|f| {
             if f == Field::Callbacks {

@@ -2,7 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use super::{Field, desired::Options};
+use super::desired::Options;
+use crate::domain::Field;
 use crate::{domain::InstanceStatus, registry::Instance};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -78,7 +79,7 @@ pub fn sync_status(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{domain::Hostname, reconcile::templates::Templates};
+    use crate::{domain::Hostname, domain::Templates};
 
     fn instance(status: InstanceStatus, hosts: &[&str]) -> Instance {
         Instance::sample("acme", status, hosts)

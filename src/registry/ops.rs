@@ -7,10 +7,10 @@ use sqlx::PgConnection;
 
 use crate::{
     db,
-    domain::{Hostname, InstanceId, InstanceStatus, UserId},
+    domain::{Actor, Hostname, InstanceId, InstanceStatus, UserId},
 };
 
-use super::{Actor, Domain, Instance, RegistryError, Result, load, validate_hosts};
+use super::{Domain, Instance, RegistryError, Result, load, validate_hosts};
 
 #[derive(Debug, Clone)]
 pub struct Registry {
@@ -246,10 +246,10 @@ async fn owner_changed(conn: &mut PgConnection, id: &InstanceId, owner: &UserId)
     db::grants::record(
         conn,
         id.as_str(),
-        &[crate::grants::model::Change::Owner(owner.to_string())],
+        &[crate::domain::grant::Change::Owner(owner.to_string())],
     )
     .await?;
-    db::keys::revoke_all(conn, id.as_str()).await?;
+    crate::keys::revoke_all(conn, id.as_str()).await?;
     Ok(())
 }
 
@@ -257,7 +257,7 @@ async fn owner_changed(conn: &mut PgConnection, id: &InstanceId, owner: &UserId)
 /// the audit log) and its keys stop working; deploying it again starts empty with a new key.
 async fn forget_access(conn: &mut PgConnection, actor: &Actor, id: &InstanceId) -> Result<()> {
     crate::grants::ops::forget_all(conn, actor, id).await?;
-    db::keys::revoke_all(conn, id.as_str()).await?;
+    crate::keys::revoke_all(conn, id.as_str()).await?;
     Ok(())
 }
 

@@ -10,7 +10,7 @@ use sqlx::PgPool;
 use crate::{helpers::*, replicas::*};
 
 async fn callbacks(tenant: &TestTenant, spa: &str) -> Vec<String> {
-    fleetgate::reconcile::field::entries(&tenant.client(spa).await["callbacks"])
+    fleetgate::domain::field::entries(&tenant.client(spa).await["callbacks"])
 }
 
 fn slow_tenant() -> EmulatorConfig {

@@ -581,7 +581,7 @@ async fn deltas_under_concurrent_writers_never_skip_or_reorder(pool: PgPool) {
     });
     let reader = async {
         let (_, _, snap) = f.poll("", None).await;
-        let mut state: fleetgate::grants::model::Snapshot = serde_json::from_value(snap).unwrap();
+        let mut state: fleetgate::domain::grant::Snapshot = serde_json::from_value(snap).unwrap();
         let mut deltas = 0;
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
@@ -589,7 +589,7 @@ async fn deltas_under_concurrent_writers_never_skip_or_reorder(pool: PgPool) {
                 .poll(&format!("?since={}&wait=1", state.revision), None)
                 .await;
             if status == StatusCode::OK {
-                let delta: fleetgate::grants::model::Delta = serde_json::from_value(body).unwrap();
+                let delta: fleetgate::domain::grant::Delta = serde_json::from_value(body).unwrap();
                 assert_eq!(delta.from, state.revision, "deltas follow on");
                 state = fleetgate::grants::delta::apply(&state, &delta);
                 deltas += 1;
@@ -603,8 +603,8 @@ async fn deltas_under_concurrent_writers_never_skip_or_reorder(pool: PgPool) {
     let (_, (state, deltas)) = tokio::join!(futures_util::future::join_all(writers), reader);
     let (_, _, fin) = f.poll("", None).await;
     assert_eq!(fin["revision"], 120);
-    let fin: fleetgate::grants::model::Snapshot = serde_json::from_value(fin).unwrap();
-    let sorted = |s: &fleetgate::grants::model::Snapshot| {
+    let fin: fleetgate::domain::grant::Snapshot = serde_json::from_value(fin).unwrap();
+    let sorted = |s: &fleetgate::domain::grant::Snapshot| {
         let mut g = s.grants.clone();
         g.sort_by_key(|g| g.id);
         g

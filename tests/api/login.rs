@@ -40,7 +40,7 @@ pub async fn until_callback(w: &World, callback: &str, present: bool) {
     let until = Instant::now() + Duration::from_secs(30);
     loop {
         let client = w.app.tenant.client(&w.spa).await;
-        let listed = fleetgate::reconcile::field::entries(&client["callbacks"])
+        let listed = fleetgate::domain::field::entries(&client["callbacks"])
             .iter()
             .any(|c| c == callback);
         if listed == present {

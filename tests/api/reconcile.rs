@@ -41,7 +41,7 @@ impl Fleet {
     }
 
     async fn list(&self, field: &str) -> Vec<String> {
-        fleetgate::reconcile::field::entries(&self.lists().await[field])
+        fleetgate::domain::field::entries(&self.lists().await[field])
     }
 
     async fn reconcile(&self) -> Value {

@@ -2,9 +2,10 @@
 
 use actix_web::ResponseError;
 use fleetgate::{
+    domain::Actor,
     domain::{Hostname, InstanceId, UserId},
     http::error::ApiError,
-    registry::{Actor, Registry},
+    registry::Registry,
 };
 use sqlx::PgPool;
 

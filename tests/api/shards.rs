@@ -262,7 +262,7 @@ async fn a_created_application_copies_the_primary_and_carries_the_wildcard(pool:
     }
     assert_eq!(shard["name"], "Acme SPA (fleetgate shard 1)");
     assert_eq!(shard["client_metadata"]["fleetgate_shard_of"], spa.as_str());
-    let callbacks = |client: &Value| fleetgate::reconcile::field::entries(&client["callbacks"]);
+    let callbacks = |client: &Value| fleetgate::domain::field::entries(&client["callbacks"]);
     let wildcard = format!("https://*.{PLATFORM_DOMAIN}/callback");
     assert_eq!(callbacks(&primary).len(), 100);
     assert!(callbacks(&primary).contains(&wildcard));

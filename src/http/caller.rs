@@ -21,13 +21,10 @@ use actix_web::{
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 
-use super::{
-    instance_key::{self, Lookup},
-    jwt::{Claims, TokenError},
-};
+use super::{AppState, error::ApiError};
 use crate::{
-    db,
-    http::{AppState, error::ApiError},
+    auth::jwt::{Claims, TokenError},
+    keys,
 };
 
 /// A caller whose credential checked out.
@@ -108,7 +105,7 @@ fn too_many_failures(wait: std::time::Duration) -> ApiError {
 
 async fn identify(state: &AppState, token: SecretString) -> Result<Caller, ApiError> {
     let raw = token.expose_secret();
-    if instance_key::looks_like_key(raw) {
+    if keys::looks_like_key(raw) {
         return instance(state, &token).await.map(Caller::Instance);
     }
     if let Some(secret) = &state.action_secret
@@ -133,24 +130,9 @@ async fn instance(state: &AppState, key: &SecretString) -> Result<String, ApiErr
             "the instance key is not valid (unknown, rotated out, or its instance was deleted)",
         )
     };
-    if !instance_key::well_formed(key.expose_secret()) {
-        return Err(refused());
-    }
-    match state.live.keys.lookup(key, chrono::Utc::now()) {
-        Lookup::Instance(id) => Ok(id),
-        Lookup::Unknown => Err(refused()),
-        Lookup::NotSynced => {
-            Box::pin(async {
-                let mut conn = state.pool.acquire().await?;
-                let hash = instance_key::hash(key.expose_secret());
-                db::keys::find(&mut conn, &hash)
-                    .await?
-                    .map(|row| row.instance_id)
-                    .ok_or_else(refused)
-            })
-            .await
-        }
-    }
+    keys::instance_of(&state.pool, &state.live.keys, key)
+        .await?
+        .ok_or_else(refused)
 }
 
 fn token_error(e: TokenError) -> ApiError {

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::Field;
-use crate::domain::{Hostname, ParseError};
+use super::{Hostname, ParseError};
 
 const HOST: &str = "{host}";
 
