@@ -15,7 +15,7 @@ use crate::{
     http::{self, AppState, framework, observe},
     metrics::Metrics,
     reconcile::{self, Reconciler},
-    registry::Registry,
+    registry::{self, Registry},
 };
 
 /// How long processed webhook ids are remembered.
@@ -65,10 +65,18 @@ impl Application {
             audience: settings.auth0.audience.clone(),
             instance_claim: format!("{}instance", settings.auth0.claim_namespace),
             pool: pool.clone(),
-            registry: Registry::new(settings.platform_domain.clone()),
+            registry: registry::Commands::new(
+                pool.clone(),
+                live.clone(),
+                Registry::new(settings.platform_domain.clone()),
+            ),
             tokens: TokenVerifier::new(&settings.auth0),
             webhooks: WebhookVerifier::new(&settings.webhook_secret)?,
-            grants: Grants::new(settings.grants.roles.clone(), settings.grants.changes_kept),
+            grants: grants::Commands::new(
+                pool.clone(),
+                live.clone(),
+                Grants::new(settings.grants.roles.clone(), settings.grants.changes_kept),
+            ),
             live: live.clone(),
             key_grace: settings.grants.key_grace,
             max_parked_per_caller: settings.grants.max_parked_per_caller,

@@ -49,27 +49,6 @@ pub fn pool(database_url: &str, max_connections: u32) -> anyhow::Result<PgPool> 
         .connect_lazy_with(options))
 }
 
-/// True when the error means the database cannot be reached right now (answer 503, not 500).
-pub fn is_unavailable(err: &sqlx::Error) -> bool {
-    match err {
-        sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_) => true,
-        sqlx::Error::Database(db) => db.code().is_some_and(|c| {
-            // class 08: connection exception; 57P01..03: shutdown / cannot connect now; 53300: too many connections
-            c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02" | "57P03" | "53300")
-        }),
-        _ => false,
-    }
-}
-
-/// True when Postgres aborted the statement because it collided with a concurrent transaction
-/// (deadlock, serialization failure): nothing was changed and the same request may succeed.
-pub fn is_collision(err: &sqlx::Error) -> bool {
-    matches!(err, sqlx::Error::Database(db) if db.code().is_some_and(|c| matches!(c.as_ref(), "40001" | "40P01")))
-}
-
 /// The name of the constraint a statement violated, if that is what went wrong.
 pub fn violated_constraint(err: &sqlx::Error) -> Option<&str> {
     match err {

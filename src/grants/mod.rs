@@ -4,15 +4,19 @@
 //! decisions (`decide`).
 
 pub mod answers;
+mod commands;
 pub mod decide;
 pub mod delta;
+mod feed;
 pub mod listener;
+pub mod login;
 pub mod ops;
 pub mod replace;
 pub mod revisions;
 
 use crate::keys::KeyCache;
 
+pub use commands::{Commands, Standing};
 pub use ops::{GrantError, Grants, Replaced, Subject};
 
 /// What each replica keeps in memory so that polls need no database.

@@ -27,11 +27,19 @@ pub enum GrantError {
     UnknownRole { role: String, allowed: String },
     #[error(transparent)]
     Replace(#[from] ReplaceError),
+    #[error("since={since} is ahead of the current revision {revision}")]
+    SinceAhead { since: i64, revision: i64 },
+    #[error(
+        "the changes after revision {since} are no longer kept (the oldest revision a delta can start from is {floor}); fetch a snapshot without since and continue from its revision"
+    )]
+    RevisionGone { since: i64, floor: i64 },
     #[error(transparent)]
     Db(#[from] sqlx::Error),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
 }
 
-type Result<T> = std::result::Result<T, GrantError>;
+pub(super) type Result<T> = std::result::Result<T, GrantError>;
 
 /// Who a new grant is for.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,9 +7,9 @@ use actix_web::HttpRequest;
 
 use super::{AppState, error::ApiError, request_id};
 use crate::{
-    db,
     domain::Actor,
     domain::InstanceId,
+    grants::{GrantError, Standing},
     http::caller::{ADMIN_PERMISSION, Caller, caller, credentials_required},
     registry::RegistryError,
 };
@@ -80,18 +80,13 @@ pub async fn instance(
         }
         Some(Caller::User(claims)) => {
             Box::pin(async {
-                let mut conn = state.pool.acquire().await?;
-                let row = db::instances::get(&mut conn, id.as_str())
-                    .await?
-                    .ok_or_else(hidden)?;
-                if row.owner == claims.sub {
-                    return Ok(Access::Owner(claims.sub));
-                }
-                match db::grants::role_of(&mut conn, id.as_str(), &claims.sub).await? {
-                    Some(role) if role == INSTANCE_ADMIN_ROLE => {
+                match state.grants.standing(id, &claims.sub).await {
+                    Ok(Standing::Owner) => Ok(Access::Owner(claims.sub)),
+                    Ok(Standing::Granted(role)) if role == INSTANCE_ADMIN_ROLE => {
                         Ok(Access::InstanceAdmin(claims.sub))
                     }
-                    _ => Err(hidden()),
+                    Ok(_) | Err(GrantError::InstanceNotFound(_)) => Err(hidden()),
+                    Err(e) => Err(e.into()),
                 }
             })
             .await

@@ -3,7 +3,7 @@
 use actix_web::{HttpResponse, web};
 
 use super::{AppState, error::ApiError, pagination};
-use crate::{db, domain::InstanceId, http::caller::Admin};
+use crate::{domain::InstanceId, http::caller::Admin};
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -26,8 +26,9 @@ pub async fn list(
         .map_err(|e| ApiError::bad_request("invalid_query", e.to_string()))?;
     let before = q.cursor.as_deref().map(pagination::decode_id).transpose()?;
     let limit = pagination::limit(q.limit)?;
-    let mut conn = state.pool.acquire().await?;
-    let target = instance.as_ref().map(|id| ("instance", id.as_str()));
-    let entries = db::audit::list(&mut conn, target, before, limit + 1).await?;
+    let entries = state
+        .registry
+        .audit(instance.as_ref(), before, limit + 1)
+        .await?;
     Ok(HttpResponse::Ok().json(pagination::page(entries, limit, |e| e.id.to_string())))
 }

@@ -3,7 +3,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::{AppState, admin_actor, error::ApiError, instances::path_id};
-use crate::{domain::Hostname, http::caller::Admin, registry};
+use crate::{domain::Hostname, http::caller::Admin};
 
 pub async fn list(
     state: web::Data<AppState>,
@@ -11,10 +11,7 @@ pub async fn list(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&path)?;
-    let mut conn = state.pool.acquire().await?;
-    let instance = registry::load(&mut conn, id.as_str())
-        .await?
-        .ok_or_else(|| ApiError::from(registry::RegistryError::NotFound(id)))?;
+    let instance = state.registry.get(&id).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "domains": instance.domains })))
 }
 
@@ -33,12 +30,10 @@ pub async fn add(
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&path)?;
     let actor = admin_actor(&req, &admin);
-    let mut tx = state.pool.begin().await?;
     let instance = state
         .registry
-        .add_domain(&mut tx, &actor, &id, &body.hostname)
+        .add_domain(&actor, &id, &body.hostname)
         .await?;
-    tx.commit().await?;
     Ok(HttpResponse::Created().json(instance))
 }
 
@@ -57,12 +52,10 @@ pub async fn replace(
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&path)?;
     let actor = admin_actor(&req, &admin);
-    let mut tx = state.pool.begin().await?;
     let instance = state
         .registry
-        .replace_domains(&mut tx, &actor, &id, &body.domains)
+        .replace_domains(&actor, &id, &body.domains)
         .await?;
-    tx.commit().await?;
     Ok(HttpResponse::Ok().json(instance))
 }
 
@@ -77,11 +70,6 @@ pub async fn remove(
     let host = Hostname::parse(&raw_host)
         .map_err(|e| ApiError::not_found(format!("{e}, so instance '{id}' has no such host")))?;
     let actor = admin_actor(&req, &admin);
-    let mut tx = state.pool.begin().await?;
-    state
-        .registry
-        .remove_domain(&mut tx, &actor, &id, &host)
-        .await?;
-    tx.commit().await?;
+    state.registry.remove_domain(&actor, &id, &host).await?;
     Ok(HttpResponse::NoContent().finish())
 }

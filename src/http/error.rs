@@ -6,7 +6,9 @@ use actix_web::{
     http::{StatusCode, header},
 };
 
-use crate::{keys::KeyError, registry::RegistryError};
+use crate::{
+    grants::GrantError, keys::KeyError, reconcile::ReconcileError, registry::RegistryError,
+};
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -167,18 +169,77 @@ impl ResponseError for ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
-        if crate::db::is_unavailable(&e) {
+        if is_unavailable(&e) {
             Self::unavailable(
                 "the database is unavailable; nothing was changed, retry later",
                 Some(e.into()),
             )
-        } else if crate::db::is_collision(&e) {
+        } else if is_collision(&e) {
             Self::unavailable(
                 "a concurrent change collided with this one; nothing was changed, retry",
                 Some(e.into()),
             )
         } else {
             Self::internal(e.into())
+        }
+    }
+}
+
+/// True when the error means the database cannot be reached right now (answer 503, not 500).
+fn is_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+            // class 08: connection exception; 57P01..03: shutdown / cannot connect now; 53300: too many connections
+            c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02" | "57P03" | "53300")
+        }),
+        _ => false,
+    }
+}
+
+/// True when Postgres aborted the statement because it collided with a concurrent transaction
+/// (deadlock, serialization failure): nothing was changed and the same request may succeed.
+fn is_collision(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.code().is_some_and(|c| matches!(c.as_ref(), "40001" | "40P01")))
+}
+
+impl From<GrantError> for ApiError {
+    fn from(e: GrantError) -> Self {
+        let detail = e.to_string();
+        match e {
+            GrantError::InstanceNotFound(id) => RegistryError::NotFound(id).into(),
+            GrantError::InstanceDeleted(_) => Self::conflict("instance_deleted", detail),
+            GrantError::GrantNotFound { .. } => Self::not_found(detail),
+            GrantError::Exists(_) => Self::conflict("grant_exists", detail),
+            GrantError::UnknownRole { .. } | GrantError::Replace(_) => Self::invalid(detail),
+            GrantError::SinceAhead { .. } => Self::bad_request("invalid_query", detail),
+            GrantError::RevisionGone { .. } => Self::new(StatusCode::GONE, "revision_gone", detail),
+            GrantError::Db(e) => e.into(),
+            GrantError::Internal(e) => Self::internal(e),
+        }
+    }
+}
+
+impl From<ReconcileError> for ApiError {
+    fn from(e: ReconcileError) -> Self {
+        use ReconcileError as R;
+        let detail = e.to_string();
+        match e {
+            R::Db(e) => e.into(),
+            R::Registry(e) => e.into(),
+            R::Auth0(e) => Self::new(
+                StatusCode::BAD_GATEWAY,
+                "auth0_error",
+                format!("the Management API call failed: {e}"),
+            ),
+            R::NotAssigned(_) => Self::conflict("not_assigned", detail),
+            R::NoSuchApplication(_) | R::TargetNotInPool(_) => Self::invalid(detail),
+            R::PrimaryApplication => Self::conflict("primary_application", detail),
+            R::ApplicationInUse { .. } => Self::conflict("application_in_use", detail),
+            R::NotInPool(_) => Self::not_found(detail),
         }
     }
 }

@@ -17,31 +17,14 @@ use super::{
     instances::path_id,
 };
 use crate::{
-    db,
-    domain::grant::Snapshot,
     domain::printable,
     domain::{Email, InstanceId, UserId},
-    grants::{GrantError, Subject, delta, replace::Wanted},
+    grants::{Subject, replace::Wanted},
     http::caller::{ADMIN_PERMISSION, Caller, caller, credentials_required},
-    registry::RegistryError,
 };
 
 /// The longest a poll may wait for a change.
 pub const MAX_WAIT_SECS: u32 = 60;
-
-impl From<GrantError> for ApiError {
-    fn from(e: GrantError) -> Self {
-        let detail = e.to_string();
-        match e {
-            GrantError::InstanceNotFound(id) => RegistryError::NotFound(id).into(),
-            GrantError::InstanceDeleted(_) => Self::conflict("instance_deleted", detail),
-            GrantError::GrantNotFound { .. } => Self::not_found(detail),
-            GrantError::Exists(_) => Self::conflict("grant_exists", detail),
-            GrantError::UnknownRole { .. } | GrantError::Replace(_) => Self::invalid(detail),
-            GrantError::Db(e) => e.into(),
-        }
-    }
-}
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -124,11 +107,11 @@ pub async fn list(
                     state
                         .live
                         .answers
-                        .get(id.as_str(), q.since, at, || read(&state, &id, q.since)),
+                        .get(id.as_str(), q.since, at, || state.grants.read(&id, q.since)),
                 )
                 .await?
             }
-            None => Box::pin(read(&state, &id, q.since)).await?,
+            None => Box::pin(state.grants.read(&id, q.since)).await?,
         };
         state.live.revisions.observe(id.as_str(), revision);
         if known != Some(revision) {
@@ -143,55 +126,6 @@ pub async fn list(
         }
         retried = true;
     }
-}
-
-/// The snapshot, or the delta after `since`, as of the latest committed revision (read in one
-/// repeatable-read transaction), serialised.
-async fn read(
-    state: &AppState,
-    id: &InstanceId,
-    since: Option<i64>,
-) -> Result<(i64, web::Bytes), ApiError> {
-    let mut tx = state.pool.begin().await?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        .execute(&mut *tx)
-        .await?;
-    let instance = db::instances::get(&mut tx, id.as_str())
-        .await?
-        .ok_or_else(|| ApiError::from(RegistryError::NotFound(id.clone())))?;
-    let (revision, floor) = db::grants::revision(&mut tx, id.as_str()).await?;
-    let body = match since {
-        Some(since) if since > revision => {
-            return Err(ApiError::bad_request(
-                "invalid_query",
-                format!("since={since} is ahead of the current revision {revision}"),
-            ));
-        }
-        Some(since) if since < floor => {
-            return Err(ApiError::new(
-                StatusCode::GONE,
-                "revision_gone",
-                format!(
-                    "the changes after revision {since} are no longer kept (the oldest revision a delta can start from is {floor}); fetch a snapshot without since and continue from its revision"
-                ),
-            ));
-        }
-        Some(since) => {
-            let changes = db::grants::changes(&mut tx, id.as_str(), since, revision)
-                .await
-                .map_err(ApiError::internal)?;
-            serde_json::to_vec(&delta::fold(id.as_str(), since, revision, &changes))
-        }
-        None => serde_json::to_vec(&Snapshot {
-            instance_id: id.to_string(),
-            revision,
-            owner: instance.owner,
-            grants: db::grants::of_instance(&mut tx, id.as_str()).await?,
-        }),
-    }
-    .map_err(|e| ApiError::internal(e.into()))?;
-    tx.commit().await?;
-    Ok((revision, body.into()))
 }
 
 fn too_many_polls(max: usize) -> ApiError {
@@ -254,14 +188,11 @@ pub async fn create(
     };
     let role = body
         .role
-        .unwrap_or_else(|| state.grants.default_role().to_owned());
-    let mut tx = state.pool.begin().await?;
-    let (grant, revision) = state
+        .unwrap_or_else(|| state.grants.rules().default_role().to_owned());
+    let grant = state
         .grants
-        .add(&mut tx, &access.actor(&req), &id, &subject, &role)
+        .add(&access.actor(&req), &id, &subject, &role)
         .await?;
-    tx.commit().await?;
-    state.live.revisions.observe(id.as_str(), revision);
     Ok(HttpResponse::Created()
         .insert_header((
             header::LOCATION,
@@ -330,15 +261,12 @@ pub async fn replace(
         .grants
         .into_iter()
         .enumerate()
-        .map(|(i, e)| e.wanted(i, &state.grants))
+        .map(|(i, e)| e.wanted(i, state.grants.rules()))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut tx = state.pool.begin().await?;
     let done = state
         .grants
-        .replace(&mut tx, &access.actor(&req), &id, &wanted)
+        .replace(&access.actor(&req), &id, &wanted)
         .await?;
-    tx.commit().await?;
-    state.live.revisions.observe(id.as_str(), done.revision);
     Ok(HttpResponse::Ok().json(done))
 }
 
@@ -356,13 +284,10 @@ pub async fn patch(
 ) -> Result<HttpResponse, ApiError> {
     let (id, grant_id) = grant_path(&path)?;
     let access = access::instance(&state, &req, &id, Want::Manage).await?;
-    let mut tx = state.pool.begin().await?;
-    let (grant, revision) = state
+    let grant = state
         .grants
-        .set_role(&mut tx, &access.actor(&req), &id, grant_id, &body.role)
+        .set_role(&access.actor(&req), &id, grant_id, &body.role)
         .await?;
-    tx.commit().await?;
-    state.live.revisions.observe(id.as_str(), revision);
     Ok(HttpResponse::Ok().json(grant))
 }
 
@@ -373,13 +298,10 @@ pub async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     let (id, grant_id) = grant_path(&path)?;
     let access = access::instance(&state, &req, &id, Want::Manage).await?;
-    let mut tx = state.pool.begin().await?;
-    let revision = state
+    state
         .grants
-        .remove(&mut tx, &access.actor(&req), &id, grant_id)
+        .remove(&access.actor(&req), &id, grant_id)
         .await?;
-    tx.commit().await?;
-    state.live.revisions.observe(id.as_str(), revision);
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -411,8 +333,7 @@ pub async fn of_user(
             ));
         }
     }
-    let mut conn = state.pool.acquire().await?;
-    let items = db::grants::of_user(&mut conn, user.as_str()).await?;
+    let items = state.grants.of_user(&user).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "user_id": user,
         "items": items.into_iter().map(|g| serde_json::json!({

@@ -20,7 +20,7 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
             None,
         ));
     }
-    let ping = sqlx::query("SELECT 1").execute(&state.pool);
+    let ping = state.registry.ping();
     match tokio::time::timeout(Duration::from_secs(2), ping).await {
         Ok(Ok(_)) => Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ready" }))),
         Ok(Err(e)) => Err(ApiError::unavailable(

@@ -1,13 +1,8 @@
 //! `POST /v1/hooks/deploy`: the hosting platform tells fleetgate what it deployed.
 //!
-//! The delivery is verified (Standard Webhooks), parsed, and applied in one transaction
-//! that also records its `webhook-id` and the answer, so a redelivery has no second effect
-//! and gets the same answer. Refused deliveries (4xx) are not recorded: nothing was
-//! acknowledged, and a retry is judged afresh.
-//!
-//! An instance's first deploy (or its first after deletion) issues its instance key, which is
-//! in that answer only: fleetgate keeps its hash, so a redelivery's answer lacks it (rotate
-//! to get a new one).
+//! The delivery is verified (Standard Webhooks) and parsed here, and applied by
+//! `registry::hooks` (once per `webhook-id`; a redelivery gets the recorded answer). Refused
+//! deliveries (4xx) are not recorded: nothing was acknowledged, and a retry is judged afresh.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use secrecy::ExposeSecret;
@@ -15,10 +10,9 @@ use serde_json::Value;
 
 use super::{AppState, error::ApiError, error::json_body_error, request_id};
 use crate::{
-    db,
     domain::printable,
     domain::{Actor, Hostname, InstanceId, InstanceStatus, UserId},
-    keys,
+    registry::hooks::{Delivery, Event},
 };
 
 const EVENT_TYPES: &str =
@@ -50,11 +44,6 @@ struct Target {
     instance_id: InstanceId,
 }
 
-enum Event {
-    Deployed(Deployed),
-    StatusChange(InstanceId, InstanceStatus, &'static str),
-}
-
 fn parse(body: &[u8]) -> Result<(String, Event), ApiError> {
     let envelope: Envelope = serde_json::from_slice(body).map_err(|e| json_body_error(&e))?;
     let data = |v: Value| {
@@ -62,25 +51,30 @@ fn parse(body: &[u8]) -> Result<(String, Event), ApiError> {
             .map_err(|e| ApiError::invalid(format!("invalid data: {e}")))
     };
     let event = match envelope.kind.as_str() {
-        "instance.deployed" => Event::Deployed(
-            serde_json::from_value(envelope.data)
-                .map_err(|e| ApiError::invalid(format!("invalid data: {e}")))?,
-        ),
-        "instance.suspended" => Event::StatusChange(
-            data(envelope.data)?.instance_id,
-            InstanceStatus::Suspended,
-            "instance.suspended",
-        ),
-        "instance.resumed" => Event::StatusChange(
-            data(envelope.data)?.instance_id,
-            InstanceStatus::Active,
-            "instance.resumed",
-        ),
-        "instance.deleted" => Event::StatusChange(
-            data(envelope.data)?.instance_id,
-            InstanceStatus::Deleted,
-            "instance.deleted",
-        ),
+        "instance.deployed" => {
+            let d: Deployed = serde_json::from_value(envelope.data)
+                .map_err(|e| ApiError::invalid(format!("invalid data: {e}")))?;
+            Event::Deployed {
+                instance_id: d.instance_id,
+                owner: d.owner,
+                domains: d.domains,
+            }
+        }
+        "instance.suspended" => Event::StatusChange {
+            instance_id: data(envelope.data)?.instance_id,
+            to: InstanceStatus::Suspended,
+            action: "instance.suspended",
+        },
+        "instance.resumed" => Event::StatusChange {
+            instance_id: data(envelope.data)?.instance_id,
+            to: InstanceStatus::Active,
+            action: "instance.resumed",
+        },
+        "instance.deleted" => Event::StatusChange {
+            instance_id: data(envelope.data)?.instance_id,
+            to: InstanceStatus::Deleted,
+            action: "instance.deleted",
+        },
         other => {
             let shown = printable(other);
             return Err(ApiError::invalid(format!(
@@ -110,55 +104,31 @@ pub async fn deploy(
     }
     let (kind, event) = parse(&body)?;
 
-    let mut tx = state.pool.begin().await?;
-    if !db::webhooks::claim(&mut tx, &webhook_id, &kind).await? {
-        let (status, body) = db::webhooks::answer(&mut tx, &webhook_id)
-            .await?
-            .ok_or_else(|| {
-                ApiError::internal(anyhow::anyhow!(
-                    "claimed delivery {webhook_id} has no answer"
-                ))
-            })?;
-        tx.rollback().await?;
-        tracing::info!(
-            webhook_id,
-            request_id = super::request_id(&req),
-            "redelivery answered from the record"
-        );
-        let status = actix_web::http::StatusCode::from_u16(status)
-            .map_err(|e| ApiError::internal(e.into()))?;
-        return Ok(HttpResponse::build(status)
-            .insert_header(("webhook-replayed", "true"))
-            .json(body));
-    }
     let actor = Actor::new("hook", &webhook_id, request_id(&req));
-    let (instance, key) = match event {
-        Event::Deployed(d) => {
-            let (instance, _) = state
-                .registry
-                .deploy(&mut tx, &actor, &d.instance_id, &d.owner, &d.domains)
-                .await?;
-            let key = keys::issue_if_none(&mut tx, instance.id.as_str(), &actor.name).await?;
-            (instance, key)
+    match state
+        .registry
+        .deliver(&webhook_id, &kind, event, &actor)
+        .await?
+    {
+        Delivery::Replayed { status, body } => {
+            tracing::info!(
+                webhook_id,
+                request_id = request_id(&req),
+                "redelivery answered from the record"
+            );
+            let status = actix_web::http::StatusCode::from_u16(status)
+                .map_err(|e| ApiError::internal(e.into()))?;
+            Ok(HttpResponse::build(status)
+                .insert_header(("webhook-replayed", "true"))
+                .json(body))
         }
-        Event::StatusChange(id, to, action) => {
-            let instance = state
-                .registry
-                .update(&mut tx, &actor, &id, None, Some(to), action)
-                .await?;
-            (instance, None)
+        Delivery::Applied { instance, key } => {
+            tracing::info!(webhook_id, request_id = request_id(&req), event = %kind, instance = %instance.id, "deploy hook applied");
+            let mut answer = instance.to_json();
+            if let Some(key) = key {
+                answer["instance_key"] = key.expose_secret().into();
+            }
+            Ok(HttpResponse::Ok().json(answer))
         }
-    };
-    // The recorded answer never holds the key: a redelivery gets the instance without it.
-    let recorded = instance.to_json();
-    db::webhooks::complete(&mut tx, &webhook_id, 200, &recorded).await?;
-    tx.commit().await?;
-    tracing::info!(webhook_id, request_id = super::request_id(&req), event = kind, instance = %instance.id, "deploy hook applied");
-    // A key issued, or revoked by a deletion: this replica knows at once.
-    state.live.refresh(&state.pool, instance.id.as_str()).await;
-    let mut answer = recorded;
-    if let Some(key) = key {
-        answer["instance_key"] = key.expose_secret().into();
     }
-    Ok(HttpResponse::Ok().json(answer))
 }

@@ -12,10 +12,9 @@ use super::{
     pagination,
 };
 use crate::{
-    db,
     domain::{Hostname, InstanceId, InstanceStatus, UserId},
     http::caller::Admin,
-    keys, registry,
+    registry::ListQuery as Listing,
 };
 
 /// An instance id from the path; one that cannot exist is simply not found.
@@ -53,15 +52,15 @@ pub async fn list(
         .map_err(bad)?;
     let after = q.cursor.as_deref().map(pagination::decode).transpose()?;
     let limit = pagination::limit(q.limit)?;
-    let mut conn = state.pool.acquire().await?;
-    let filter = db::instances::ListFilter {
-        status: status.map(InstanceStatus::as_str),
-        host: host.as_ref().map(Hostname::as_str),
-        after_id: after.as_deref(),
-        limit: limit + 1,
-    };
-    let rows = db::instances::list(&mut conn, &filter).await?;
-    let instances = registry::load_many(&mut conn, rows).await?;
+    let instances = state
+        .registry
+        .list(&Listing {
+            status,
+            host,
+            after,
+            limit: limit + 1,
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(pagination::page(instances, limit, |i| i.id.to_string())))
 }
 
@@ -73,11 +72,7 @@ pub async fn get(
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&path)?;
     access::instance(&state, &req, &id, Want::Manage).await?;
-    let mut conn = state.pool.acquire().await?;
-    let instance = registry::load(&mut conn, id.as_str())
-        .await?
-        .ok_or_else(|| ApiError::from(registry::RegistryError::NotFound(id)))?;
-    Ok(HttpResponse::Ok().json(instance))
+    Ok(HttpResponse::Ok().json(state.registry.get(&id).await?))
 }
 
 #[derive(serde::Deserialize)]
@@ -96,14 +91,10 @@ pub async fn create(
     body: web::Json<CreateBody>,
 ) -> Result<HttpResponse, ApiError> {
     let actor = admin_actor(&req, &admin);
-    let mut tx = state.pool.begin().await?;
-    let instance = state
+    let (instance, key) = state
         .registry
-        .create(&mut tx, &actor, &body.id, &body.owner, &body.domains)
+        .create(&actor, &body.id, &body.owner, &body.domains)
         .await?;
-    let key = keys::issue(&mut tx, instance.id.as_str(), &actor.name).await?;
-    tx.commit().await?;
-    state.live.refresh(&state.pool, instance.id.as_str()).await;
     let mut answer = instance.to_json();
     // Shown this once: fleetgate keeps only its hash.
     answer["instance_key"] = key.expose_secret().into();
@@ -136,20 +127,10 @@ pub async fn patch(
         None => "instance.owner_changed",
     };
     let actor = admin_actor(&req, &admin);
-    let mut tx = state.pool.begin().await?;
     let instance = state
         .registry
-        .update(
-            &mut tx,
-            &actor,
-            &id,
-            body.owner.as_ref(),
-            body.status,
-            action,
-        )
+        .update(&actor, &id, body.owner.as_ref(), body.status, action)
         .await?;
-    tx.commit().await?;
-    state.live.refresh(&state.pool, id.as_str()).await;
     Ok(HttpResponse::Ok().json(instance))
 }
 
@@ -162,11 +143,9 @@ pub async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&path)?;
     let actor = admin_actor(&req, &admin);
-    let mut tx = state.pool.begin().await?;
     state
         .registry
         .update(
-            &mut tx,
             &actor,
             &id,
             None,
@@ -174,7 +153,5 @@ pub async fn delete(
             "instance.deleted",
         )
         .await?;
-    tx.commit().await?;
-    state.live.refresh(&state.pool, id.as_str()).await;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -65,13 +65,13 @@ pub async fn rotate(
     let actor = access.actor(&req);
     let rotated = keys::rotate(
         &state.pool,
+        &state.live.keys,
         &actor,
         &id,
         options.revoke_previous,
         state.key_grace,
     )
     .await?;
-    state.live.refresh(&state.pool, id.as_str()).await;
     Ok(HttpResponse::Created().json(json!({
         "instance_id": id,
         "instance_key": rotated.key.expose_secret(),

@@ -6,11 +6,12 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::{AppState, error::ApiError, request_id};
 use crate::{
-    db,
-    domain::Actor,
     domain::printable,
-    domain::{Hostname, InstanceId, UserId},
-    grants::decide::{Decision, LoginFacts, decide},
+    domain::{Email, Hostname, InstanceId, UserId},
+    grants::{
+        decide::Decision,
+        login::{Login, Target},
+    },
     http::caller::TheAction,
 };
 
@@ -45,93 +46,32 @@ pub async fn decide_login(
         tracing::info!(request_id = super::request_id(&req), user = %body.user_id, reason = decision.reason, "login decision");
         return Ok(HttpResponse::Ok().json(decision));
     }
-    let (host, named) = match (&body.redirect_uri, &body.instance_id) {
-        (Some(uri), None) => (redirect_host(uri)?, None),
-        (None, Some(id)) => (None, Some(id.as_str().to_owned())),
+    let target = match (&body.redirect_uri, &body.instance_id) {
+        (Some(uri), None) => Target::Host(redirect_host(uri)?),
+        (None, Some(id)) => Target::Instance(id.clone()),
         _ => {
             return Err(ApiError::invalid(
                 "give exactly one of redirect_uri (a login: its host names the instance) or instance_id (a refresh-token exchange)",
             ));
         }
     };
-    // An email that is not a valid address cannot match an invitation.
-    let email = body
-        .email
-        .as_deref()
-        .and_then(|e| crate::domain::Email::parse(e).ok());
-
-    // One read, no transaction; only binding an invitation writes (and re-checks under the
-    // instance's lock).
-    let mut conn = state.pool.acquire().await?;
-    let row = match (&host, &named) {
-        (None, None) => None,
-        _ => {
-            db::logins::facts(
-                &mut conn,
-                named.as_deref(),
-                host.as_ref().map(Hostname::as_str),
-                body.user_id.as_str(),
-                email.as_ref().map(crate::domain::Email::as_str),
-            )
-            .await?
-        }
+    let login = Login {
+        user_id: body.user_id.clone(),
+        // An email that is not a valid address cannot match an invitation.
+        email: body.email.as_deref().and_then(|e| Email::parse(e).ok()),
+        email_verified: body.email_verified,
+        target,
     };
-    let facts = match row {
-        None => None,
-        Some(row) => Some((
-            LoginFacts {
-                instance_id: row.instance_id,
-                status: row
-                    .status
-                    .parse()
-                    .map_err(|e: crate::domain::ParseError| ApiError::internal(e.into()))?,
-                owner: row.owner,
-                invited: row.invitation.as_ref().map(|g| g.role.clone()),
-                granted: row.granted,
-            },
-            row.invitation,
-        )),
+    let decision = state.grants.decide_login(&login, request_id(&req)).await?;
+    let host = match &login.target {
+        Target::Host(Some(h)) => h.as_str(),
+        _ => "",
     };
-    let mut decision = decide(
-        body.user_id.as_str(),
-        body.email_verified,
-        facts.as_ref().map(|(f, _)| f),
-    );
-    if facts.is_none() && body.instance_id.is_some() {
-        decision.reason = "unknown_instance";
-    }
-    if let (true, Some((f, Some(invitation)))) = (decision.bind_invitation, &facts) {
-        let id = InstanceId::parse(&f.instance_id).map_err(|e| ApiError::internal(e.into()))?;
-        let actor = Actor::new("login", body.user_id.as_str(), request_id(&req));
-        drop(conn);
-        let mut tx = state.pool.begin().await?;
-        match state
-            .grants
-            .bind(&mut tx, &actor, &id, invitation, &body.user_id)
-            .await?
-        {
-            Some((_, revision)) => {
-                tx.commit().await?;
-                state.live.revisions.observe(id.as_str(), revision);
-            }
-            None => {
-                // Bound or removed meanwhile: decide again on what is there now.
-                let granted =
-                    db::grants::role_of(&mut tx, id.as_str(), body.user_id.as_str()).await?;
-                let facts = LoginFacts {
-                    granted,
-                    invited: None,
-                    ..f.clone()
-                };
-                decision = decide(body.user_id.as_str(), body.email_verified, Some(&facts));
-            }
-        }
-    }
     tracing::info!(
         request_id = super::request_id(&req),
         user = %body.user_id,
         client_id = body.client_id.as_deref().unwrap_or(""),
-        host = host.as_ref().map(Hostname::as_str).unwrap_or(""),
+        host,
         instance = body.instance_id.as_ref().map(InstanceId::as_str).unwrap_or(""),
         allow = decision.allow,
         reason = decision.reason,

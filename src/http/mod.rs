@@ -25,13 +25,12 @@ use sqlx::PgPool;
 use crate::{
     auth::{jwt::TokenVerifier, webhook::WebhookVerifier},
     domain::Actor,
-    registry::Registry,
 };
 
 /// What every handler can reach.
 pub struct AppState {
     pub pool: PgPool,
-    pub registry: Registry,
+    pub registry: crate::registry::Commands,
     pub tokens: TokenVerifier,
     pub webhooks: WebhookVerifier,
     /// The tenant's base URL, the audience of instances' APIs and the claim that binds a token
@@ -43,7 +42,7 @@ pub struct AppState {
     pub instance_claim: String,
     /// Present when the M2M credentials are configured.
     pub reconciler: Option<std::sync::Arc<crate::reconcile::Reconciler>>,
-    pub grants: crate::grants::Grants,
+    pub grants: crate::grants::Commands,
     /// Revisions and instance keys in memory (see `grants::listener`).
     pub live: std::sync::Arc<crate::grants::Live>,
     pub key_grace: std::time::Duration,

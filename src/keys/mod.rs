@@ -74,9 +74,11 @@ pub struct Rotated {
     pub previous_expire_at: Option<DateTime<Utc>>,
 }
 
-/// A new key for the instance; the previous ones revoked now or kept for `grace`. Audited.
+/// A new key for the instance; the previous ones revoked now or kept for `grace`. Audited;
+/// this replica's `cache` knows at once (others by notification).
 pub async fn rotate(
     pool: &PgPool,
+    cache: &KeyCache,
     actor: &Actor,
     id: &InstanceId,
     revoke_previous: bool,
@@ -113,6 +115,9 @@ pub async fn rotate(
     )
     .await?;
     tx.commit().await?;
+    if let Err(e) = refresh(&mut *pool.acquire().await?, cache, id.as_str()).await {
+        tracing::warn!(error = %e, "keys in memory not refreshed; a notification will");
+    }
     Ok(Rotated {
         key,
         previous_expire_at,

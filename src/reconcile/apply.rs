@@ -53,6 +53,18 @@ pub enum ReconcileError {
     Db(#[from] sqlx::Error),
     #[error("registry: {0}")]
     Registry(#[from] registry::RegistryError),
+    #[error("instance '{0}' has no application yet; see GET /v1/instances/{0}/sync")]
+    NotAssigned(crate::domain::InstanceId),
+    #[error("the tenant has no application '{0}'")]
+    NoSuchApplication(String),
+    #[error("the primary application (AUTH0_SPA_CLIENT_ID) cannot leave the pool")]
+    PrimaryApplication,
+    #[error("{assigned} instances are configured with application '{client_id}'; move them first")]
+    ApplicationInUse { client_id: String, assigned: i64 },
+    #[error("application '{0}' is not in the pool")]
+    NotInPool(String),
+    #[error("application '{0}' is not in the pool")]
+    TargetNotInPool(String),
 }
 
 /// The dry-run diff of one application.

@@ -6,7 +6,11 @@ pub mod apply;
 pub mod desired;
 pub mod leader;
 pub mod plan;
+mod pool;
 pub mod shard;
 pub mod sync;
+mod views;
 
 pub use apply::{ApplicationPlan, PassResult, ReconcileError, Reconciler};
+pub use pool::PoolEntry;
+pub use views::{UNSYNCED_SHOWN, runs};

@@ -1,10 +1,13 @@
 //! The registry of instances and their domains: every change goes through here, in a
 //! transaction the caller owns, and leaves an audit entry.
 
+mod commands;
+pub mod hooks;
 mod hosts;
 mod model;
 mod ops;
 
+pub use commands::{Commands, ListQuery};
 pub use hosts::{MAX_DOMAINS_PER_INSTANCE, validate_hosts};
 pub use model::{Domain, Instance, load, load_many};
 pub use ops::Registry;

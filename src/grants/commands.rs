@@ -1,0 +1,124 @@
+//! The grants feature as the API uses it: each change in a transaction of its own whose new
+//! revision this replica's memory knows at once (other replicas hear of it by notification),
+//! and the reads around it (who may manage an instance, a user's grants).
+
+use std::sync::Arc;
+
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::{GrantError, Grants, Live, Replaced, Subject, ops::Result, replace::Wanted};
+use crate::{
+    db::{self, grants::UserGrant},
+    domain::{Actor, InstanceId, UserId, grant::Grant},
+};
+
+/// A person's standing on an instance, apart from being a fleetgate admin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Standing {
+    Owner,
+    /// Holds a grant with this role.
+    Granted(String),
+    None,
+}
+
+#[derive(Clone)]
+pub struct Commands {
+    pool: PgPool,
+    live: Arc<Live>,
+    rules: Grants,
+}
+
+impl Commands {
+    pub fn new(pool: PgPool, live: Arc<Live>, rules: Grants) -> Self {
+        Self { pool, live, rules }
+    }
+
+    /// The roles grants may have, and the changes in the caller's transaction.
+    pub fn rules(&self) -> &Grants {
+        &self.rules
+    }
+
+    pub async fn add(
+        &self,
+        actor: &Actor,
+        id: &InstanceId,
+        subject: &Subject,
+        role: &str,
+    ) -> Result<Grant> {
+        let mut tx = self.pool.begin().await?;
+        let (grant, revision) = self.rules.add(&mut tx, actor, id, subject, role).await?;
+        tx.commit().await?;
+        self.live.revisions.observe(id.as_str(), revision);
+        Ok(grant)
+    }
+
+    pub async fn set_role(
+        &self,
+        actor: &Actor,
+        id: &InstanceId,
+        grant_id: Uuid,
+        role: &str,
+    ) -> Result<Grant> {
+        let mut tx = self.pool.begin().await?;
+        let (grant, revision) = self
+            .rules
+            .set_role(&mut tx, actor, id, grant_id, role)
+            .await?;
+        tx.commit().await?;
+        self.live.revisions.observe(id.as_str(), revision);
+        Ok(grant)
+    }
+
+    pub async fn remove(&self, actor: &Actor, id: &InstanceId, grant_id: Uuid) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let revision = self.rules.remove(&mut tx, actor, id, grant_id).await?;
+        tx.commit().await?;
+        self.live.revisions.observe(id.as_str(), revision);
+        Ok(())
+    }
+
+    pub async fn replace(
+        &self,
+        actor: &Actor,
+        id: &InstanceId,
+        wanted: &[Wanted],
+    ) -> Result<Replaced> {
+        let mut tx = self.pool.begin().await?;
+        let done = self.rules.replace(&mut tx, actor, id, wanted).await?;
+        tx.commit().await?;
+        self.live.revisions.observe(id.as_str(), done.revision);
+        Ok(done)
+    }
+
+    /// The person's standing on the instance (a read; no lock).
+    pub async fn standing(&self, id: &InstanceId, user: &str) -> Result<Standing> {
+        let mut conn = self.pool.acquire().await?;
+        let row = db::instances::get(&mut conn, id.as_str())
+            .await?
+            .ok_or_else(|| GrantError::InstanceNotFound(id.clone()))?;
+        if row.owner == user {
+            return Ok(Standing::Owner);
+        }
+        Ok(
+            match db::grants::role_of(&mut conn, id.as_str(), user).await? {
+                Some(role) => Standing::Granted(role),
+                None => Standing::None,
+            },
+        )
+    }
+
+    /// The instances this user owns or holds a grant on.
+    pub async fn of_user(&self, user: &UserId) -> Result<Vec<UserGrant>> {
+        let mut conn = self.pool.acquire().await?;
+        Ok(db::grants::of_user(&mut conn, user.as_str()).await?)
+    }
+
+    pub(super) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub(super) fn live(&self) -> &Live {
+        &self.live
+    }
+}

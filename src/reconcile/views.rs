@@ -1,0 +1,111 @@
+//! What operators read about the reconciler: past passes, whether an instance's URLs are live
+//! in Auth0, and the status page's summary. Reads the database only (the lists as last read
+//! back), never the Management API.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::{Value, json};
+
+use super::{
+    ReconcileError, Reconciler,
+    leader::LEADER_LOCK,
+    sync::{SyncState, sync_status},
+};
+use crate::{
+    db::{self, reconcile::Run},
+    domain::{Field, InstanceId},
+    registry::{self, RegistryError},
+};
+
+type Result<T> = std::result::Result<T, ReconcileError>;
+
+/// Instances with unsynced URLs shown by [`Reconciler::status`].
+pub const UNSYNCED_SHOWN: usize = 50;
+
+/// Passes, newest first, before run id `before` (the previous page's last). Kept whether or
+/// not this replica reconciles.
+pub async fn runs(pool: &sqlx::PgPool, before: Option<i64>, limit: i64) -> sqlx::Result<Vec<Run>> {
+    db::reconcile::runs(&mut *pool.acquire().await?, before, limit).await
+}
+
+impl Reconciler {
+    /// Whether each URL of an instance is live in Auth0.
+    pub async fn sync_of(&self, id: &InstanceId) -> Result<Value> {
+        let mut conn = self.pool.acquire().await?;
+        let instance = registry::load(&mut conn, id.as_str())
+            .await?
+            .ok_or_else(|| RegistryError::NotFound(id.clone()))?;
+        let client_id = db::applications::assignment(&mut conn, id.as_str()).await?;
+        let snapshots = match &client_id {
+            Some(c) => db::reconcile::snapshots(&mut conn, c).await?,
+            None => Default::default(),
+        };
+        let lists = Field::ALL
+            .into_iter()
+            .map(|f| (f, snapshots.get(f.name()).cloned().unwrap_or_default()))
+            .collect();
+        let last = db::reconcile::last_finished(&mut conn).await?;
+        let failure = failure(last.as_ref());
+        let urls = sync_status(&instance, self.options(), &lists, failure.as_deref());
+        Ok(json!({
+            "instance_id": instance.id,
+            "status": instance.status,
+            "client_id": client_id,
+            "last_run": last.map(|r| json!({"id": r.id, "outcome": r.outcome, "finished_at": r.finished_at})),
+            "urls": urls,
+        }))
+    }
+
+    /// The reconciler at a glance: which replica leads, the last pass, and the instances (at
+    /// most [`UNSYNCED_SHOWN`]) with URLs not live as wanted, with the reason.
+    pub async fn status(&self) -> Result<Value> {
+        let mut conn = self.pool.acquire().await?;
+        let leader = db::reconcile::leader(&mut conn, LEADER_LOCK).await?;
+        let last = db::reconcile::last_finished(&mut conn).await?;
+        let failure = failure(last.as_ref());
+        let assignments = db::applications::assignments(&mut conn).await?;
+        let mut lists_of = HashMap::new();
+        for app in db::applications::pool(&mut conn).await? {
+            let snapshots = db::reconcile::snapshots(&mut conn, &app.client_id).await?;
+            let lists: BTreeMap<Field, Vec<String>> = Field::ALL
+                .into_iter()
+                .map(|f| (f, snapshots.get(f.name()).cloned().unwrap_or_default()))
+                .collect();
+            lists_of.insert(app.client_id, lists);
+        }
+        let rows = db::instances::all(&mut conn).await?;
+        let instances = registry::load_many(&mut conn, rows).await?;
+        let empty = Default::default();
+        let mut unsynced = Vec::new();
+        let mut total = 0;
+        for instance in &instances {
+            let client_id = assignments.get(instance.id.as_str());
+            let lists = client_id.and_then(|c| lists_of.get(c)).unwrap_or(&empty);
+            let urls: Vec<_> = sync_status(instance, self.options(), lists, failure.as_deref())
+                .into_iter()
+                .filter(|u| u.state != SyncState::Synced)
+                .collect();
+            if urls.is_empty() {
+                continue;
+            }
+            total += 1;
+            if unsynced.len() < UNSYNCED_SHOWN {
+                unsynced.push(json!({
+                    "instance_id": instance.id, "status": instance.status, "client_id": client_id, "urls": urls,
+                }));
+            }
+        }
+        Ok(json!({
+            "leader": leader.map(|(name, address, since)| json!({"name": name, "address": address, "since": since})),
+            "last_run": last,
+            "unsynced_total": total,
+            "unsynced": unsynced,
+        }))
+    }
+}
+
+/// The last pass's error, if it failed.
+fn failure(last: Option<&Run>) -> Option<String> {
+    last.filter(|r| r.outcome == "failed")
+        .and_then(|r| r.error.clone())
+}

@@ -1,0 +1,98 @@
+//! The hosting platform's deploy hooks, once verified and parsed: each delivery is applied in
+//! one transaction that also records its `webhook-id` and the answer, so a redelivery has no
+//! second effect and gets the same answer.
+//!
+//! An instance's first deploy (or its first after deletion) issues its instance key, which is
+//! in that answer only: fleetgate keeps its hash, so a redelivery's answer lacks it (rotate to
+//! get a new one).
+
+use secrecy::SecretString;
+use serde_json::Value;
+
+use super::{Instance, RegistryError, Result, commands::Commands};
+use crate::{
+    db,
+    domain::{Actor, Hostname, InstanceId, InstanceStatus, UserId},
+    keys,
+};
+
+/// What a delivery asks for.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// `instance.deployed`: the instance exists with exactly this owner and these hosts.
+    Deployed {
+        instance_id: InstanceId,
+        owner: UserId,
+        domains: Vec<Hostname>,
+    },
+    /// `instance.suspended`, `.resumed`, `.deleted`: the instance takes this status.
+    StatusChange {
+        instance_id: InstanceId,
+        to: InstanceStatus,
+        /// The event type, as the audit log names the change.
+        action: &'static str,
+    },
+}
+
+/// A delivery's answer.
+pub enum Delivery {
+    /// Applied now: the instance, and its new key if this deploy issued one.
+    Applied {
+        instance: Instance,
+        key: Option<SecretString>,
+    },
+    /// Applied before (a redelivery): the recorded status and body.
+    Replayed { status: u16, body: Value },
+}
+
+impl Commands {
+    /// Applies delivery `webhook_id` of type `kind` unless it was applied before.
+    pub async fn deliver(
+        &self,
+        webhook_id: &str,
+        kind: &str,
+        event: Event,
+        actor: &Actor,
+    ) -> Result<Delivery> {
+        let (pool, live, registry) = self.parts();
+        let mut tx = pool.begin().await?;
+        if !db::webhooks::claim(&mut tx, webhook_id, kind).await? {
+            let (status, body) = db::webhooks::answer(&mut tx, webhook_id)
+                .await?
+                .ok_or_else(|| {
+                    RegistryError::Corrupt(format!("claimed delivery {webhook_id} has no answer"))
+                })?;
+            tx.rollback().await?;
+            return Ok(Delivery::Replayed { status, body });
+        }
+        let (instance, key) = match event {
+            Event::Deployed {
+                instance_id,
+                owner,
+                domains,
+            } => {
+                let (instance, _) = registry
+                    .deploy(&mut tx, actor, &instance_id, &owner, &domains)
+                    .await?;
+                let key = keys::issue_if_none(&mut tx, instance.id.as_str(), &actor.name).await?;
+                (instance, key)
+            }
+            Event::StatusChange {
+                instance_id,
+                to,
+                action,
+            } => {
+                let instance = registry
+                    .update(&mut tx, actor, &instance_id, None, Some(to), action)
+                    .await?;
+                (instance, None)
+            }
+        };
+        // The recorded answer never holds the key: a redelivery gets the instance without it.
+        db::webhooks::complete(&mut tx, webhook_id, 200, &instance.to_json()).await?;
+        tx.commit().await?;
+        // A key issued, or revoked by a deletion: this replica knows at once.
+        live.refresh(pool, instance.id.as_str()).await;
+        Ok(Delivery::Applied { instance, key })
+    }
+}
