@@ -5,7 +5,10 @@ use std::sync::Arc;
 use actix_web::{HttpResponse, web};
 
 use super::{AppState, error::ApiError, pagination};
-use crate::{http::caller::Admin, reconcile::Reconciler};
+use crate::{
+    http::caller::Admin,
+    reconcile::{Reconciler, Trigger},
+};
 
 pub fn reconciler(state: &AppState) -> Result<Arc<Reconciler>, ApiError> {
     state.reconciler.clone().ok_or_else(|| {
@@ -24,7 +27,7 @@ pub async fn plan(state: web::Data<AppState>, _admin: Admin) -> Result<HttpRespo
 
 /// Runs a pass now (after any pass another replica is running) and answers with its record.
 pub async fn run(state: web::Data<AppState>, _admin: Admin) -> Result<HttpResponse, ApiError> {
-    let result = reconciler(&state)?.run_settled("manual").await?;
+    let result = reconciler(&state)?.run_settled(Trigger::Manual).await?;
     Ok(HttpResponse::Ok().json(result.run))
 }
 

@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio_cron_scheduler::{Job, JobScheduler};
 use tokio_util::sync::CancellationToken;
 
-use super::apply::Reconciler;
+use super::{Reconciler, Trigger};
 use crate::db::reconcile::REGISTRY_CHANNEL;
 
 pub const LEADER_LOCK: i64 = 0x666c_6565_7467_6102;
@@ -143,7 +143,7 @@ async fn lead_until_stopped(
         failures = if ok { 0 } else { failures + 1 };
         (failures > 0).then(|| Instant::now() + retry_delay(failures))
     };
-    let mut retry = after(pass(reconciler, "startup").await);
+    let mut retry = after(pass(reconciler, Trigger::Startup).await);
     let mut burst: Option<(Instant, Instant)> = None;
     let mut check = tokio::time::interval(LEADER_CHECK);
     loop {
@@ -166,10 +166,10 @@ async fn lead_until_stopped(
             },
             () = settle => {
                 burst = None;
-                retry = after(pass(reconciler, "notify").await);
+                retry = after(pass(reconciler, Trigger::Notify).await);
             }
-            () = retry_due => retry = after(pass(reconciler, "retry").await),
-            Some(()) = ticks.recv() => retry = after(pass(reconciler, "cron").await),
+            () = retry_due => retry = after(pass(reconciler, Trigger::Retry).await),
+            Some(()) = ticks.recv() => retry = after(pass(reconciler, Trigger::Cron).await),
             _ = check.tick() => {
                 if let Err(e) = sqlx::query("SELECT 1").execute(&mut *lock).await {
                     anyhow::bail!("lost the lock connection: {e}");
@@ -200,9 +200,9 @@ async fn sleep_until(at: Option<Instant>) {
 
 /// One pass (and its repairs); failures are recorded in the run history, not raised. True
 /// when it did not fail.
-async fn pass(reconciler: &Reconciler, trigger: &str) -> bool {
+async fn pass(reconciler: &Reconciler, trigger: Trigger) -> bool {
     match reconciler.run_settled(trigger).await {
-        Ok(result) => result.run.outcome != "failed",
+        Ok(result) => !result.failed(),
         Err(e) => {
             tracing::warn!(error = %e, "reconcile pass could not be recorded");
             false

@@ -106,7 +106,7 @@ async fn refused_credentials_and_waiting_for_a_pass_log_no_warnings(pool: PgPool
     // Another replica's pass holds the lock for 1.5 s while this one is asked for a pass.
     let mut other = pool.acquire().await.unwrap();
     sqlx::query("SELECT pg_advisory_lock($1)")
-        .bind(fleetgate::reconcile::apply::PASS_LOCK)
+        .bind(fleetgate::reconcile::PASS_LOCK)
         .execute(&mut *other)
         .await
         .unwrap();
@@ -117,7 +117,7 @@ async fn refused_credentials_and_waiting_for_a_pass_log_no_warnings(pool: PgPool
     );
     tokio::time::sleep(Duration::from_millis(1500)).await;
     sqlx::query("SELECT pg_advisory_unlock($1)")
-        .bind(fleetgate::reconcile::apply::PASS_LOCK)
+        .bind(fleetgate::reconcile::PASS_LOCK)
         .execute(&mut *other)
         .await
         .unwrap();

@@ -1,0 +1,128 @@
+//! What a pass works from: the pool (the primary first), every application's lists as Auth0
+//! has them now and what fleetgate owns on them, every instance, and where each goes.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::{
+    ReconcileError, Reconciler,
+    placement::{self, AppLists},
+    reconciler::lists_of,
+    shard::{self, Demand, Placement},
+};
+use crate::{
+    db,
+    domain::{Field, InstanceStatus},
+    registry,
+};
+
+/// What a pass works from.
+pub(super) struct Survey {
+    pub instances: Vec<registry::Instance>,
+    pub apps: Vec<AppLists>,
+    pub placements: BTreeMap<String, Placement>,
+    /// Client id → indexes into `instances` of the instances whose entries it lists.
+    pub listed: BTreeMap<String, Vec<usize>>,
+    /// Assignments before this pass: instance id → client id.
+    pub current: HashMap<String, String>,
+    pub deleted: Vec<String>,
+    pub problems: Vec<String>,
+}
+
+impl Reconciler {
+    /// Reads the pool (the primary first), every application's lists and ownership, and
+    /// places every instance; with `create`, adds applications while some instance has no room
+    /// (and records them in the pool).
+    pub(super) async fn survey(&self, create: bool) -> Result<Survey, ReconcileError> {
+        let mut conn = self.pool.acquire().await?;
+        db::applications::ensure_primary(&mut conn, self.application_id()).await?;
+        let pool = db::applications::pool(&mut conn).await?;
+        let rows = db::instances::all(&mut conn).await?;
+        let instances = registry::load_many(&mut conn, rows).await?;
+        let current = db::applications::assignments(&mut conn).await?;
+        let mut apps = Vec::with_capacity(pool.len());
+        for app in pool {
+            apps.push(self.look(&mut conn, app.client_id).await?);
+        }
+        let opts = self.options();
+        let mut demands: Vec<Demand> = instances
+            .iter()
+            .filter(|i| i.status != InstanceStatus::Deleted)
+            .map(|i| {
+                let assigned = current.get(i.id.as_str()).cloned();
+                let live = assigned
+                    .as_deref()
+                    .and_then(|c| apps.iter().find(|a| a.client_id == c));
+                Demand {
+                    instance_id: i.id.to_string(),
+                    slots: shard::slots_needed(i, opts),
+                    established: live
+                        .map(|a| placement::established(i, opts, &a.actual))
+                        .unwrap_or_default(),
+                    current: assigned,
+                }
+            })
+            .collect();
+        let (opts, cap) = (self.options(), self.settings.cap);
+        let mut placements =
+            placement::place(&mut demands, &apps, opts, cap, self.settings.auto_move);
+        let mut problems = Vec::new();
+        if create {
+            self.grow(
+                &mut conn,
+                &mut apps,
+                &demands,
+                &mut placements,
+                &mut problems,
+            )
+            .await?;
+        }
+        placement::note_problems(&placements, &mut problems);
+        let deleted = instances
+            .iter()
+            .filter(|i| i.status == InstanceStatus::Deleted)
+            .map(|i| i.id.to_string())
+            .collect();
+        // Which instances each application lists, found once for the whole pass.
+        let mut listed: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for (index, instance) in instances.iter().enumerate() {
+            if let Some(p) = placements
+                .get(instance.id.as_str())
+                .filter(|p| p.is_listed())
+            {
+                listed
+                    .entry(p.client_id().unwrap_or_default().to_owned())
+                    .or_default()
+                    .push(index);
+            }
+        }
+        Ok(Survey {
+            instances,
+            apps,
+            placements,
+            listed,
+            current,
+            deleted,
+            problems,
+        })
+    }
+
+    /// An application's lists as they are now, and what fleetgate owns on them.
+    async fn look(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        client_id: String,
+    ) -> Result<AppLists, ReconcileError> {
+        let actual = lists_of(
+            &self
+                .client
+                .get_client(&client_id, &Field::ALL.map(Field::name))
+                .await?,
+        );
+        let owned = db::reconcile::owned(conn, &client_id).await?;
+        Ok(AppLists {
+            client_id,
+            actual,
+            owned,
+        })
+    }
+}

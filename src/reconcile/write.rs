@@ -1,0 +1,157 @@
+//! The writing half of a pass: record where instances now go (and audit moves), then for each
+//! application plan its lists, write ahead what fleetgate will own, PATCH the changed fields,
+//! read them back, and record what fleetgate owns and what the lists hold.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value, json};
+use sqlx::Acquire;
+
+use super::{
+    ApplicationPlan, ReconcileError, Reconciler,
+    pass::Work,
+    plan::FieldPlan,
+    reconciler::{lists_of, plan_lists},
+};
+use crate::{db, domain::Field};
+
+impl Reconciler {
+    /// Records what fleetgate now owns on each list (what it kept plus what it added: owned
+    /// entries that are gone and unwanted are forgotten, so a person adding one later is not
+    /// mistaken for fleetgate) and the lists as read.
+    async fn record(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        plan: &ApplicationPlan,
+        lists: &BTreeMap<Field, Vec<String>>,
+    ) -> Result<(), ReconcileError> {
+        let mut tx = conn.begin().await?;
+        for p in &plan.fields {
+            let owned: Vec<String> = p.owned_after.iter().cloned().collect();
+            db::reconcile::set_owned(&mut tx, &plan.client_id, p.field.name(), &owned).await?;
+        }
+        for (field, list) in lists {
+            db::reconcile::save_snapshot(&mut tx, &plan.client_id, field.name(), list).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Places instances (creating applications if allowed), then for each application: plan,
+    /// write ahead what will be owned, PATCH the changed fields, read back, record.
+    pub(super) async fn apply(&self) -> Result<Work, ReconcileError> {
+        self.settle_creations().await?;
+        let mut survey = self.survey(self.settings.auto_create_applications).await?;
+        let mut conn = self.pool.acquire().await?;
+        {
+            let mut tx = conn.begin().await?;
+            for (id, p) in &survey.placements {
+                let Some(client_id) = p.client_id() else {
+                    continue;
+                };
+                let before = survey.current.get(id).map(String::as_str);
+                if before == Some(client_id) {
+                    continue;
+                }
+                // Only from what the survey saw: an admin's move made since wins, and the
+                // notification it sent brings another pass.
+                let moved = db::applications::reassign(&mut tx, id, before, client_id).await?;
+                if moved && before.is_some() {
+                    db::audit::record(
+                        &mut tx,
+                        db::audit::NewEntry {
+                            actor: "reconciler",
+                            action: "instance.moved",
+                            target_type: "instance",
+                            target_id: id,
+                            before: Some(json!({ "client_id": before })),
+                            after: Some(json!({ "client_id": client_id, "reason": "outgrew its application" })),
+                            request_id: None,
+                        },
+                    )
+                    .await?;
+                }
+            }
+            db::applications::unassign_deleted(&mut tx, &survey.deleted).await?;
+            tx.commit().await?;
+        }
+        let mut work = Work::default();
+        for app in &survey.apps {
+            let desired = self.desired_for(&survey, &app.client_id);
+            let plan = plan_lists(&app.client_id, &desired, &app.actual, &app.owned);
+            for p in &plan.fields {
+                let labels = [app.client_id.as_str(), p.field.name()];
+                self.metrics
+                    .foreign_entries
+                    .with_label_values(&labels)
+                    .set(p.foreign.len() as f64);
+                self.metrics
+                    .allowlist_fill_ratio
+                    .with_label_values(&labels)
+                    .set(p.next.len() as f64 / self.cap() as f64);
+            }
+            if !plan.over_cap.is_empty() {
+                survey.problems.extend(
+                    plan.over_cap
+                        .iter()
+                        .map(|e| format!("application {}: {e}", app.client_id)),
+                );
+                continue;
+            }
+            let (applied, changed_again) = self.apply_one(&mut conn, &plan, &app.actual).await?;
+            work.changes.extend(applied);
+            work.again |= changed_again;
+        }
+        work.problems = survey.problems;
+        Ok(work)
+    }
+
+    async fn apply_one(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        plan: &ApplicationPlan,
+        actual: &BTreeMap<Field, Vec<String>>,
+    ) -> Result<(Vec<Value>, bool), ReconcileError> {
+        let client_id = plan.client_id.as_str();
+        let changed: Vec<&FieldPlan> = plan.fields.iter().filter(|p| p.changes()).collect();
+        if changed.is_empty() {
+            self.record(conn, plan, actual).await?;
+            return Ok((Vec::new(), false));
+        }
+        // Write-ahead: own what is about to be added, so that an interrupted pass can never
+        // leave fleetgate's own entries looking foreign (and so never removable).
+        {
+            let mut tx = conn.begin().await?;
+            for p in &changed {
+                db::reconcile::own(&mut tx, client_id, p.field.name(), &p.added).await?;
+            }
+            tx.commit().await?;
+        }
+        let body: Map<String, Value> = changed
+            .iter()
+            .map(|p| (p.field.name().to_owned(), json!(p.next)))
+            .collect();
+        self.client
+            .patch_client(client_id, &Value::Object(body))
+            .await?;
+        let read_back = lists_of(
+            &self
+                .client
+                .get_client(client_id, &Field::ALL.map(Field::name))
+                .await?,
+        );
+        let mut again = false;
+        for p in &changed {
+            if read_back[&p.field] != p.next {
+                tracing::warn!(client_id, field = %p.field, "the list changed between write and read-back; another pass follows");
+                again = true;
+            }
+        }
+        self.record(conn, plan, &read_back).await?;
+        let changes = changed
+            .iter()
+            .map(|p| json!({"client_id": client_id, "field": p.field, "added": p.added, "removed": p.removed, "foreign": p.foreign}))
+            .collect();
+        Ok((changes, again))
+    }
+}
