@@ -9,3 +9,12 @@ wait_for() { # url pid log
   done
   echo "timed out waiting for $1"; return 1
 }
+
+# Removes a run's scratch folder when the run passed; keeps it, and says where, when it failed.
+tidy_scratch() { # dir status
+  if [ "$2" = 0 ]; then
+    rm -rf "$1"
+  else
+    echo "logs of the failed run kept in $1" >&2
+  fi
+}

@@ -286,6 +286,13 @@ async fn send(
     let res = req.send().await?;
     let status = res.status();
     say(&status.to_string());
+    // A redelivery (the same webhook id again) is answered from the record, and says so.
+    if let Some(replayed) = res.headers().get("webhook-replayed") {
+        say(&format!(
+            "webhook-replayed: {}",
+            replayed.to_str().unwrap_or("?")
+        ));
+    }
     say(&res.text().await?);
     anyhow::ensure!(status.is_success(), "the hook was refused");
     Ok(())

@@ -25,6 +25,24 @@ pub fn scope() -> Scope {
         .route("/faults", web::put().to(put_faults))
         .route("/stats", web::get().to(stats))
         .route("/stats", web::delete().to(reset_stats))
+        .route("/clients/{client_id}/lists", web::get().to(client_lists))
+}
+
+/// An application's four allow-lists as they are now, without a Management API token (and so
+/// without spending its rate limit): what `scripts/dev` prints to watch fleetgate's work.
+async fn client_lists(
+    emu: web::Data<Emu>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, MgmtError> {
+    let tenant = emu.tenant.lock().expect("tenant lock");
+    let client = tenant
+        .client(&id)
+        .ok_or_else(MgmtError::inexistent_client)?;
+    let fields = "client_id,name,callbacks,allowed_logout_urls,web_origins,allowed_origins";
+    Ok(json_response(
+        StatusCode::OK,
+        &Value::Object(super::clients::project(client, Some(fields), true)),
+    ))
 }
 
 /// The seeded applications and where things are: what `scripts/dev` wires fleetgate with.

@@ -111,7 +111,7 @@ fn every_setting_is_documented() {
     let root = env!("CARGO_MANIFEST_DIR");
     let read = |f: &str| std::fs::read_to_string(format!("{root}/{f}")).unwrap();
     let (config, readme, example) = (
-        read("src/config.rs"),
+        read("src/config/mod.rs") + &read("src/config/features.rs"),
         read("README.md"),
         read(".env.example"),
     );
@@ -138,4 +138,45 @@ fn every_setting_is_documented() {
             ".env.example does not document {name}"
         );
     }
+}
+
+#[sqlx::test]
+async fn hook_send_signs_a_delivery_and_shows_a_redelivery_was_replayed(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let db = database_url(&pool).await;
+    let event = r#"{"type":"instance.deployed","data":{"instance_id":"gamma","owner":"auth0|o","domains":["gamma.example.com"]}}"#;
+    let send = || {
+        let mut cmd = fleetgate(&db, &app.tenant, &[]);
+        cmd.args([
+            "hook",
+            "send",
+            "--id",
+            "msg_cli_1",
+            "--url",
+            &app.addr,
+            event,
+        ]);
+        output(cmd)
+    };
+    let first = send().await;
+    let shown = String::from_utf8_lossy(&first.stdout).into_owned();
+    assert!(
+        first.status.success(),
+        "{shown}{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(shown.starts_with("200 OK"), "{shown}");
+    assert!(
+        shown.contains("\"instance_key\""),
+        "the first deploy issues a key: {shown}"
+    );
+    assert!(!shown.contains("webhook-replayed"), "{shown}");
+    let again = send().await;
+    let shown = String::from_utf8_lossy(&again.stdout).into_owned();
+    assert!(again.status.success(), "{shown}");
+    assert!(shown.contains("webhook-replayed: true"), "{shown}");
+    assert!(
+        !shown.contains("\"instance_key\""),
+        "a replay never repeats the key: {shown}"
+    );
 }

@@ -160,6 +160,26 @@ async fn patch_replaces_arrays_whole_and_merges_metadata() {
         )
         .await;
     assert!(c.get("initiate_login_uri").is_none(), "\"\" removes it");
+    // The emulator's own view of the lists needs no token and shows nothing else.
+    let (s, lists) = emu
+        .call(
+            Method::GET,
+            &format!("/emulator/clients/{spa}/lists"),
+            "",
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{lists}");
+    assert_eq!(lists["callbacks"], json!([]));
+    assert_eq!(lists["client_id"], spa);
+    assert!(
+        lists.get("client_secret").is_none() && lists.get("client_metadata").is_none(),
+        "{lists}"
+    );
+    let (s, _) = emu
+        .call(Method::GET, "/emulator/clients/nope/lists", "", None)
+        .await;
+    assert_eq!(s, 404);
 }
 
 #[tokio::test]
