@@ -5,6 +5,10 @@
 //! Auth0's `statusCode`/`errorCode`/`message`.
 
 pub mod budget;
+mod error;
+mod token;
+
+pub use error::Auth0Error;
 
 use std::{
     sync::{
@@ -25,44 +29,6 @@ use crate::metrics::Metrics;
 /// Attempts per call, the first included.
 const MAX_ATTEMPTS: u32 = 6;
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
-/// A cached token is replaced this long before it expires.
-const TOKEN_MARGIN: Duration = Duration::from_secs(300);
-
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum Auth0Error {
-    /// Auth0 refused the call (4xx other than 429, or a 5xx after all retries).
-    #[error("Auth0 answered {status} {}: {message}", error_code.as_deref().unwrap_or("-"))]
-    Api {
-        status: u16,
-        error_code: Option<String>,
-        message: String,
-    },
-    /// No answer (timeout, refused or dropped connection) after all retries.
-    #[error("Auth0 could not be reached: {0}")]
-    Transport(String),
-    /// The M2M token could not be had.
-    #[error("no Management API token: {0}")]
-    Token(String),
-}
-
-impl Auth0Error {
-    pub fn status(&self) -> Option<u16> {
-        match self {
-            Self::Api { status, .. } => Some(*status),
-            _ => None,
-        }
-    }
-
-    /// Whether the request may have taken effect although no success came back: the
-    /// connection dropped or timed out after sending, or Auth0 answered 5xx.
-    pub fn maybe_applied(&self) -> bool {
-        match self {
-            Self::Api { status, .. } => *status >= 500,
-            Self::Transport(_) => true,
-            Self::Token(_) => false,
-        }
-    }
-}
 
 /// Whether a call may be sent again after a failure that leaves its effect unknown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,11 +48,6 @@ pub struct Credentials {
     pub client_secret: SecretString,
 }
 
-struct CachedToken {
-    value: SecretString,
-    refresh_at: Instant,
-}
-
 /// Counters of the calls made, for run records (Prometheus has the rest).
 #[derive(Debug, Default)]
 pub struct CallCounters {
@@ -98,7 +59,7 @@ pub struct ManagementClient {
     http: reqwest::Client,
     creds: Credentials,
     metrics: Metrics,
-    token: tokio::sync::Mutex<Option<CachedToken>>,
+    token: tokio::sync::Mutex<Option<token::CachedToken>>,
     budget: Mutex<Budget>,
     pub counters: CallCounters,
 }
@@ -343,71 +304,6 @@ impl ManagementClient {
                 .inc_by(wait.as_secs_f64());
             tokio::time::sleep(wait).await;
         }
-    }
-
-    /// The cached token, or a new one; concurrent callers share one token request.
-    async fn token(&self) -> Result<SecretString, Auth0Error> {
-        let mut cached = self.token.lock().await;
-        if let Some(t) = cached.as_ref().filter(|t| Instant::now() < t.refresh_at) {
-            return Ok(t.value.clone());
-        }
-        let fresh = self.fetch_token().await?;
-        let value = fresh.value.clone();
-        *cached = Some(fresh);
-        Ok(value)
-    }
-
-    async fn fetch_token(&self) -> Result<CachedToken, Auth0Error> {
-        #[derive(serde::Deserialize)]
-        struct TokenAnswer {
-            access_token: String,
-            expires_in: u64,
-        }
-        let body = serde_json::json!({
-            "grant_type": "client_credentials",
-            "client_id": self.creds.client_id,
-            "client_secret": self.creds.client_secret.expose_secret(),
-            "audience": self.audience(),
-        });
-        let mut last = String::new();
-        for attempt in 0..MAX_ATTEMPTS {
-            let sent = self
-                .http
-                .post(format!("{}/oauth/token", self.creds.base_url))
-                .json(&body)
-                .send()
-                .await;
-            match sent {
-                Ok(res) if res.status().is_success() => match res.json::<TokenAnswer>().await {
-                    Ok(t) => {
-                        let lifetime = Duration::from_secs(t.expires_in);
-                        let margin = TOKEN_MARGIN.min(lifetime / 10);
-                        return Ok(CachedToken {
-                            value: SecretString::from(t.access_token),
-                            refresh_at: Instant::now() + lifetime - margin,
-                        });
-                    }
-                    Err(e) => last = format!("unreadable token answer: {}", e.without_url()),
-                },
-                Ok(res)
-                    if res.status().is_client_error()
-                        && res.status() != StatusCode::TOO_MANY_REQUESTS =>
-                {
-                    let status = res.status().as_u16();
-                    let body: Value = res.json().await.unwrap_or(Value::Null);
-                    let error = body["error"].as_str().unwrap_or("unknown");
-                    let description = body["error_description"].as_str().unwrap_or("");
-                    return Err(Auth0Error::Token(format!(
-                        "{status} {error}: {description}"
-                    )));
-                }
-                Ok(res) => last = format!("token endpoint answered {}", res.status().as_u16()),
-                Err(e) => last = e.without_url().to_string(),
-            }
-            self.pause(budget::backoff(attempt, jitter(1.0)), "backoff")
-                .await;
-        }
-        Err(Auth0Error::Token(last))
     }
 }
 
