@@ -1,5 +1,21 @@
 //! One error type for every answer that is not a success, rendered as RFC 9457
 //! `application/problem+json` with a stable machine-readable `code`.
+//!
+//! The policy, in one place (each feature's error becomes an answer here, at the bottom):
+//! - 400 (`invalid_query`, …), 415, 422 `invalid`: the request is wrong; `detail` names the
+//!   value or field and the rule it broke. Nothing was changed.
+//! - 401 (with `WWW-Authenticate`): no credential or a bad one; 403: a known caller that may
+//!   not do this.
+//! - 404: it does not exist, or the caller may not learn that it does (an instance that is not
+//!   theirs reads exactly like none).
+//! - 409 with a code naming the state (`instance_deleted`, `grant_exists`, `not_assigned`, …):
+//!   the request is sound but the state does not allow it now; 410 `revision_gone`; 429 with
+//!   `Retry-After`.
+//! - 502 `auth0_error`: Auth0 refused or failed a call made for this request.
+//! - 503: transient (the database unreachable, or a concurrent transaction collided); nothing
+//!   was changed and the same request may succeed.
+//! - 500: anything else. The cause goes to the access log line, never into the body; no secret
+//!   is ever part of `detail`.
 
 use actix_web::{
     HttpResponse, ResponseError,
