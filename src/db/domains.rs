@@ -2,9 +2,6 @@
 
 use sqlx::PgConnection;
 
-/// The constraint that keeps a host with one instance.
-pub const HOSTNAME_KEY: &str = "domains_hostname_key";
-
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct DomainRow {
     pub hostname: String,
@@ -37,19 +34,26 @@ pub async fn held_by_others(
     .await
 }
 
-pub async fn insert(
+/// Claims these hosts (with their kinds, in the same order) for an instance, skipping any
+/// another instance holds (after waiting for a concurrent claim to commit or roll back);
+/// answers how many it claimed.
+pub async fn claim(
     conn: &mut PgConnection,
     instance_id: &str,
-    hostname: &str,
-    kind: &str,
-) -> sqlx::Result<()> {
-    sqlx::query("INSERT INTO domains (hostname, instance_id, kind) VALUES ($1, $2, $3)")
-        .bind(hostname)
-        .bind(instance_id)
-        .bind(kind)
-        .execute(conn)
-        .await?;
-    Ok(())
+    hostnames: &[String],
+    kinds: &[&str],
+) -> sqlx::Result<u64> {
+    let done = sqlx::query(
+        "INSERT INTO domains (hostname, instance_id, kind) \
+         SELECT h, $1, k FROM UNNEST($2::text[], $3::text[]) AS t(h, k) \
+         ON CONFLICT ON CONSTRAINT domains_hostname_key DO NOTHING",
+    )
+    .bind(instance_id)
+    .bind(hostnames)
+    .bind(kinds)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
 }
 
 /// Releases these hosts of an instance.

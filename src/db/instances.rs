@@ -3,6 +3,8 @@
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
+use super::domains::DomainRow;
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct InstanceRow {
     pub id: String,
@@ -47,6 +49,56 @@ pub async fn get(conn: &mut PgConnection, id: &str) -> sqlx::Result<Option<Insta
         .fetch_optional(conn)
         .await
 }
+
+/// An instance with its domains (ordered by host) in one round trip; with `lock`, its row is
+/// locked until the transaction ends, as [`lock`] does.
+pub async fn with_domains(
+    conn: &mut PgConnection,
+    id: &str,
+    lock: bool,
+) -> sqlx::Result<Option<(InstanceRow, Vec<DomainRow>)>> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        instance: InstanceRow,
+        hosts: Vec<String>,
+        kinds: Vec<String>,
+    }
+    let row: Option<Row> = sqlx::query_as(if lock {
+        WITH_DOMAINS_LOCKED
+    } else {
+        WITH_DOMAINS
+    })
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|r| {
+        let domains = r
+            .hosts
+            .into_iter()
+            .zip(r.kinds)
+            .map(|(hostname, kind)| DomainRow {
+                hostname,
+                instance_id: r.instance.id.clone(),
+                kind,
+            })
+            .collect();
+        (r.instance, domains)
+    }))
+}
+
+const WITH_DOMAINS: &str = "SELECT i.id, i.owner, i.status, i.created_at, i.updated_at, \
+       COALESCE(d.hosts, '{}') AS hosts, COALESCE(d.kinds, '{}') AS kinds \
+     FROM instances i LEFT JOIN LATERAL ( \
+       SELECT array_agg(hostname ORDER BY hostname) AS hosts, array_agg(kind ORDER BY hostname) AS kinds \
+       FROM domains WHERE instance_id = i.id) d ON true \
+     WHERE i.id = $1";
+const WITH_DOMAINS_LOCKED: &str = "SELECT i.id, i.owner, i.status, i.created_at, i.updated_at, \
+       COALESCE(d.hosts, '{}') AS hosts, COALESCE(d.kinds, '{}') AS kinds \
+     FROM instances i LEFT JOIN LATERAL ( \
+       SELECT array_agg(hostname ORDER BY hostname) AS hosts, array_agg(kind ORDER BY hostname) AS kinds \
+       FROM domains WHERE instance_id = i.id) d ON true \
+     WHERE i.id = $1 FOR UPDATE OF i";
 
 pub async fn update(
     conn: &mut PgConnection,

@@ -35,6 +35,26 @@ pub async fn insert(
     .await
 }
 
+/// Inserts a key unless the instance has a live one; true when it was inserted.
+pub async fn insert_unless_live(
+    conn: &mut PgConnection,
+    instance_id: &str,
+    hash: &[u8],
+    minted_by: &str,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "INSERT INTO instance_keys (hash, instance_id, minted_by) SELECT $1, $2, $3 \
+         WHERE NOT EXISTS (SELECT 1 FROM instance_keys WHERE instance_id = $2 \
+                           AND (expires_at IS NULL OR expires_at > now()))",
+    )
+    .bind(hash)
+    .bind(instance_id)
+    .bind(minted_by)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// The live keys of an instance, newest first.
 pub async fn infos(conn: &mut PgConnection, instance_id: &str) -> sqlx::Result<Vec<KeyInfo>> {
     sqlx::query_as(
@@ -44,17 +64,6 @@ pub async fn infos(conn: &mut PgConnection, instance_id: &str) -> sqlx::Result<V
     )
     .bind(instance_id)
     .fetch_all(conn)
-    .await
-}
-
-/// Whether the instance has a key that is still valid.
-pub async fn has_live(conn: &mut PgConnection, instance_id: &str) -> sqlx::Result<bool> {
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM instance_keys WHERE instance_id = $1 \
-         AND (expires_at IS NULL OR expires_at > now()))",
-    )
-    .bind(instance_id)
-    .fetch_one(conn)
     .await
 }
 

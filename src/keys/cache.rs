@@ -65,6 +65,19 @@ impl KeyCache {
         keys.extend(rows.into_iter().filter_map(entry));
     }
 
+    /// Adds a key just issued to an instance that had none (its first deploy): nothing else
+    /// of the instance's changes.
+    pub fn insert(&self, hash: KeyHash, instance_id: &str) {
+        let entry = Entry {
+            instance_id: instance_id.to_owned(),
+            expires_at: None,
+        };
+        self.keys
+            .write()
+            .expect("key cache lock")
+            .insert(hash, entry);
+    }
+
     pub fn mark_unsynced(&self) {
         self.synced.store(false, Ordering::Release);
     }

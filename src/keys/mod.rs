@@ -51,10 +51,9 @@ pub async fn issue_if_none(
     instance_id: &str,
     minted_by: &str,
 ) -> sqlx::Result<Option<SecretString>> {
-    if db::keys::has_live(conn, instance_id).await? {
-        return Ok(None);
-    }
-    issue(conn, instance_id, minted_by).await.map(Some)
+    let (key, hash) = generate();
+    let issued = db::keys::insert_unless_live(conn, instance_id, &hash, minted_by).await?;
+    Ok(issued.then_some(key))
 }
 
 /// Forgets every key of the instance: they stop working at once (deletion, a new owner).

@@ -6,10 +6,10 @@
 //! in that answer only: fleetgate keeps its hash, so a redelivery's answer lacks it (rotate to
 //! get a new one).
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
-use super::{Instance, RegistryError, Result, commands::Commands};
+use super::{Deployed, Instance, RegistryError, Result, commands::Commands};
 use crate::{
     db,
     domain::{Actor, Hostname, InstanceId, InstanceStatus, UserId},
@@ -65,17 +65,17 @@ impl Commands {
             tx.rollback().await?;
             return Ok(Delivery::Replayed { status, body });
         }
-        let (instance, key) = match event {
+        let (instance, key, deployed) = match event {
             Event::Deployed {
                 instance_id,
                 owner,
                 domains,
             } => {
-                let (instance, _) = registry
+                let (instance, deployed) = registry
                     .deploy(&mut tx, actor, &instance_id, &owner, &domains)
                     .await?;
                 let key = keys::issue_if_none(&mut tx, instance.id.as_str(), &actor.name).await?;
-                (instance, key)
+                (instance, key, Some(deployed))
             }
             Event::StatusChange {
                 instance_id,
@@ -85,14 +85,23 @@ impl Commands {
                 let instance = registry
                     .update(&mut tx, actor, &instance_id, None, Some(to), action)
                     .await?;
-                (instance, None)
+                (instance, None, None)
             }
         };
         // The recorded answer never holds the key: a redelivery gets the instance without it.
         db::webhooks::complete(&mut tx, webhook_id, 200, &instance.to_json()).await?;
         tx.commit().await?;
-        // A key issued, or revoked by a deletion: this replica knows at once.
-        live.refresh(pool, instance.id.as_str()).await;
+        // A key issued, or revoked: this replica knows at once (others by notification).
+        let id = instance.id.as_str();
+        match (deployed, &key) {
+            // A new instance: its first key is all there is to know (revision 0).
+            (Some(Deployed::Created), Some(key)) => {
+                live.keys.insert(keys::hash(key.expose_secret()), id)
+            }
+            // Its keys and grants are as they were.
+            (Some(Deployed::Updated | Deployed::Unchanged), None) => {}
+            _ => live.refresh(pool, id).await,
+        }
         Ok(Delivery::Applied { instance, key })
     }
 }

@@ -86,12 +86,21 @@ impl Instance {
     }
 }
 
-/// The instance with this id, with its domains.
+/// The instance with this id, with its domains (one round trip).
 pub async fn load(conn: &mut PgConnection, id: &str) -> Result<Option<Instance>> {
-    let Some(row) = db::instances::get(conn, id).await? else {
-        return Ok(None);
-    };
-    Ok(Some(with_domains(conn, vec![row]).await?.remove(0)))
+    db::instances::with_domains(conn, id, false)
+        .await?
+        .map(|(row, domains)| Instance::from_rows(row, domains))
+        .transpose()
+}
+
+/// Like [`load`], locking the instance's row until the transaction ends: writers of one
+/// instance are serialised.
+pub(super) async fn load_locked(conn: &mut PgConnection, id: &str) -> Result<Option<Instance>> {
+    db::instances::with_domains(conn, id, true)
+        .await?
+        .map(|(row, domains)| Instance::from_rows(row, domains))
+        .transpose()
 }
 
 /// Loads the domains of these rows and assembles instances, in the rows' order.

@@ -10,7 +10,7 @@ use crate::{
     domain::{Actor, Hostname, InstanceId, InstanceStatus, UserId},
 };
 
-use super::{Domain, Instance, RegistryError, Result, load, validate_hosts};
+use super::{Domain, Instance, RegistryError, Result, load, model::load_locked, validate_hosts};
 
 #[derive(Debug, Clone)]
 pub struct Registry {
@@ -22,6 +22,9 @@ pub struct Registry {
 pub enum Deployed {
     Created,
     Updated,
+    /// Updated, and every access from before ended with it (a new owner, or back from
+    /// deletion): its keys were revoked and its grants' revision moved.
+    AccessReset,
     Unchanged,
 }
 
@@ -41,13 +44,22 @@ impl Registry {
         hosts: &[Hostname],
     ) -> Result<(Instance, Deployed)> {
         let wanted = validate_hosts(hosts, self.platform_domain.as_ref())?;
-        let created = db::instances::insert_if_absent(conn, id.as_str(), owner.as_str()).await?;
-        let before = self.locked(conn, id).await?;
+        // Most deploys are redeploys: lock first, insert only when there is nothing to lock.
+        let (created, before) = match load_locked(conn, id.as_str()).await? {
+            Some(before) => (false, before),
+            None => {
+                let created =
+                    db::instances::insert_if_absent(conn, id.as_str(), owner.as_str()).await?;
+                (created, self.locked(conn, id).await?)
+            }
+        };
         let status = match before.status {
             InstanceStatus::Deleted => InstanceStatus::Active,
             s => s,
         };
-        db::instances::update(conn, id.as_str(), owner.as_str(), status.as_str()).await?;
+        if *owner != before.owner || status != before.status {
+            db::instances::update(conn, id.as_str(), owner.as_str(), status.as_str()).await?;
+        }
         if !created && *owner != before.owner {
             owner_changed(conn, id, owner).await?;
         }
@@ -56,7 +68,8 @@ impl Registry {
             // redeploy (rows written by versions that did not forget them at deletion).
             forget_access(conn, actor, id).await?;
         }
-        sync_domains(conn, &before, &wanted).await?;
+        // A row inserted by this transaction already has updated_at = now().
+        sync_domains(conn, &before, &wanted, !created).await?;
         let after = self
             .finish(
                 conn,
@@ -66,10 +79,13 @@ impl Registry {
                 id,
             )
             .await?;
-        let outcome = match (created, after == before) {
-            (true, _) => Deployed::Created,
-            (false, true) => Deployed::Unchanged,
-            (false, false) => Deployed::Updated,
+        let access_reset =
+            !created && (*owner != before.owner || before.status == InstanceStatus::Deleted);
+        let outcome = match (created, access_reset, after == before) {
+            (true, _, _) => Deployed::Created,
+            (false, true, _) => Deployed::AccessReset,
+            (false, false, true) => Deployed::Unchanged,
+            (false, false, false) => Deployed::Updated,
         };
         Ok((after, outcome))
     }
@@ -88,7 +104,7 @@ impl Registry {
             return Err(RegistryError::AlreadyExists(id.clone()));
         }
         let before = self.locked(conn, id).await?;
-        sync_domains(conn, &before, &wanted).await?;
+        sync_domains(conn, &before, &wanted, false).await?;
         self.finish(conn, actor, "instance.created", None, id).await
     }
 
@@ -120,7 +136,7 @@ impl Registry {
             owner_changed(conn, id, owner).await?;
         }
         if to == InstanceStatus::Deleted && before.status != InstanceStatus::Deleted {
-            sync_domains(conn, &before, &[]).await?;
+            sync_domains(conn, &before, &[], true).await?;
             forget_access(conn, actor, id).await?;
         }
         self.finish(conn, actor, action, Some(&before), id).await
@@ -136,7 +152,7 @@ impl Registry {
     ) -> Result<Instance> {
         let wanted = validate_hosts(hosts, self.platform_domain.as_ref())?;
         let before = self.live(conn, id).await?;
-        sync_domains(conn, &before, &wanted).await?;
+        sync_domains(conn, &before, &wanted, true).await?;
         self.finish(conn, actor, "instance.domains_replaced", Some(&before), id)
             .await
     }
@@ -158,7 +174,7 @@ impl Registry {
         let mut hosts: Vec<Hostname> = before.domains.iter().map(|d| d.hostname.clone()).collect();
         hosts.push(host.clone());
         let wanted = validate_hosts(&hosts, self.platform_domain.as_ref())?;
-        sync_domains(conn, &before, &wanted).await?;
+        sync_domains(conn, &before, &wanted, true).await?;
         self.finish(conn, actor, "instance.domain_added", Some(&before), id)
             .await
     }
@@ -183,17 +199,14 @@ impl Registry {
             .filter(|d| d.hostname != *host)
             .cloned()
             .collect();
-        sync_domains(conn, &before, &wanted).await?;
+        sync_domains(conn, &before, &wanted, true).await?;
         self.finish(conn, actor, "instance.domain_removed", Some(&before), id)
             .await
     }
 
     /// Locks the instance row and loads the instance.
     async fn locked(&self, conn: &mut PgConnection, id: &InstanceId) -> Result<Instance> {
-        if db::instances::lock(conn, id.as_str()).await?.is_none() {
-            return Err(RegistryError::NotFound(id.clone()));
-        }
-        load(conn, id.as_str())
+        load_locked(conn, id.as_str())
             .await?
             .ok_or_else(|| RegistryError::NotFound(id.clone()))
     }
@@ -261,12 +274,14 @@ async fn forget_access(conn: &mut PgConnection, actor: &Actor, id: &InstanceId) 
     Ok(())
 }
 
-/// Brings an instance's domains to `wanted`: releases the others and claims the new ones.
-/// A host held by another instance is a conflict, and the caller's transaction is abandoned.
+/// Brings an instance's domains to `wanted`: releases the others and claims the new ones,
+/// and with `touch` marks the instance as changed if they changed. A host held by another
+/// instance is a conflict, and the caller's transaction is abandoned.
 async fn sync_domains(
     conn: &mut PgConnection,
     current: &Instance,
     wanted: &[Domain],
+    touch: bool,
 ) -> Result<()> {
     let id = current.id.as_str();
     let have: HashSet<&Hostname> = current.domains.iter().map(|d| &d.hostname).collect();
@@ -282,34 +297,31 @@ async fn sync_domains(
         .map(|d| d.hostname.to_string())
         .collect();
 
-    let added_hosts: Vec<String> = added.iter().map(|d| d.hostname.to_string()).collect();
-    if let Some(taken) = db::domains::held_by_others(conn, id, &added_hosts)
-        .await?
-        .into_iter()
-        .next()
-    {
-        let host =
-            Hostname::parse(&taken.hostname).map_err(|e| RegistryError::Corrupt(e.to_string()))?;
-        return Err(RegistryError::HostTaken {
-            host,
-            owner: taken.instance_id,
-        });
-    }
     if !removed.is_empty() {
         db::domains::delete(conn, id, &removed).await?;
     }
-    for d in &added {
-        db::domains::insert(conn, id, d.hostname.as_str(), d.kind.as_str())
-            .await
-            .map_err(|e| {
-                if db::violated_constraint(&e) == Some(db::domains::HOSTNAME_KEY) {
-                    RegistryError::HostTakenConcurrently
-                } else {
-                    e.into()
-                }
-            })?;
+    let added_hosts: Vec<String> = added.iter().map(|d| d.hostname.to_string()).collect();
+    let kinds: Vec<&str> = added.iter().map(|d| d.kind.as_str()).collect();
+    if !added.is_empty()
+        && db::domains::claim(conn, id, &added_hosts, &kinds).await? < added.len() as u64
+    {
+        // Some host is held by another instance: say which (the transaction is abandoned).
+        return Err(
+            match db::domains::held_by_others(conn, id, &added_hosts)
+                .await?
+                .into_iter()
+                .next()
+            {
+                Some(taken) => RegistryError::HostTaken {
+                    host: Hostname::parse(&taken.hostname)
+                        .map_err(|e| RegistryError::Corrupt(e.to_string()))?,
+                    owner: taken.instance_id,
+                },
+                None => RegistryError::HostTakenConcurrently,
+            },
+        );
     }
-    if !added.is_empty() || !removed.is_empty() {
+    if touch && (!added.is_empty() || !removed.is_empty()) {
         db::instances::touch(conn, id).await?;
     }
     Ok(())
