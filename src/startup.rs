@@ -288,8 +288,8 @@ pub async fn cancel_on_signal(token: CancellationToken) {
 }
 
 /// Raises this process's limit of open files to the most it may have (many systems start
-/// services at 1,024): every connection takes one, and a parked long-poll two (its socket and
-/// the duplicate that watches for its client leaving). Answers the limit now in force.
+/// services at 1,024): every connection takes one, parked long-polls included. Answers the
+/// limit now in force.
 pub fn raise_open_file_limit() -> std::io::Result<u64> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,

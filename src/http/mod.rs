@@ -8,6 +8,7 @@ pub mod domains;
 pub mod error;
 pub mod framework;
 pub mod grants;
+pub mod hangup;
 pub mod health;
 pub mod hooks;
 pub mod instances;

@@ -29,25 +29,12 @@ pub fn with_socket<T>(req: &HttpRequest, f: impl FnOnce(BorrowedFd<'_>) -> T) ->
 }
 
 /// Completes when the client of `req` closes its connection (or it breaks); never when the
-/// client is there, or when that cannot be told.
+/// client is there, or when that cannot be told. The socket is watched in place
+/// ([`super::hangup`]): no duplicate, so a parked poll costs one open file, not two.
 pub async fn gone(req: &HttpRequest) {
-    // A duplicate of our own, watched by this task; the server's reads are not disturbed
-    // (peeking consumes nothing).
-    let watched = with_socket(req, |socket| {
-        socket
-            .try_clone_to_owned()
-            .map(std::net::TcpStream::from)
-            .and_then(|s| s.set_nonblocking(true).map(|()| s))
-            .and_then(tokio::net::TcpStream::from_std)
-    });
-    let Some(Ok(watched)) = watched else {
-        return std::future::pending().await;
-    };
-    let mut byte = [0u8; 1];
-    match watched.peek(&mut byte).await {
-        // End of stream or a broken connection: the client is gone.
-        Ok(0) | Err(_) => {}
-        // The client sent more (a pipelined request): it is there.
-        Ok(_) => std::future::pending().await,
+    let watched = with_socket(req, |socket| super::hangup::watch(socket.as_raw_fd()));
+    match watched {
+        Some(Ok(hang_up)) => hang_up.await,
+        _ => std::future::pending().await,
     }
 }
