@@ -34,38 +34,32 @@ pub async fn held_by_others(
     .await
 }
 
-/// Claims these hosts (with their kinds, in the same order) for an instance, skipping any
-/// another instance holds (after waiting for a concurrent claim to commit or roll back);
-/// answers how many it claimed.
-pub async fn claim(
+/// In one statement: releases `removed` hosts of an instance, claims `added` ones (with their
+/// kinds, in the same order) skipping any another instance holds (after waiting for a
+/// concurrent claim to commit or roll back), and with `touch` marks the instance as changed.
+/// Answers how many hosts it claimed.
+pub async fn change(
     conn: &mut PgConnection,
     instance_id: &str,
-    hostnames: &[String],
+    removed: &[String],
+    added: &[String],
     kinds: &[&str],
+    touch: bool,
 ) -> sqlx::Result<u64> {
-    let done = sqlx::query(
-        "INSERT INTO domains (hostname, instance_id, kind) \
-         SELECT h, $1, k FROM UNNEST($2::text[], $3::text[]) AS t(h, k) \
-         ON CONFLICT ON CONSTRAINT domains_hostname_key DO NOTHING",
+    sqlx::query_scalar::<_, i64>(
+        "WITH released AS (DELETE FROM domains WHERE instance_id = $1 AND hostname = ANY($2)), \
+              claimed AS (INSERT INTO domains (hostname, instance_id, kind) \
+                          SELECT h, $1, k FROM UNNEST($3::text[], $4::text[]) AS t(h, k) \
+                          ON CONFLICT ON CONSTRAINT domains_hostname_key DO NOTHING RETURNING 1), \
+              touched AS (UPDATE instances SET updated_at = now() WHERE id = $1 AND $5) \
+         SELECT count(*) FROM claimed",
     )
     .bind(instance_id)
-    .bind(hostnames)
+    .bind(removed)
+    .bind(added)
     .bind(kinds)
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected())
-}
-
-/// Releases these hosts of an instance.
-pub async fn delete(
-    conn: &mut PgConnection,
-    instance_id: &str,
-    hosts: &[String],
-) -> sqlx::Result<u64> {
-    let done = sqlx::query("DELETE FROM domains WHERE instance_id = $1 AND hostname = ANY($2)")
-        .bind(instance_id)
-        .bind(hosts)
-        .execute(conn)
-        .await?;
-    Ok(done.rows_affected())
+    .bind(touch)
+    .fetch_one(conn)
+    .await
+    .map(|n| n as u64)
 }

@@ -118,15 +118,6 @@ pub async fn update(
     .await
 }
 
-/// Marks an instance as changed (its domains changed) without touching anything else.
-pub async fn touch(conn: &mut PgConnection, id: &str) -> sqlx::Result<()> {
-    sqlx::query("UPDATE instances SET updated_at = now() WHERE id = $1")
-        .bind(id)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
 #[derive(Debug, Default)]
 pub struct ListFilter<'a> {
     pub status: Option<&'a str>,

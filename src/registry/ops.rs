@@ -297,14 +297,13 @@ async fn sync_domains(
         .map(|d| d.hostname.to_string())
         .collect();
 
-    if !removed.is_empty() {
-        db::domains::delete(conn, id, &removed).await?;
+    if added.is_empty() && removed.is_empty() {
+        return Ok(());
     }
     let added_hosts: Vec<String> = added.iter().map(|d| d.hostname.to_string()).collect();
     let kinds: Vec<&str> = added.iter().map(|d| d.kind.as_str()).collect();
-    if !added.is_empty()
-        && db::domains::claim(conn, id, &added_hosts, &kinds).await? < added.len() as u64
-    {
+    let claimed = db::domains::change(conn, id, &removed, &added_hosts, &kinds, touch).await?;
+    if claimed < added.len() as u64 {
         // Some host is held by another instance: say which (the transaction is abandoned).
         return Err(
             match db::domains::held_by_others(conn, id, &added_hosts)
@@ -320,9 +319,6 @@ async fn sync_domains(
                 None => RegistryError::HostTakenConcurrently,
             },
         );
-    }
-    if touch && (!added.is_empty() || !removed.is_empty()) {
-        db::instances::touch(conn, id).await?;
     }
     Ok(())
 }
