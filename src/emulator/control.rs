@@ -147,6 +147,7 @@ async fn put_faults(emu: web::Data<Emu>, body: web::Bytes) -> Result<HttpRespons
     let faults: Faults = serde_json::from_slice(&body)
         .map_err(|e| MgmtError::invalid_body(format!("Invalid faults: {e}")))?;
     faults.check().map_err(MgmtError::invalid_body)?;
+    *emu.fault_rng.lock().expect("fault rng lock") = faults.seeded_rng();
     *emu.faults.write().expect("faults lock") = faults.clone();
     Ok(json_response(
         StatusCode::OK,

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use rand::Rng;
+use rand::{Rng, SeedableRng, rngs::StdRng};
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -23,6 +23,9 @@ pub struct Faults {
     /// Once, the next request to this `METHOD /path` (e.g. `POST /api/v2/clients`) is
     /// processed and its connection cut before the answer.
     pub drop_next: Option<String>,
+    /// Draw faults from a generator seeded with this, so that the same requests in the same
+    /// order meet the same faults (a test that must not depend on luck); without it, at random.
+    pub seed: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -41,6 +44,11 @@ pub enum Fault {
 }
 
 impl Faults {
+    /// The generator to draw from, when a seed is named.
+    pub fn seeded_rng(&self) -> Option<StdRng> {
+        self.seed.map(StdRng::seed_from_u64)
+    }
+
     pub fn check(&self) -> Result<(), String> {
         for (name, rate) in [
             ("error_rate", self.error_rate),

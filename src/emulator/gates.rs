@@ -78,7 +78,10 @@ pub async fn faults(
             faults.drop_next = None;
             (None, Fault::Drop)
         } else {
-            faults.draw(&mut rand::thread_rng())
+            match emu.fault_rng.lock().expect("fault rng lock").as_mut() {
+                Some(seeded) => faults.draw(seeded),
+                None => faults.draw(&mut rand::thread_rng()),
+            }
         }
     };
     if let Some(delay) = latency {

@@ -76,6 +76,8 @@ pub struct Emu {
     pub tenant: Mutex<Tenant>,
     pub bucket: Mutex<Bucket>,
     pub faults: RwLock<Faults>,
+    /// The generator faults are drawn from when they name a seed.
+    pub fault_rng: Mutex<Option<rand::rngs::StdRng>>,
     /// Answers given, by `METHOD route status`.
     pub stats: Mutex<BTreeMap<String, u64>>,
     /// Sessions, pending logins, codes and refresh tokens (lock after `tenant`, never before).
@@ -144,6 +146,7 @@ impl Emulator {
                 Instant::now(),
             )),
             faults: RwLock::new(config.faults.clone()),
+            fault_rng: Mutex::new(config.faults.seeded_rng()),
             stats: Mutex::new(BTreeMap::new()),
             login: Mutex::default(),
             action: config
