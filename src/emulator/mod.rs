@@ -101,6 +101,9 @@ pub struct Emulator {
     port: u16,
     base_url: String,
     server: Server,
+    /// The Action's harness file, removed when the server stops (its workers may outlive the
+    /// process's last await, and with them the `Action` that would remove it when dropped).
+    harness: Option<PathBuf>,
 }
 
 impl Emulator {
@@ -155,6 +158,7 @@ impl Emulator {
                 .map(login::action::Action::new)
                 .transpose()?,
         });
+        let harness = emu.action.as_ref().map(|a| a.harness().to_owned());
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(emu.clone())
@@ -191,6 +195,7 @@ impl Emulator {
             port,
             base_url,
             server,
+            harness,
         })
     }
 
@@ -211,6 +216,9 @@ impl Emulator {
         });
         let result = self.server.await;
         stopper.abort();
+        if let Some(harness) = self.harness {
+            let _ = std::fs::remove_file(harness);
+        }
         Ok(result?)
     }
 }

@@ -85,6 +85,11 @@ impl Action {
         })
     }
 
+    /// The harness file this Action runs through.
+    pub fn harness(&self) -> &std::path::Path {
+        &self.harness
+    }
+
     pub fn secrets(&self) -> Value {
         json!(self.config.secrets)
     }
