@@ -69,7 +69,11 @@ impl Registry {
             forget_access(conn, actor, id).await?;
         }
         // A row inserted by this transaction already has updated_at = now().
-        sync_domains(conn, &before, &wanted, !created).await?;
+        let domains_changed = sync_domains(conn, &before, &wanted, !created).await?;
+        if !created && !domains_changed && *owner == before.owner && status == before.status {
+            // The common redeploy: nothing to write, audit or read again.
+            return Ok((before, Deployed::Unchanged));
+        }
         let after = self
             .finish(
                 conn,
@@ -275,14 +279,14 @@ async fn forget_access(conn: &mut PgConnection, actor: &Actor, id: &InstanceId) 
 }
 
 /// Brings an instance's domains to `wanted`: releases the others and claims the new ones,
-/// and with `touch` marks the instance as changed if they changed. A host held by another
-/// instance is a conflict, and the caller's transaction is abandoned.
+/// and with `touch` marks the instance as changed if they changed; answers whether they did.
+/// A host held by another instance is a conflict, and the caller's transaction is abandoned.
 async fn sync_domains(
     conn: &mut PgConnection,
     current: &Instance,
     wanted: &[Domain],
     touch: bool,
-) -> Result<()> {
+) -> Result<bool> {
     let id = current.id.as_str();
     let have: HashSet<&Hostname> = current.domains.iter().map(|d| &d.hostname).collect();
     let want: HashSet<&Hostname> = wanted.iter().map(|d| &d.hostname).collect();
@@ -298,7 +302,7 @@ async fn sync_domains(
         .collect();
 
     if added.is_empty() && removed.is_empty() {
-        return Ok(());
+        return Ok(false);
     }
     let added_hosts: Vec<String> = added.iter().map(|d| d.hostname.to_string()).collect();
     let kinds: Vec<&str> = added.iter().map(|d| d.kind.as_str()).collect();
@@ -320,5 +324,5 @@ async fn sync_domains(
             },
         );
     }
-    Ok(())
+    Ok(true)
 }
