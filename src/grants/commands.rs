@@ -48,8 +48,7 @@ impl Commands {
     ) -> Result<Grant> {
         let mut tx = self.pool.begin().await?;
         let (grant, revision) = self.rules.add(&mut tx, actor, id, subject, role).await?;
-        tx.commit().await?;
-        self.live.revisions.observe(id.as_str(), revision);
+        self.commit(tx, id, revision).await?;
         Ok(grant)
     }
 
@@ -65,17 +64,14 @@ impl Commands {
             .rules
             .set_role(&mut tx, actor, id, grant_id, role)
             .await?;
-        tx.commit().await?;
-        self.live.revisions.observe(id.as_str(), revision);
+        self.commit(tx, id, revision).await?;
         Ok(grant)
     }
 
     pub async fn remove(&self, actor: &Actor, id: &InstanceId, grant_id: Uuid) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         let revision = self.rules.remove(&mut tx, actor, id, grant_id).await?;
-        tx.commit().await?;
-        self.live.revisions.observe(id.as_str(), revision);
-        Ok(())
+        self.commit(tx, id, revision).await
     }
 
     pub async fn replace(
@@ -86,9 +82,20 @@ impl Commands {
     ) -> Result<Replaced> {
         let mut tx = self.pool.begin().await?;
         let done = self.rules.replace(&mut tx, actor, id, wanted).await?;
-        tx.commit().await?;
-        self.live.revisions.observe(id.as_str(), done.revision);
+        self.commit(tx, id, done.revision).await?;
         Ok(done)
+    }
+
+    /// Commits a change and tells this replica's memory the instance's revision after it.
+    pub(super) async fn commit(
+        &self,
+        tx: sqlx::Transaction<'_, sqlx::Postgres>,
+        id: &InstanceId,
+        revision: i64,
+    ) -> Result<()> {
+        tx.commit().await?;
+        self.live.revisions.observe(id.as_str(), revision);
+        Ok(())
     }
 
     /// The person's standing on the instance (a read; no lock).
@@ -116,9 +123,5 @@ impl Commands {
 
     pub(super) fn pool(&self) -> &PgPool {
         &self.pool
-    }
-
-    pub(super) fn live(&self) -> &Live {
-        &self.live
     }
 }

@@ -91,8 +91,7 @@ impl Commands {
             .await?
         {
             Some((_, revision)) => {
-                tx.commit().await?;
-                self.live().revisions.observe(id.as_str(), revision);
+                self.commit(tx, &id, revision).await?;
                 Ok(decision)
             }
             None => {

@@ -58,6 +58,14 @@ impl Live {
         }
     }
 
+    /// Tells this replica's memory of a new instance's first key, without reading anything
+    /// back: a new instance has no other keys and no grants (revision 0).
+    pub fn first_key(&self, instance_id: &str, key: &secrecy::SecretString) {
+        use secrecy::ExposeSecret;
+        self.keys
+            .insert(crate::keys::hash(key.expose_secret()), instance_id);
+    }
+
     pub fn mark_unsynced(&self) {
         self.revisions.mark_unsynced();
         self.keys.mark_unsynced();

@@ -58,6 +58,9 @@ pub struct Failure {
 /// `fleetgate_http_requests_total` and `fleetgate_http_requests_duration_seconds`, by
 /// endpoint (the route's pattern, `UNMATCHED` for paths no route has), method and status.
 pub struct HttpMetrics {
+    /// Tells this set of metrics from another in the per-thread cache of children (tests and
+    /// benchmarks run several servers in one process).
+    id: usize,
     requests: IntCounterVec,
     duration: HistogramVec,
 }
@@ -80,7 +83,13 @@ impl HttpMetrics {
         )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(duration.clone()))?;
-        Ok(Self { requests, duration })
+        static NEXT_ID: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(Self {
+            id,
+            requests,
+            duration,
+        })
     }
 
     fn record(
@@ -106,7 +115,7 @@ impl HttpMetrics {
                 RefCell::default();
         }
         CHILDREN.with_borrow_mut(|children| {
-            let key = (endpoint.as_ptr() as usize, method.clone(), status);
+            let key = (self.id, endpoint.as_ptr() as usize, method.clone(), status);
             let (count, time) = children.entry(key).or_insert_with(|| {
                 let l = labels(endpoint);
                 let l = [l[0].as_str(), l[1].as_str(), l[2].as_str()];
@@ -121,8 +130,8 @@ impl HttpMetrics {
     }
 }
 
-/// A route (by its pattern's address), method and status.
-type ChildKey = (usize, Method, u16);
+/// A set of metrics, a route (by its pattern's address), method and status.
+type ChildKey = (usize, usize, Method, u16);
 
 /// What kind of access line an answer gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -216,6 +225,22 @@ mod tests {
     use super::*;
 
     const POLL: Option<&str> = Some("/v1/instances/{id}/grants");
+
+    #[test]
+    fn two_servers_on_one_thread_count_in_their_own_registries() {
+        let (a, b) = (Registry::new(), Registry::new());
+        let (ma, mb) = (HttpMetrics::new(&a).unwrap(), HttpMetrics::new(&b).unwrap());
+        ma.record(POLL, "", &Method::GET, 304, 0.001);
+        mb.record(POLL, "", &Method::GET, 304, 0.001);
+        mb.record(POLL, "", &Method::GET, 304, 0.001);
+        let count = |r: &Registry| {
+            r.gather()
+                .iter()
+                .find(|f| f.name() == "fleetgate_http_requests_total")
+                .map(|f| f.get_metric()[0].get_counter().get_value())
+        };
+        assert_eq!((count(&a), count(&b)), (Some(1.0), Some(2.0)));
+    }
 
     #[test]
     fn only_successes_of_quiet_routes_are_routine() {

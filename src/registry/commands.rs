@@ -74,7 +74,7 @@ impl Commands {
             .await?;
         let key = keys::issue(&mut tx, instance.id.as_str(), &actor.name).await?;
         tx.commit().await?;
-        self.live.refresh(&self.pool, id.as_str()).await;
+        self.live.first_key(id.as_str(), &key);
         Ok((instance, key))
     }
 

@@ -6,7 +6,7 @@
 //! in that answer only: fleetgate keeps its hash, so a redelivery's answer lacks it (rotate to
 //! get a new one).
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde_json::Value;
 
 use super::{Deployed, Instance, RegistryError, Result, commands::Commands};
@@ -94,10 +94,7 @@ impl Commands {
         // A key issued, or revoked: this replica knows at once (others by notification).
         let id = instance.id.as_str();
         match (deployed, &key) {
-            // A new instance: its first key is all there is to know (revision 0).
-            (Some(Deployed::Created), Some(key)) => {
-                live.keys.insert(keys::hash(key.expose_secret()), id)
-            }
+            (Some(Deployed::Created), Some(key)) => live.first_key(id, key),
             // Its keys and grants are as they were.
             (Some(Deployed::Updated | Deployed::Unchanged), None) => {}
             _ => live.refresh(pool, id).await,

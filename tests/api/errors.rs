@@ -100,6 +100,42 @@ async fn framework_errors_are_problem_json(pool: PgPool) {
     assert_eq!(app.snapshot().await, before);
 }
 
+/// Ready means the memory polls are answered from was loaded: while its first load waits
+/// (here on a locked table), `/readyz` is 503 though the database answers, and 200 after.
+#[sqlx::test]
+async fn readyz_waits_for_the_memory_of_keys_and_revisions(pool: PgPool) {
+    let mut lock = pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE instance_keys IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let tenant = TestTenant::start().await;
+    let (addr, _stop, _task) = spawn_process(&pool, &tenant.base_url, &[]);
+    let http = reqwest::Client::new();
+    let ready = || http.get(format!("{addr}/readyz")).send();
+    let mut first = None;
+    for _ in 0..100 {
+        if let Ok(res) = ready().await {
+            first = Some(res);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let res = first.expect("the server answers");
+    let body = res.text().await.unwrap();
+    assert!(body.contains("still being loaded"), "{body}");
+    lock.rollback().await.unwrap();
+    let mut status = 0;
+    for _ in 0..100 {
+        status = ready().await.unwrap().status().as_u16();
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, 200, "ready once the memory is loaded");
+}
+
 #[sqlx::test]
 async fn health_ready_metrics_and_request_ids(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
