@@ -25,11 +25,8 @@ mod common;
 
 use common::{open_loop, process, report, wrk};
 use fleetgate::{
-    domain::Actor,
-    domain::{Hostname, InstanceId, UserId},
+    domain::{Actor, InstanceId, UserId},
     grants::{Grants, Subject},
-    keys,
-    registry::Registry,
 };
 use secrecy::ExposeSecret;
 use serde_json::json;
@@ -59,28 +56,15 @@ async fn run() -> anyhow::Result<()> {
     fleetgate::startup::migrate(&pool).await?;
 
     // Two instances: `small` (three grants, polled) and `big` (given `grants` grants by PUT).
-    let registry = Registry::new(Some(Hostname::parse("apps.example.com")?));
+    let keys = [
+        common::polled_instance(&pool, "small", "www.small.com", 3).await?,
+        common::polled_instance(&pool, "big", "www.big.com", 0).await?,
+    ];
     let actor = Actor {
         name: "bench".into(),
         request_id: None,
     };
     let store = Grants::new(vec!["member".into(), "admin".into()], 1000);
-    let mut keys = Vec::new();
-    for (id, host) in [("small", "www.small.com"), ("big", "www.big.com")] {
-        let mut tx = pool.begin().await?;
-        let id = InstanceId::parse(id)?;
-        registry
-            .deploy(
-                &mut tx,
-                &actor,
-                &id,
-                &UserId::parse("auth0|owner")?,
-                &[Hostname::parse(host)?],
-            )
-            .await?;
-        keys.push(keys::issue(&mut tx, id.as_str(), "bench").await?);
-        tx.commit().await?;
-    }
     let small = InstanceId::parse("small")?;
     let add = |n: usize| {
         let (pool, store, actor, small) =
@@ -93,9 +77,6 @@ async fn run() -> anyhow::Result<()> {
             anyhow::Ok(revision)
         }
     };
-    for n in 0..3 {
-        add(n).await?;
-    }
 
     let tenant = common::Tenant::start().await?;
     let mut vars = common::fleetgate_vars(&db.url, &tenant);

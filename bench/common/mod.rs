@@ -171,6 +171,46 @@ pub fn fleetgate_vars(db_url: &str, tenant: &Tenant) -> Vec<(&'static str, Strin
     ]
 }
 
+/// Deploys instance `id` on `host` (owner `auth0|owner`), issues its instance key and gives it
+/// `grants` members (`auth0|user-0`, …), one change each: its grants revision is `grants`.
+pub async fn polled_instance(
+    pool: &sqlx::PgPool,
+    id: &str,
+    host: &str,
+    grants: usize,
+) -> anyhow::Result<secrecy::SecretString> {
+    use fleetgate::{
+        domain::{Actor, Hostname, InstanceId, UserId},
+        grants::{Grants, Subject},
+        registry::Registry,
+    };
+    let actor = Actor {
+        name: "bench".into(),
+        request_id: None,
+    };
+    let id = InstanceId::parse(id)?;
+    let mut tx = pool.begin().await?;
+    Registry::new(Some(Hostname::parse("apps.example.com")?))
+        .deploy(
+            &mut tx,
+            &actor,
+            &id,
+            &UserId::parse("auth0|owner")?,
+            &[Hostname::parse(host)?],
+        )
+        .await?;
+    let key = fleetgate::keys::issue(&mut tx, id.as_str(), "bench").await?;
+    tx.commit().await?;
+    let store = Grants::new(vec!["member".into(), "admin".into()], 1000);
+    for n in 0..grants {
+        let mut tx = pool.begin().await?;
+        let user = Subject::User(UserId::parse(&format!("auth0|user-{n}"))?);
+        store.add(&mut tx, &actor, &id, &user, "member").await?;
+        tx.commit().await?;
+    }
+    Ok(key)
+}
+
 /// A folder for one run's files (logs, request files), removed by the caller.
 pub fn scratch(label: &str) -> anyhow::Result<std::path::PathBuf> {
     let dir = std::env::temp_dir().join(format!("fleetgate-bench-{label}-{}", std::process::id()));

@@ -48,10 +48,19 @@ pub fn free_port() -> anyhow::Result<u16> {
 /// Starts `fleetgate serve` with exactly `vars` (nothing inherited but `PATH`), logging to a
 /// file under `dir`, and waits until `/readyz` answers 200; answers it with the time that took.
 pub async fn fleetgate(vars: &[(&str, String)], dir: &Path) -> anyhow::Result<(Server, Duration)> {
+    fleetgate_under(&[], vars, dir).await
+}
+
+/// [`fleetgate`] run by `prefix` (`valgrind --tool=cachegrind …`), if not empty.
+pub async fn fleetgate_under(
+    prefix: &[String],
+    vars: &[(&str, String)],
+    dir: &Path,
+) -> anyhow::Result<(Server, Duration)> {
     let port = free_port()?;
     let log = dir.join(format!("fleetgate-{port}.log"));
     let started = Instant::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_fleetgate"))
+    let child = command(prefix, Path::new(env!("CARGO_BIN_EXE_fleetgate")))
         .arg("serve")
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -79,8 +88,13 @@ pub async fn fleetgate(vars: &[(&str, String)], dir: &Path) -> anyhow::Result<(S
 
 /// Starts this benchmark's own executable as the reference server (see [`serve_reference`]).
 pub async fn reference() -> anyhow::Result<Server> {
+    reference_under(&[]).await
+}
+
+/// [`reference`] run by `prefix`, if not empty.
+pub async fn reference_under(prefix: &[String]) -> anyhow::Result<Server> {
     let port = free_port()?;
-    let child = Command::new(std::env::current_exe()?)
+    let child = command(prefix, &std::env::current_exe()?)
         .args(["--reference-server", &port.to_string()])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -151,9 +165,38 @@ pub fn serve_reference(port: u16) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `program`, or `prefix` running it.
+fn command(prefix: &[String], program: &Path) -> Command {
+    match prefix.split_first() {
+        None => Command::new(program),
+        Some((first, rest)) => {
+            let mut cmd = Command::new(first);
+            cmd.args(rest).arg(program);
+            cmd
+        }
+    }
+}
+
+impl Server {
+    /// Stops the server as an operator would (SIGTERM) and waits for it to exit, so that what
+    /// runs it (a profiler) can write its results.
+    pub fn stop(mut self) -> anyhow::Result<()> {
+        let pid = libc::pid_t::try_from(self.child.id())?;
+        // SAFETY: kill(2) with a child's pid and a signal number has no memory effects.
+        anyhow::ensure!(
+            unsafe { libc::kill(pid, libc::SIGTERM) } == 0,
+            "cannot signal"
+        );
+        let status = self.child.wait()?;
+        anyhow::ensure!(status.success(), "the server exited with {status}");
+        Ok(())
+    }
+}
+
 async fn wait_ready(url: &str) -> bool {
     let client = reqwest::Client::new();
-    for _ in 0..600 {
+    // Long enough for a server run by valgrind.
+    for _ in 0..6000 {
         if let Ok(r) = client.get(url).send().await
             && (r.status().is_success() || r.status() == 304)
         {
