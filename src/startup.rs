@@ -117,7 +117,7 @@ impl Application {
                     }
                 })
                 .default_service(web::to(framework::no_route))
-                .wrap(actix_web::middleware::from_fn(http::caller::authenticate))
+                .wrap(http::caller::Authenticate)
                 .wrap(framework::problem_for_every_error())
                 .wrap_fn({
                     let http_metrics = http_metrics.clone();

@@ -19,8 +19,9 @@ pub struct Email(String);
 
 impl Email {
     pub fn parse(input: &str) -> Result<Self, ParseError> {
-        let shown = printable(input);
-        let fail = |rule: &str| Err(ParseError::new(format!("email '{shown}' {rule}")));
+        // The echo is made only for a refusal: the login decision parses one per login.
+        let shown = || printable(input);
+        let fail = |rule: &str| Err(ParseError::new(format!("email '{}' {rule}", shown())));
         let Some((local, domain)) = input.rsplit_once('@') else {
             return fail("must look like name@example.com");
         };
@@ -40,7 +41,7 @@ impl Email {
             );
         }
         let domain = Hostname::parse(domain)
-            .map_err(|e| ParseError::new(format!("email '{shown}' has a bad domain: {e}")))?;
+            .map_err(|e| ParseError::new(format!("email '{}' has a bad domain: {e}", shown())))?;
         let email = format!("{}@{}", local.to_ascii_lowercase(), domain.as_str());
         if email.len() > 254 {
             return fail("is longer than 254 characters");

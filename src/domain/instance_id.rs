@@ -11,8 +11,9 @@ pub struct InstanceId(String);
 
 impl InstanceId {
     pub fn parse(input: &str) -> Result<Self, ParseError> {
-        let shown = printable(input);
-        let fail = |rule: &str| Err(ParseError::new(format!("instance id '{shown}' {rule}")));
+        // The echo is made only for a refusal: ids are parsed on every request.
+        let shown = || printable(input);
+        let fail = |rule: &str| Err(ParseError::new(format!("instance id '{}' {rule}", shown())));
         if input.is_empty() {
             return fail("is empty");
         }

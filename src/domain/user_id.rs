@@ -11,8 +11,9 @@ pub struct UserId(String);
 
 impl UserId {
     pub fn parse(input: &str) -> Result<Self, ParseError> {
-        let shown = printable(input);
-        let fail = |rule: &str| Err(ParseError::new(format!("user id '{shown}' {rule}")));
+        // The echo is made only for a refusal: ids are parsed on every request.
+        let shown = || printable(input);
+        let fail = |rule: &str| Err(ParseError::new(format!("user id '{}' {rule}", shown())));
         if input.is_empty() {
             return fail("is empty");
         }

@@ -2,7 +2,6 @@
 //! Kept fresh by notifications (see `listener`), so the no-change poll needs no database.
 
 use std::{
-    collections::HashMap,
     sync::{
         RwLock,
         atomic::{AtomicBool, Ordering},
@@ -10,6 +9,7 @@ use std::{
     time::Duration,
 };
 
+use foldhash::HashMap;
 use prometheus::{IntGauge, Opts};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;

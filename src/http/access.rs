@@ -32,7 +32,7 @@ pub enum Access {
     Admin(String),
     Owner(String),
     InstanceAdmin(String),
-    Instance(String),
+    Instance(std::sync::Arc<str>),
 }
 
 impl Access {
@@ -47,7 +47,7 @@ impl Access {
     }
 
     pub fn actor(&self, req: &HttpRequest) -> Actor {
-        let (kind, who) = match self {
+        let (kind, who): (&str, &str) = match self {
             Access::Admin(sub) => ("admin", sub),
             Access::Owner(sub) => ("owner", sub),
             Access::InstanceAdmin(sub) => ("instance-admin", sub),
@@ -71,7 +71,7 @@ pub async fn instance(
             None,
             "the Action's secret may only ask for login decisions",
         )),
-        Some(Caller::Instance(own)) if own == id.as_str() && want == Want::Read => {
+        Some(Caller::Instance(own)) if *own == *id.as_str() && want == Want::Read => {
             Ok(Access::Instance(own))
         }
         Some(Caller::Instance(_)) => Err(hidden()),

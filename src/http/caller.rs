@@ -5,26 +5,35 @@
 //! A bearer token is one of three things: an instance key (`fgi_…`, looked up in memory), the
 //! Auth0 Action's shared secret, or an Auth0 access token (a JWT).
 
-use std::future::{Ready, ready};
+use std::{
+    future::{Ready, ready},
+    pin::Pin,
+    rc::Rc,
+    sync::Arc,
+};
 
 use actix_web::{
     Error, FromRequest, HttpMessage, HttpRequest, ResponseError,
     body::{EitherBody, MessageBody},
-    dev::{Payload, ServiceRequest, ServiceResponse},
+    dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform, forward_ready},
     http::{
         StatusCode,
         header::{self, HeaderMap},
     },
-    middleware::Next,
     web,
 };
-use secrecy::{ExposeSecret, SecretString};
+use chrono::Utc;
+use futures_util::{
+    FutureExt,
+    future::{Either, Map},
+};
+use secrecy::ExposeSecret;
 use subtle::ConstantTimeEq;
 
 use super::{AppState, error::ApiError};
 use crate::{
     auth::jwt::{Claims, TokenError},
-    keys,
+    keys::{self, Lookup},
 };
 
 /// A caller whose credential checked out.
@@ -32,8 +41,8 @@ use crate::{
 pub enum Caller {
     /// A person or tool with an Auth0 access token for fleetgate's audience.
     User(Claims),
-    /// An instance's own API, by its instance key.
-    Instance(String),
+    /// An instance's own API, by its instance key: the instance's id.
+    Instance(Arc<str>),
     /// The Auth0 post-login Action, by the shared secret.
     Action,
 }
@@ -45,27 +54,96 @@ const REALM: &str = "fleetgate";
 /// anything else about the request is looked at, and keeps it in the request: a request
 /// without a credential, or with a bad one, is a 401 whatever its body or query. The deploy
 /// hook (its signature covers the body) and the operations endpoints do not look at it.
-pub async fn authenticate(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
-    let path = req.path();
-    let checked = path.starts_with("/v1/") && !path.starts_with("/v1/hooks/");
-    if !checked {
-        return next
-            .call(req)
-            .await
-            .map(ServiceResponse::map_into_left_body);
+///
+/// The instance key found in memory and the Action's secret (every poll, every login
+/// decision) are identified right here and the request passed on as it is; everything else
+/// (an Auth0 token, a key while the memory is not in step, a refusal) in a future of its own.
+pub struct Authenticate;
+
+impl<S, B> Transform<S, ServiceRequest> for Authenticate
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = Error;
+    type Transform = AuthenticateService<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, ()>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(AuthenticateService {
+            service: Rc::new(service),
+        }))
     }
-    // Borrowed, not cloned: a clone per request is an atomic on a counter every worker shares.
-    let Some(state) = req.app_data::<web::Data<AppState>>() else {
+}
+
+pub struct AuthenticateService<S> {
+    service: Rc<S>,
+}
+
+type Answer<B> = Result<ServiceResponse<EitherBody<B>>, Error>;
+type Passed<B> = fn(Result<ServiceResponse<B>, Error>) -> Answer<B>;
+
+impl<S, B> Service<ServiceRequest> for AuthenticateService<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = Error;
+    type Future = Either<Map<S::Future, Passed<B>>, Pin<Box<dyn Future<Output = Answer<B>>>>>;
+
+    forward_ready!(service);
+
+    fn call(&self, req: ServiceRequest) -> Self::Future {
+        let passed: Passed<B> = |r| r.map(ServiceResponse::map_into_left_body);
+        if is_checked(req.path()) {
+            match identify_at_once(&req) {
+                Some(caller) => {
+                    req.extensions_mut().insert(caller);
+                }
+                None => return Either::Right(Box::pin(authenticate(self.service.clone(), req))),
+            }
+        }
+        Either::Left(self.service.call(req).map(passed))
+    }
+}
+
+/// Whether a path's requests need a credential.
+fn is_checked(path: &str) -> bool {
+    path.starts_with("/v1/") && !path.starts_with("/v1/hooks/")
+}
+
+/// The caller, when the request's credential can be checked without waiting: an instance key
+/// the memory knows, the Action's secret.
+fn identify_at_once(req: &ServiceRequest) -> Option<Caller> {
+    let state = req.app_data::<web::Data<AppState>>()?;
+    let token = bearer_token(req.headers()).ok()?;
+    if keys::looks_like_key(token) {
+        return match state.live.keys.lookup(token, Utc::now()) {
+            Lookup::Instance(id) => Some(Caller::Instance(id)),
+            Lookup::Unknown | Lookup::NotSynced => None,
+        };
+    }
+    is_action_secret(state, token).then_some(Caller::Action)
+}
+
+/// The checked request whose caller [`identify_at_once`] could not tell: identified (an Auth0
+/// token, a key looked up in the database) and passed on, or refused.
+async fn authenticate<S, B>(service: Rc<S>, req: ServiceRequest) -> Answer<B>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
+    B: MessageBody,
+{
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
         let e = ApiError::internal(anyhow::anyhow!("application state missing"));
         return Ok(req.into_response(e.error_response()).map_into_right_body());
     };
     let identified = if req.headers().contains_key(header::AUTHORIZATION) {
         match bearer_token(req.headers()) {
             Err(e) => Err(e),
-            Ok(token) => identify(state, SecretString::from(token)).await,
+            Ok(token) => identify(&state, token).await,
         }
     } else {
         Err(credentials_required())
@@ -73,7 +151,7 @@ pub async fn authenticate(
     let refused = match identified {
         Ok(caller) => {
             req.extensions_mut().insert(caller);
-            return next
+            return service
                 .call(req)
                 .await
                 .map(ServiceResponse::map_into_left_body);
@@ -103,27 +181,31 @@ fn too_many_failures(wait: std::time::Duration) -> ApiError {
     .with_retry_after(wait.as_secs().max(1))
 }
 
-async fn identify(state: &AppState, token: SecretString) -> Result<Caller, ApiError> {
-    let raw = token.expose_secret();
-    if keys::looks_like_key(raw) {
-        return instance(state, &token).await.map(Caller::Instance);
+async fn identify(state: &AppState, token: &str) -> Result<Caller, ApiError> {
+    if keys::looks_like_key(token) {
+        return instance(state, token).await.map(Caller::Instance);
     }
-    if let Some(secret) = &state.action_secret
-        && bool::from(raw.as_bytes().ct_eq(secret.expose_secret().as_bytes()))
-    {
+    if is_action_secret(state, token) {
         return Ok(Caller::Action);
     }
-    // Boxed, here and below: the slow paths' futures are large, and every request's future
-    // would otherwise carry (and copy) their size.
-    Box::pin(state.tokens.verify(raw))
+    state
+        .tokens
+        .verify(token)
         .await
         .map(Caller::User)
         .map_err(token_error)
 }
 
+fn is_action_secret(state: &AppState, token: &str) -> bool {
+    state
+        .action_secret
+        .as_ref()
+        .is_some_and(|secret| bool::from(token.as_bytes().ct_eq(secret.expose_secret().as_bytes())))
+}
+
 /// The instance a key belongs to: from memory, or from the database while the memory is not
 /// in step with it.
-async fn instance(state: &AppState, key: &SecretString) -> Result<String, ApiError> {
+async fn instance(state: &AppState, key: &str) -> Result<Arc<str>, ApiError> {
     let refused = || {
         ApiError::unauthorized(
             format!(r#"Bearer realm="{REALM}", error="invalid_token""#),
@@ -150,8 +232,8 @@ fn token_error(e: TokenError) -> ApiError {
     }
 }
 
-/// The token of an `Authorization: Bearer …` header.
-fn bearer_token(headers: &HeaderMap) -> Result<String, ApiError> {
+/// The token of an `Authorization: Bearer …` header: visible ASCII after the scheme.
+fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
     let malformed = || {
         ApiError::unauthorized(
             format!(r#"Bearer realm="{REALM}", error="invalid_request""#),
@@ -160,14 +242,16 @@ fn bearer_token(headers: &HeaderMap) -> Result<String, ApiError> {
     };
     let value = headers
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
+        .ok_or_else(malformed)?
+        .as_bytes();
+    let (scheme, token) = value
+        .iter()
+        .position(|b| *b == b' ')
+        .map(|at| (&value[..at], value[at + 1..].trim_ascii()))
         .ok_or_else(malformed)?;
-    match value.split_once(' ') {
-        Some((scheme, token))
-            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
-        {
-            Ok(token.trim().to_owned())
-        }
+    let visible = !token.is_empty() && token.iter().all(u8::is_ascii_graphic);
+    match std::str::from_utf8(token) {
+        Ok(token) if visible && scheme.eq_ignore_ascii_case(b"bearer") => Ok(token),
         _ => Err(malformed()),
     }
 }
@@ -237,4 +321,44 @@ pub fn credentials_required() -> ApiError {
 /// The caller the middleware identified, if any.
 pub fn caller(req: &HttpRequest) -> Option<Caller> {
     req.extensions().get::<Caller>().cloned()
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::http::header::HeaderValue;
+
+    use super::*;
+
+    fn token_of(value: &[u8]) -> Option<String> {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_bytes(value).unwrap(),
+        );
+        bearer_token(&headers).ok().map(str::to_owned)
+    }
+
+    #[test]
+    fn a_bearer_token_is_the_visible_ascii_after_the_scheme() {
+        assert_eq!(token_of(b"Bearer fgi_abc").as_deref(), Some("fgi_abc"));
+        assert_eq!(token_of(b"bEARER   abc.def  ").as_deref(), Some("abc.def"));
+        for refused in [
+            &b"Basic abc"[..],
+            b"Bearer",
+            b"Bearer ",
+            b"Bearer   ",
+            b"Bearer\tabc",
+            b"Bearer a b",
+            b"Bearer \xc3\xa9",
+            b"Bearerabc",
+        ] {
+            assert_eq!(
+                token_of(refused),
+                None,
+                "{}",
+                String::from_utf8_lossy(refused)
+            );
+        }
+        assert!(bearer_token(&HeaderMap::new()).is_err(), "no header");
+    }
 }

@@ -83,12 +83,13 @@ pub async fn decide_login(
 /// The host of the redirect URI; None when it is not a name (an IP address), which no instance
 /// holds. A value that is not an http(s) URL is a 422.
 fn redirect_host(raw: &str) -> Result<Option<Hostname>, ApiError> {
-    let shown = printable(raw);
+    let shown = || printable(raw);
     let url = url::Url::parse(raw)
-        .map_err(|e| ApiError::invalid(format!("redirect_uri '{shown}' is not a URL ({e})")))?;
+        .map_err(|e| ApiError::invalid(format!("redirect_uri '{}' is not a URL ({e})", shown())))?;
     if !matches!(url.scheme(), "https" | "http") {
         return Err(ApiError::invalid(format!(
-            "redirect_uri '{shown}' must be an http or https URL"
+            "redirect_uri '{}' must be an http or https URL",
+            shown()
         )));
     }
     Ok(match url.host() {

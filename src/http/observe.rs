@@ -6,10 +6,11 @@
 //! (500 and above) at ERROR with its cause, which the error puts in the answer for this line
 //! (never in the body). Successful answers of the [`QUIET`] routes are at DEBUG (and counted
 //! in the metrics all the same): the grants poll and its long-poll wake-ups, thousands a
-//! second on a large platform, and login decisions, whose handler logs each decision. With `RUST_LOG=debug`, every line a request logs sits in a
-//! `request` span carrying its id; at INFO no span is made, which the hot paths would pay for.
+//! second on a large platform, and login decisions, whose handler logs each decision. With
+//! `RUST_LOG=debug`, every line a request logs sits in a `request` span carrying its id; at
+//! INFO no span is made or entered, which the hot paths would pay for.
 
-use std::{cell::RefCell, collections::HashMap, sync::Arc, time::Instant};
+use std::{cell::RefCell, sync::Arc, time::Instant};
 
 use actix_web::{
     Error, HttpMessage,
@@ -19,6 +20,8 @@ use actix_web::{
         header::{HeaderName, HeaderValue},
     },
 };
+use foldhash::HashMap;
+use futures_util::future::Either;
 use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
 };
@@ -100,7 +103,8 @@ impl HttpMetrics {
         status: u16,
         seconds: f64,
     ) {
-        let labels = |e: &str| [e.to_owned(), method.to_string(), status.to_string()];
+        let method = method_label(method);
+        let labels = |e: &str| [e.to_owned(), method.to_owned(), status.to_string()];
         let Some(endpoint) = endpoint else {
             let l = labels(fallback);
             let l = [l[0].as_str(), l[1].as_str(), l[2].as_str()];
@@ -115,7 +119,12 @@ impl HttpMetrics {
                 RefCell::default();
         }
         CHILDREN.with_borrow_mut(|children| {
-            let key = (self.id, endpoint.as_ptr() as usize, method.clone(), status);
+            let key = (
+                self.id,
+                endpoint.as_ptr() as usize,
+                method.as_ptr() as usize,
+                status,
+            );
             let (count, time) = children.entry(key).or_insert_with(|| {
                 let l = labels(endpoint);
                 let l = [l[0].as_str(), l[1].as_str(), l[2].as_str()];
@@ -130,8 +139,30 @@ impl HttpMetrics {
     }
 }
 
-/// A set of metrics, a route (by its pattern's address), method and status.
-type ChildKey = (usize, usize, Method, u16);
+/// A set of metrics, a route (by its pattern's address), method (by its label's address) and
+/// status.
+type ChildKey = (usize, usize, usize, u16);
+
+/// The methods that are labels of their own; any other is `OTHER`. A method is whatever token
+/// the caller sends, and every label value is a series kept for good.
+static METHODS: [Method; 9] = [
+    Method::GET,
+    Method::POST,
+    Method::PUT,
+    Method::PATCH,
+    Method::DELETE,
+    Method::HEAD,
+    Method::OPTIONS,
+    Method::CONNECT,
+    Method::TRACE,
+];
+
+fn method_label(method: &Method) -> &'static str {
+    METHODS
+        .iter()
+        .find(|m| *m == method)
+        .map_or("OTHER", Method::as_str)
+}
 
 /// What kind of access line an answer gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,7 +218,7 @@ where
     let span = tracing::debug_span!("request", request_id = id.as_str(), method = %req.method(), path = %req.path());
     let fut = srv.call(req);
     let metrics = metrics.clone();
-    async move {
+    let answer = async move {
         let mut res = fut.await?;
         let seconds = started.elapsed().as_secs_f64();
         let status = res.status();
@@ -208,16 +239,31 @@ where
         let (method, path, millis) = (req.method(), req.path(), seconds * 1000.0);
         let request_id = id.as_str();
         let status_code = status.as_u16();
-        match (line_for(status, endpoint, method), res.response().extensions().get::<Failure>()) {
-            (Line::Failure, Some(f)) => tracing::error!(request_id, %method, path, status = status_code, millis, code = f.code, error = %f.cause, "request failed"),
-            (Line::Failure, None) => tracing::warn!(request_id, %method, path, status = status_code, millis, "answered"),
-            (Line::Routine, _) => tracing::debug!(request_id, %method, path, status = status_code, millis, "answered"),
-            (Line::Normal, _) => tracing::info!(request_id, %method, path, status = status_code, millis, "answered"),
+        match (
+            line_for(status, endpoint, method),
+            res.response().extensions().get::<Failure>(),
+        ) {
+            (Line::Failure, Some(f)) => {
+                tracing::error!(request_id, %method, path, status = status_code, millis, code = f.code, error = %f.cause, "request failed")
+            }
+            (Line::Failure, None) => {
+                tracing::warn!(request_id, %method, path, status = status_code, millis, "answered")
+            }
+            (Line::Routine, _) => {
+                tracing::debug!(request_id, %method, path, status = status_code, millis, "answered")
+            }
+            (Line::Normal, _) => {
+                tracing::info!(request_id, %method, path, status = status_code, millis, "answered")
+            }
         }
         res.headers_mut().insert(HEADER, id.0);
         Ok(res)
+    };
+    if span.is_disabled() {
+        Either::Left(answer)
+    } else {
+        Either::Right(answer.instrument(span))
     }
-    .instrument(span)
 }
 
 #[cfg(test)]
@@ -240,6 +286,30 @@ mod tests {
                 .map(|f| f.get_metric()[0].get_counter().get_value())
         };
         assert_eq!((count(&a), count(&b)), (Some(1.0), Some(2.0)));
+    }
+
+    #[test]
+    fn methods_outside_the_standard_nine_share_one_label() {
+        let registry = Registry::new();
+        let metrics = HttpMetrics::new(&registry).unwrap();
+        for method in ["FOO1", "FOO2", "get"] {
+            let method = Method::from_bytes(method.as_bytes()).unwrap();
+            metrics.record(POLL, "", &method, 405, 0.001);
+        }
+        metrics.record(POLL, "", &Method::GET, 304, 0.001);
+        let labels: Vec<String> = registry
+            .gather()
+            .iter()
+            .find(|f| f.name() == "fleetgate_http_requests_total")
+            .unwrap()
+            .get_metric()
+            .iter()
+            .map(|m| {
+                let method = m.get_label().iter().find(|l| l.name() == "method").unwrap();
+                format!("{} {}", method.value(), m.get_counter().get_value())
+            })
+            .collect();
+        assert_eq!(labels, ["GET 1", "OTHER 3"]);
     }
 
     #[test]

@@ -1,29 +1,27 @@
 //! Every live key's hash in memory, so that an instance's poll does not touch the database.
 
-use std::{
-    collections::HashMap,
-    sync::{
-        RwLock,
-        atomic::{AtomicBool, Ordering},
-    },
+use std::sync::{
+    Arc, RwLock,
+    atomic::{AtomicBool, Ordering},
 };
 
 use chrono::{DateTime, Utc};
-use secrecy::{ExposeSecret, SecretString};
+use foldhash::HashMap;
 
-use super::{KeyHash, hash};
+use super::{KeyHash, hash, well_formed};
 use crate::db::keys::KeyRow;
 
 #[derive(Debug, Clone)]
 struct Entry {
-    instance_id: String,
+    /// Shared with every request the key identifies (no copy per request).
+    instance_id: Arc<str>,
     expires_at: Option<DateTime<Utc>>,
 }
 
 /// What the memory says about a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lookup {
-    Instance(String),
+    Instance(Arc<str>),
     Unknown,
     /// The memory is not in step with the database (starting, or notifications interrupted).
     NotSynced,
@@ -37,11 +35,15 @@ pub struct KeyCache {
 }
 
 impl KeyCache {
-    pub fn lookup(&self, key: &SecretString, now: DateTime<Utc>) -> Lookup {
+    /// The instance of `key` at `now`. A token not shaped like a key is no key at all.
+    pub fn lookup(&self, key: &str, now: DateTime<Utc>) -> Lookup {
+        if !well_formed(key) {
+            return Lookup::Unknown;
+        }
         if !self.synced.load(Ordering::Acquire) {
             return Lookup::NotSynced;
         }
-        let hash = hash(key.expose_secret());
+        let hash = hash(key);
         match self.keys.read().expect("key cache lock").get(&hash) {
             Some(e) if e.expires_at.is_none_or(|t| t > now) => {
                 Lookup::Instance(e.instance_id.clone())
@@ -61,7 +63,7 @@ impl KeyCache {
     /// Replaces one instance's keys.
     pub fn replace_instance(&self, instance_id: &str, rows: Vec<KeyRow>) {
         let mut keys = self.keys.write().expect("key cache lock");
-        keys.retain(|_, e| e.instance_id != instance_id);
+        keys.retain(|_, e| &*e.instance_id != instance_id);
         keys.extend(rows.into_iter().filter_map(entry));
     }
 
@@ -69,7 +71,7 @@ impl KeyCache {
     /// of the instance's changes.
     pub fn insert(&self, hash: KeyHash, instance_id: &str) {
         let entry = Entry {
-            instance_id: instance_id.to_owned(),
+            instance_id: instance_id.into(),
             expires_at: None,
         };
         self.keys
@@ -88,7 +90,7 @@ fn entry(row: KeyRow) -> Option<(KeyHash, Entry)> {
     Some((
         hash,
         Entry {
-            instance_id: row.instance_id,
+            instance_id: row.instance_id.into(),
             expires_at: row.expires_at,
         },
     ))
@@ -97,6 +99,8 @@ fn entry(row: KeyRow) -> Option<(KeyHash, Entry)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secrecy::{ExposeSecret, SecretString};
+
     use crate::keys::generate;
 
     fn row(key: &SecretString, instance: &str, expires_at: Option<DateTime<Utc>>) -> KeyRow {
@@ -113,20 +117,28 @@ mod tests {
         let (a, _) = generate();
         let (b, _) = generate();
         let now = Utc::now();
-        assert_eq!(cache.lookup(&a, now), Lookup::NotSynced);
+        assert_eq!(cache.lookup(a.expose_secret(), now), Lookup::NotSynced);
         cache.replace_all(vec![
             row(&a, "acme", None),
             row(&b, "acme", Some(now + chrono::Duration::seconds(5))),
         ]);
-        assert_eq!(cache.lookup(&a, now), Lookup::Instance("acme".into()));
-        assert_eq!(cache.lookup(&b, now), Lookup::Instance("acme".into()));
         assert_eq!(
-            cache.lookup(&b, now + chrono::Duration::seconds(6)),
+            cache.lookup(a.expose_secret(), now),
+            Lookup::Instance("acme".into())
+        );
+        assert_eq!(
+            cache.lookup(b.expose_secret(), now),
+            Lookup::Instance("acme".into())
+        );
+        assert_eq!(
+            cache.lookup(b.expose_secret(), now + chrono::Duration::seconds(6)),
             Lookup::Unknown
         );
         cache.replace_instance("acme", vec![row(&b, "acme", None)]);
-        assert_eq!(cache.lookup(&a, now), Lookup::Unknown);
+        assert_eq!(cache.lookup(a.expose_secret(), now), Lookup::Unknown);
         cache.mark_unsynced();
-        assert_eq!(cache.lookup(&b, now), Lookup::NotSynced);
+        assert_eq!(cache.lookup(b.expose_secret(), now), Lookup::NotSynced);
+        // Not shaped like a key: no key, whatever the memory's state.
+        assert_eq!(cache.lookup("fgi_short", now), Lookup::Unknown);
     }
 }

@@ -9,8 +9,10 @@
 mod cache;
 mod secret;
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde_json::json;
 use sqlx::{PgConnection, PgPool};
 
@@ -144,22 +146,14 @@ pub async fn refresh(
 pub async fn instance_of(
     pool: &PgPool,
     cache: &KeyCache,
-    key: &SecretString,
-) -> sqlx::Result<Option<String>> {
-    if !well_formed(key.expose_secret()) {
-        return Ok(None);
-    }
+    key: &str,
+) -> sqlx::Result<Option<Arc<str>>> {
     match cache.lookup(key, Utc::now()) {
         Lookup::Instance(id) => Ok(Some(id)),
         Lookup::Unknown => Ok(None),
-        // Boxed: the poll's future need not carry (and copy) the database path's size.
         Lookup::NotSynced => {
-            Box::pin(async {
-                let hash = hash(key.expose_secret());
-                let row = db::keys::find(&mut *pool.acquire().await?, &hash).await?;
-                Ok(row.map(|r| r.instance_id))
-            })
-            .await
+            let row = db::keys::find(&mut *pool.acquire().await?, &hash(key)).await?;
+            Ok(row.map(|r| r.instance_id.into()))
         }
     }
 }
