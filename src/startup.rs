@@ -88,10 +88,8 @@ impl Application {
             .registry
             .register(Box::new(live.revisions.parked.clone()))
             .map_err(|e| anyhow::anyhow!("cannot set up metrics: {e}"))?;
-        let http_metrics = Arc::new(
-            observe::HttpMetrics::new(&metrics.registry)
-                .map_err(|e| anyhow::anyhow!("cannot set up metrics: {e}"))?,
-        );
+        let http_metrics = observe::HttpMetrics::new(&metrics.registry)
+            .map_err(|e| anyhow::anyhow!("cannot set up metrics: {e}"))?;
         let registry = web::Data::new(metrics.registry.clone());
         let metrics_server = match settings.metrics_listen {
             None => None,
@@ -118,9 +116,9 @@ impl Application {
                 })
                 .default_service(web::to(framework::no_route))
                 .wrap(http::caller::Authenticate)
-                .wrap(framework::problem_for_every_error())
                 .wrap_fn({
-                    let http_metrics = http_metrics.clone();
+                    // One per worker: the future of every request holds it.
+                    let http_metrics = std::rc::Rc::new(http_metrics.clone());
                     move |req, srv| observe::middleware(req, srv, &http_metrics)
                 })
         })
@@ -226,7 +224,11 @@ fn metrics_server(addr: std::net::SocketAddr, metrics: &Metrics) -> anyhow::Resu
             .app_data(registry.clone())
             .service(web::resource("/metrics").route(web::get().to(crate::metrics::serve)))
             .default_service(web::to(framework::no_route))
-            .wrap(framework::problem_for_every_error())
+            .wrap_fn(|req, srv| {
+                use actix_web::dev::Service;
+                use futures_util::FutureExt;
+                srv.call(req).map(|res| res.map(framework::as_problem))
+            })
     })
     .workers(1)
     .listen(listener)?

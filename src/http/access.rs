@@ -32,7 +32,7 @@ pub enum Access {
     Admin(String),
     Owner(String),
     InstanceAdmin(String),
-    Instance(std::sync::Arc<str>),
+    Instance(String),
 }
 
 impl Access {
@@ -71,7 +71,7 @@ pub async fn instance(
             None,
             "the Action's secret may only ask for login decisions",
         )),
-        Some(Caller::Instance(own)) if *own == *id.as_str() && want == Want::Read => {
+        Some(Caller::Instance(own)) if own == id.as_str() && want == Want::Read => {
             Ok(Access::Instance(own))
         }
         Some(Caller::Instance(_)) => Err(hidden()),

@@ -9,12 +9,10 @@ use std::{
     future::{Ready, ready},
     pin::Pin,
     rc::Rc,
-    sync::Arc,
 };
 
 use actix_web::{
     Error, FromRequest, HttpMessage, HttpRequest, ResponseError,
-    body::{EitherBody, MessageBody},
     dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform, forward_ready},
     http::{
         StatusCode,
@@ -23,10 +21,7 @@ use actix_web::{
     web,
 };
 use chrono::Utc;
-use futures_util::{
-    FutureExt,
-    future::{Either, Map},
-};
+use futures_util::future::Either;
 use secrecy::ExposeSecret;
 use subtle::ConstantTimeEq;
 
@@ -42,7 +37,7 @@ pub enum Caller {
     /// A person or tool with an Auth0 access token for fleetgate's audience.
     User(Claims),
     /// An instance's own API, by its instance key: the instance's id.
-    Instance(Arc<str>),
+    Instance(String),
     /// The Auth0 post-login Action, by the shared secret.
     Action,
 }
@@ -60,12 +55,11 @@ const REALM: &str = "fleetgate";
 /// (an Auth0 token, a key while the memory is not in step, a refusal) in a future of its own.
 pub struct Authenticate;
 
-impl<S, B> Transform<S, ServiceRequest> for Authenticate
+impl<S> Transform<S, ServiceRequest> for Authenticate
 where
-    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
-    B: MessageBody + 'static,
+    S: Service<ServiceRequest, Response = ServiceResponse, Error = Error> + 'static,
 {
-    type Response = ServiceResponse<EitherBody<B>>;
+    type Response = ServiceResponse;
     type Error = Error;
     type Transform = AuthenticateService<S>;
     type InitError = ();
@@ -82,22 +76,19 @@ pub struct AuthenticateService<S> {
     service: Rc<S>,
 }
 
-type Answer<B> = Result<ServiceResponse<EitherBody<B>>, Error>;
-type Passed<B> = fn(Result<ServiceResponse<B>, Error>) -> Answer<B>;
+type Answer = Result<ServiceResponse, Error>;
 
-impl<S, B> Service<ServiceRequest> for AuthenticateService<S>
+impl<S> Service<ServiceRequest> for AuthenticateService<S>
 where
-    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
-    B: MessageBody + 'static,
+    S: Service<ServiceRequest, Response = ServiceResponse, Error = Error> + 'static,
 {
-    type Response = ServiceResponse<EitherBody<B>>;
+    type Response = ServiceResponse;
     type Error = Error;
-    type Future = Either<Map<S::Future, Passed<B>>, Pin<Box<dyn Future<Output = Answer<B>>>>>;
+    type Future = Either<S::Future, Pin<Box<dyn Future<Output = Answer>>>>;
 
     forward_ready!(service);
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
-        let passed: Passed<B> = |r| r.map(ServiceResponse::map_into_left_body);
         if is_checked(req.path()) {
             match identify_at_once(&req) {
                 Some(caller) => {
@@ -106,7 +97,7 @@ where
                 None => return Either::Right(Box::pin(authenticate(self.service.clone(), req))),
             }
         }
-        Either::Left(self.service.call(req).map(passed))
+        Either::Left(self.service.call(req))
     }
 }
 
@@ -121,8 +112,8 @@ fn identify_at_once(req: &ServiceRequest) -> Option<Caller> {
     let state = req.app_data::<web::Data<AppState>>()?;
     let token = bearer_token(req.headers()).ok()?;
     if keys::looks_like_key(token) {
-        return match state.live.keys.lookup(token, Utc::now()) {
-            Lookup::Instance(id) => Some(Caller::Instance(id)),
+        return match state.live.keys.lookup(token, Utc::now) {
+            Lookup::Instance(id) => Some(Caller::Instance(id.to_string())),
             Lookup::Unknown | Lookup::NotSynced => None,
         };
     }
@@ -131,14 +122,13 @@ fn identify_at_once(req: &ServiceRequest) -> Option<Caller> {
 
 /// The checked request whose caller [`identify_at_once`] could not tell: identified (an Auth0
 /// token, a key looked up in the database) and passed on, or refused.
-async fn authenticate<S, B>(service: Rc<S>, req: ServiceRequest) -> Answer<B>
+async fn authenticate<S>(service: Rc<S>, req: ServiceRequest) -> Answer
 where
-    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
-    B: MessageBody,
+    S: Service<ServiceRequest, Response = ServiceResponse, Error = Error>,
 {
     let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
         let e = ApiError::internal(anyhow::anyhow!("application state missing"));
-        return Ok(req.into_response(e.error_response()).map_into_right_body());
+        return Ok(req.into_response(e.error_response()));
     };
     let identified = if req.headers().contains_key(header::AUTHORIZATION) {
         match bearer_token(req.headers()) {
@@ -151,10 +141,7 @@ where
     let refused = match identified {
         Ok(caller) => {
             req.extensions_mut().insert(caller);
-            return service
-                .call(req)
-                .await
-                .map(ServiceResponse::map_into_left_body);
+            return service.call(req).await;
         }
         Err(e) => match req.peer_addr() {
             Some(peer) if e.status_code() == StatusCode::UNAUTHORIZED => {
@@ -166,9 +153,7 @@ where
             _ => e,
         },
     };
-    Ok(req
-        .into_response(refused.error_response())
-        .map_into_right_body())
+    Ok(req.into_response(refused.error_response()))
 }
 
 /// The answer to an address that failed to authenticate more often than it may.
@@ -205,7 +190,7 @@ fn is_action_secret(state: &AppState, token: &str) -> bool {
 
 /// The instance a key belongs to: from memory, or from the database while the memory is not
 /// in step with it.
-async fn instance(state: &AppState, key: &str) -> Result<Arc<str>, ApiError> {
+async fn instance(state: &AppState, key: &str) -> Result<String, ApiError> {
     let refused = || {
         ApiError::unauthorized(
             format!(r#"Bearer realm="{REALM}", error="invalid_token""#),
@@ -214,6 +199,7 @@ async fn instance(state: &AppState, key: &str) -> Result<Arc<str>, ApiError> {
     };
     keys::instance_of(&state.pool, &state.live.keys, key)
         .await?
+        .map(|id| id.to_string())
         .ok_or_else(refused)
 }
 

@@ -3,11 +3,10 @@
 
 use actix_web::{
     HttpRequest, HttpResponse,
-    body::{BoxBody, MessageBody},
+    body::BoxBody,
     dev::ServiceResponse,
     error::{JsonPayloadError, QueryPayloadError},
     http::header,
-    middleware::{ErrorHandlerResponse, ErrorHandlers},
     web,
 };
 
@@ -95,63 +94,61 @@ pub async fn no_route(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     )))
 }
 
-/// Rewrites any error answer that is not problem+json already (405 from a resource, 413 from
-/// the payload reader, …) into one, keeping its status and headers such as `Allow`.
-pub fn problem_for_every_error<B: MessageBody + 'static>() -> ErrorHandlers<B> {
-    ErrorHandlers::new().default_handler(|res: ServiceResponse<B>| {
-        let is_problem = res
-            .headers()
+/// Rewrites an error answer (4xx, 5xx) that is not problem+json already (405 from a resource,
+/// 413 from the payload reader, …) into one, keeping its status and headers such as `Allow`.
+/// Every answer goes through it (see `observe::middleware`).
+pub fn as_problem(res: ServiceResponse) -> ServiceResponse {
+    let status = res.status();
+    let is_problem = || {
+        res.headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| ct.starts_with(PROBLEM_JSON));
-        if is_problem {
-            return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
-        }
-        let status = res.status();
-        let (code, detail) = match status.as_u16() {
-            404 => (
-                "not_found",
-                format!(
-                    "no route for {} {}",
-                    res.request().method(),
-                    res.request().path()
-                ),
+            .is_some_and(|ct| ct.starts_with(PROBLEM_JSON))
+    };
+    if !(status.is_client_error() || status.is_server_error()) || is_problem() {
+        return res;
+    }
+    let (code, detail) = match status.as_u16() {
+        404 => (
+            "not_found",
+            format!(
+                "no route for {} {}",
+                res.request().method(),
+                res.request().path()
             ),
-            405 => (
-                "method_not_allowed",
-                format!(
-                    "{} is not allowed on {}",
-                    res.request().method(),
-                    res.request().path()
-                ),
+        ),
+        405 => (
+            "method_not_allowed",
+            format!(
+                "{} is not allowed on {}",
+                res.request().method(),
+                res.request().path()
             ),
-            413 => ("payload_too_large", "the body is too large".to_owned()),
-            415 => (
-                "unsupported_media_type",
-                "unsupported content type".to_owned(),
-            ),
-            s if s >= 500 => (
-                "internal_error",
-                "an internal error occurred; it has been logged".to_owned(),
-            ),
-            _ => (
-                "bad_request",
-                status
-                    .canonical_reason()
-                    .unwrap_or("bad request")
-                    .to_owned(),
-            ),
-        };
-        let body = serde_json::to_string(&ApiError::problem(status, code, &detail))
-            .expect("a problem serialises");
-        let (req, mut res) = res.into_parts();
-        res.headers_mut().insert(
+        ),
+        413 => ("payload_too_large", "the body is too large".to_owned()),
+        415 => (
+            "unsupported_media_type",
+            "unsupported content type".to_owned(),
+        ),
+        s if s >= 500 => (
+            "internal_error",
+            "an internal error occurred; it has been logged".to_owned(),
+        ),
+        _ => (
+            "bad_request",
+            status
+                .canonical_reason()
+                .unwrap_or("bad request")
+                .to_owned(),
+        ),
+    };
+    let body = serde_json::to_string(&ApiError::problem(status, code, &detail))
+        .expect("a problem serialises");
+    res.map_body(|head, _| {
+        head.headers.insert(
             header::CONTENT_TYPE,
             header::HeaderValue::from_static(PROBLEM_JSON),
         );
-        let res = res.set_body(BoxBody::new(body));
-        Ok(ErrorHandlerResponse::Response(
-            ServiceResponse::new(req, res).map_into_right_body(),
-        ))
+        BoxBody::new(body)
     })
 }

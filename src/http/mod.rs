@@ -232,6 +232,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     }
 }
 
+/// The application state, borrowed from the request: for the hot paths, where the `web::Data`
+/// extractor's clone of its `Arc` (an atomic on a counter every worker shares) shows.
+pub fn state(req: &HttpRequest) -> Result<&AppState, error::ApiError> {
+    req.app_data::<web::Data<AppState>>()
+        .map(|data| data.get_ref())
+        .ok_or_else(|| error::ApiError::internal(anyhow::anyhow!("application state missing")))
+}
+
 /// The request id the middleware gave this request.
 pub fn request_id(req: &HttpRequest) -> Option<String> {
     req.extensions()

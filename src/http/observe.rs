@@ -10,7 +10,7 @@
 //! `RUST_LOG=debug`, every line a request logs sits in a `request` span carrying its id; at
 //! INFO no span is made or entered, which the hot paths would pay for.
 
-use std::{cell::RefCell, sync::Arc, time::Instant};
+use std::{cell::RefCell, rc::Rc, time::Instant};
 
 use actix_web::{
     Error, HttpMessage,
@@ -26,6 +26,8 @@ use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
 };
 use tracing::Instrument;
+
+use super::framework;
 
 pub const HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -60,6 +62,7 @@ pub struct Failure {
 
 /// `fleetgate_http_requests_total` and `fleetgate_http_requests_duration_seconds`, by
 /// endpoint (the route's pattern, `UNMATCHED` for paths no route has), method and status.
+#[derive(Clone)]
 pub struct HttpMetrics {
     /// Tells this set of metrics from another in the per-thread cache of children (tests and
     /// benchmarks run several servers in one process).
@@ -203,14 +206,15 @@ fn generate() -> HeaderValue {
     HeaderValue::from_bytes(id.encode_lower(&mut buf).as_bytes()).expect("a UUID is ASCII")
 }
 
-/// Middleware body, used with `App::wrap_fn`.
-pub fn middleware<S, B>(
+/// Middleware body, used with `App::wrap_fn`. Every answer that is an error is made
+/// problem+json here too ([`framework::as_problem`]).
+pub fn middleware<S>(
     req: ServiceRequest,
     srv: &S,
-    metrics: &Arc<HttpMetrics>,
-) -> impl Future<Output = Result<ServiceResponse<B>, Error>> + use<S, B>
+    metrics: &Rc<HttpMetrics>,
+) -> impl Future<Output = Result<ServiceResponse, Error>> + use<S>
 where
-    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
+    S: Service<ServiceRequest, Response = ServiceResponse, Error = Error>,
 {
     let started = Instant::now();
     let id = RequestId(from_caller(&req).unwrap_or_else(generate));
@@ -219,7 +223,7 @@ where
     let fut = srv.call(req);
     let metrics = metrics.clone();
     let answer = async move {
-        let mut res = fut.await?;
+        let mut res = framework::as_problem(fut.await?);
         let seconds = started.elapsed().as_secs_f64();
         let status = res.status();
         let req = res.request();

@@ -35,8 +35,9 @@ pub struct KeyCache {
 }
 
 impl KeyCache {
-    /// The instance of `key` at `now`. A token not shaped like a key is no key at all.
-    pub fn lookup(&self, key: &str, now: DateTime<Utc>) -> Lookup {
+    /// The instance of `key` at `now` (read only for a key that expires: most never do, and
+    /// every poll looks its key up). A token not shaped like a key is no key at all.
+    pub fn lookup(&self, key: &str, now: impl FnOnce() -> DateTime<Utc>) -> Lookup {
         if !well_formed(key) {
             return Lookup::Unknown;
         }
@@ -45,7 +46,7 @@ impl KeyCache {
         }
         let hash = hash(key);
         match self.keys.read().expect("key cache lock").get(&hash) {
-            Some(e) if e.expires_at.is_none_or(|t| t > now) => {
+            Some(e) if e.expires_at.is_none_or(|t| t > now()) => {
                 Lookup::Instance(e.instance_id.clone())
             }
             _ => Lookup::Unknown,
@@ -117,28 +118,28 @@ mod tests {
         let (a, _) = generate();
         let (b, _) = generate();
         let now = Utc::now();
-        assert_eq!(cache.lookup(a.expose_secret(), now), Lookup::NotSynced);
+        assert_eq!(cache.lookup(a.expose_secret(), || now), Lookup::NotSynced);
         cache.replace_all(vec![
             row(&a, "acme", None),
             row(&b, "acme", Some(now + chrono::Duration::seconds(5))),
         ]);
         assert_eq!(
-            cache.lookup(a.expose_secret(), now),
+            cache.lookup(a.expose_secret(), || now),
             Lookup::Instance("acme".into())
         );
         assert_eq!(
-            cache.lookup(b.expose_secret(), now),
+            cache.lookup(b.expose_secret(), || now),
             Lookup::Instance("acme".into())
         );
         assert_eq!(
-            cache.lookup(b.expose_secret(), now + chrono::Duration::seconds(6)),
+            cache.lookup(b.expose_secret(), || now + chrono::Duration::seconds(6)),
             Lookup::Unknown
         );
         cache.replace_instance("acme", vec![row(&b, "acme", None)]);
-        assert_eq!(cache.lookup(a.expose_secret(), now), Lookup::Unknown);
+        assert_eq!(cache.lookup(a.expose_secret(), || now), Lookup::Unknown);
         cache.mark_unsynced();
-        assert_eq!(cache.lookup(b.expose_secret(), now), Lookup::NotSynced);
+        assert_eq!(cache.lookup(b.expose_secret(), || now), Lookup::NotSynced);
         // Not shaped like a key: no key, whatever the memory's state.
-        assert_eq!(cache.lookup("fgi_short", now), Lookup::Unknown);
+        assert_eq!(cache.lookup("fgi_short", || now), Lookup::Unknown);
     }
 }

@@ -148,7 +148,7 @@ pub async fn instance_of(
     cache: &KeyCache,
     key: &str,
 ) -> sqlx::Result<Option<Arc<str>>> {
-    match cache.lookup(key, Utc::now()) {
+    match cache.lookup(key, Utc::now) {
         Lookup::Instance(id) => Ok(Some(id)),
         Lookup::Unknown => Ok(None),
         Lookup::NotSynced => {
