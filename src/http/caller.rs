@@ -113,7 +113,7 @@ fn identify_at_once(req: &ServiceRequest) -> Option<Caller> {
     let token = bearer_token(req.headers()).ok()?;
     if keys::looks_like_key(token) {
         return match state.live.keys.lookup(token, Utc::now) {
-            Lookup::Instance(id) => Some(Caller::Instance(id.to_string())),
+            Lookup::Instance(id) => Some(Caller::Instance(id)),
             Lookup::Unknown | Lookup::NotSynced => None,
         };
     }
@@ -199,7 +199,6 @@ async fn instance(state: &AppState, key: &str) -> Result<String, ApiError> {
     };
     keys::instance_of(&state.pool, &state.live.keys, key)
         .await?
-        .map(|id| id.to_string())
         .ok_or_else(refused)
 }
 

@@ -1,7 +1,7 @@
 //! Every live key's hash in memory, so that an instance's poll does not touch the database.
 
 use std::sync::{
-    Arc, RwLock,
+    RwLock,
     atomic::{AtomicBool, Ordering},
 };
 
@@ -13,15 +13,14 @@ use crate::db::keys::KeyRow;
 
 #[derive(Debug, Clone)]
 struct Entry {
-    /// Shared with every request the key identifies (no copy per request).
-    instance_id: Arc<str>,
+    instance_id: String,
     expires_at: Option<DateTime<Utc>>,
 }
 
 /// What the memory says about a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lookup {
-    Instance(Arc<str>),
+    Instance(String),
     Unknown,
     /// The memory is not in step with the database (starting, or notifications interrupted).
     NotSynced,
@@ -64,7 +63,7 @@ impl KeyCache {
     /// Replaces one instance's keys.
     pub fn replace_instance(&self, instance_id: &str, rows: Vec<KeyRow>) {
         let mut keys = self.keys.write().expect("key cache lock");
-        keys.retain(|_, e| &*e.instance_id != instance_id);
+        keys.retain(|_, e| e.instance_id != instance_id);
         keys.extend(rows.into_iter().filter_map(entry));
     }
 
@@ -72,7 +71,7 @@ impl KeyCache {
     /// of the instance's changes.
     pub fn insert(&self, hash: KeyHash, instance_id: &str) {
         let entry = Entry {
-            instance_id: instance_id.into(),
+            instance_id: instance_id.to_owned(),
             expires_at: None,
         };
         self.keys
@@ -91,7 +90,7 @@ fn entry(row: KeyRow) -> Option<(KeyHash, Entry)> {
     Some((
         hash,
         Entry {
-            instance_id: row.instance_id.into(),
+            instance_id: row.instance_id,
             expires_at: row.expires_at,
         },
     ))

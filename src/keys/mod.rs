@@ -9,8 +9,6 @@
 mod cache;
 mod secret;
 
-use std::sync::Arc;
-
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use serde_json::json;
@@ -147,13 +145,13 @@ pub async fn instance_of(
     pool: &PgPool,
     cache: &KeyCache,
     key: &str,
-) -> sqlx::Result<Option<Arc<str>>> {
+) -> sqlx::Result<Option<String>> {
     match cache.lookup(key, Utc::now) {
         Lookup::Instance(id) => Ok(Some(id)),
         Lookup::Unknown => Ok(None),
         Lookup::NotSynced => {
             let row = db::keys::find(&mut *pool.acquire().await?, &hash(key)).await?;
-            Ok(row.map(|r| r.instance_id.into()))
+            Ok(row.map(|r| r.instance_id))
         }
     }
 }
