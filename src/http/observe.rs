@@ -38,14 +38,34 @@ pub const QUIET: &[(Method, &str)] = &[
     (Method::POST, "/v1/login-decisions"),
 ];
 
-/// The request's id, as it goes out in `X-Request-Id`.
-#[derive(Debug, Clone)]
-pub struct RequestId(pub HeaderValue);
+/// The longest request id taken from a caller.
+const MAX_ID: usize = 64;
+
+/// The request's id, as it goes out in `X-Request-Id`: held in place, no allocation of its own
+/// (every request has one).
+#[derive(Debug, Clone, Copy)]
+pub struct RequestId {
+    bytes: [u8; MAX_ID],
+    len: u8,
+}
 
 impl RequestId {
+    /// Only visible ASCII gets in (see `from_caller` and `generate`).
+    fn new(id: &[u8]) -> Self {
+        let mut bytes = [0; MAX_ID];
+        bytes[..id.len()].copy_from_slice(id);
+        Self {
+            bytes,
+            len: id.len() as u8,
+        }
+    }
+
     pub fn as_str(&self) -> &str {
-        // Only visible ASCII gets in (see `from_caller` and `generate`).
-        self.0.to_str().unwrap_or_default()
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
+    }
+
+    fn header(&self) -> HeaderValue {
+        HeaderValue::from_bytes(&self.bytes[..usize::from(self.len)]).expect("visible ASCII")
     }
 }
 
@@ -190,20 +210,19 @@ fn line_for(status: StatusCode, endpoint: Option<&str>, method: &Method) -> Line
     }
 }
 
-fn from_caller(req: &ServiceRequest) -> Option<HeaderValue> {
-    let v = req.headers().get(HEADER)?;
-    let b = v.as_bytes();
+fn from_caller(req: &ServiceRequest) -> Option<RequestId> {
+    let b = req.headers().get(HEADER)?.as_bytes();
     let sane = !b.is_empty()
-        && b.len() <= 64
+        && b.len() <= MAX_ID
         && b.iter()
             .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b));
-    sane.then(|| v.clone())
+    sane.then(|| RequestId::new(b))
 }
 
-fn generate() -> HeaderValue {
+fn generate() -> RequestId {
     let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
     let id = uuid::Uuid::new_v4().hyphenated();
-    HeaderValue::from_bytes(id.encode_lower(&mut buf).as_bytes()).expect("a UUID is ASCII")
+    RequestId::new(id.encode_lower(&mut buf).as_bytes())
 }
 
 /// Middleware body, used with `App::wrap_fn`. Every answer that is an error is made
@@ -217,8 +236,8 @@ where
     S: Service<ServiceRequest, Response = ServiceResponse, Error = Error>,
 {
     let started = Instant::now();
-    let id = RequestId(from_caller(&req).unwrap_or_else(generate));
-    req.extensions_mut().insert(id.clone());
+    let id = from_caller(&req).unwrap_or_else(generate);
+    req.extensions_mut().insert(id);
     let span = tracing::debug_span!("request", request_id = id.as_str(), method = %req.method(), path = %req.path());
     let fut = srv.call(req);
     let metrics = metrics.clone();
@@ -241,26 +260,25 @@ where
             seconds,
         );
         let (method, path, millis) = (req.method(), req.path(), seconds * 1000.0);
-        let request_id = id.as_str();
         let status_code = status.as_u16();
         match (
             line_for(status, endpoint, method),
             res.response().extensions().get::<Failure>(),
         ) {
             (Line::Failure, Some(f)) => {
-                tracing::error!(request_id, %method, path, status = status_code, millis, code = f.code, error = %f.cause, "request failed")
+                tracing::error!(request_id = id.as_str(), %method, path, status = status_code, millis, code = f.code, error = %f.cause, "request failed")
             }
             (Line::Failure, None) => {
-                tracing::warn!(request_id, %method, path, status = status_code, millis, "answered")
+                tracing::warn!(request_id = id.as_str(), %method, path, status = status_code, millis, "answered")
             }
             (Line::Routine, _) => {
-                tracing::debug!(request_id, %method, path, status = status_code, millis, "answered")
+                tracing::debug!(request_id = id.as_str(), %method, path, status = status_code, millis, "answered")
             }
             (Line::Normal, _) => {
-                tracing::info!(request_id, %method, path, status = status_code, millis, "answered")
+                tracing::info!(request_id = id.as_str(), %method, path, status = status_code, millis, "answered")
             }
         }
-        res.headers_mut().insert(HEADER, id.0);
+        res.headers_mut().insert(HEADER, id.header());
         Ok(res)
     };
     if span.is_disabled() {
