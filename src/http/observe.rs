@@ -126,8 +126,11 @@ impl HttpMetrics {
         status: u16,
         seconds: f64,
     ) {
-        let method = method_label(method);
-        let labels = |e: &str| [e.to_owned(), method.to_owned(), status.to_string()];
+        let method = method_index(method);
+        let labels = |e: &str| {
+            let method = METHODS.get(method).map_or("OTHER", Method::as_str);
+            [e.to_owned(), method.to_owned(), status.to_string()]
+        };
         let Some(endpoint) = endpoint else {
             let l = labels(fallback);
             let l = [l[0].as_str(), l[1].as_str(), l[2].as_str()];
@@ -145,7 +148,8 @@ impl HttpMetrics {
             let key = (
                 self.id,
                 endpoint.as_ptr() as usize,
-                method.as_ptr() as usize,
+                endpoint.len(),
+                method,
                 status,
             );
             let (count, time) = children.entry(key).or_insert_with(|| {
@@ -162,9 +166,9 @@ impl HttpMetrics {
     }
 }
 
-/// A set of metrics, a route (by its pattern's address), method (by its label's address) and
-/// status.
-type ChildKey = (usize, usize, usize, u16);
+/// A set of metrics, a route (its pattern, by address and length), method (by
+/// [`method_index`]) and status.
+type ChildKey = (usize, usize, usize, usize, u16);
 
 /// The methods that are labels of their own; any other is `OTHER`. A method is whatever token
 /// the caller sends, and every label value is a series kept for good.
@@ -180,11 +184,12 @@ static METHODS: [Method; 9] = [
     Method::TRACE,
 ];
 
-fn method_label(method: &Method) -> &'static str {
+/// The method's place in [`METHODS`], or `METHODS.len()` for `OTHER`.
+fn method_index(method: &Method) -> usize {
     METHODS
         .iter()
-        .find(|m| *m == method)
-        .map_or("OTHER", Method::as_str)
+        .position(|m| m == method)
+        .unwrap_or(METHODS.len())
 }
 
 /// What kind of access line an answer gets.
@@ -308,6 +313,40 @@ mod tests {
                 .map(|f| f.get_metric()[0].get_counter().get_value())
         };
         assert_eq!((count(&a), count(&b)), (Some(1.0), Some(2.0)));
+    }
+
+    #[test]
+    fn a_pattern_that_starts_another_counts_apart() {
+        let registry = Registry::new();
+        let metrics = HttpMetrics::new(&registry).unwrap();
+        let long: &'static str = "/v1/instances/{id}/grants/{grant_id}";
+        // The same address, a shorter length: a key by address alone would mix them.
+        let short = &long[.."/v1/instances/{id}/grants".len()];
+        metrics.record(Some(short), "", &Method::GET, 304, 0.001);
+        metrics.record(Some(long), "", &Method::GET, 304, 0.001);
+        let endpoints: Vec<String> = registry
+            .gather()
+            .iter()
+            .find(|f| f.name() == "fleetgate_http_requests_total")
+            .unwrap()
+            .get_metric()
+            .iter()
+            .map(|m| {
+                let e = m
+                    .get_label()
+                    .iter()
+                    .find(|l| l.name() == "endpoint")
+                    .unwrap();
+                format!("{} {}", e.value(), m.get_counter().get_value())
+            })
+            .collect();
+        assert_eq!(
+            endpoints,
+            [
+                "/v1/instances/{id}/grants 1",
+                "/v1/instances/{id}/grants/{grant_id} 1"
+            ]
+        );
     }
 
     #[test]
