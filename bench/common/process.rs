@@ -77,7 +77,7 @@ pub async fn fleetgate_under(
         base: format!("http://127.0.0.1:{port}"),
         log: Some(log),
     };
-    let ready = wait_ready(&format!("{}/readyz", server.base)).await;
+    let ready = wait_ready(&format!("{}/readyz", server.base), patience(prefix)).await;
     anyhow::ensure!(
         ready,
         "fleetgate did not become ready; see {:?}",
@@ -105,7 +105,11 @@ pub async fn reference_under(prefix: &[String]) -> anyhow::Result<Server> {
         log: None,
     };
     anyhow::ensure!(
-        wait_ready(&format!("{}/v1/instances/x/grants", server.base)).await,
+        wait_ready(
+            &format!("{}/v1/instances/x/grants", server.base),
+            patience(prefix)
+        )
+        .await,
         "the reference server did not start"
     );
     Ok(server)
@@ -193,10 +197,15 @@ impl Server {
     }
 }
 
-async fn wait_ready(url: &str) -> bool {
+/// How long a server may take to start: a minute when a profiler runs it, six seconds alone.
+fn patience(prefix: &[String]) -> Duration {
+    Duration::from_secs(if prefix.is_empty() { 6 } else { 60 })
+}
+
+async fn wait_ready(url: &str, patience: Duration) -> bool {
     let client = reqwest::Client::new();
-    // Long enough for a server run by valgrind.
-    for _ in 0..6000 {
+    let started = Instant::now();
+    while started.elapsed() < patience {
         if let Ok(r) = client.get(url).send().await
             && (r.status().is_success() || r.status() == 304)
         {

@@ -18,7 +18,6 @@ use actix_web::{
         StatusCode,
         header::{self, HeaderMap},
     },
-    web,
 };
 use chrono::Utc;
 use futures_util::future::Either;
@@ -109,7 +108,7 @@ fn is_checked(path: &str) -> bool {
 /// The caller, when the request's credential can be checked without waiting: an instance key
 /// the memory knows, the Action's secret.
 fn identify_at_once(req: &ServiceRequest) -> Option<Caller> {
-    let state = req.app_data::<web::Data<AppState>>()?;
+    let state = super::state(req.request()).ok()?;
     let token = bearer_token(req.headers()).ok()?;
     if keys::looks_like_key(token) {
         return match state.live.keys.lookup(token, Utc::now) {
@@ -126,14 +125,14 @@ async fn authenticate<S>(service: Rc<S>, req: ServiceRequest) -> Answer
 where
     S: Service<ServiceRequest, Response = ServiceResponse, Error = Error>,
 {
-    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
-        let e = ApiError::internal(anyhow::anyhow!("application state missing"));
-        return Ok(req.into_response(e.error_response()));
+    let state = match super::state(req.request()) {
+        Ok(state) => state,
+        Err(e) => return Ok(req.into_response(e.error_response())),
     };
     let identified = if req.headers().contains_key(header::AUTHORIZATION) {
         match bearer_token(req.headers()) {
             Err(e) => Err(e),
-            Ok(token) => identify(&state, token).await,
+            Ok(token) => identify(state, token).await,
         }
     } else {
         Err(credentials_required())
@@ -277,9 +276,7 @@ impl FromRequest for TheAction {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let enabled = req
-            .app_data::<web::Data<AppState>>()
-            .is_some_and(|s| s.action_secret.is_some());
+        let enabled = super::state(req).is_ok_and(|s| s.action_secret.is_some());
         ready(match req.extensions().get::<Caller>() {
             None => Err(credentials_required()),
             _ if !enabled => Err(ApiError::conflict(

@@ -232,8 +232,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     }
 }
 
-/// The application state, borrowed from the request: for the hot paths, where the `web::Data`
-/// extractor's clone of its `Arc` (an atomic on a counter every worker shares) shows.
+/// The application state, borrowed from the request: for the middleware and the hot paths,
+/// where the `web::Data` extractor's clone of its `Arc` (an atomic on a counter every worker
+/// shares) shows.
 pub fn state(req: &HttpRequest) -> Result<&AppState, error::ApiError> {
     req.app_data::<web::Data<AppState>>()
         .map(|data| data.get_ref())

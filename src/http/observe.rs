@@ -299,6 +299,20 @@ mod tests {
 
     const POLL: Option<&str> = Some("/v1/instances/{id}/grants");
 
+    /// `fleetgate_http_requests_total` in `registry`: "<value of label> <count>" per series.
+    fn counts_by(registry: &Registry, label: &str) -> Vec<String> {
+        registry
+            .gather()
+            .iter()
+            .filter(|f| f.name() == "fleetgate_http_requests_total")
+            .flat_map(|f| f.get_metric())
+            .map(|m| {
+                let l = m.get_label().iter().find(|l| l.name() == label).unwrap();
+                format!("{} {}", l.value(), m.get_counter().get_value())
+            })
+            .collect()
+    }
+
     #[test]
     fn two_servers_on_one_thread_count_in_their_own_registries() {
         let (a, b) = (Registry::new(), Registry::new());
@@ -306,13 +320,8 @@ mod tests {
         ma.record(POLL, "", &Method::GET, 304, 0.001);
         mb.record(POLL, "", &Method::GET, 304, 0.001);
         mb.record(POLL, "", &Method::GET, 304, 0.001);
-        let count = |r: &Registry| {
-            r.gather()
-                .iter()
-                .find(|f| f.name() == "fleetgate_http_requests_total")
-                .map(|f| f.get_metric()[0].get_counter().get_value())
-        };
-        assert_eq!((count(&a), count(&b)), (Some(1.0), Some(2.0)));
+        assert_eq!(counts_by(&a, "status"), ["304 1"]);
+        assert_eq!(counts_by(&b, "status"), ["304 2"]);
     }
 
     #[test]
@@ -324,22 +333,7 @@ mod tests {
         let short = &long[.."/v1/instances/{id}/grants".len()];
         metrics.record(Some(short), "", &Method::GET, 304, 0.001);
         metrics.record(Some(long), "", &Method::GET, 304, 0.001);
-        let endpoints: Vec<String> = registry
-            .gather()
-            .iter()
-            .find(|f| f.name() == "fleetgate_http_requests_total")
-            .unwrap()
-            .get_metric()
-            .iter()
-            .map(|m| {
-                let e = m
-                    .get_label()
-                    .iter()
-                    .find(|l| l.name() == "endpoint")
-                    .unwrap();
-                format!("{} {}", e.value(), m.get_counter().get_value())
-            })
-            .collect();
+        let endpoints = counts_by(&registry, "endpoint");
         assert_eq!(
             endpoints,
             [
@@ -358,18 +352,7 @@ mod tests {
             metrics.record(POLL, "", &method, 405, 0.001);
         }
         metrics.record(POLL, "", &Method::GET, 304, 0.001);
-        let labels: Vec<String> = registry
-            .gather()
-            .iter()
-            .find(|f| f.name() == "fleetgate_http_requests_total")
-            .unwrap()
-            .get_metric()
-            .iter()
-            .map(|m| {
-                let method = m.get_label().iter().find(|l| l.name() == "method").unwrap();
-                format!("{} {}", method.value(), m.get_counter().get_value())
-            })
-            .collect();
+        let labels = counts_by(&registry, "method");
         assert_eq!(labels, ["GET 1", "OTHER 3"]);
     }
 

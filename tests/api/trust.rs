@@ -450,3 +450,42 @@ async fn login_decisions_for_a_named_instance(pool: PgPool) {
         assert_eq!(status, 422, "{bad}: {body}");
     }
 }
+
+/// While a replica's memory of keys is not in step with the database (starting, or its
+/// notifications interrupted), a key is looked up in the database instead: a live key still
+/// names its instance, an unknown or malformed one does not.
+#[sqlx::test]
+async fn keys_are_read_from_the_database_while_the_memory_is_not_in_step(pool: PgPool) {
+    use fleetgate::{
+        domain::{Actor, Hostname, InstanceId, UserId},
+        keys::{self, KeyCache},
+        registry::Registry,
+    };
+    use secrecy::ExposeSecret;
+
+    let actor = Actor {
+        name: "test".into(),
+        request_id: None,
+    };
+    let id = InstanceId::parse("acme").unwrap();
+    let mut tx = pool.begin().await.unwrap();
+    Registry::new(None)
+        .deploy(
+            &mut tx,
+            &actor,
+            &id,
+            &UserId::parse("auth0|owner").unwrap(),
+            &[Hostname::parse("www.acme.com").unwrap()],
+        )
+        .await
+        .unwrap();
+    let key = keys::issue(&mut tx, "acme", "test").await.unwrap();
+    tx.commit().await.unwrap();
+    let (stranger, _) = keys::generate();
+
+    let never_loaded = KeyCache::default();
+    let of = async |key: &str| keys::instance_of(&pool, &never_loaded, key).await.unwrap();
+    assert_eq!(of(key.expose_secret()).await.as_deref(), Some("acme"));
+    assert_eq!(of(stranger.expose_secret()).await, None);
+    assert_eq!(of("fgi_not-a-key").await, None);
+}
