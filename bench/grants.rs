@@ -11,7 +11,7 @@
 //! 5. login decisions, open loop.
 //!
 //! ```text
-//! bench/run grants [--seconds 5] [--rounds 3] [--connections 64] [--long-polls 10000]
+//! bench/run grants [--seconds 5] [--rounds 5] [--connections 64] [--long-polls 10000]
 //!                  [--grants 10000] [--decisions 5000]
 //! ```
 
@@ -44,7 +44,7 @@ async fn run() -> anyhow::Result<()> {
         return long_poll_client().await;
     }
     let seconds = common::arg("--seconds", 5);
-    let rounds = common::arg("--rounds", 3);
+    let rounds = common::arg("--rounds", 5);
     let connections = common::arg("--connections", 64) as usize;
     let long_polls = common::arg("--long-polls", 10_000) as usize;
     let grants = common::arg("--grants", 10_000) as usize;
@@ -209,6 +209,7 @@ async fn run() -> anyhow::Result<()> {
         &small_key,
         long_polls,
         || server.rss_kib(),
+        || server.cpu_seconds(),
         async || {
             let metrics = client.get(&metrics_url).send().await?.text().await?;
             Ok(metrics
@@ -227,6 +228,7 @@ async fn run() -> anyhow::Result<()> {
         &small_key,
         long_polls,
         || reference.rss_kib(),
+        || reference.cpu_seconds(),
         async || {
             Ok(client
                 .get(format!("{}/parked", reference.base))
@@ -331,15 +333,21 @@ struct Held {
     /// Seconds from the change until the client had the last answer.
     after: f64,
     per_poll_kib: f64,
+    /// Processor time from the change until the last answer, seconds: the server's and the
+    /// client's (they share the machine's two cores).
+    server_cpu: f64,
+    client_cpu: f64,
 }
 
 impl Held {
     fn print(&self, label: &str, n: usize) {
         println!(
-            "   {label}: {}/{n} answered 200, the last {:.0} ms after the change; {:.1} KiB of server memory per held request",
+            "   {label}: {}/{n} answered 200, the last {:.0} ms after the change; {:.1} KiB of server memory per held request; processor time meanwhile: server {:.2} s, client {:.2} s",
             self.ok,
             self.after * 1000.0,
-            self.per_poll_kib
+            self.per_poll_kib,
+            self.server_cpu,
+            self.client_cpu,
         );
     }
 }
@@ -351,6 +359,7 @@ async fn park_and_wake(
     key: &str,
     n: usize,
     rss_kib: impl Fn() -> u64,
+    cpu_seconds: impl Fn() -> f64,
     parked: impl AsyncFn() -> anyhow::Result<usize>,
     change: impl AsyncFn() -> anyhow::Result<()>,
 ) -> anyhow::Result<Held> {
@@ -373,12 +382,18 @@ async fn park_and_wake(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let rss_parked = rss_kib();
+    let (server_before, client_before) = (cpu_seconds(), process::cpu_seconds_of(child.id()));
     let changed_at = epoch_micros();
     change().await?;
     let answered = tokio::task::spawn_blocking(move || lines.next())
         .await?
         .transpose()?
         .unwrap_or_default();
+    // Its last line is written: read before it is waited for (its own count ends there).
+    let (server_cpu, client_cpu) = (
+        cpu_seconds() - server_before,
+        process::cpu_seconds_of(child.id()) - client_before,
+    );
     let _ = child.wait();
     let mut parts = answered.split_whitespace();
     let (ok, last): (usize, u128) = (
@@ -389,6 +404,8 @@ async fn park_and_wake(
         ok,
         after: last.saturating_sub(changed_at) as f64 / 1e6,
         per_poll_kib: rss_parked.saturating_sub(rss_before) as f64 / n as f64,
+        server_cpu,
+        client_cpu,
     })
 }
 
@@ -404,8 +421,10 @@ async fn long_poll_client() -> anyhow::Result<()> {
         args[at + 2].clone(),
         args[at + 3].parse()?,
     );
+    // Each poll on a connection of its own, kept open once answered, as an instance keeps its
+    // connection to poll again: closing 10,000 connections is not part of answering them.
     let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(0)
+        .pool_max_idle_per_host(n)
         .timeout(Duration::from_secs(90))
         .build()?;
     let mut tasks = Vec::with_capacity(n);

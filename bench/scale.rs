@@ -5,7 +5,7 @@
 //! 10,000 of those instances (each with its own key, `wrk` with `bench/poll.lua`) next to the
 //! bare actix-web 304 fed the same requests.
 //!
-//!     bench/run scale [--instances 100000] [--polling 10000] [--seconds 5] [--rounds 3]
+//!     bench/run scale [--instances 100000] [--polling 10000] [--seconds 5] [--rounds 5]
 
 mod common;
 
@@ -25,7 +25,7 @@ async fn run() -> anyhow::Result<()> {
     let instances = common::arg("--instances", 100_000) as usize;
     let polling = (common::arg("--polling", 10_000) as usize).min(instances);
     let seconds = common::arg("--seconds", 5);
-    let rounds = common::arg("--rounds", 3);
+    let rounds = common::arg("--rounds", 5);
     let db = common::BenchDb::create("scale").await?;
     let dir = common::scratch("scale")?;
     let pool = PgPool::connect(&db.url).await?;

@@ -1,7 +1,8 @@
 //! An open-loop load generator in a process of its own: the benchmark writes the requests to
 //! a file and starts its own executable with `--open-loop <file>`; the child sends request `i`
 //! at `start + i / rate` whatever the earlier ones are doing, and counts each one's latency
-//! from when it was due (so a stalled server cannot hide behind a waiting generator). At
+//! from when it was due (so a stalled server cannot hide behind a waiting generator), and how
+//! late it was itself in sending (`late_p99_ms`: part of every latency, not the server's). At
 //! most [`CONNECTIONS`] requests are in flight; a request due while all are busy waits for
 //! one (its wait counted in its latency), as a client with a connection pool would.
 
@@ -34,6 +35,8 @@ pub struct Outcome {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
+    /// How late the generator itself handed requests over (part of their latency).
+    pub late_p99_ms: f64,
 }
 
 /// Sends `requests` at `rate` per second from a child process; answers what it measured.
@@ -69,11 +72,27 @@ async fn send_all(spec: Spec) -> anyhow::Result<Outcome> {
         .timeout(Duration::from_secs(30))
         .build()?;
     let interval = Duration::from_secs_f64(1.0 / spec.rate as f64);
+    let total = spec.requests.len();
+    // The pace is kept by a thread of its own sleeping with the system's fine-grained timer:
+    // tokio's timer counts whole milliseconds, which would send each request up to a
+    // millisecond (or two) late and charge that to the server.
+    let (due_tx, mut due_rx) = tokio::sync::mpsc::unbounded_channel();
     let started = Instant::now();
-    let mut tasks = Vec::with_capacity(spec.requests.len());
-    for (i, r) in spec.requests.into_iter().enumerate() {
-        let due = started + interval * i as u32;
-        tokio::time::sleep_until(due.into()).await;
+    let pacer = std::thread::spawn(move || {
+        for (i, r) in spec.requests.into_iter().enumerate() {
+            let due = started + interval * i as u32;
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            if due_tx.send((due, r)).is_err() {
+                return;
+            }
+        }
+    });
+    let mut tasks = Vec::with_capacity(total);
+    let mut late = Vec::with_capacity(total);
+    while let Some((due, r)) = due_rx.recv().await {
+        late.push(due.elapsed());
         let mut req = client.request(r.method.parse()?, &r.url);
         for (k, v) in &r.headers {
             req = req.header(k, v);
@@ -95,6 +114,9 @@ async fn send_all(spec: Spec) -> anyhow::Result<Outcome> {
             (ok, due.elapsed())
         }));
     }
+    pacer
+        .join()
+        .map_err(|_| anyhow::anyhow!("the pacing thread panicked"))?;
     let mut latencies = Vec::with_capacity(tasks.len());
     let mut errors = 0;
     for t in tasks {
@@ -104,6 +126,7 @@ async fn send_all(spec: Spec) -> anyhow::Result<Outcome> {
     }
     let elapsed = started.elapsed();
     latencies.sort();
+    late.sort();
     let pct = |p: f64| super::ms(super::percentile(&latencies, p));
     Ok(Outcome {
         sent: latencies.len(),
@@ -112,5 +135,6 @@ async fn send_all(spec: Spec) -> anyhow::Result<Outcome> {
         p50_ms: pct(0.50),
         p99_ms: pct(0.99),
         max_ms: latencies.last().map_or(0.0, |d| super::ms(*d)),
+        late_p99_ms: super::ms(super::percentile(&late, 0.99)),
     })
 }

@@ -32,6 +32,11 @@ impl Server {
         rss_kib_of(self.child.id())
     }
 
+    /// Processor time the server has used so far (user and system), seconds.
+    pub fn cpu_seconds(&self) -> f64 {
+        cpu_seconds_of(self.child.id())
+    }
+
     /// Bytes its standard output holds so far.
     pub fn log_bytes(&self) -> u64 {
         self.log
@@ -214,6 +219,25 @@ async fn wait_ready(url: &str, patience: Duration) -> bool {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     false
+}
+
+/// Processor time process `pid` has used (user and system), seconds; also readable from a
+/// child that has exited and is not yet waited for. 0 when it cannot be read.
+pub fn cpu_seconds_of(pid: u32) -> f64 {
+    // SAFETY: sysconf only reads a configuration value.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // The fields after the command name (which may hold spaces, in parentheses):
+            // state is the first, utime and stime the 12th and 13th.
+            let rest = &s[s.rfind(')')? + 1..];
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let (user, system): (f64, f64) =
+                (fields.get(11)?.parse().ok()?, fields.get(12)?.parse().ok()?);
+            Some((user + system) / ticks)
+        })
+        .unwrap_or(0.0)
 }
 
 pub fn rss_kib_of(pid: u32) -> u64 {

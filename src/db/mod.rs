@@ -49,6 +49,25 @@ pub fn pool(database_url: &str, max_connections: u32) -> anyhow::Result<PgPool> 
         .connect_lazy_with(options))
 }
 
+/// Opens the pool's connections now, all at once, and puts them back idle: otherwise the first
+/// burst of requests after a start opens them (a Postgres process each, forked and set up
+/// while those requests wait), which made the first quarter second of deploy hooks after a
+/// start the slowest of all (up to 16 ms a statement, against 0.3 ms after). Best effort:
+/// a database that is away is waited for by the requests themselves, as before.
+pub async fn warm(pool: &PgPool) {
+    let opened = futures_util::future::join_all(
+        (0..pool.options().get_max_connections()).map(|_| pool.acquire()),
+    )
+    .await;
+    let failed = opened.iter().filter(|c| c.is_err()).count();
+    if failed > 0 {
+        tracing::debug!(
+            failed,
+            "not every database connection could be opened ahead"
+        );
+    }
+}
+
 /// The name of the constraint a statement violated, if that is what went wrong.
 pub fn violated_constraint(err: &sqlx::Error) -> Option<&str> {
     match err {
