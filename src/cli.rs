@@ -142,8 +142,6 @@ async fn run(command: Command) -> anyhow::Result<()> {
             if !no_migrate {
                 startup::migrate(&pool).await?;
             }
-            // At most a second: a database that is away is not waited for here.
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), db::warm(&pool)).await;
             let app = startup::Application::build(&settings, pool.clone())?;
             let open_files = startup::raise_open_file_limit()
                 .inspect_err(|e| tracing::warn!(error = %e, "the open-file limit was not raised"))

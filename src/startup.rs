@@ -70,8 +70,8 @@ impl Application {
                 live.clone(),
                 Registry::new(settings.platform_domain.clone()),
             ),
-            tokens: TokenVerifier::new(&settings.auth0),
-            webhooks: WebhookVerifier::new(&settings.webhook_secret)?,
+            tokens: Arc::new(TokenVerifier::new(&settings.auth0)),
+            webhooks: Arc::new(WebhookVerifier::new(&settings.webhook_secret)?),
             grants: grants::Commands::new(
                 pool.clone(),
                 live.clone(),
@@ -80,7 +80,9 @@ impl Application {
             live: live.clone(),
             key_grace: settings.grants.key_grace,
             max_parked_per_caller: settings.grants.max_parked_per_caller,
-            auth_failures: auth::failures::FailureLimiter::new(settings.auth_failures_per_minute),
+            auth_failures: Arc::new(auth::failures::FailureLimiter::new(
+                settings.auth_failures_per_minute,
+            )),
             action_secret: settings.grants.action_secret.clone(),
             ui_client_id: settings.grants.ui_client_id.clone(),
         });
@@ -97,9 +99,16 @@ impl Application {
         };
         let shared = state.clone();
         let metrics_here = settings.metrics_listen.is_none();
+        // Each HTTP worker gets its own share of the connections, opened on its own thread
+        // (see `db::worker_pool`); the pool given here serves the background work.
+        let workers = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        let per_worker = settings.db_max_connections.div_ceil(workers as u32).max(1);
+        let base_pool = pool.clone();
         let server = HttpServer::new(move || {
+            let pool = db::worker_pool(&base_pool, per_worker);
+            actix_web::rt::spawn(db::warm(pool.clone()));
             App::new()
-                .app_data(state.clone())
+                .app_data(web::Data::new(state.for_worker(pool)))
                 .app_data(framework::json_config())
                 .app_data(framework::query_config())
                 .app_data(framework::payload_config())
@@ -123,6 +132,7 @@ impl Application {
                 })
         })
         .on_connect(http::peer::remember)
+        .workers(workers)
         .listen(listener)?
         .disable_signals()
         .shutdown_timeout(REQUEST_GRACE_SECS)

@@ -34,6 +34,14 @@ impl Commands {
         Self { pool, live, rules }
     }
 
+    /// The same commands with their database work on `pool` (an HTTP worker's own).
+    pub fn with_pool(&self, pool: PgPool) -> Self {
+        Self {
+            pool,
+            ..self.clone()
+        }
+    }
+
     /// The roles grants may have, and the changes in the caller's transaction.
     pub fn rules(&self) -> &Grants {
         &self.rules

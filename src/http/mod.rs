@@ -29,11 +29,13 @@ use crate::{
 };
 
 /// What every handler can reach.
+#[derive(Clone)]
 pub struct AppState {
+    /// This HTTP worker's own pool (see [`AppState::for_worker`]).
     pub pool: PgPool,
     pub registry: crate::registry::Commands,
-    pub tokens: TokenVerifier,
-    pub webhooks: WebhookVerifier,
+    pub tokens: std::sync::Arc<TokenVerifier>,
+    pub webhooks: std::sync::Arc<WebhookVerifier>,
     /// The tenant's base URL, the audience of instances' APIs and the claim that binds a token
     /// to one instance, as instances are told them.
     pub auth0_base_url: String,
@@ -49,10 +51,23 @@ pub struct AppState {
     pub key_grace: std::time::Duration,
     pub max_parked_per_caller: usize,
     /// Failed authentications per client address.
-    pub auth_failures: crate::auth::failures::FailureLimiter,
+    pub auth_failures: std::sync::Arc<crate::auth::failures::FailureLimiter>,
     pub action_secret: Option<secrecy::SecretString>,
     /// The status page's Auth0 application, if it has one.
     pub ui_client_id: Option<String>,
+}
+
+impl AppState {
+    /// The same state (everything in it shared with the other workers) with its database work
+    /// on `pool`, a worker's own ([`crate::db::worker_pool`]).
+    pub fn for_worker(&self, pool: PgPool) -> Self {
+        Self {
+            registry: self.registry.with_pool(pool.clone()),
+            grants: self.grants.with_pool(pool.clone()),
+            pool,
+            ..self.clone()
+        }
+    }
 }
 
 /// Every route of the API: method, path (OpenAPI syntax) and handler. `routes` registers

@@ -41,6 +41,14 @@ impl Commands {
         }
     }
 
+    /// The same commands with their database work on `pool` (an HTTP worker's own).
+    pub fn with_pool(&self, pool: PgPool) -> Self {
+        Self {
+            pool,
+            ..self.clone()
+        }
+    }
+
     pub async fn list(&self, q: &ListQuery) -> Result<Vec<Instance>> {
         let mut conn = self.pool.acquire().await?;
         let filter = db::instances::ListFilter {
