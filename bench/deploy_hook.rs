@@ -31,10 +31,10 @@ async fn run() -> anyhow::Result<()> {
 
     let signer = WebhookVerifier::new(&SecretString::from(common::WEBHOOK_SECRET))?;
     let ts = chrono::Utc::now().timestamp();
-    // Deliveries `from..to` of instances `{prefix}-0` … `{prefix}-999` (ids and hosts cycled:
+    // `count` deliveries to instances `{prefix}-0` … `{prefix}-999` (ids and hosts cycled:
     // creates, then updates moving one host).
-    let deliveries = |prefix: &str, from: u64, to: u64| {
-        (from..to)
+    let deliveries = |prefix: &str, count: u64| {
+        (0..count)
             .map(|i| {
                 let n = i % 1000;
                 let body = serde_json::json!({"type": "instance.deployed", "data": {
@@ -60,7 +60,7 @@ async fn run() -> anyhow::Result<()> {
     // The first second after a start is not the steady state: the first use of each pooled
     // connection prepares its statements and its Postgres process reads the catalog, which
     // takes the first few dozen hooks 10-40 ms. Shown, then left out of the figure.
-    let cold = open_loop::run(&dir, rate, deliveries("warm", 0, rate)?)?;
+    let cold = open_loop::run(&dir, rate, deliveries("warm", rate)?)?;
     println!(
         "first second after the start (not counted): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         cold.p50_ms, cold.p99_ms, cold.max_ms
@@ -69,7 +69,7 @@ async fn run() -> anyhow::Result<()> {
     println!(
         "deploy hook: {rate} req/s for {seconds} s ({total} requests), open loop from another process"
     );
-    let out = open_loop::run(&dir, rate, deliveries("bench", 0, total)?)?;
+    let out = open_loop::run(&dir, rate, deliveries("bench", total)?)?;
     println!(
         "sent {}, errors {}, achieved {:.0} req/s; latency ms: p50 {:.2}  p99 {:.2}  max {:.2} (the generator's own lateness, p99: {:.2})",
         out.sent,

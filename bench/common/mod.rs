@@ -9,12 +9,12 @@ pub mod report;
 pub mod wrk;
 
 use fleetgate::config::Settings;
+use sqlx::{Connection, Executor, PgConnection};
 
 /// The allocator fleetgate's binary uses (`src/main.rs`), here too: the reference server runs
 /// from this executable, and a comparison with it should not be one of allocators.
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-use sqlx::{Connection, Executor, PgConnection};
 
 /// A fresh database on the Postgres server at `DATABASE_URL`, dropped by [`BenchDb::drop`].
 pub struct BenchDb {
