@@ -6,6 +6,8 @@
 //!
 //!     bench/run deploy_hook [--rate 500] [--seconds 20]
 
+use std::collections::HashMap;
+
 mod common;
 
 use common::{open_loop, process, report};
@@ -69,7 +71,9 @@ async fn run() -> anyhow::Result<()> {
     println!(
         "deploy hook: {rate} req/s for {seconds} s ({total} requests), open loop from another process"
     );
+    let threads_before = server.cpu_seconds_by_thread();
     let out = open_loop::run(&dir, rate, deliveries("bench", total)?)?;
+    let used = cpu_used_by_kind(&threads_before, &server.cpu_seconds_by_thread());
     println!(
         "sent {}, errors {}, achieved {:.0} req/s; latency ms: p50 {:.2}  p99 {:.2}  max {:.2} (the generator's own lateness, p99: {:.2})",
         out.sent,
@@ -79,6 +83,14 @@ async fn run() -> anyhow::Result<()> {
         out.p99_ms,
         out.max_ms,
         out.late_p99_ms
+    );
+    let per_hook = |seconds: f64| seconds * 1e6 / total as f64;
+    println!(
+        "fleetgate's processor time per hook: {:.0} µs (HTTP workers {:.0}, main runtime {:.0}, other threads {:.0})",
+        per_hook(used.iter().sum()),
+        per_hook(used[0]),
+        per_hook(used[1]),
+        per_hook(used[2]),
     );
     let pool = PgPool::connect(&db.url).await?;
     let audited: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log")
@@ -93,10 +105,44 @@ async fn run() -> anyhow::Result<()> {
         Some(out.p99_ms <= 5.0 && out.errors == 0),
     );
 
+    report::row(
+        "deploy hook: fleetgate's processor time per hook (main runtime's share)",
+        format!(
+            "{:.0} µs ({:.0} µs)",
+            per_hook(used.iter().sum()),
+            per_hook(used[1])
+        ),
+        "",
+        None,
+    );
+
     drop(server);
     pool.close().await;
     db.drop().await?;
     let _ = std::fs::remove_dir_all(&dir);
     anyhow::ensure!(errors == 0, "{errors} requests failed");
     Ok(())
+}
+
+/// Processor time used between two readings of the server's threads, seconds, by kind: HTTP
+/// workers (actix-web's), the main tokio runtime (background work; requests should not wake
+/// it), other threads.
+fn cpu_used_by_kind(
+    before: &HashMap<u32, (String, f64)>,
+    after: &HashMap<u32, (String, f64)>,
+) -> [f64; 3] {
+    let mut used = [0.0; 3];
+    for (tid, (name, seconds)) in after {
+        // A thread started meanwhile started at zero.
+        let earlier = before.get(tid).map_or(0.0, |(_, s)| *s);
+        let kind = if name.starts_with("actix-server wo") {
+            0
+        } else if name.starts_with("tokio-rt-worker") {
+            1
+        } else {
+            2
+        };
+        used[kind] += seconds - earlier;
+    }
+    used
 }

@@ -4,6 +4,7 @@
 //! and [`super::open_loop`]), so no server shares its process with what loads it.
 
 use std::{
+    collections::HashMap,
     fs::File,
     net::TcpListener,
     path::{Path, PathBuf},
@@ -35,6 +36,38 @@ impl Server {
     /// Processor time the server has used so far (user and system), seconds.
     pub fn cpu_seconds(&self) -> f64 {
         cpu_seconds_of(self.child.id())
+    }
+
+    /// Processor time so far (user and system, seconds) of each thread alive now, by thread
+    /// id, with the thread's name: which of them does the work.
+    pub fn cpu_seconds_by_thread(&self) -> HashMap<u32, (String, f64)> {
+        let tasks = format!("/proc/{}/task", self.child.id());
+        let Ok(entries) = std::fs::read_dir(&tasks) else {
+            return HashMap::new();
+        };
+        entries
+            .flatten()
+            .filter_map(|task| {
+                let tid = task.file_name().to_str()?.parse().ok()?;
+                let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+                let name = std::fs::read_to_string(task.path().join("comm")).ok()?;
+                Some((tid, (name.trim().to_owned(), stat_cpu_seconds(&stat)?)))
+            })
+            .collect()
+    }
+
+    /// Stops the server as an operator would (SIGTERM) and waits for it to exit, so that what
+    /// runs it (a profiler) can write its results.
+    pub fn stop(mut self) -> anyhow::Result<()> {
+        let pid = libc::pid_t::try_from(self.child.id())?;
+        // SAFETY: kill(2) with a child's pid and a signal number has no memory effects.
+        anyhow::ensure!(
+            unsafe { libc::kill(pid, libc::SIGTERM) } == 0,
+            "cannot signal"
+        );
+        let status = self.child.wait()?;
+        anyhow::ensure!(status.success(), "the server exited with {status}");
+        Ok(())
     }
 
     /// Bytes its standard output holds so far.
@@ -186,22 +219,6 @@ fn command(prefix: &[String], program: &Path) -> Command {
     }
 }
 
-impl Server {
-    /// Stops the server as an operator would (SIGTERM) and waits for it to exit, so that what
-    /// runs it (a profiler) can write its results.
-    pub fn stop(mut self) -> anyhow::Result<()> {
-        let pid = libc::pid_t::try_from(self.child.id())?;
-        // SAFETY: kill(2) with a child's pid and a signal number has no memory effects.
-        anyhow::ensure!(
-            unsafe { libc::kill(pid, libc::SIGTERM) } == 0,
-            "cannot signal"
-        );
-        let status = self.child.wait()?;
-        anyhow::ensure!(status.success(), "the server exited with {status}");
-        Ok(())
-    }
-}
-
 /// How long a server may take to start: a minute when a profiler runs it, six seconds alone.
 fn patience(prefix: &[String]) -> Duration {
     Duration::from_secs(if prefix.is_empty() { 6 } else { 60 })
@@ -224,20 +241,22 @@ async fn wait_ready(url: &str, patience: Duration) -> bool {
 /// Processor time process `pid` has used (user and system), seconds; also readable from a
 /// child that has exited and is not yet waited for. 0 when it cannot be read.
 pub fn cpu_seconds_of(pid: u32) -> f64 {
-    // SAFETY: sysconf only reads a configuration value.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
-        .and_then(|s| {
-            // The fields after the command name (which may hold spaces, in parentheses):
-            // state is the first, utime and stime the 12th and 13th.
-            let rest = &s[s.rfind(')')? + 1..];
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            let (user, system): (f64, f64) =
-                (fields.get(11)?.parse().ok()?, fields.get(12)?.parse().ok()?);
-            Some((user + system) / ticks)
-        })
+        .and_then(|s| stat_cpu_seconds(&s))
         .unwrap_or(0.0)
+}
+
+/// User and system time, seconds, from a `/proc/…/stat` line.
+fn stat_cpu_seconds(stat: &str) -> Option<f64> {
+    // SAFETY: sysconf only reads a configuration value.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    // The fields after the command name (which may hold spaces, in parentheses): state is the
+    // first, utime and stime the 12th and 13th.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let (user, system): (f64, f64) = (fields.get(11)?.parse().ok()?, fields.get(12)?.parse().ok()?);
+    Some((user + system) / ticks)
 }
 
 pub fn rss_kib_of(pid: u32) -> u64 {

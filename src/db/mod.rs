@@ -37,8 +37,9 @@ pub fn pool(database_url: &str, max_connections: u32) -> anyhow::Result<PgPool> 
 /// A pool of its own for one HTTP worker, to the database `like` connects to, holding at most
 /// `max_connections`. Create it on the worker's thread: a connection answers through the
 /// runtime it was opened on, and a worker using a connection another runtime opened is woken
-/// by that runtime's thread for each answer (a second thread switch per round trip; under deploy
-/// hooks at 500/s that thread took a quarter of fleetgate's processor time).
+/// by that runtime's thread for each answer (a second thread switch per round trip: with one
+/// shared pool, deploy hooks cost about 40 % more processor time; `bench/run deploy_hook`
+/// prints the time per hook by thread).
 pub fn worker_pool(like: &PgPool, max_connections: u32) -> PgPool {
     pool_options(max_connections).connect_lazy_with((*like.connect_options()).clone())
 }
