@@ -47,6 +47,13 @@ async fn main() -> anyhow::Result<()> {
     })?;
     let tenant = emulator.base_url().to_owned();
     tokio::spawn(emulator.run_until_stopped(stop.clone()));
+    let seeded: Value = reqwest::get(format!("{tenant}/emulator/tenant"))
+        .await?
+        .json()
+        .await?;
+    let text = |k: &str| seeded[k].as_str().unwrap_or_default().to_owned();
+    // The admin token below is issued to the seeded M2M application.
+    let admin_client = text("m2m_client_id");
     let mut vars = vec![
         ("DATABASE_URL", db.url.clone()),
         ("FLEETGATE_LISTEN", "127.0.0.1:0".into()),
@@ -60,14 +67,10 @@ async fn main() -> anyhow::Result<()> {
         ("FLEETGATE_WEBHOOK_SECRET", WEBHOOK_SECRET.into()),
         ("FLEETGATE_ACTION_SECRET", ACTION_SECRET.into()),
         ("FLEETGATE_DB_MAX_CONNECTIONS", "20".into()),
+        ("FLEETGATE_ADMIN_CLIENTS", admin_client.clone()),
     ];
     let reconciling = common::arg("--reconciler", 0) == 1;
     if reconciling {
-        let seeded: Value = reqwest::get(format!("{tenant}/emulator/tenant"))
-            .await?
-            .json()
-            .await?;
-        let text = |k: &str| seeded[k].as_str().unwrap_or_default().to_owned();
         vars.extend([
             ("AUTH0_CLIENT_ID", text("m2m_client_id")),
             ("AUTH0_CLIENT_SECRET", text("m2m_client_secret")),
@@ -107,7 +110,7 @@ async fn main() -> anyhow::Result<()> {
     let keys = Arc::new(keys);
     let minted: Value = http
         .post(format!("{tenant}/emulator/users/token"))
-        .json(&json!({"sub": "auth0|load-admin", "audience": AUDIENCE, "permissions": ["fleet:admin"]}))
+        .json(&json!({"sub": "auth0|load-admin", "audience": AUDIENCE, "permissions": ["fleet:admin"], "client_id": admin_client}))
         .send()
         .await?
         .json()

@@ -88,9 +88,33 @@ struct EmulatorArgs {
     /// login and refresh-token exchange.
     #[arg(long)]
     action: Option<std::path::PathBuf>,
-    /// A secret of the Action (event.secrets), NAME=VALUE; repeat for more.
+    /// A secret of the Action (event.secrets), NAME=VALUE; repeat for more. It shows in the
+    /// process list: give real secrets with --action-secret-file.
     #[arg(long = "action-secret", value_parser = action_secret, requires = "action")]
     action_secrets: Vec<(String, String)>,
+    /// A file of the Action's secrets, one NAME=VALUE per line (blank lines and lines
+    /// starting with # are skipped); keep it readable by you only.
+    #[arg(long, requires = "action")]
+    action_secret_file: Option<std::path::PathBuf>,
+}
+
+/// The Action's secrets in `path`: NAME=VALUE lines.
+fn read_action_secrets(path: &std::path::Path) -> anyhow::Result<Vec<(String, String)>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("--action-secret-file {}: {e}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty() && !line.trim_start().starts_with('#'))
+        .map(|(n, line)| {
+            action_secret(line.trim_end_matches('\r')).map_err(|e| {
+                anyhow::anyhow!(
+                    "--action-secret-file {} line {}: {e}",
+                    path.display(),
+                    n + 1
+                )
+            })
+        })
+        .collect()
 }
 
 fn action_secret(raw: &str) -> Result<(String, String), String> {
@@ -142,6 +166,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             if !no_migrate {
                 startup::migrate(&pool).await?;
             }
+            startup::check_own_applications(&settings, &pool).await?;
             let app = startup::Application::build(&settings, pool.clone())?;
             let open_files = startup::raise_open_file_limit()
                 .inspect_err(|e| tracing::warn!(error = %e, "the open-file limit was not raised"))
@@ -193,6 +218,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Emulator(args) => {
             telemetry::init(LogFormat::Text);
+            let mut action_secrets = args.action_secrets;
+            if let Some(file) = &args.action_secret_file {
+                action_secrets.extend(read_action_secrets(file)?);
+            }
             let config = EmulatorConfig {
                 listen: args.listen,
                 state_file: args.state,
@@ -202,7 +231,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     .action
                     .map(|file| crate::emulator::login::action::ActionConfig {
                         file,
-                        secrets: args.action_secrets.into_iter().collect(),
+                        secrets: action_secrets.into_iter().collect(),
                     }),
                 rate_limit_burst: args.rate_limit_burst,
                 rate_limit_per_second: args.rate_limit_per_second,
@@ -244,12 +273,16 @@ async fn run(command: Command) -> anyhow::Result<()> {
     }
 }
 
-/// Prints the seeded tenant, as `GET /emulator/tenant` returns it, once the server answers.
+/// Prints the seeded tenant once the server answers, as `GET /emulator/tenant` returns it but
+/// for the M2M secret: logs are kept and shared, the secret stays where it is.
 async fn print_seeded(base_url: &str) -> anyhow::Result<()> {
-    let seeded = reqwest::get(format!("{base_url}/emulator/tenant"))
+    let mut seeded: serde_json::Value = reqwest::get(format!("{base_url}/emulator/tenant"))
         .await?
-        .text()
+        .json()
         .await?;
+    if let Some(secret) = seeded.get_mut("m2m_client_secret") {
+        *secret = serde_json::json!(format!("(not shown: GET {base_url}/emulator/tenant)"));
+    }
     println!("Auth0 emulator on {base_url} (use AUTH0_DOMAIN={base_url}); seeded tenant:");
     println!("{seeded}");
     Ok(())

@@ -326,6 +326,34 @@ pub fn raise_open_file_limit() -> std::io::Result<u64> {
     Ok(limit.rlim_cur)
 }
 
+/// Refuses to start when one of fleetgate's own applications (the status page's, an admin
+/// client) is in the pool: instances would log in through it, and its tokens work on
+/// fleetgate's API. (That none is the primary SPA application is checked with the settings.)
+pub async fn check_own_applications(settings: &Settings, pool: &PgPool) -> anyhow::Result<()> {
+    let own = &settings.auth0.admin_clients;
+    if own.is_empty() {
+        tracing::warn!(
+            "no application's tokens are accepted on the admin API: set FLEETGATE_ADMIN_CLIENTS or FLEETGATE_UI_CLIENT_ID"
+        );
+        return Ok(());
+    }
+    let mut conn = pool.acquire().await?;
+    for app in db::applications::pool(&mut conn).await? {
+        if own.contains(&app.client_id) {
+            let var = if settings.grants.ui_client_id.as_ref() == Some(&app.client_id) {
+                "FLEETGATE_UI_CLIENT_ID"
+            } else {
+                "FLEETGATE_ADMIN_CLIENTS"
+            };
+            anyhow::bail!(
+                "{var}: application '{}' is in the pool of applications instances log in through; name an application of fleetgate's own (its tokens work on fleetgate's API)",
+                app.client_id
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Applies pending migrations.
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
     db::MIGRATOR

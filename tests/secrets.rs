@@ -123,7 +123,7 @@ async fn no_secret_reaches_the_logs(pool: PgPool) {
     // Admin calls with a good token and a bad one; a reconcile pass (M2M token, Management API).
     let minted: Value = http
         .post(format!("{base}/emulator/users/token"))
-        .json(&json!({"sub": "auth0|admin", "permissions": ["fleet:admin"]}))
+        .json(&json!({"sub": "auth0|admin", "permissions": ["fleet:admin"], "client_id": tenant["m2m_client_id"]}))
         .send()
         .await
         .unwrap()

@@ -173,6 +173,7 @@ pub fn fleetgate_vars(db_url: &str, tenant: &Tenant) -> Vec<(&'static str, Strin
         ("FLEETGATE_PLATFORM_DOMAIN", "apps.example.com".to_owned()),
         ("FLEETGATE_WEBHOOK_SECRET", WEBHOOK_SECRET.to_owned()),
         ("FLEETGATE_ACTION_SECRET", ACTION_SECRET.to_owned()),
+        ("FLEETGATE_ADMIN_CLIENTS", "bench".to_owned()),
     ]
 }
 

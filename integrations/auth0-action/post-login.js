@@ -17,8 +17,13 @@
  *   FLEETGATE_ACTION_SECRET  the same value as fleetgate's FLEETGATE_ACTION_SECRET
  *   CLAIM_NAMESPACE          optional; default https://fleetgate.dev/ (must be a URL you
  *                            control, never an Auth0 domain)
- *   FAIL_OPEN                optional; "true" lets logins through (without the claim) when
+ *   FAIL_OPEN                optional; "true" lets logins for the instances' API (and only
+ *                            those: INSTANCE_AUDIENCE) through, without the claim, when
  *                            fleetgate cannot be reached. Default: fail closed (deny).
+ *   INSTANCE_AUDIENCE        the instances' API identifier (fleetgate's
+ *                            FLEETGATE_INSTANCE_AUDIENCE); FAIL_OPEN applies only to logins
+ *                            asking for it, so a login for fleetgate's own API (or any other)
+ *                            is never let through unchecked. Without it FAIL_OPEN is off.
  *   TIMEOUT_MS               optional; default 3000. The whole Action must finish in 20 s.
  *   REFRESH_FROM_BODY        optional; "false" refuses refresh-token exchanges whose token has
  *                            no recorded instance instead of taking the instance from the
@@ -43,6 +48,7 @@ function settings(secrets) {
     secret: secrets.FLEETGATE_ACTION_SECRET || '',
     namespace: namespace.endsWith('/') ? namespace : `${namespace}/`,
     failOpen: secrets.FAIL_OPEN === 'true',
+    instanceAudience: secrets.INSTANCE_AUDIENCE || '',
     timeoutMs: Number(secrets.TIMEOUT_MS) > 0 ? Number(secrets.TIMEOUT_MS) : DEFAULT_TIMEOUT_MS,
     refreshFromBody: secrets.REFRESH_FROM_BODY !== 'false',
   };
@@ -95,6 +101,28 @@ function instanceOf(event, config) {
   return redirectUri ? { redirect_uri: redirectUri } : null;
 }
 
+/** The API the login asks for a token to (its audience), or '' for none. */
+function audienceOf(event) {
+  const server = event.resource_server && event.resource_server.identifier;
+  const query = event.request && event.request.query && event.request.query.audience;
+  return server || query || '';
+}
+
+/**
+ * Whether a login may go on without fleetgate's decision (FAIL_OPEN): only one asking for
+ * the instances' API, whose tokens instances refuse without the claim anyway. A login for
+ * fleetgate's own API (or with no audience: the tenant's default may be fleetgate's) would
+ * otherwise give whoever runs an instance's page an operator's unbound token.
+ */
+function failsOpen(event, config) {
+  if (!config.failOpen) return false;
+  if (!config.instanceAudience) {
+    console.log('fleetgate: FAIL_OPEN is set without INSTANCE_AUDIENCE: failing closed');
+    return false;
+  }
+  return audienceOf(event) === config.instanceAudience;
+}
+
 exports.onExecutePostLogin = async (event, api) => {
   const config = settings(event.secrets || {});
   if (!config.url || !config.secret) {
@@ -119,7 +147,7 @@ exports.onExecutePostLogin = async (event, api) => {
   } catch (err) {
     const unavailable = err.unavailable !== false;
     console.log(`fleetgate: no decision (${err.message})`);
-    if (unavailable && config.failOpen) {
+    if (unavailable && failsOpen(event, config)) {
       return;
     }
     api.access.deny(

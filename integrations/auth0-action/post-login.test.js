@@ -138,9 +138,37 @@ test('an unreachable fleetgate fails closed by default, open when configured', a
   await new Promise((r) => server.close(r));
   const closed = await run(event({ user: { user_id: 'auth0|owner-1' }, redirectUri: 'https://www.acme.com/callback', secrets: { FLEETGATE_URL: dead } }));
   assert.match(closed.denied, /temporarily unavailable/);
-  const open = await run(event({ user: { user_id: 'auth0|owner-1' }, redirectUri: 'https://www.acme.com/callback', secrets: { FLEETGATE_URL: dead, FAIL_OPEN: 'true' } }));
+  const failOpen = { FLEETGATE_URL: dead, FAIL_OPEN: 'true', INSTANCE_AUDIENCE: 'https://instances.example/api' };
+  const forInstances = event({ user: { user_id: 'auth0|owner-1' }, redirectUri: 'https://www.acme.com/callback', secrets: failOpen });
+  forInstances.resource_server = { identifier: 'https://instances.example/api' };
+  const open = await run(forInstances);
   assert.equal(open.denied, null);
   assert.deepEqual(open.access, {}, 'no claim: instances still refuse the token');
+  // The audience may come from the query alone.
+  const byQuery = event({ user: { user_id: 'auth0|owner-1' }, redirectUri: 'https://www.acme.com/callback', secrets: failOpen });
+  byQuery.request.query = { audience: 'https://instances.example/api' };
+  assert.equal((await run(byQuery)).denied, null);
+});
+
+test("failing open never lets through a login for fleetgate's own API, or with no audience", async () => {
+  const server = http.createServer();
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const dead = `http://127.0.0.1:${server.address().port}`;
+  await new Promise((r) => server.close(r));
+  const login = (audience, secrets) => {
+    const e = event({ user: { user_id: 'auth0|operator' }, redirectUri: 'https://www.acme.com/callback', secrets: { FLEETGATE_URL: dead, FAIL_OPEN: 'true', ...secrets } });
+    if (audience) e.resource_server = { identifier: audience };
+    return e;
+  };
+  const instances = { INSTANCE_AUDIENCE: 'https://instances.example/api' };
+  for (const e of [
+    login('https://fleetgate.example/api', instances),
+    login(undefined, instances),
+    login('https://instances.example/api', {}), // FAIL_OPEN without INSTANCE_AUDIENCE: off
+  ]) {
+    const seen = await run(e);
+    assert.match(seen.denied || '', /temporarily unavailable/, JSON.stringify(e.resource_server));
+  }
 });
 
 test('a fleetgate that does not answer in time fails closed', { timeout: 10000 }, async () => {

@@ -61,6 +61,8 @@ export interface Options {
   startTimeoutMs?: number;
   /** Seconds a long-poll waits for a change (0–60, default 30). */
   waitSeconds?: number;
+  /** How long the grants held are trusted without fleetgate confirming them (ms, default 60000, at least twice `waitSeconds`); past it every request is refused with 503. */
+  maxStalenessMs?: number;
   /** Where the environment variables are read (default `process.env`). */
   env?: Record<string, string | undefined>;
   fetch?: typeof fetch;
@@ -69,7 +71,8 @@ export interface Options {
 /** A refusal, as problem+json. */
 export interface Refusal {
   ok: false;
-  status: 401 | 403;
+  /** 401/403: the token; 503: the grants cannot be confirmed now (`grants_unavailable`). */
+  status: 401 | 403 | 503;
   headers: Record<string, string>;
   body: { type: string; title: string; status: number; detail: string; code: string };
 }
@@ -93,6 +96,8 @@ export interface Instance {
   /** The user's role here now, or null. */
   role(userId: string): string | null;
   grants(): GrantsSnapshot | null;
+  /** Whether the grants held are confirmed now; while not, every request is refused (503). */
+  freshness(): { ok: true } | { ok: false; reason: string };
   /** Stops following the grants. */
   close(): Promise<void>;
 }

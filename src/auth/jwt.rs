@@ -21,11 +21,17 @@ pub struct Claims {
 }
 
 /// What decides whether a valid token of the tenant was minted for fleetgate or at an
-/// instance: its audiences and the instance claim.
+/// instance: its audiences, the application it was issued to and the instance claim.
 #[derive(serde::Deserialize)]
 struct Binding {
     #[serde(default)]
     aud: Audiences,
+    /// The application the token was issued to (Auth0's claim; `client_id` in the RFC 9068
+    /// profile of access tokens).
+    #[serde(default)]
+    azp: Option<String>,
+    #[serde(default)]
+    client_id: Option<String>,
     #[serde(flatten)]
     other: serde_json::Map<String, serde_json::Value>,
 }
@@ -72,6 +78,16 @@ pub enum TokenError {
     UnknownKey,
     #[error("the token is not valid: {0}")]
     Invalid(&'static str),
+    /// Signed by the tenant, but past its `exp`: the caller should get a new one.
+    #[error("the token has expired; get a new one")]
+    Expired,
+    /// Signed by the tenant, but before its `nbf`.
+    #[error("the token is not valid yet (nbf)")]
+    NotYetValid,
+    #[error(
+        "the token was issued to an application whose tokens fleetgate does not accept (FLEETGATE_ADMIN_CLIENTS, FLEETGATE_UI_CLIENT_ID)"
+    )]
+    WrongApplication,
     #[error("the token was issued for an instance, not for fleetgate: {0}")]
     ForAnInstance(&'static str),
     #[error("the tenant's signing keys cannot be fetched")]
@@ -83,6 +99,7 @@ pub struct TokenVerifier {
     validation: Validation,
     instance_audience: String,
     instance_claim: String,
+    admin_clients: Vec<String>,
 }
 
 impl TokenVerifier {
@@ -100,6 +117,7 @@ impl TokenVerifier {
             validation,
             instance_audience: auth0.instance_audience.clone(),
             instance_claim: format!("{}instance", auth0.claim_namespace),
+            admin_clients: auth0.admin_clients.clone(),
         }
     }
 
@@ -116,9 +134,13 @@ impl TokenVerifier {
         let data = jsonwebtoken::decode::<serde_json::Value>(token, &key, &self.validation)
             .map_err(|e| {
                 use jsonwebtoken::errors::ErrorKind as K;
+                // The signature is checked before the claims: these two are the tenant's.
+                match e.kind() {
+                    K::ExpiredSignature => return TokenError::Expired,
+                    K::ImmatureSignature => return TokenError::NotYetValid,
+                    _ => {}
+                }
                 TokenError::Invalid(match e.kind() {
-                    K::ExpiredSignature => "it has expired",
-                    K::ImmatureSignature => "it is not valid yet (nbf)",
                     K::InvalidIssuer => "wrong issuer",
                     K::InvalidAudience => "wrong audience",
                     K::InvalidSignature => "bad signature",
@@ -141,6 +163,13 @@ impl TokenVerifier {
             return Err(TokenError::ForAnInstance(
                 "it carries the instance claim of a login at an instance",
             ));
+        }
+        // Whatever the Action did (a login it let through while fleetgate was unreachable
+        // carries no instance claim), a token an instance's application obtained is not an
+        // operator's: only fleetgate's own applications' tokens are.
+        let application = binding.azp.as_ref().or(binding.client_id.as_ref());
+        if !application.is_some_and(|a| self.admin_clients.contains(a)) {
+            return Err(TokenError::WrongApplication);
         }
         serde_json::from_value(data.claims).map_err(|_| TokenError::Invalid("it cannot be decoded"))
     }

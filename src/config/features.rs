@@ -33,7 +33,10 @@ pub const TEMPLATE_VARS: [(Field, &str, &str); 4] = [
 
 pub const DEFAULT_RECONCILE_CRON: &str = "0 */5 * * * *";
 
-pub(super) fn reconciler_settings(vars: &Vars) -> Result<Option<ReconcilerSettings>> {
+pub(super) fn reconciler_settings(
+    vars: &Vars,
+    reserved_clients: &[String],
+) -> Result<Option<ReconcilerSettings>> {
     // Every setting is checked whether or not the reconciler runs: a bad value stops the first
     // start, not the one after credentials are added.
     let mut raw = Vec::new();
@@ -106,6 +109,7 @@ pub(super) fn reconciler_settings(vars: &Vars) -> Result<Option<ReconcilerSettin
         auto_create_applications,
         cap,
         auto_move,
+        reserved_clients: reserved_clients.to_vec(),
     }))
 }
 

@@ -67,6 +67,9 @@ pub struct ReconcilerSettings {
     pub cap: usize,
     /// Move an instance that outgrew its application to one with room, without an admin.
     pub auto_move: bool,
+    /// fleetgate's own applications ([`Auth0Settings::admin_clients`]), which the pool never
+    /// holds.
+    pub reserved_clients: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -83,6 +86,11 @@ pub struct Auth0Settings {
     pub claim_namespace: String,
     /// How long fetched signing keys are trusted before they are fetched again.
     pub jwks_cache: Duration,
+    /// The applications whose tokens fleetgate's API accepts (`azp`, or `client_id`): the
+    /// status page's (`FLEETGATE_UI_CLIENT_ID`) and `FLEETGATE_ADMIN_CLIENTS` (default: the
+    /// M2M application). Never an application instances log in through: a token from one is
+    /// refused whatever it carries.
+    pub admin_clients: Vec<String>,
 }
 
 impl Auth0Settings {
@@ -120,6 +128,7 @@ impl Settings {
     /// Reads settings through `get`, so tests can supply their own environment.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self> {
         let vars = Vars(&get);
+        let admin_clients = admin_clients(&vars)?;
         Ok(Self {
             database_url: SecretString::from(vars.required("DATABASE_URL")?),
             db_max_connections: vars.parsed("FLEETGATE_DB_MAX_CONNECTIONS", 10, |s| {
@@ -189,6 +198,7 @@ impl Settings {
                             .ok_or("must be a number of seconds from 10 to 86400")
                     },
                 )?,
+                admin_clients: admin_clients.clone(),
             },
             platform_domain: match vars.optional("FLEETGATE_PLATFORM_DOMAIN") {
                 None => None,
@@ -205,7 +215,7 @@ impl Settings {
                 })?;
                 SecretString::from(raw)
             },
-            reconciler: reconciler_settings(&vars)?,
+            reconciler: reconciler_settings(&vars, &admin_clients)?,
             grants: grants_settings(&vars)?,
             log_format: vars.parsed("FLEETGATE_LOG_FORMAT", LogFormat::Text, |s| match s {
                 "text" => Ok(LogFormat::Text),
@@ -313,6 +323,43 @@ fn parse_auth0_domain(raw: &str) -> std::result::Result<String, String> {
         );
     }
     Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+/// fleetgate's own applications: the status page's, and `FLEETGATE_ADMIN_CLIENTS` (else the
+/// M2M application's). None may be the instances' SPA application: its logins belong to
+/// instances.
+fn admin_clients(vars: &Vars) -> Result<Vec<String>> {
+    let spa = vars.optional("AUTH0_SPA_CLIENT_ID");
+    let ui = vars.optional("FLEETGATE_UI_CLIENT_ID");
+    if ui.is_some() && ui == spa {
+        return Err(ConfigError {
+            var: "FLEETGATE_UI_CLIENT_ID",
+            message: "must differ from AUTH0_SPA_CLIENT_ID: the status page needs an application of its own, not the one instances log in through".into(),
+        });
+    }
+    let named: Vec<String> = match vars.optional("FLEETGATE_ADMIN_CLIENTS") {
+        Some(list) => list
+            .split(',')
+            .map(|c| c.trim().to_owned())
+            .filter(|c| !c.is_empty())
+            .collect(),
+        None => vars.optional("AUTH0_CLIENT_ID").into_iter().collect(),
+    };
+    if let Some(spa) = spa.as_ref().filter(|spa| named.contains(spa)) {
+        return Err(ConfigError {
+            var: "FLEETGATE_ADMIN_CLIENTS",
+            message: format!(
+                "must not name AUTH0_SPA_CLIENT_ID ({spa}): tokens from logins at instances must never work on fleetgate's API"
+            ),
+        });
+    }
+    let mut clients: Vec<String> = Vec::new();
+    for client in ui.into_iter().chain(named) {
+        if !clients.contains(&client) {
+            clients.push(client);
+        }
+    }
+    Ok(clients)
 }
 
 /// A Standard Webhooks secret: `whsec_` followed by base64 of 24 to 64 random bytes.

@@ -216,3 +216,38 @@ fn reconciler_settings_are_checked_while_the_reconciler_is_off() {
         assert_eq!(err_var(&[(var, bad)]), var);
     }
 }
+
+#[test]
+fn fleetgates_own_applications_are_never_the_instances_spa() {
+    let reconciler = [
+        ("AUTH0_CLIENT_ID", "m2m"),
+        ("AUTH0_CLIENT_SECRET", "s3cr3t-value"),
+        ("AUTH0_SPA_CLIENT_ID", "spa"),
+    ];
+    let with = |extra: &[(&'static str, &'static str)]| {
+        let mut v = reconciler.to_vec();
+        v.extend_from_slice(extra);
+        v
+    };
+    // Default: the M2M application, and the status page's when set.
+    assert_eq!(env(&reconciler).unwrap().auth0.admin_clients, ["m2m"]);
+    let s = env(&with(&[("FLEETGATE_UI_CLIENT_ID", "console")])).unwrap();
+    assert_eq!(s.auth0.admin_clients, ["console", "m2m"]);
+    assert_eq!(s.reconciler.unwrap().reserved_clients, ["console", "m2m"]);
+    // Named: those, and the status page's whatever the list says.
+    let s = env(&with(&[
+        ("FLEETGATE_UI_CLIENT_ID", "console"),
+        ("FLEETGATE_ADMIN_CLIENTS", " tool-a, tool-b,,console "),
+    ]))
+    .unwrap();
+    assert_eq!(s.auth0.admin_clients, ["console", "tool-a", "tool-b"]);
+    assert!(env(&[]).unwrap().auth0.admin_clients.is_empty());
+    assert_eq!(
+        err_var(&with(&[("FLEETGATE_UI_CLIENT_ID", "spa")])),
+        "FLEETGATE_UI_CLIENT_ID"
+    );
+    assert_eq!(
+        err_var(&with(&[("FLEETGATE_ADMIN_CLIENTS", "tool,spa")])),
+        "FLEETGATE_ADMIN_CLIENTS"
+    );
+}

@@ -72,6 +72,9 @@ struct UserTokenRequest {
     permissions: Vec<String>,
     scope: Option<String>,
     expires_in: Option<i64>,
+    /// The application the token is issued to (its `azp`): a client of the tenant. Default:
+    /// the seeded SPA, as at a login at an instance.
+    client_id: Option<String>,
     /// Custom claims, as a post-login Action would set them (only those Auth0 allows).
     #[serde(default)]
     claims: serde_json::Map<String, Value>,
@@ -93,6 +96,14 @@ async fn user_token(emu: web::Data<Emu>, body: web::Bytes) -> Result<HttpRespons
             "Service not found: {audience}"
         )));
     }
+    let client_id = req
+        .client_id
+        .unwrap_or_else(|| t.seeded.spa_client_id.clone());
+    if t.client(&client_id).is_none() {
+        return Err(MgmtError::invalid_body(format!(
+            "Client not found: {client_id}"
+        )));
+    }
     let scope = req.scope.unwrap_or_else(|| "openid profile email".into());
     let aud = if scope.split(' ').any(|s| s == "openid") {
         json!([audience, format!("{}/userinfo", t.base_url)])
@@ -108,7 +119,7 @@ async fn user_token(emu: web::Data<Emu>, body: web::Bytes) -> Result<HttpRespons
     let now = chrono::Utc::now().timestamp();
     let mut claims = json!({
         "iss": t.issuer(), "sub": req.sub, "aud": aud, "iat": now, "exp": now + expires_in,
-        "azp": t.seeded.spa_client_id, "scope": scope, "permissions": req.permissions,
+        "azp": client_id, "scope": scope, "permissions": req.permissions,
     });
     for (k, v) in req.claims {
         claims[k] = v;

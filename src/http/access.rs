@@ -57,15 +57,26 @@ impl Access {
     }
 }
 
-/// Decides access to instance `id`. Only a person who is not an admin costs a database read.
+/// Decides access to instance `id` for the request's caller. Only a person who is not an
+/// admin costs a database read.
 pub async fn instance(
     state: &AppState,
     req: &HttpRequest,
     id: &InstanceId,
     want: Want,
 ) -> Result<Access, ApiError> {
+    of(state, caller(req), id, want).await
+}
+
+/// Decides access to instance `id` for `caller`.
+pub async fn of(
+    state: &AppState,
+    caller: Option<Caller>,
+    id: &InstanceId,
+    want: Want,
+) -> Result<Access, ApiError> {
     let hidden = || ApiError::from(RegistryError::NotFound(id.clone()));
-    match caller(req) {
+    match caller {
         None => Err(credentials_required()),
         Some(Caller::Action) => Err(ApiError::forbidden(
             None,

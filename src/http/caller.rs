@@ -129,30 +129,60 @@ where
         Ok(state) => state,
         Err(e) => return Ok(req.into_response(e.error_response())),
     };
-    let identified = if req.headers().contains_key(header::AUTHORIZATION) {
-        match bearer_token(req.headers()) {
-            Err(e) => Err(e),
-            Ok(token) => identify(state, token).await,
-        }
-    } else {
-        Err(credentials_required())
-    };
-    let refused = match identified {
+    let refused = match identify_request(state, req.headers()).await {
         Ok(caller) => {
             req.extensions_mut().insert(caller);
             return service.call(req).await;
         }
-        Err(e) => match req.peer_addr() {
-            Some(peer) if e.status_code() == StatusCode::UNAUTHORIZED => {
-                match state.auth_failures.failed(peer.ip()) {
-                    Some(wait) => too_many_failures(wait),
-                    None => e,
-                }
-            }
-            _ => e,
+        Err(Refusal { error, counted }) => match req.peer_addr() {
+            Some(peer) if counted => match state.auth_failures.failed(peer.ip()) {
+                Some(wait) => too_many_failures(wait),
+                None => error,
+            },
+            _ => error,
         },
     };
     Ok(req.into_response(refused.error_response()))
+}
+
+/// Why a request's credential was refused, and whether the refusal counts as a failed
+/// authentication of its address (see [`crate::auth::failures`]).
+pub struct Refusal {
+    pub error: ApiError,
+    /// A guess or a forgery counts; a token the tenant signed that has merely expired (or is
+    /// not valid yet) does not: its caller is told so, never held back with a 429.
+    counted: bool,
+}
+
+impl From<ApiError> for Refusal {
+    fn from(error: ApiError) -> Self {
+        let counted = error.status_code() == StatusCode::UNAUTHORIZED;
+        Self { error, counted }
+    }
+}
+
+/// Identifies the caller of a request from its `Authorization` header, however long it takes
+/// (an Auth0 token, a key while the memory is not in step). A parked long-poll asks again
+/// before it answers, so that a key revoked (or a token expired) meanwhile is not answered.
+pub async fn identify_request(state: &AppState, headers: &HeaderMap) -> Result<Caller, Refusal> {
+    if !headers.contains_key(header::AUTHORIZATION) {
+        return Err(credentials_required().into());
+    }
+    let token = bearer_token(headers)?;
+    if keys::looks_like_key(token) {
+        return Ok(Caller::Instance(instance(state, token).await?));
+    }
+    if is_action_secret(state, token) {
+        return Ok(Caller::Action);
+    }
+    match state.tokens.verify(token).await {
+        Ok(claims) => Ok(Caller::User(claims)),
+        Err(e @ (TokenError::Expired | TokenError::NotYetValid)) => Err(Refusal {
+            error: token_error(e),
+            counted: false,
+        }),
+        Err(e) => Err(token_error(e).into()),
+    }
 }
 
 /// The answer to an address that failed to authenticate more often than it may.
@@ -163,21 +193,6 @@ fn too_many_failures(wait: std::time::Duration) -> ApiError {
         "too many failed authentications from this address; retry after the time in Retry-After",
     )
     .with_retry_after(wait.as_secs().max(1))
-}
-
-async fn identify(state: &AppState, token: &str) -> Result<Caller, ApiError> {
-    if keys::looks_like_key(token) {
-        return instance(state, token).await.map(Caller::Instance);
-    }
-    if is_action_secret(state, token) {
-        return Ok(Caller::Action);
-    }
-    state
-        .tokens
-        .verify(token)
-        .await
-        .map(Caller::User)
-        .map_err(token_error)
 }
 
 fn is_action_secret(state: &AppState, token: &str) -> bool {

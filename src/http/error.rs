@@ -256,6 +256,7 @@ impl From<ReconcileError> for ApiError {
             R::PrimaryApplication => Self::conflict("primary_application", detail),
             R::ApplicationInUse { .. } => Self::conflict("application_in_use", detail),
             R::NotInPool(_) => Self::not_found(detail),
+            R::ReservedApplication(_) => Self::conflict("application_reserved", detail),
         }
     }
 }

@@ -20,7 +20,7 @@ use crate::{
     domain::printable,
     domain::{Email, InstanceId, UserId},
     grants::{Subject, replace::Wanted},
-    http::caller::{ADMIN_PERMISSION, Caller, caller, credentials_required},
+    http::caller::{ADMIN_PERMISSION, Caller, caller, credentials_required, identify_request},
 };
 
 /// The longest a poll may wait for a change.
@@ -88,10 +88,17 @@ pub async fn list(req: HttpRequest, q: web::Query<PollQuery>) -> Result<HttpResp
                         () = gone => None,
                     }
                 });
-                match parked.await {
+                let now = match parked.await {
                     Some(now) => now,
                     None => return Ok(not_modified(known)),
-                }
+                };
+                // Asked again before answering: a key revoked (a token expired, a grant
+                // removed) while the poll waited gets its refusal, not the next change.
+                let again = identify_request(state, req.headers())
+                    .await
+                    .map_err(|refused| refused.error)?;
+                access::of(state, Some(again), &id, Want::Read).await?;
+                now
             } else {
                 current
             };

@@ -81,6 +81,14 @@ impl Reconciler {
 
     /// Adds an existing application of the tenant to the pool; answers its name.
     pub async fn register(&self, actor: &Actor, client_id: &str) -> Result<String> {
+        if self
+            .settings
+            .reserved_clients
+            .iter()
+            .any(|c| c == client_id)
+        {
+            return Err(ReconcileError::ReservedApplication(client_id.to_owned()));
+        }
         let found = self
             .client
             .get_client(client_id, &["client_id", "name"])

@@ -40,6 +40,10 @@ pub enum ReconcileError {
     ApplicationInUse { client_id: String, assigned: i64 },
     #[error("application '{0}' is not in the pool")]
     NotInPool(String),
+    #[error(
+        "application '{0}' is fleetgate's own (FLEETGATE_UI_CLIENT_ID or FLEETGATE_ADMIN_CLIENTS): its tokens work on fleetgate's API, so instances must never log in through it"
+    )]
+    ReservedApplication(String),
     #[error("application '{0}' is not in the pool")]
     TargetNotInPool(String),
 }

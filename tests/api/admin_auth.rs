@@ -230,13 +230,79 @@ async fn credentials_are_checked_before_the_body(pool: PgPool) {
     .await;
 }
 
+/// A token is accepted only when it was issued to one of fleetgate's own applications
+/// (`azp`, or `client_id` in the RFC 9068 profile): the status page's and
+/// `FLEETGATE_ADMIN_CLIENTS`. A token the instances' SPA obtained (a login at an instance the
+/// Action let through without the instance claim, asking for fleetgate's audience) is refused
+/// for admins and owners alike, whatever its permissions.
+#[sqlx::test]
+async fn only_tokens_issued_to_fleetgates_own_applications_are_accepted(pool: PgPool) {
+    let tenant = TestTenant::start().await;
+    let mut vars = tenant.reconciler_vars().await;
+    let spa = vars[2].1.clone();
+    vars.push(("FLEETGATE_UI_CLIENT_ID", "status-console".into()));
+    let app = TestApp::spawn_with(pool, tenant, &vars).await;
+    app.deploy("acme", &["acme.apps.example.com"]).await;
+    let t = &app.tenant;
+    let issued_to = |claims: Value, key: &str, client: Option<&str>| {
+        let mut claims = claims;
+        let object = claims.as_object_mut().unwrap();
+        object.remove("azp");
+        if let Some(client) = client {
+            object.insert(key.into(), json!(client));
+        }
+        t.sign(&claims)
+    };
+    let admin = t.claims(&["fleet:admin"]);
+    for (azp_or_client_id, client, status) in [
+        ("azp", Some(ADMIN_CLIENT), 200),
+        ("client_id", Some(ADMIN_CLIENT), 200),
+        ("azp", Some("status-console"), 200),
+        ("azp", Some(spa.as_str()), 401),
+        ("azp", Some("some-other-app"), 401),
+        ("azp", None, 401),
+    ] {
+        let res = call(
+            &app,
+            Some(&issued_to(admin.clone(), azp_or_client_id, client)),
+        )
+        .await;
+        assert_eq!(res.status(), status, "{azp_or_client_id} {client:?}");
+        if status == 401 {
+            let detail = assert_problem(res, 401, "unauthorized").await;
+            assert!(detail.contains("FLEETGATE_ADMIN_CLIENTS"), "{detail}");
+        }
+    }
+    // The owner, with a token from a login at acme's SPA: no key rotated, nothing changed.
+    let owner = with(t.claims(&[]), "sub", json!("auth0|owner-1"));
+    let before = app.snapshot().await;
+    let rotate = |token: String| {
+        app.http
+            .post(app.url("/v1/instances/acme/keys/rotate"))
+            .bearer_auth(token)
+            .send()
+    };
+    let res = rotate(issued_to(owner.clone(), "azp", Some(&spa)))
+        .await
+        .unwrap();
+    assert_problem(res, 401, "unauthorized").await;
+    assert_eq!(app.snapshot().await, before);
+    let res = rotate(issued_to(owner, "azp", Some(ADMIN_CLIENT)))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "the same owner through an admin client");
+}
+
 /// The whole path a person trying fleetgate locally takes: the emulator mints a user token
 /// and fleetgate, pointed at the emulator, accepts it.
 #[sqlx::test]
 async fn fleetgate_accepts_tokens_minted_by_the_emulator(pool: PgPool) {
     let tenant = TestTenant::start().await;
     let base = tenant.base_url.clone();
-    let app = fleetgate::startup::Application::build(&settings(&base), pool).unwrap();
+    // The tokens are issued to the seeded M2M application, named one of fleetgate's own.
+    let m2m = tenant.seeded().await["m2m_client_id"].clone();
+    let own = [("FLEETGATE_ADMIN_CLIENTS", m2m.as_str().unwrap().to_owned())];
+    let app = fleetgate::startup::Application::build(&settings_with(&base, &own), pool).unwrap();
     let addr = format!("http://127.0.0.1:{}", app.port());
     let app_stop = tokio_util::sync::CancellationToken::new();
     tokio::spawn(app.run_until_stopped(app_stop.clone()));
@@ -246,7 +312,7 @@ async fn fleetgate_accepts_tokens_minted_by_the_emulator(pool: PgPool) {
     let mint = |permissions: Vec<&str>| {
         let req = http
             .post(format!("{base}/emulator/users/token"))
-            .json(&json!({"sub": "auth0|alice", "permissions": permissions}));
+            .json(&json!({"sub": "auth0|alice", "permissions": permissions, "client_id": m2m}));
         async move {
             req.send().await.unwrap().json::<Value>().await.unwrap()["access_token"]
                 .as_str()

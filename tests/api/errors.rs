@@ -345,3 +345,60 @@ async fn the_shipped_alerts_and_dashboard_name_only_exported_metrics(pool: PgPoo
         );
     }
 }
+
+/// The request head limit README states is the one enforced (actix-http's): a head of up to
+/// 128 KiB (request line, headers and the blank line: 131,072 bytes) with up to 96 header
+/// fields is served; one byte or one field more is 431, before any of fleetgate's code runs.
+#[sqlx::test]
+async fn request_heads_over_128_kib_or_96_fields_are_431(pool: PgPool) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn(pool).await;
+    let status_of = |head: Vec<u8>| {
+        let addr = app.addr.trim_start_matches("http://").to_owned();
+        async move {
+            let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            stream.write_all(&head).await.unwrap();
+            let mut answer = vec![0; 64];
+            let n = stream.read(&mut answer).await.unwrap();
+            String::from_utf8_lossy(&answer[..n])
+                .split("\r\n")
+                .next()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    const LIMIT: usize = 128 * 1024;
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    assert!(
+        readme.contains("over 128 KiB (131,072 bytes), or with more than 96 header\nfields: 431"),
+        "README states the limit tested here"
+    );
+    let padded = |total: usize| {
+        let start = b"GET /healthz HTTP/1.1\r\nHost: fleetgate\r\nX-Pad: ";
+        let end = b"\r\n\r\n";
+        let mut head = start.to_vec();
+        head.resize(total - end.len(), b'a');
+        head.extend_from_slice(end);
+        assert_eq!(head.len(), total);
+        head
+    };
+    assert_eq!(status_of(padded(LIMIT)).await, "HTTP/1.1 200 OK");
+    assert_eq!(
+        status_of(padded(LIMIT + 1)).await,
+        "HTTP/1.1 431 Request Header Fields Too Large"
+    );
+    let fields = |count: usize| {
+        let mut head = b"GET /healthz HTTP/1.1\r\nHost: fleetgate\r\n".to_vec();
+        for i in 1..count {
+            head.extend_from_slice(format!("X-Field-{i}: a\r\n").as_bytes());
+        }
+        head.extend_from_slice(b"\r\n");
+        head
+    };
+    assert_eq!(status_of(fields(96)).await, "HTTP/1.1 200 OK");
+    assert_eq!(
+        status_of(fields(97)).await,
+        "HTTP/1.1 431 Request Header Fields Too Large"
+    );
+}

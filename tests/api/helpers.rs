@@ -20,6 +20,8 @@ pub const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 pub const TEST_KEY: &str = include_str!("../fixtures/test-key.pem");
 pub const TEST_PUBLIC_KEY: &[u8] = include_bytes!("../fixtures/test-key.pub.pem");
 pub const OTHER_KEY: &str = include_str!("../fixtures/other-key.pem");
+/// The application tests' admin and owner tokens are issued to (`FLEETGATE_ADMIN_CLIENTS`).
+pub const ADMIN_CLIENT: &str = "admin-tool";
 
 /// The Auth0 emulator, signing with [`TEST_KEY`].
 pub struct TestTenant {
@@ -156,7 +158,7 @@ impl TestTenant {
         let now = chrono::Utc::now().timestamp();
         json!({
             "iss": self.issuer(), "sub": "auth0|admin-1", "aud": [AUDIENCE, format!("{}/userinfo", self.base_url)],
-            "iat": now, "exp": now + 3600, "azp": "admin-tool", "scope": "openid", "permissions": permissions,
+            "iat": now, "exp": now + 3600, "azp": ADMIN_CLIENT, "scope": "openid", "permissions": permissions,
         })
     }
 
@@ -201,6 +203,8 @@ pub fn settings_with(tenant_url: &str, extra: &[(&str, String)]) -> Settings {
         ("FLEETGATE_INSTANCE_AUDIENCE", INSTANCE_AUDIENCE.to_owned()),
         ("FLEETGATE_PLATFORM_DOMAIN", PLATFORM_DOMAIN.to_owned()),
         ("FLEETGATE_WEBHOOK_SECRET", WEBHOOK_SECRET.to_owned()),
+        // The application of the tokens tests sign ([`TestTenant::claims`]).
+        ("FLEETGATE_ADMIN_CLIENTS", ADMIN_CLIENT.to_owned()),
     ];
     vars.extend(extra.iter().cloned());
     // The last value of a variable wins: `extra` overrides the defaults.

@@ -19,6 +19,7 @@ mod lifecycle;
 mod login;
 #[path = "../common/node.rs"]
 mod node;
+mod own_applications;
 mod reconcile;
 mod registry;
 mod replicas;

@@ -85,6 +85,7 @@ pub fn fleetgate(db: &str, tenant: &TestTenant, vars: &[(&str, String)]) -> Comm
         .env("FLEETGATE_PLATFORM_DOMAIN", PLATFORM_DOMAIN)
         .env("FLEETGATE_WEBHOOK_SECRET", WEBHOOK_SECRET)
         .env("FLEETGATE_WILDCARD", "false")
+        .env("FLEETGATE_ADMIN_CLIENTS", ADMIN_CLIENT)
         .env("RUST_LOG", "warn");
     for (k, v) in vars {
         cmd.env(k, v);

@@ -416,6 +416,111 @@ async fn repeated_failed_authentication_from_one_address_is_slowed(pool: PgPool)
     assert_eq!(other.status(), 401, "another address has its own quota");
 }
 
+/// A long-poll parked before its key was revoked answers with the key's refusal, never with the
+/// change that woke it (an invitation: an email the revoked key must not learn), nor with a
+/// 304 when its wait ends. The key's successor polls on.
+#[sqlx::test]
+async fn a_parked_poll_asks_for_its_caller_again_before_it_answers(pool: PgPool) {
+    let f = fleet(pool, &[]).await;
+    let (_, _, snapshot) = f.poll("", None).await;
+    let revision = snapshot["revision"].as_i64().unwrap();
+    let park = |wait: u32| {
+        let request = reqwest::Client::new()
+            .get(f.app.url(&format!(
+                "/v1/instances/acme/grants?since={revision}&wait={wait}"
+            )))
+            .bearer_auth(&f.key);
+        tokio::spawn(async move { request.send().await.unwrap() })
+    };
+    let woken = park(30);
+    let timed_out = park(2);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let (status, rotated) = into_json(
+        f.app
+            .admin(Method::POST, "/v1/instances/acme/keys/rotate")
+            .json(&json!({"revoke_previous": true}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 201, "{rotated}");
+    // Nothing changed: the short poll's wait ends, and it is refused rather than told 304.
+    assert_problem(timed_out.await.unwrap(), 401, "unauthorized").await;
+    let (status, _) = f
+        .grant(
+            &f.app.admin_token,
+            "acme",
+            json!({"email": "secret-invitee@example.com"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let text = assert_problem(woken.await.unwrap(), 401, "unauthorized").await;
+    assert!(!text.contains("secret-invitee"), "{text}");
+    let successor = rotated["instance_key"].as_str().unwrap();
+    let res = f
+        .as_bearer(
+            successor,
+            Method::GET,
+            &format!("/v1/instances/acme/grants?since={revision}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "the new key is answered");
+}
+
+/// A token the tenant signed that has merely expired (or is not valid yet) is a 401 saying so,
+/// never a 429, even from an address over its quota of failures, and does not spend that
+/// quota: its caller can tell it should get a new token.
+#[sqlx::test]
+async fn an_expired_token_is_told_so_and_never_throttled(pool: PgPool) {
+    let app = TestApp::spawn_with(
+        pool,
+        TestTenant::start().await,
+        &[("FLEETGATE_AUTH_FAILURES_PER_MINUTE", "2".into())],
+    )
+    .await;
+    let now = chrono::Utc::now().timestamp();
+    let t = &app.tenant;
+    let mut expired = t.claims(&["fleet:admin"]);
+    expired["exp"] = json!(now - 120);
+    let mut early = t.claims(&["fleet:admin"]);
+    early["nbf"] = json!(now + 600);
+    let (expired, early) = (t.sign(&expired), t.sign(&early));
+    let get = |bearer: &str| {
+        app.http
+            .get(app.url("/v1/instances"))
+            .bearer_auth(bearer)
+            .send()
+    };
+    let told = |res: reqwest::Response, needle: &'static str| async move {
+        let challenge = res.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(challenge.contains(needle), "{challenge}");
+        let detail = assert_problem(res, 401, "unauthorized").await;
+        assert!(detail.contains(needle), "{detail}");
+    };
+    // Within the quota, expired tokens spend none of it: two failures still follow.
+    for _ in 0..3 {
+        told(get(&expired).await.unwrap(), "expired").await;
+    }
+    for _ in 0..2 {
+        assert_eq!(get("junk").await.unwrap().status(), 401, "within the quota");
+    }
+    assert_problem(
+        get("junk").await.unwrap(),
+        429,
+        "too_many_failed_authentications",
+    )
+    .await;
+    // Over the quota: still told, not held back.
+    told(get(&expired).await.unwrap(), "expired").await;
+    told(get(&early).await.unwrap(), "not valid yet").await;
+}
+
 /// A refresh-token exchange has no redirect URI: the Action names the instance it recorded
 /// at login, and fleetgate decides again (a grant removed or an instance suspended since then
 /// stops the refresh). Exactly one of the two may be given.

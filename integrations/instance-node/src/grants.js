@@ -1,10 +1,14 @@
 // Following an instance's grants with its instance key: a snapshot, then long-polls for the
 // changes after the revision held (`since` + `wait`, `If-None-Match`), a new snapshot when the
-// changes are no longer kept (410), jittered backoff while fleetgate cannot be reached.
+// changes are no longer kept (410), jittered backoff while fleetgate cannot be reached. The
+// grants held are trusted only while fleetgate confirms them: see `freshness()`.
 
 import { detailOf } from './problem.js';
 
 const WAIT_SECONDS = 30;
+const MAX_STALENESS_MS = 60_000;
+/** How much longer than its `wait` a long-poll may take before it is given up as lost. */
+const POLL_SLACK_MS = 10_000;
 const BACKOFF_FIRST_MS = 500;
 const BACKOFF_CAP_MS = 30_000;
 
@@ -36,17 +40,47 @@ export function roleIn(snapshot, userId) {
 }
 
 export class GrantsFollower {
-  constructor({ fleetgateUrl, instanceId, instanceKey, onChange, onError, fetchImpl = fetch, waitSeconds = WAIT_SECONDS }) {
+  constructor({
+    fleetgateUrl, instanceId, instanceKey, onChange, onError, fetchImpl = fetch,
+    waitSeconds = WAIT_SECONDS, maxStalenessMs = MAX_STALENESS_MS, now = Date.now,
+    pollTimeoutMs = waitSeconds * 1000 + POLL_SLACK_MS,
+  }) {
+    if (!(maxStalenessMs >= 2 * waitSeconds * 1000)) {
+      // A healthy follower confirms its grants once per long-poll (every `waitSeconds`).
+      throw new Error(`maxStalenessMs (${maxStalenessMs}) must be at least twice waitSeconds (${waitSeconds} s) in milliseconds`);
+    }
     this.url = new URL(`v1/instances/${encodeURIComponent(instanceId)}/grants`, fleetgateUrl.endsWith('/') ? fleetgateUrl : `${fleetgateUrl}/`);
     this.key = instanceKey;
     this.onChange = onChange || (() => {});
     this.onError = onError || (() => {});
     this.fetch = fetchImpl;
     this.wait = waitSeconds;
+    this.maxStaleness = maxStalenessMs;
+    this.pollTimeout = pollTimeoutMs;
+    this.now = now;
+    /** When fleetgate last confirmed the grants held (a 200 or a 304). */
+    this.confirmedAt = null;
+    /** fleetgate's refusal of the key (401) or of the instance (404), until a new confirmation. */
+    this.refused = null;
     this.snapshot = null;
     this.stopped = false;
     this.abort = new AbortController();
     this.ready = new Promise((resolve) => { this.resolveReady = resolve; });
+  }
+
+  /**
+   * Whether the grants held may be trusted now: `{ ok: true }`, or `{ ok: false, reason }`
+   * when fleetgate refused the instance's key (401) or the instance (404), or has not
+   * confirmed the grants for longer than `maxStalenessMs` (unreachable, or a poll lost).
+   */
+  freshness() {
+    if (this.refused) return { ok: false, reason: this.refused };
+    if (this.confirmedAt === null) return { ok: false, reason: 'the grants are not loaded yet' };
+    const age = this.now() - this.confirmedAt;
+    if (age > this.maxStaleness) {
+      return { ok: false, reason: `fleetgate has not confirmed the grants for ${Math.round(age / 1000)} s (maxStalenessMs ${this.maxStaleness})` };
+    }
+    return { ok: true };
   }
 
   /** The role of `userId` from the grants held now (null before the first snapshot). */
@@ -90,9 +124,10 @@ export class GrantsFollower {
       url.searchParams.set('wait', String(this.wait));
       headers['if-none-match'] = `"${held.revision}"`;
     }
-    const res = await this.fetch(url, { headers, signal: this.abort.signal });
+    const res = await this.request(url, headers);
     if (res.status === 304) {
       await res.body?.cancel();
+      this.confirmed();
       return;
     }
     if (res.status === 410) {
@@ -108,13 +143,42 @@ export class GrantsFollower {
       return;
     }
     if (res.status !== 200) {
-      throw new Error(`fleetgate answered ${res.status} ${await detailOf(res)}`.trim());
+      const error = new Error(`fleetgate answered ${res.status} ${await detailOf(res)}`.trim());
+      error.status = res.status;
+      if (res.status === 401 || res.status === 404) {
+        // The key was revoked or rotated out, or the instance is gone: nothing held is
+        // trusted until fleetgate confirms the grants again.
+        this.refused = res.status === 401
+          ? "fleetgate refused the instance's key (401)"
+          : 'fleetgate does not know the instance (404)';
+      }
+      throw error;
     }
     const body = await res.json();
     const next = held ? apply(held, body) : body;
     this.snapshot = next;
+    this.confirmed();
     this.resolveReady(next);
     this.onChange(next, held ? body : null);
+  }
+
+  confirmed() {
+    this.confirmedAt = this.now();
+    this.refused = null;
+  }
+
+  /** One GET, given up when stopped or when it takes longer than a long-poll can. */
+  async request(url, headers) {
+    const lost = new AbortController();
+    const timer = setTimeout(() => lost.abort(new Error('the long-poll took too long; polling again')), this.pollTimeout);
+    const stop = () => lost.abort(this.abort.signal.reason);
+    this.abort.signal.addEventListener('abort', stop, { once: true });
+    try {
+      return await this.fetch(url, { headers, signal: lost.signal });
+    } finally {
+      clearTimeout(timer);
+      this.abort.signal.removeEventListener('abort', stop);
+    }
   }
 
   sleep(ms) {

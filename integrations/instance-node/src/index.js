@@ -6,6 +6,8 @@
 // A request is let through only with a valid access token of the tenant, for the instances'
 // audience, bound by the post-login Action to this instance, from a user who is the owner or
 // holds a grant on it now (the grants are followed live, so a removed grant refuses at once).
+// While the grants cannot be confirmed (fleetgate unreachable past `maxStalenessMs`, the key
+// refused, the instance gone), every request is refused with 503: it fails closed.
 
 import { checkToken, bearer, discoverKeys } from './verify.js';
 import { GrantsFollower, backoff } from './grants.js';
@@ -85,6 +87,7 @@ export async function createInstance(options = {}) {
     onError,
     fetchImpl,
     waitSeconds: options.waitSeconds,
+    maxStalenessMs: options.maxStalenessMs,
   });
   await grants.start();
   const checks = {
@@ -98,6 +101,11 @@ export async function createInstance(options = {}) {
 
   /** Who is calling, or why not: `{ ok, userId, role, instanceId, claims }` or a refusal. */
   async function verify(request) {
+    const fresh = grants.freshness();
+    if (!fresh.ok) {
+      // Who may use the instance is not known now: nobody does, until it is again.
+      return problem(503, 'grants_unavailable', 'this instance cannot confirm who may use it right now; try again shortly', { 'retry-after': '5' });
+    }
     const checked = await checkToken(bearer(request), checks);
     if (!checked.ok) return checked;
     const userId = checked.claims.sub;
@@ -131,6 +139,8 @@ export async function createInstance(options = {}) {
     role: (userId) => grants.role(userId),
     /** The grants as held now: `{ instance_id, revision, owner, grants }`. */
     grants: () => grants.snapshot,
+    /** `{ ok: true }` while the grants held are confirmed, else `{ ok: false, reason }` (every request is refused then). */
+    freshness: () => grants.freshness(),
     close: () => grants.stop(),
   };
 }

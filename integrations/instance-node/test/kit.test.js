@@ -175,3 +175,54 @@ test('fleetgate restarts while the kit follows; changes no longer kept (410) com
   assert.ok(changes.slice(before).some((c) => c.delta === null), 'caught up from a snapshot (410)');
   assert.equal((await fleet.verify(asked(await token('auth0|p4', { instance: 'acme' })))).role, 'member');
 });
+
+test("a revoked key fails closed at once: every request 503 until the grants are confirmed again", async () => {
+  const rotated = await admin('POST', '/v1/instances/beta/keys/rotate', { revoke_previous: true });
+  assert.equal(rotated.status, 201);
+  // The followed fleetgate hears of the new key by notification, moments later.
+  const key = rotated.body.instance_key;
+  const known = async () => (await fetch(`${followed.url}/v1/instances/beta/grants`, asked(key))).status === 200;
+  for (let i = 0; !(await known()); i += 1) {
+    assert.ok(i < 100, 'the followed fleetgate knows the new key');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const errors = [];
+  const beta = await createInstance({
+    env: {}, fleetgateUrl: followed.url, instanceId: 'beta', instanceKey: key,
+    onError: (e) => errors.push(e), waitSeconds: 1, maxStalenessMs: 60_000,
+  });
+  try {
+    const owner = asked(await token('auth0|owner-2', { instance: 'beta' }));
+    assert.equal((await beta.verify(owner)).role, 'owner');
+    // Another rotation revokes the kit's key: fleetgate answers its next poll 401.
+    assert.equal((await admin('POST', '/v1/instances/beta/keys/rotate', { revoke_previous: true })).status, 201);
+    await until(() => !beta.freshness().ok, 5000, 'the refusal is seen');
+    const refused = await beta.verify(owner);
+    assert.equal(refused.status, 503, JSON.stringify(refused));
+    assert.equal(refused.body.code, 'grants_unavailable');
+    assert.equal(refused.headers['content-type'], 'application/problem+json');
+    assert.ok(errors.some((e) => e.status === 401), 'onError heard of it');
+  } finally {
+    await beta.close();
+  }
+});
+
+test('fleetgate unreachable past maxStalenessMs: every request 503, then served again once confirmed', async () => {
+  const strict = await createInstance({
+    env: {}, fleetgateUrl: followed.url, instanceId: 'acme', instanceKey: env('ACME_KEY'),
+    onError: () => {}, waitSeconds: 1, maxStalenessMs: 2000,
+  });
+  try {
+    const owner = asked(await token('auth0|owner-1', { instance: 'acme' }));
+    assert.equal((await strict.verify(owner)).role, 'owner');
+    await followed.stop();
+    const stale = await until(() => !strict.freshness().ok, 6000, 'stale');
+    assert.ok(stale >= 500, `stale only after maxStalenessMs, not at the first failure (${stale} ms)`);
+    assert.equal((await strict.verify(owner)).status, 503);
+    await followed.start();
+    await until(() => strict.freshness().ok, 20000, 'confirmed again');
+    assert.equal((await strict.verify(owner)).role, 'owner');
+  } finally {
+    await strict.close();
+  }
+});

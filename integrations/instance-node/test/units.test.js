@@ -81,3 +81,66 @@ test('createInstance waits while the instance is not placed yet, and fails at on
   );
   assert.equal(refused.asked.length, 1, 'not retried');
 });
+
+/** A fetch answering from a script of statuses (200 answers carry a snapshot), then hanging. */
+function scripted(statuses) {
+  const snapshot = { instance_id: 'acme', revision: 1, owner: 'auth0|o', grants: [] };
+  return async (url, { signal }) => {
+    const status = statuses.shift();
+    if (status === undefined) {
+      return new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }));
+    }
+    if (status === 'down') throw new TypeError('fetch failed');
+    const body = status === 200 ? JSON.stringify(snapshot) : status === 304 ? null : JSON.stringify({ detail: 'refused' });
+    return new Response(body, { status });
+  };
+}
+
+test('the grants are trusted only while fleetgate confirms them', async () => {
+  const { GrantsFollower } = await import('../src/grants.js');
+  let clock = 1_000_000;
+  const errors = [];
+  const follower = new GrantsFollower({
+    fleetgateUrl: 'http://fleetgate.invalid',
+    instanceId: 'acme',
+    instanceKey: 'fgi_x',
+    fetchImpl: scripted([200, 304, 401, 304, 404, 'down']),
+    onError: (e) => errors.push(e),
+    waitSeconds: 1,
+    maxStalenessMs: 2000,
+    now: () => clock,
+  });
+  assert.equal(follower.freshness().ok, false, 'nothing loaded yet');
+  await follower.step(); // 200
+  assert.deepEqual(follower.freshness(), { ok: true });
+  clock += 1500;
+  await follower.step(); // 304 confirms
+  clock += 1500;
+  assert.deepEqual(follower.freshness(), { ok: true }, '1.5 s after the last confirmation');
+  await assert.rejects(follower.step(), (e) => e.status === 401); // refused at once
+  assert.match(follower.freshness().reason, /401/);
+  await follower.step(); // a confirmation clears it
+  assert.deepEqual(follower.freshness(), { ok: true });
+  await assert.rejects(follower.step(), (e) => e.status === 404);
+  assert.match(follower.freshness().reason, /404/);
+  clock += 1;
+  await assert.rejects(follower.step(), /fetch failed/);
+  assert.equal(follower.freshness().ok, false, 'still refused while unreachable');
+  await follower.stop();
+});
+
+test('unreachable past maxStalenessMs is stale; a lost long-poll is given up', async () => {
+  const { GrantsFollower } = await import('../src/grants.js');
+  let clock = 0;
+  const follower = new GrantsFollower({
+    fleetgateUrl: 'http://fleetgate.invalid', instanceId: 'acme', instanceKey: 'fgi_x',
+    fetchImpl: scripted([200]), waitSeconds: 0, maxStalenessMs: 0, now: () => clock, pollTimeoutMs: 10,
+  });
+  await follower.step();
+  assert.deepEqual(follower.freshness(), { ok: true });
+  clock += 1;
+  assert.match(follower.freshness().reason, /not confirmed the grants for/);
+  // The next poll never answers: it is given up (after wait + 10 s by default) instead of hanging.
+  await assert.rejects(follower.step(), /took too long/);
+  assert.throws(() => new GrantsFollower({ fleetgateUrl: 'http://x', instanceId: 'a', instanceKey: 'k', waitSeconds: 30, maxStalenessMs: 59_999 }), /at least twice/);
+});
