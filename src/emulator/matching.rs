@@ -49,9 +49,19 @@ fn host_matches(pattern: &str, host: &str) -> bool {
     host_first.len() > prefix.len() + suffix.len()
         && host_first.starts_with(prefix)
         && host_first.ends_with(suffix)
-        && host_first[prefix.len()..host_first.len() - suffix.len()]
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && is_label(host_first)
+}
+
+/// A DNS label a host can have: letters, digits and hyphens, 1 to 63, neither starting nor
+/// ending with a hyphen (so `-` alone stands for no label at all).
+fn is_label(label: &str) -> bool {
+    let bytes = label.as_bytes();
+    (1..=63).contains(&bytes.len())
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'-')
+        && bytes[0] != b'-'
+        && bytes[bytes.len() - 1] != b'-'
 }
 
 fn usable(entry: &str) -> Option<Parts> {
@@ -145,6 +155,10 @@ mod tests {
             "https://a.b.apps.example.com/callback",
             "https://apps.example.com/callback",
             "https://.apps.example.com/callback",
+            "https://-.apps.example.com/callback",
+            "https://-acme.apps.example.com/callback",
+            "https://acme-.apps.example.com/callback",
+            "https://a_b.apps.example.com/callback",
             "https://acme.apps.example.com/other",
             "https://acme.apps.example.org/callback",
         ] {

@@ -9,6 +9,7 @@ pub mod errors;
 pub mod faults;
 mod gates;
 pub mod keys;
+mod local;
 pub mod login;
 mod management;
 pub mod matching;
@@ -185,6 +186,7 @@ impl Emulator {
                 .service(control::scope())
                 .default_service(web::to(gates::not_found))
                 .wrap(from_fn(gates::count))
+                .wrap(from_fn(local::only_this_machine))
         })
         .on_connect(crate::http::peer::remember)
         .workers(2)

@@ -189,7 +189,8 @@ impl Tenant {
             seeded: self.seeded.clone(),
         };
         let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(&saved)?)
+        // The tenant's signing keys and the M2M secret: for this user's eyes only.
+        write_private(&tmp, &serde_json::to_vec_pretty(&saved)?)
             .with_context(|| format!("writing {}", tmp.display()))?;
         std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))?;
         Ok(())
@@ -229,4 +230,18 @@ impl Tenant {
             self.keys.remove(0);
         }
     }
+}
+
+/// Writes `bytes` to `path`, readable and writable by this user only (0600 on Unix, whatever
+/// the umask, and also when the file was there before).
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    #[cfg(unix)]
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    file.write_all(bytes)
 }

@@ -180,3 +180,55 @@ async fn hook_send_signs_a_delivery_and_shows_a_redelivery_was_replayed(pool: Pg
         "a replay never repeats the key: {shown}"
     );
 }
+
+/// `scripts/dev` never drops a database it did not make: with a database named `fleetgate`
+/// on the server and no record of having made it, a fresh start refuses, naming DATABASE_URL,
+/// and the database is still there. (A copy of the scripts, so the repository's `.dev/` is not
+/// touched; the refusal comes before anything is built or started.)
+#[tokio::test]
+async fn scripts_dev_never_drops_a_database_it_did_not_make() {
+    let server = std::env::var("DATABASE_URL").expect("DATABASE_URL names the test server");
+    let admin = sqlx::PgPool::connect(&server).await.unwrap();
+    let exists = || async {
+        sqlx::query_scalar::<_, bool>(
+            "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'fleetgate')",
+        )
+        .fetch_one(&admin)
+        .await
+        .unwrap()
+    };
+    // Someone's database (a developer's own one, if there is one, is only looked at).
+    let made_here = !exists().await;
+    if made_here {
+        let _ = sqlx::query("CREATE DATABASE fleetgate")
+            .execute(&admin)
+            .await;
+    }
+    let copy = std::env::temp_dir().join(format!("fleetgate-dev-{}", std::process::id()));
+    std::fs::create_dir_all(copy.join("scripts")).unwrap();
+    for script in ["dev", "postgres.sh", "processes.sh"] {
+        let from = format!("{}/scripts/{script}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::copy(from, copy.join("scripts").join(script)).unwrap();
+    }
+    let run = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(copy.join("scripts/dev"));
+        cmd.args(args).env("DATABASE_URL", &server);
+        output(cmd)
+    };
+    for args in [&[][..], &["--reset"][..]] {
+        let out = run(args).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("DATABASE_URL") && stderr.contains("not made by scripts/dev"),
+            "{args:?}: {stderr}"
+        );
+        assert!(exists().await, "{args:?}: the database is still there");
+    }
+    if made_here {
+        let _ = sqlx::query("DROP DATABASE IF EXISTS fleetgate WITH (FORCE)")
+            .execute(&admin)
+            .await;
+    }
+    let _ = std::fs::remove_dir_all(&copy);
+}

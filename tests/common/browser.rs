@@ -1,6 +1,6 @@
 //! A browser as far as the emulator's login side needs one, without a browser: redirects are
-//! not followed but returned, the emulator's session cookie is kept, the login form is filled
-//! in. Shared by the emulator's tests and fleetgate's (`#[path]`-included), each of which
+//! not followed but returned, the emulator's cookies (its session, the login form's CSRF
+//! cookie) are kept and sent back, the login form is filled in. Shared by the emulator's tests and fleetgate's (`#[path]`-included), each of which
 //! uses a part of it.
 #![allow(dead_code)]
 
@@ -16,7 +16,8 @@ pub struct Browser {
     /// The emulator's base URL.
     pub base: String,
     pub http: reqwest::Client,
-    cookie: Option<String>,
+    /// Cookie name → value (one host, every path).
+    cookies: std::collections::BTreeMap<String, String>,
 }
 
 impl Browser {
@@ -27,24 +28,42 @@ impl Browser {
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap(),
-            cookie: None,
+            cookies: Default::default(),
         }
     }
 
     fn keep_cookie(&mut self, res: &reqwest::Response) {
         for v in res.headers().get_all(header::SET_COOKIE) {
             let v = v.to_str().unwrap();
-            let pair = v.split(';').next().unwrap();
-            self.cookie =
-                (!pair.ends_with('=') && !v.contains("Max-Age=0")).then(|| pair.to_owned());
+            let (name, value) = v.split(';').next().unwrap().split_once('=').unwrap();
+            if value.is_empty() || v.contains("Max-Age=0") {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_owned(), value.to_owned());
+            }
         }
     }
 
-    pub async fn get(&mut self, url: &str) -> reqwest::Response {
-        let mut req = self.http.get(url);
-        if let Some(c) = &self.cookie {
-            req = req.header(header::COOKIE, c);
+    /// `req` with this browser's cookies.
+    pub fn with_cookies(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        if self.cookies.is_empty() {
+            return req;
         }
+        let jar: Vec<String> = self
+            .cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        req.header(header::COOKIE, jar.join("; "))
+    }
+
+    /// Forgets the session (the emulator's `auth0` cookie), keeping the others.
+    pub fn forget_session(&mut self) {
+        self.cookies.remove("auth0");
+    }
+
+    pub async fn get(&mut self, url: &str) -> reqwest::Response {
+        let req = self.with_cookies(self.http.get(url));
         let res = req.send().await.unwrap();
         self.keep_cookie(&res);
         res
@@ -83,8 +102,7 @@ impl Browser {
         let txn = between(page, "name=\"txn\" value=\"", "\"");
         assert!(page.contains("name=\"username\"") && page.contains("name=\"password\""));
         let res = self
-            .http
-            .post(format!("{}/u/login", self.base))
+            .with_cookies(self.http.post(format!("{}/u/login", self.base)))
             .form(&[
                 ("txn", txn.as_str()),
                 ("username", email),

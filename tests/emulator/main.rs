@@ -3,6 +3,7 @@
 #[path = "../common/browser.rs"]
 mod browser;
 mod clients;
+mod dev_machine;
 mod faults_and_limits;
 mod helpers;
 mod login;

@@ -329,6 +329,7 @@ async fn key_rotation_keeps_the_previous_key_published_for_a_while() {
     let rotated: Value = emu
         .http
         .post(emu.url("/emulator/keys/rotate"))
+        .json(&json!({}))
         .send()
         .await
         .unwrap()
@@ -365,6 +366,7 @@ async fn key_rotation_keeps_the_previous_key_published_for_a_while() {
 
     emu.http
         .post(emu.url("/emulator/keys/rotate"))
+        .json(&json!({}))
         .send()
         .await
         .unwrap();

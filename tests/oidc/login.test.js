@@ -31,10 +31,12 @@ async function logIn(authorizationUrl) {
   assert.equal(res.status, 200, 'the login page');
   const page = await res.text();
   const txn = /name="txn" value="([^"]+)"/.exec(page)[1];
+  // The form is bound to the browser it was shown to, by its CSRF cookie.
+  const csrf = res.headers.getSetCookie().map((c) => c.split(';')[0]).find((c) => c.startsWith('_csrf='));
   res = await fetch(new URL('/u/login', EMULATOR), {
     method: 'POST',
     redirect: 'manual',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: csrf },
     body: new URLSearchParams({ txn, username: env('USER_EMAIL'), password: env('USER_PASSWORD') }),
   });
   assert.equal(res.status, 302, 'back to the application');

@@ -8,6 +8,7 @@ use std::time::Instant;
 use actix_web::{
     HttpRequest, HttpResponse,
     cookie::{Cookie, SameSite},
+    http::header,
     web,
 };
 use serde_json::{Map, Value, json};
@@ -16,7 +17,7 @@ use super::{
     SESSION_COOKIE,
     event::{self, Protocol},
     pages::{error_page, login_form, respond},
-    state::{Authorization, Challenge, Grant, ResponseMode},
+    state::{Authorization, Challenge, Grant, ResponseMode, random_id},
 };
 use crate::emulator::{
     Emu,
@@ -71,6 +72,14 @@ pub async fn authorize(emu: web::Data<Emu>, req: HttpRequest) -> HttpResponse {
                 "Missing required parameter: redirect_uri",
             );
         };
+        // A URL parser drops tabs and newlines, so such a value could match an entry and then
+        // fail as a Location header after the Action ran: refused before matching.
+        if redirect_uri.bytes().any(|b| b.is_ascii_control()) {
+            return error_page(
+                "invalid_request",
+                "redirect_uri must not contain control characters (tab, newline, …)",
+            );
+        }
         if !entries(client, "callbacks").any(|e| callback_matches(e, redirect_uri)) {
             return error_page(
                 "Callback URL mismatch",
@@ -160,14 +169,47 @@ pub async fn authorize(emu: web::Data<Emu>, req: HttpRequest) -> HttpResponse {
         (None, "none") => fail(&authorization, "login_required", "Login required"),
         _ => {
             let hint = text(&q, "login_hint").unwrap_or("").to_owned();
-            let txn = emu
-                .login
-                .lock()
-                .expect("login lock")
-                .pend(authorization, Instant::now());
-            login_form(&txn, &client_name, &hint, None)
+            // The form is bound to this browser: its CSRF cookie, kept if it has one.
+            let browser = browser_of(&req).unwrap_or_else(random_id);
+            let txn =
+                emu.login
+                    .lock()
+                    .expect("login lock")
+                    .pend(authorization, &browser, Instant::now());
+            let mut form = login_form(&txn, &client_name, &hint, None);
+            let cookie = Cookie::build(CSRF_COOKIE, browser)
+                .path("/u/login")
+                .http_only(true)
+                .same_site(SameSite::Lax)
+                .finish();
+            let _ = form.add_cookie(&cookie);
+            form
         }
     }
+}
+
+/// The cookie binding a login form to the browser it was shown to. `SameSite=Lax`: a form
+/// posted to `/u/login` from another site arrives without it.
+const CSRF_COOKIE: &str = "_csrf";
+
+/// The browser's CSRF cookie, when it has a well-formed one.
+fn browser_of(req: &HttpRequest) -> Option<String> {
+    let value = req.cookie(CSRF_COOKIE)?.value().to_owned();
+    let well_formed = (16..=128).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    well_formed.then_some(value)
+}
+
+/// Whether a form post comes from the emulator's own pages: no `Origin` (a browser that sends
+/// none, a tool), or the origin the request was made to.
+fn same_origin(req: &HttpRequest) -> bool {
+    let Some(origin) = req.headers().get(header::ORIGIN) else {
+        return true;
+    };
+    let info = req.connection_info();
+    origin.to_str().ok() == Some(format!("{}://{}", info.scheme(), info.host()).as_str())
 }
 
 /// The PKCE challenge, if one was sent.
@@ -216,16 +258,23 @@ pub async fn login(
     form: web::Form<LoginForm>,
 ) -> HttpResponse {
     let form = form.into_inner();
+    if !same_origin(&req) {
+        return error_page(
+            "invalid_request",
+            "This login form was posted from another site; start again from the application",
+        );
+    }
+    let browser = browser_of(&req);
     let Some(authorization) = emu
         .login
         .lock()
         .expect("login lock")
-        .pending(&form.txn)
+        .pending(&form.txn, browser.as_deref())
         .cloned()
     else {
         return error_page(
             "invalid_request",
-            "This login has expired or was already completed; start again from the application",
+            "This login has expired, was already completed, or was started in another browser; start again from the application",
         );
     };
     let (user_id, client_name) = {

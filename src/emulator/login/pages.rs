@@ -24,6 +24,27 @@ pub fn escape(text: &str) -> String {
     out
 }
 
+/// What a page of the emulator's own (the login form, errors, messages) may do: nothing but
+/// show itself, never inside another site's frame (clickjacking the login form). The pages
+/// that carry a result back run a script and, for `web_message`, live in the application's
+/// iframe: they are made by [`page`] alone.
+const OWN_PAGE_POLICY: &str =
+    "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'";
+
+fn own_page(status: StatusCode, title: &str, body: &str) -> HttpResponse {
+    let mut answer = page(status, title, body);
+    let headers = answer.headers_mut();
+    headers.insert(
+        actix_web::http::header::X_FRAME_OPTIONS,
+        actix_web::http::header::HeaderValue::from_static("DENY"),
+    );
+    headers.insert(
+        actix_web::http::header::CONTENT_SECURITY_POLICY,
+        actix_web::http::header::HeaderValue::from_static(OWN_PAGE_POLICY),
+    );
+    answer
+}
+
 fn page(status: StatusCode, title: &str, body: &str) -> HttpResponse {
     HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")
@@ -38,7 +59,7 @@ fn page(status: StatusCode, title: &str, body: &str) -> HttpResponse {
 /// An error page, as Auth0 shows one instead of redirecting (a callback URL mismatch, an
 /// unknown client, a bad logout URL): status 400, never a redirect.
 pub fn error_page(error: &str, description: &str) -> HttpResponse {
-    page(
+    own_page(
         StatusCode::BAD_REQUEST,
         "Error",
         &format!(
@@ -59,7 +80,7 @@ pub fn login_form(
     let error = error.map_or(String::new(), |e| {
         format!("<p id=\"error\" role=\"alert\">{}</p>\n", escape(e))
     });
-    page(
+    own_page(
         StatusCode::OK,
         "Log in",
         &format!(
@@ -78,7 +99,7 @@ pub fn login_form(
 
 /// A plain page saying something (e.g. logged out).
 pub fn message(title: &str, text: &str) -> HttpResponse {
-    page(
+    own_page(
         StatusCode::OK,
         title,
         &format!("<h1>{}</h1>\n<p>{}</p>", escape(title), escape(text)),

@@ -114,11 +114,19 @@ pub enum RefreshRefused {
     Reused,
 }
 
+struct Pending {
+    authorization: Authorization,
+    browser: String,
+    at: Instant,
+}
+
 #[derive(Default)]
 pub struct LoginState {
     /// Session cookie → user id.
     sessions: HashMap<String, String>,
-    pending: HashMap<String, (Authorization, Instant)>,
+    /// Login forms shown: the transaction, the browser it was shown to (its CSRF cookie) and
+    /// when.
+    pending: HashMap<String, Pending>,
     codes: HashMap<String, Code>,
     refresh: HashMap<String, RefreshToken>,
     revoked: HashSet<String>,
@@ -140,16 +148,28 @@ impl LoginState {
     }
 
     /// Keeps an authorization while its login form is filled in; answers the form's id.
-    pub fn pend(&mut self, authorization: Authorization, now: Instant) -> String {
+    /// A login form shown to `browser` (the value of its CSRF cookie); answers the transaction.
+    pub fn pend(&mut self, authorization: Authorization, browser: &str, now: Instant) -> String {
         self.pending
-            .retain(|_, (_, at)| now.duration_since(*at) < PENDING_LIFETIME);
+            .retain(|_, p| now.duration_since(p.at) < PENDING_LIFETIME);
         let id = random_id();
-        self.pending.insert(id.clone(), (authorization, now));
+        let pending = Pending {
+            authorization,
+            browser: browser.to_owned(),
+            at: now,
+        };
+        self.pending.insert(id.clone(), pending);
         id
     }
 
-    pub fn pending(&self, id: &str) -> Option<&Authorization> {
-        self.pending.get(id).map(|(a, _)| a)
+    /// The login of transaction `id`, when `browser` is the one its form was shown to: a form
+    /// posted from another browser (login CSRF: a victim signed in to an attacker's session)
+    /// finds nothing.
+    pub fn pending(&self, id: &str, browser: Option<&str>) -> Option<&Authorization> {
+        use subtle::ConstantTimeEq;
+        let p = self.pending.get(id)?;
+        let same = browser.is_some_and(|b| bool::from(b.as_bytes().ct_eq(p.browser.as_bytes())));
+        same.then_some(&p.authorization)
     }
 
     pub fn finish_pending(&mut self, id: &str) {
@@ -287,9 +307,13 @@ mod tests {
         s.end_session(&session);
         assert_eq!(s.session_user(&session), None);
         let now = Instant::now();
-        let txn = s.pend(authorization(), now);
-        assert!(s.pending(&txn).is_some());
+        let txn = s.pend(authorization(), "browser-one-cookie", now);
+        assert!(s.pending(&txn, Some("browser-one-cookie")).is_some());
+        // Another browser (login CSRF), or none, finds nothing, and the login stays.
+        assert!(s.pending(&txn, Some("browser-two-cookie")).is_none());
+        assert!(s.pending(&txn, None).is_none());
+        assert!(s.pending(&txn, Some("browser-one-cookie")).is_some());
         s.finish_pending(&txn);
-        assert!(s.pending(&txn).is_none());
+        assert!(s.pending(&txn, Some("browser-one-cookie")).is_none());
     }
 }
