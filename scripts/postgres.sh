@@ -71,13 +71,3 @@ ensure_postgres() {
   fi
   pg_log "using $DATABASE_URL"
 }
-
-# Creates database $2 on the server of URL $1 unless it exists; prints the database's URL.
-ensure_database() {
-  local server="$1" name="$2"
-  local url="${server%/*}/$name"
-  if ! pg_answers "$url"; then
-    psql "$server" -qc "CREATE DATABASE \"$name\"" >/dev/null
-  fi
-  echo "$url"
-}

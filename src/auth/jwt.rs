@@ -167,7 +167,10 @@ impl TokenVerifier {
         // Whatever the Action did (a login it let through while fleetgate was unreachable
         // carries no instance claim), a token an instance's application obtained is not an
         // operator's: only fleetgate's own applications' tokens are.
-        let application = binding.azp.as_ref().or(binding.client_id.as_ref());
+        let application = match (&binding.azp, &binding.client_id) {
+            (Some(azp), Some(client_id)) if azp != client_id => None,
+            (azp, client_id) => azp.as_ref().or(client_id.as_ref()),
+        };
         if !application.is_some_and(|a| self.admin_clients.contains(a)) {
             return Err(TokenError::WrongApplication);
         }

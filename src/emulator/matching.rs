@@ -19,9 +19,18 @@ struct Parts {
     query: Option<String>,
 }
 
+/// The parts of an http(s) URL; None for anything else, and for a URL a browser could not be
+/// sent to as written: one with a control character (a URL parser drops tabs and newlines,
+/// a `Location` header cannot carry them) or with a user name or password before its host.
 fn parts(raw: &str) -> Option<Parts> {
+    if raw.bytes().any(|b| b.is_ascii_control()) {
+        return None;
+    }
     let url = Url::parse(raw).ok()?;
-    if !matches!(url.scheme(), "http" | "https") {
+    if !matches!(url.scheme(), "http" | "https")
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
         return None;
     }
     Some(Parts {
@@ -130,6 +139,9 @@ mod tests {
             "https://www.acme.com/Callback",
             "https://acme.com/callback",
             "https://www.acme.com.evil.org/callback",
+            "https://evil.example@www.acme.com/callback",
+            "https://www.acme.com/call\nback",
+            "https://www.acme.com/callback\t",
             "not a url",
         ] {
             assert!(!callback_matches(entry, other), "{other}");
@@ -230,6 +242,8 @@ mod tests {
         assert!(logout_matches(entry, "https://www.acme.com/?bye=1#top"));
         assert!(!logout_matches(entry, "https://www.acme.com/other"));
         assert!(!logout_matches(entry, "https://evil.com/"));
+        assert!(!logout_matches(entry, "https://www.acme.com/?\n"));
+        assert!(!logout_matches(entry, "https://www.acme.com/\x7f"));
         assert!(logout_matches(
             "https://*.apps.example.com/",
             "https://acme.apps.example.com/"

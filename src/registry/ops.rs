@@ -259,22 +259,27 @@ impl Registry {
 /// owner is a change in the instance's grants log. Keys issued before the change were seen by
 /// the previous owner's side: they stop working at once (the deploy hook issues the new owner
 /// a key in its answer; an admin's owner change leaves the new owner to rotate for one).
+///
+/// The keys go first: notifications are delivered in the order they were sent, so every
+/// replica forgets the keys before the new revision wakes the polls parked with them (which
+/// identify their caller again before answering).
 async fn owner_changed(conn: &mut PgConnection, id: &InstanceId, owner: &UserId) -> Result<()> {
+    crate::keys::revoke_all(conn, id.as_str()).await?;
     db::grants::record(
         conn,
         id.as_str(),
         &[crate::domain::grant::Change::Owner(owner.to_string())],
     )
     .await?;
-    crate::keys::revoke_all(conn, id.as_str()).await?;
     Ok(())
 }
 
 /// A deleted instance keeps no access: its grants and invitations go (in its change log and
 /// the audit log) and its keys stop working; deploying it again starts empty with a new key.
+/// The keys go first, as in [`owner_changed`].
 async fn forget_access(conn: &mut PgConnection, actor: &Actor, id: &InstanceId) -> Result<()> {
-    crate::grants::ops::forget_all(conn, actor, id).await?;
     crate::keys::revoke_all(conn, id.as_str()).await?;
+    crate::grants::ops::forget_all(conn, actor, id).await?;
     Ok(())
 }
 

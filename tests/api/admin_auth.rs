@@ -273,6 +273,10 @@ async fn only_tokens_issued_to_fleetgates_own_applications_are_accepted(pool: Pg
             assert!(detail.contains("FLEETGATE_ADMIN_CLIENTS"), "{detail}");
         }
     }
+    // Two claims naming two applications name none.
+    let mut both = admin.clone();
+    both["client_id"] = json!(spa);
+    assert_eq!(call(&app, Some(&t.sign(&both))).await.status(), 401);
     // The owner, with a token from a login at acme's SPA: no key rotated, nothing changed.
     let owner = with(t.claims(&[]), "sub", json!("auth0|owner-1"));
     let before = app.snapshot().await;

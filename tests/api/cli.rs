@@ -181,29 +181,23 @@ async fn hook_send_signs_a_delivery_and_shows_a_redelivery_was_replayed(pool: Pg
     );
 }
 
-/// `scripts/dev` never drops a database it did not make: with a database named `fleetgate`
-/// on the server and no record of having made it, a fresh start refuses, naming DATABASE_URL,
-/// and the database is still there. (A copy of the scripts, so the repository's `.dev/` is not
-/// touched; the refusal comes before anything is built or started.)
+/// `scripts/dev` never uses or drops a database it did not make: it records the identity of
+/// the one it made (server and oid) and drops only that one on a fresh start; a database named
+/// `fleetgate` that is not the one recorded (someone else's, or one made again since) stops it,
+/// naming DATABASE_URL, and is left as it was. (A copy of the scripts, so the repository's
+/// `.dev/` is not touched; the copy stops at the build, which comes after the database.)
 #[tokio::test]
 async fn scripts_dev_never_drops_a_database_it_did_not_make() {
     let server = std::env::var("DATABASE_URL").expect("DATABASE_URL names the test server");
     let admin = sqlx::PgPool::connect(&server).await.unwrap();
-    let exists = || async {
-        sqlx::query_scalar::<_, bool>(
-            "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'fleetgate')",
+    let oid = || async {
+        sqlx::query_scalar::<_, sqlx::postgres::types::Oid>(
+            "SELECT oid FROM pg_database WHERE datname = 'fleetgate'",
         )
-        .fetch_one(&admin)
+        .fetch_optional(&admin)
         .await
         .unwrap()
     };
-    // Someone's database (a developer's own one, if there is one, is only looked at).
-    let made_here = !exists().await;
-    if made_here {
-        let _ = sqlx::query("CREATE DATABASE fleetgate")
-            .execute(&admin)
-            .await;
-    }
     let copy = std::env::temp_dir().join(format!("fleetgate-dev-{}", std::process::id()));
     std::fs::create_dir_all(copy.join("scripts")).unwrap();
     for script in ["dev", "postgres.sh", "processes.sh"] {
@@ -215,20 +209,48 @@ async fn scripts_dev_never_drops_a_database_it_did_not_make() {
         cmd.args(args).env("DATABASE_URL", &server);
         output(cmd)
     };
-    for args in [&[][..], &["--reset"][..]] {
-        let out = run(args).await;
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{args:?}: {stderr}");
+    let refused = |out: std::process::Output| {
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!out.status.success(), "{stderr}");
         assert!(
             stderr.contains("DATABASE_URL") && stderr.contains("not made by scripts/dev"),
-            "{args:?}: {stderr}"
+            "{stderr}"
         );
-        assert!(exists().await, "{args:?}: the database is still there");
+    };
+    // A developer's own `fleetgate` database on this server is only looked at.
+    let made_here = oid().await.is_none();
+    if made_here {
+        // Its own database: made, then made afresh on --reset.
+        let out = run(&[]).await;
+        let first = oid().await.expect("scripts/dev made its database");
+        assert!(!String::from_utf8_lossy(&out.stderr).contains("not made by"));
+        let _ = run(&["--reset"]).await;
+        let second = oid().await.expect("made again");
+        assert_ne!(first, second, "--reset dropped the one it made");
+        // Someone else's, of the same name, made after scripts/dev's went.
+        sqlx::query("DROP DATABASE fleetgate WITH (FORCE)")
+            .execute(&admin)
+            .await
+            .unwrap();
+        sqlx::query("CREATE DATABASE fleetgate")
+            .execute(&admin)
+            .await
+            .unwrap();
+    }
+    let theirs = oid().await.unwrap();
+    for args in [&[][..], &["--reset"][..]] {
+        refused(run(args).await);
+        assert_eq!(
+            oid().await,
+            Some(theirs),
+            "{args:?}: their database is still there"
+        );
     }
     if made_here {
-        let _ = sqlx::query("DROP DATABASE IF EXISTS fleetgate WITH (FORCE)")
+        sqlx::query("DROP DATABASE IF EXISTS fleetgate WITH (FORCE)")
             .execute(&admin)
-            .await;
+            .await
+            .unwrap();
     }
     let _ = std::fs::remove_dir_all(&copy);
 }

@@ -470,6 +470,67 @@ async fn a_parked_poll_asks_for_its_caller_again_before_it_answers(pool: PgPool)
     assert_eq!(res.status(), 200, "the new key is answered");
 }
 
+/// The same when the key ends with its owner's access (a new owner) or with its instance (a
+/// deletion): the change that ends the key is the change that wakes the poll, and the poll
+/// still answers 401, never the change.
+#[sqlx::test]
+async fn a_parked_poll_is_refused_when_its_keys_end_with_the_change_that_wakes_it(pool: PgPool) {
+    let f = fleet(pool, &[]).await;
+    let (status, _) = f
+        .grant(
+            &f.app.admin_token,
+            "acme",
+            json!({"user_id": "auth0|member-1"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    for (what, method, body) in [
+        (
+            "a new owner",
+            Method::PATCH,
+            Some(json!({"owner": "auth0|owner-2"})),
+        ),
+        ("a deletion", Method::DELETE, None),
+    ] {
+        // A key the current owner's side holds (the first one ended with the previous change).
+        let (status, rotated) = into_json(
+            f.app
+                .admin(Method::POST, "/v1/instances/acme/keys/rotate")
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 201, "{what}: {rotated}");
+        let key = rotated["instance_key"].as_str().unwrap().to_owned();
+        let (_, snapshot) = into_json(
+            f.as_bearer(&key, Method::GET, "/v1/instances/acme/grants")
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        let revision = snapshot["revision"].as_i64().unwrap();
+        let request = reqwest::Client::new()
+            .get(f.app.url(&format!(
+                "/v1/instances/acme/grants?since={revision}&wait=30"
+            )))
+            .bearer_auth(&key);
+        let parked = tokio::spawn(async move { request.send().await.unwrap() });
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let mut change = f.app.admin(method, "/v1/instances/acme");
+        if let Some(body) = body {
+            change = change.json(&body);
+        }
+        assert!(change.send().await.unwrap().status().is_success(), "{what}");
+        let text = assert_problem(parked.await.unwrap(), 401, "unauthorized").await;
+        assert!(
+            !text.contains("owner-2") && !text.contains("member-1"),
+            "{what}: {text}"
+        );
+    }
+}
+
 /// A token the tenant signed that has merely expired (or is not valid yet) is a 401 saying so,
 /// never a 429, even from an address over its quota of failures, and does not spend that
 /// quota: its caller can tell it should get a new token.

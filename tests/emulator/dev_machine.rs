@@ -11,6 +11,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use crate::{browser::*, helpers::*};
 
 const CALLBACK: &str = "https://acme.apps.example.com/callback";
+const LOGOUT: &str = "https://acme.apps.example.com/";
 
 /// The emulator with the seeded SPA allowed to come back to [`CALLBACK`]; answers its id.
 async fn with_callback() -> (TestEmulator, String) {
@@ -22,7 +23,7 @@ async fn with_callback() -> (TestEmulator, String) {
             Method::PATCH,
             &format!("/api/v2/clients/{spa}"),
             &token,
-            Some(json!({ "callbacks": [CALLBACK] })),
+            Some(json!({ "callbacks": [CALLBACK], "allowed_logout_urls": [LOGOUT] })),
         )
         .await;
     assert_eq!(status, 200, "{body}");
@@ -182,20 +183,61 @@ async fn control_routes_refuse_other_sites_and_bodies_that_are_not_json() {
     assert_eq!(res.status(), 201);
 }
 
+/// A URL with a control character (or a user name before its host) is never a place to send
+/// a browser: `/authorize` and both logouts answer an error page, and a logout refused so
+/// leaves the session as it was.
 #[tokio::test]
-async fn a_redirect_uri_that_is_no_header_value_is_refused_before_matching() {
+async fn urls_that_are_no_header_value_are_refused_before_matching() {
     let (emu, spa) = with_callback().await;
     let mut browser = Browser::new(&emu.base);
+    let _ = emu
+        .http
+        .post(emu.url("/emulator/users"))
+        .json(&json!({"email": "dev@example.com", "email_verified": true}))
+        .send()
+        .await
+        .unwrap();
+    let (_, params) = browser
+        .login(&spa, CALLBACK, "dev@example.com", "password")
+        .await;
+    assert!(params["code"].is_string(), "{params}");
+    for (route, parameter) in [
+        ("/v2/logout", "returnTo"),
+        ("/oidc/logout", "post_logout_redirect_uri"),
+    ] {
+        for smuggled in [
+            "https://acme.apps.example.com/?\n",
+            "https://acme.apps.example.com/\r\nSet-Cookie: x=1",
+            "https://acme.apps.example.com/\u{7f}",
+            "https://evil.example@acme.apps.example.com/",
+        ] {
+            let query =
+                serde_urlencoded::to_string([("client_id", spa.as_str()), (parameter, smuggled)])
+                    .unwrap();
+            let res = browser.get(&emu.url(&format!("{route}?{query}"))).await;
+            assert_eq!(res.status(), 400, "{route} {smuggled:?}");
+            assert!(res.headers().get(header::LOCATION).is_none());
+        }
+    }
+    let silent = browser
+        .authorize(&spa, CALLBACK, &[("prompt", "none")])
+        .await;
+    let (_, params) = redirected(&silent);
+    assert!(params["code"].is_string(), "the session was kept: {params}");
     for smuggled in [
         "https://acme.apps.example.com/call\nback",
         "https://acme.apps.example.com/callback\r\n",
         "https://acme.apps.example.com/call\tback",
+        "https://evil.example@acme.apps.example.com/callback",
     ] {
         let res = browser.authorize(&spa, smuggled, &[]).await;
         assert_eq!(res.status(), 400, "{smuggled:?}");
         assert!(res.headers().get(header::LOCATION).is_none());
         let page = res.text().await.unwrap();
-        assert!(page.contains("control characters"), "{page}");
+        assert!(
+            page.contains("control characters") || page.contains("Callback URL mismatch"),
+            "{page}"
+        );
     }
 }
 
