@@ -17,11 +17,8 @@ use std::{
 mod common;
 
 use common::{ms, percentile};
-use fleetgate::{
-    auth::webhook::WebhookVerifier,
-    emulator::{Emulator, EmulatorConfig},
-    startup::Application,
-};
+use fleetgate::{auth::webhook::WebhookVerifier, startup::Application};
+use fleetgate_emulator::{Emulator, EmulatorConfig};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use sqlx::PgPool;

@@ -17,7 +17,6 @@ mod common;
 use fleetgate::{
     auth::webhook::WebhookVerifier,
     domain::{DomainKind, Field, Hostname, InstanceId, InstanceStatus, Templates, UserId},
-    emulator::{Emulator, EmulatorConfig},
     reconcile::{
         desired::{Options, desired},
         plan::plan_field,
@@ -25,6 +24,7 @@ use fleetgate::{
     registry::{Domain, Instance},
     startup::Application,
 };
+use fleetgate_emulator::{Emulator, EmulatorConfig};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use sqlx::PgPool;

@@ -8,11 +8,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use fleetgate::{
-    auth::webhook::WebhookVerifier,
-    emulator::{Emulator, EmulatorConfig},
-    startup::Application,
-};
+use fleetgate::{auth::webhook::WebhookVerifier, startup::Application};
+use fleetgate_emulator::{Emulator, EmulatorConfig};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use sqlx::PgPool;

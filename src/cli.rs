@@ -9,9 +9,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     auth::webhook::{ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookVerifier},
     config::{LogFormat, Settings},
-    db,
-    emulator::{Emulator, EmulatorConfig, faults::Faults},
-    startup, telemetry,
+    db, startup, telemetry,
 };
 
 #[derive(Parser)]
@@ -37,91 +35,11 @@ enum Command {
     Migrate,
     /// Print what a reconcile pass would change now (reads Auth0; writes nothing).
     Plan,
-    /// Run the local Auth0 stand-in (loopback only): tokens, JWKS, Management API clients.
-    Emulator(EmulatorArgs),
     /// Sign and send deploy-hook events, as the hosting platform does.
     Hook {
         #[command(subcommand)]
         command: HookCommand,
     },
-}
-
-#[derive(clap::Args)]
-struct EmulatorArgs {
-    /// Loopback address and port to listen on (port 0 picks one).
-    #[arg(long, default_value = "127.0.0.1:4010")]
-    listen: std::net::SocketAddr,
-    /// Keep the tenant in this JSON file: loaded at start if present, saved on every change.
-    #[arg(long)]
-    state: Option<std::path::PathBuf>,
-    /// Identifier of the seeded API (fleetgate's AUTH0_AUDIENCE).
-    #[arg(long, default_value = "https://fleetgate.local/api")]
-    api_audience: String,
-    /// Identifier of the second seeded API, the one instances' APIs accept (fleetgate's
-    /// FLEETGATE_INSTANCE_AUDIENCE).
-    #[arg(long, default_value = "https://instances.fleetgate.local/api")]
-    instance_audience: String,
-    /// Management API token bucket size (Auth0 Free plan: 2).
-    #[arg(long, default_value_t = 2)]
-    rate_limit_burst: u32,
-    /// Management API tokens added per second (Auth0 Free plan: 2).
-    #[arg(long, default_value_t = 2.0)]
-    rate_limit_per_second: f64,
-    /// Applications the tenant may hold (Auth0: 10 on Free, 100 self-service).
-    #[arg(long, default_value_t = 100)]
-    max_clients: usize,
-    /// Share (0-1) of Management API and token answers replaced by a 500 or 503.
-    #[arg(long, default_value_t = 0.0)]
-    error_rate: f64,
-    /// Share (0-1) of answers replaced by a 429 beyond the bucket.
-    #[arg(long, default_value_t = 0.0)]
-    rate_limit_fault_rate: f64,
-    /// Share (0-1) of requests delayed by up to --latency-ms.
-    #[arg(long, default_value_t = 0.0)]
-    latency_rate: f64,
-    #[arg(long, default_value_t = 0)]
-    latency_ms: u64,
-    /// Share (0-1) of requests whose connection is cut after processing.
-    #[arg(long, default_value_t = 0.0)]
-    drop_rate: f64,
-    /// A post-login Action (a file exporting onExecutePostLogin) to run with Node on every
-    /// login and refresh-token exchange.
-    #[arg(long)]
-    action: Option<std::path::PathBuf>,
-    /// A secret of the Action (event.secrets), NAME=VALUE; repeat for more. It shows in the
-    /// process list: give real secrets with --action-secret-file.
-    #[arg(long = "action-secret", value_parser = action_secret, requires = "action")]
-    action_secrets: Vec<(String, String)>,
-    /// A file of the Action's secrets, one NAME=VALUE per line (blank lines and lines
-    /// starting with # are skipped); keep it readable by you only.
-    #[arg(long, requires = "action")]
-    action_secret_file: Option<std::path::PathBuf>,
-}
-
-/// The Action's secrets in `path`: NAME=VALUE lines.
-fn read_action_secrets(path: &std::path::Path) -> anyhow::Result<Vec<(String, String)>> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| anyhow::anyhow!("--action-secret-file {}: {e}", path.display()))?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, line)| !line.trim().is_empty() && !line.trim_start().starts_with('#'))
-        .map(|(n, line)| {
-            action_secret(line.trim_end_matches('\r')).map_err(|e| {
-                anyhow::anyhow!(
-                    "--action-secret-file {} line {}: {e}",
-                    path.display(),
-                    n + 1
-                )
-            })
-        })
-        .collect()
-}
-
-fn action_secret(raw: &str) -> Result<(String, String), String> {
-    match raw.split_once('=') {
-        Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
-        _ => Err("must be NAME=VALUE".into()),
-    }
 }
 
 #[derive(Subcommand)]
@@ -216,44 +134,6 @@ async fn run(command: Command) -> anyhow::Result<()> {
             say(&serde_json::to_string_pretty(&plan)?);
             Ok(())
         }
-        Command::Emulator(args) => {
-            telemetry::init(LogFormat::Text);
-            let mut action_secrets = args.action_secrets;
-            if let Some(file) = &args.action_secret_file {
-                action_secrets.extend(read_action_secrets(file)?);
-            }
-            let config = EmulatorConfig {
-                listen: args.listen,
-                state_file: args.state,
-                api_audience: args.api_audience,
-                instance_audience: args.instance_audience,
-                action: args
-                    .action
-                    .map(|file| crate::emulator::login::action::ActionConfig {
-                        file,
-                        secrets: action_secrets.into_iter().collect(),
-                    }),
-                rate_limit_burst: args.rate_limit_burst,
-                rate_limit_per_second: args.rate_limit_per_second,
-                max_clients: args.max_clients,
-                faults: Faults {
-                    error_rate: args.error_rate,
-                    rate_limit_rate: args.rate_limit_fault_rate,
-                    latency_rate: args.latency_rate,
-                    latency_ms: args.latency_ms,
-                    drop_rate: args.drop_rate,
-                    ..Faults::default()
-                },
-                signing_key_pem: None,
-            };
-            let emulator = Emulator::build(config)?;
-            let base_url = emulator.base_url().to_owned();
-            let shutdown = CancellationToken::new();
-            tokio::spawn(startup::cancel_on_signal(shutdown.clone()));
-            let server = tokio::spawn(emulator.run_until_stopped(shutdown));
-            print_seeded(&base_url).await?;
-            server.await?
-        }
         Command::Hook { command } => {
             telemetry::init(LogFormat::Text);
             let secret = std::env::var("FLEETGATE_WEBHOOK_SECRET").map_err(|_| {
@@ -271,21 +151,6 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
         }
     }
-}
-
-/// Prints the seeded tenant once the server answers, as `GET /emulator/tenant` returns it but
-/// for the M2M secret: logs are kept and shared, the secret stays where it is.
-async fn print_seeded(base_url: &str) -> anyhow::Result<()> {
-    let mut seeded: serde_json::Value = reqwest::get(format!("{base_url}/emulator/tenant"))
-        .await?
-        .json()
-        .await?;
-    if let Some(secret) = seeded.get_mut("m2m_client_secret") {
-        *secret = serde_json::json!(format!("(not shown: GET {base_url}/emulator/tenant)"));
-    }
-    println!("Auth0 emulator on {base_url} (use AUTH0_DOMAIN={base_url}); seeded tenant:");
-    println!("{seeded}");
-    Ok(())
 }
 
 fn signed_headers(

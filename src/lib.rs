@@ -7,7 +7,6 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod domain;
-pub mod emulator;
 pub mod grants;
 pub mod http;
 pub mod keys;

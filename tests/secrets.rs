@@ -7,12 +7,8 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use fleetgate::{
-    auth::webhook::WebhookVerifier,
-    config::Settings,
-    emulator::{Emulator, EmulatorConfig},
-    startup::Application,
-};
+use fleetgate::{auth::webhook::WebhookVerifier, config::Settings, startup::Application};
+use fleetgate_emulator::{Emulator, EmulatorConfig};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use sqlx::PgPool;

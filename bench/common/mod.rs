@@ -135,7 +135,7 @@ pub struct Tenant {
 
 impl Tenant {
     pub async fn start() -> anyhow::Result<Self> {
-        use fleetgate::emulator::{Emulator, EmulatorConfig, keys::SigningKey};
+        use fleetgate_emulator::{Emulator, EmulatorConfig, keys::SigningKey};
         let pem = include_str!("../../tests/fixtures/test-key.pem");
         let emulator = Emulator::build(EmulatorConfig {
             listen: "127.0.0.1:0".parse()?,

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use fleetgate::emulator::{EmulatorConfig, faults::Faults};
+use fleetgate_emulator::{EmulatorConfig, faults::Faults};
 use reqwest::Method;
 use serde_json::json;
 use sqlx::PgPool;

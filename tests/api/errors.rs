@@ -300,7 +300,7 @@ async fn metrics_answer_other_methods_405(pool: PgPool) {
 /// exports, seen on `/metrics` after a little of everything happened.
 #[sqlx::test]
 async fn the_shipped_alerts_and_dashboard_name_only_exported_metrics(pool: PgPool) {
-    let tenant = TestTenant::start_with(fleetgate::emulator::EmulatorConfig {
+    let tenant = TestTenant::start_with(fleetgate_emulator::EmulatorConfig {
         // Calls after the first wait for the rate limit: every Management API metric moves.
         rate_limit_burst: 1,
         rate_limit_per_second: 2.0,

@@ -1,12 +1,8 @@
 //! A real fleetgate on port 0 against a per-test Postgres database, with the Auth0 emulator
 //! as its tenant (signing with a fixture key, so tests can also forge tokens with it).
 
-use fleetgate::{
-    auth::webhook::WebhookVerifier,
-    config::Settings,
-    emulator::{Emulator, EmulatorConfig, keys::SigningKey},
-    startup::Application,
-};
+use fleetgate::{auth::webhook::WebhookVerifier, config::Settings, startup::Application};
+use fleetgate_emulator::{Emulator, EmulatorConfig, keys::SigningKey};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use secrecy::SecretString;
 use serde_json::{Value, json};

@@ -8,7 +8,7 @@ use crate::{helpers::*, node::node_tests, replicas::database_url};
 
 #[sqlx::test]
 async fn the_instance_kit_passes_its_tests_against_fleetgate(pool: PgPool) {
-    let tenant = TestTenant::start_with(fleetgate::emulator::EmulatorConfig {
+    let tenant = TestTenant::start_with(fleetgate_emulator::EmulatorConfig {
         rate_limit_burst: 1000,
         rate_limit_per_second: 1000.0,
         ..TestTenant::config()

@@ -138,8 +138,8 @@ async fn refused_credentials_and_waiting_for_a_pass_log_no_warnings(pool: PgPool
 #[sqlx::test]
 async fn sigterm_ends_the_process_within_its_bound_whatever_the_reconciler_does(pool: PgPool) {
     use rand::Rng;
-    let failing = fleetgate::emulator::EmulatorConfig {
-        faults: fleetgate::emulator::faults::Faults {
+    let failing = fleetgate_emulator::EmulatorConfig {
+        faults: fleetgate_emulator::faults::Faults {
             error_rate: 0.6,
             rate_limit_rate: 0.4,
             latency_rate: 0.5,

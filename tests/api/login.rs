@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use fleetgate::emulator::{EmulatorConfig, login::action::ActionConfig};
+use fleetgate_emulator::{EmulatorConfig, login::action::ActionConfig};
 use reqwest::Method;
 use serde_json::{Value, json};
 use sqlx::PgPool;

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use fleetgate::emulator::EmulatorConfig;
+use fleetgate_emulator::EmulatorConfig;
 use reqwest::Method;
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -323,7 +323,7 @@ async fn a_burst_of_500_deploys_settles_with_a_few_patches(pool: PgPool) {
 
 #[sqlx::test]
 async fn lists_converge_through_30_percent_faults(pool: PgPool) {
-    let faults = fleetgate::emulator::faults::Faults {
+    let faults = fleetgate_emulator::faults::Faults {
         error_rate: 0.1,
         rate_limit_rate: 0.1,
         drop_rate: 0.1,

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use fleetgate::emulator::EmulatorConfig;
+use fleetgate_emulator::EmulatorConfig;
 use reqwest::Method;
 use serde_json::Value;
 use sqlx::PgPool;
@@ -643,7 +643,7 @@ async fn assignments_survive_a_restart(pool: PgPool) {
 #[sqlx::test]
 async fn an_admin_move_made_during_a_pass_is_not_undone(pool: PgPool) {
     let slow = EmulatorConfig {
-        faults: fleetgate::emulator::faults::Faults {
+        faults: fleetgate_emulator::faults::Faults {
             latency_rate: 1.0,
             latency_ms: 1500,
             ..Default::default()

@@ -1,7 +1,7 @@
 //! The status page and what it shows: `/ui/` and its files, its login settings, logins through
 //! its application (bound to no instance), and `GET /v1/reconcile/status`.
 
-use fleetgate::emulator::{EmulatorConfig, faults::Faults};
+use fleetgate_emulator::{EmulatorConfig, faults::Faults};
 use reqwest::Method;
 use serde_json::{Value, json};
 use sqlx::PgPool;

@@ -1,7 +1,17 @@
 //! Node's test runner, run from a Rust test against the servers it started. Shared by the
 //! emulator's tests and fleetgate's (`#[path]`-included).
 
-use std::process::Command;
+use std::{path::PathBuf, process::Command};
+
+/// The repository's root (the workspace's, holding `Cargo.lock`), whichever of its crates the
+/// test belongs to.
+pub fn repository() -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .find(|dir| dir.join("Cargo.lock").exists())
+        .expect("the workspace root holds Cargo.lock")
+        .to_path_buf()
+}
 
 /// Runs `node --test <args>` in `dir` (relative to the repository) with `envs`, and asserts
 /// that it ran tests and every one passed. `dir` must have its packages installed (`npm ci`,
@@ -12,7 +22,7 @@ pub async fn node_tests(
     envs: Vec<(String, String)>,
     needs_packages: bool,
 ) {
-    let dir = format!("{}/{dir}", env!("CARGO_MANIFEST_DIR"));
+    let dir = repository().join(dir).display().to_string();
     assert!(
         !needs_packages || std::path::Path::new(&dir).join("node_modules").exists(),
         "run `npm ci` in {dir} first (scripts/test does)"

@@ -1,5 +1,5 @@
 // Maintained OIDC libraries against the Auth0 emulator's login side, as an instance's SPA
-// and API would use them. Run by `cargo test` (tests/emulator/oidc_clients.rs), which starts
+// and API would use them. Run by `cargo test` (emulator/tests/oidc_clients.rs), which starts
 // the emulator, lists the callback, creates the user and sets:
 //   EMULATOR_URL, CLIENT_ID, CALLBACK, API_AUDIENCE, USER_EMAIL, USER_PASSWORD
 import { test } from 'node:test';

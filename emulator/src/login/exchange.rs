@@ -15,7 +15,7 @@ use super::{
     event,
     state::{Challenge, Grant, RefreshRefused},
 };
-use crate::emulator::{Emu, clients::Client, errors::OAuthError, state::Tenant};
+use crate::{Emu, clients::Client, errors::OAuthError, state::Tenant};
 
 /// Access tokens for users live as long as Auth0's default for an API.
 const ACCESS_LIFETIME_SECS: i64 = 86_400;

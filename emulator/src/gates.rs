@@ -34,7 +34,7 @@ struct CutConnection;
 
 /// Shuts the connection down (both ways) without closing it: the caller sees it dropped.
 fn cut_connection(req: &HttpRequest) {
-    crate::http::peer::with_socket(req, |fd| {
+    crate::peer::with_socket(req, |fd| {
         let _ = socket2::SockRef::from(&fd).shutdown(std::net::Shutdown::Both);
     });
 }

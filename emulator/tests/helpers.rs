@@ -1,8 +1,8 @@
-use fleetgate::emulator::{Emulator, EmulatorConfig};
+use fleetgate_emulator::{Emulator, EmulatorConfig};
 use serde_json::{Value, json};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-pub const FIXTURE_KEY: &str = include_str!("../fixtures/test-key.pem");
+pub const FIXTURE_KEY: &str = include_str!("../../tests/fixtures/test-key.pem");
 
 pub struct TestEmulator {
     pub base: String,

@@ -6,7 +6,7 @@ use actix_web::{HttpResponse, http::StatusCode};
 use serde_json::{Map, Value};
 
 use super::state::ResponseMode;
-use crate::emulator::matching::origin_of;
+use crate::matching::origin_of;
 
 /// Text for an HTML text node or a quoted attribute.
 pub fn escape(text: &str) -> String {

@@ -1,7 +1,10 @@
 //! A local stand-in for the parts of an Auth0 tenant fleetgate uses, faithful to
 //! docs/auth0.md: client-credentials tokens, the JWKS, the Management API's clients
-//! endpoints with Auth0's validation, error bodies, scopes and rate limit, plus fault
-//! injection and dev-user tokens under `/emulator/`. Used by `scripts/dev` and by tests.
+//! endpoints with Auth0's validation, error bodies, scopes and rate limit, the login side with
+//! the post-login Action run for real, plus fault injection and dev-user tokens under
+//! `/emulator/`. Used by `scripts/dev`, the tests and the benchmarks; a crate of its own, so
+//! that none of it (nor its dependencies) ships in fleetgate's binary, and it depends on
+//! nothing of fleetgate's.
 
 pub mod clients;
 mod control;
@@ -13,6 +16,7 @@ mod local;
 pub mod login;
 mod management;
 pub mod matching;
+mod peer;
 pub mod ratelimit;
 pub mod state;
 mod token;
@@ -101,6 +105,8 @@ impl Emu {
 pub struct Emulator {
     port: u16,
     base_url: String,
+    /// The seeded tenant as `GET /emulator/tenant` describes it.
+    described: serde_json::Value,
     server: Server,
     /// The Action's harness file, removed when the server stops (its workers may outlive the
     /// process's last await, and with them the `Action` that would remove it when dropped).
@@ -160,6 +166,7 @@ impl Emulator {
                 .transpose()?,
         });
         let harness = emu.action.as_ref().map(|a| a.harness().to_owned());
+        let described = emu.tenant.lock().expect("tenant lock").described();
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(emu.clone())
@@ -188,7 +195,7 @@ impl Emulator {
                 .wrap(from_fn(gates::count))
                 .wrap(from_fn(local::only_this_machine))
         })
-        .on_connect(crate::http::peer::remember)
+        .on_connect(crate::peer::remember)
         .workers(2)
         .disable_signals()
         .listen(listener)?
@@ -196,6 +203,7 @@ impl Emulator {
         Ok(Self {
             port,
             base_url,
+            described,
             server,
             harness,
         })
@@ -208,6 +216,11 @@ impl Emulator {
     /// `http://127.0.0.1:PORT`: what fleetgate's `AUTH0_DOMAIN` should be.
     pub fn base_url(&self) -> &str {
         &self.base_url
+    }
+
+    /// The seeded tenant as `GET /emulator/tenant` describes it (the M2M secret included).
+    pub fn described(&self) -> &serde_json::Value {
+        &self.described
     }
 
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {

@@ -4,7 +4,7 @@
 //! application allows the origin.
 
 use super::authorize::entries;
-use crate::emulator::{
+use crate::{
     Emu,
     clients::Client,
     matching::{origin_matches, origin_of},

@@ -47,20 +47,8 @@ async fn client_lists(
 
 /// The seeded applications and where things are: what `scripts/dev` wires fleetgate with.
 async fn tenant(emu: web::Data<Emu>) -> HttpResponse {
-    let t = emu.tenant.lock().expect("tenant lock");
-    json_response(
-        StatusCode::OK,
-        &json!({
-            "base_url": t.base_url,
-            "issuer": t.issuer(),
-            "management_audience": t.management_audience(),
-            "spa_client_id": t.seeded.spa_client_id,
-            "m2m_client_id": t.seeded.m2m_client_id,
-            "m2m_client_secret": t.seeded.m2m_client_secret,
-            "api_audience": t.seeded.api_audience,
-            "instance_audience": t.seeded.instance_audience,
-        }),
-    )
+    let described = emu.tenant.lock().expect("tenant lock").described();
+    json_response(StatusCode::OK, &described)
 }
 
 #[derive(serde::Deserialize)]

@@ -15,7 +15,7 @@ use super::{
     authorize::entries,
     pages::{error_page, message},
 };
-use crate::emulator::{Emu, matching::logout_matches};
+use crate::{Emu, matching::logout_matches};
 
 #[derive(serde::Deserialize)]
 pub struct V2Query {

@@ -4,7 +4,7 @@ use actix_web::{HttpRequest, HttpResponse, http::StatusCode, http::header, web};
 use jsonwebtoken::{Algorithm, Validation};
 use serde_json::{Value, json};
 
-use crate::emulator::{Emu, errors::json_response};
+use crate::{Emu, errors::json_response};
 
 /// `GET /.well-known/openid-configuration`: what libraries that take an issuer URL read.
 pub async fn discovery(emu: web::Data<Emu>) -> HttpResponse {

@@ -196,6 +196,21 @@ impl Tenant {
         Ok(())
     }
 
+    /// The seeded applications and where things are (`GET /emulator/tenant`), the M2M secret
+    /// included.
+    pub fn described(&self) -> Value {
+        serde_json::json!({
+            "base_url": self.base_url,
+            "issuer": self.issuer(),
+            "management_audience": self.management_audience(),
+            "spa_client_id": self.seeded.spa_client_id,
+            "m2m_client_id": self.seeded.m2m_client_id,
+            "m2m_client_secret": self.seeded.m2m_client_secret,
+            "api_audience": self.seeded.api_audience,
+            "instance_audience": self.seeded.instance_audience,
+        })
+    }
+
     pub fn signing_key(&self) -> &SigningKey {
         self.keys.last().expect("a tenant always has a key")
     }

@@ -8,7 +8,7 @@ use reqwest::{Method, header};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::{browser::*, helpers::*};
+use crate::{browser::*, helpers::*, node::repository};
 
 const CALLBACK: &str = "https://acme.apps.example.com/callback";
 const LOGOUT: &str = "https://acme.apps.example.com/";
@@ -241,7 +241,7 @@ async fn urls_that_are_no_header_value_are_refused_before_matching() {
     }
 }
 
-/// `fleetgate emulator` as a developer runs it: its state file is theirs only, its log shows no
+/// `fleetgate-emulator` as a developer runs it: its state file is theirs only, its log shows no
 /// secret, and the Action's secrets can come from a file (not the process list).
 #[tokio::test]
 async fn the_emulator_keeps_its_secrets_to_its_user() {
@@ -250,8 +250,8 @@ async fn the_emulator_keeps_its_secrets_to_its_user() {
     let state = dir.join("tenant.json");
     let secrets = dir.join("action-secrets");
     std::fs::write(&secrets, "# the Action's\nFLEETGATE_URL=http://127.0.0.1:9\n\nFLEETGATE_ACTION_SECRET=from-the-file\n").unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_fleetgate"))
-        .args(["emulator", "--listen", "127.0.0.1:0", "--state"])
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_fleetgate-emulator"))
+        .args(["--listen", "127.0.0.1:0", "--state"])
         .arg(&state)
         .args([
             "--action",
@@ -259,7 +259,7 @@ async fn the_emulator_keeps_its_secrets_to_its_user() {
             "--action-secret-file",
         ])
         .arg(&secrets)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(repository())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
@@ -336,9 +336,8 @@ async fn the_emulator_keeps_its_secrets_to_its_user() {
     assert!(!String::from_utf8_lossy(&stderr).contains(secret));
     // A file of secrets that is not NAME=VALUE stops the start, naming the line.
     std::fs::write(&secrets, "FLEETGATE_URL=http://127.0.0.1:9\njust-a-value\n").unwrap();
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_fleetgate"))
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_fleetgate-emulator"))
         .args([
-            "emulator",
             "--listen",
             "127.0.0.1:0",
             "--action",
@@ -346,7 +345,7 @@ async fn the_emulator_keeps_its_secrets_to_its_user() {
             "--action-secret-file",
         ])
         .arg(&secrets)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(repository())
         .output()
         .await
         .unwrap();

@@ -286,7 +286,7 @@ async fn management_api_checks_token_and_scope() {
 }
 
 fn sign(claims: &Value) -> String {
-    let key = fleetgate::emulator::keys::SigningKey::from_pem(FIXTURE_KEY).unwrap();
+    let key = fleetgate_emulator::keys::SigningKey::from_pem(FIXTURE_KEY).unwrap();
     key.sign(claims)
 }
 

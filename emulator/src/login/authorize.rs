@@ -19,7 +19,7 @@ use super::{
     pages::{error_page, login_form, respond},
     state::{Authorization, Challenge, Grant, ResponseMode, random_id},
 };
-use crate::emulator::{
+use crate::{
     Emu,
     clients::Client,
     matching::{callback_matches, origin_matches, origin_of},

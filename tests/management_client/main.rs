@@ -1,13 +1,18 @@
 //! fleetgate's Management API client against the emulator: token caching, the rate-limit
-//! budget, retries through injected faults, typed errors.
+//! budget, retries through injected faults, typed errors. (The emulator's own test helpers
+//! drive it.)
+
+#[path = "../../emulator/tests/helpers.rs"]
+#[allow(dead_code)]
+mod helpers;
 
 use std::sync::Arc;
 
 use fleetgate::{
     auth0::{Auth0Error, Credentials, ManagementClient},
-    emulator::EmulatorConfig,
     metrics::Metrics,
 };
+use fleetgate_emulator::EmulatorConfig;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use fleetgate::emulator::EmulatorConfig;
+use fleetgate_emulator::EmulatorConfig;
 use reqwest::Method;
 use serde_json::{Value, json};
 

@@ -7,7 +7,7 @@ use actix_web::HttpRequest;
 use serde_json::{Map, Value, json};
 
 use super::state::{Authorization, RefreshToken};
-use crate::emulator::clients::Client;
+use crate::clients::Client;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {

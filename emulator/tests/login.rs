@@ -10,7 +10,7 @@ use crate::{browser::*, helpers::*};
 const APP: &str = "https://acme.apps.example.com";
 const CALLBACK: &str = "https://acme.apps.example.com/callback";
 
-async fn setup(config: fleetgate::emulator::EmulatorConfig) -> (TestEmulator, String, String) {
+async fn setup(config: fleetgate_emulator::EmulatorConfig) -> (TestEmulator, String, String) {
     let emu = TestEmulator::start(config).await;
     let spa = emu.tenant["spa_client_id"].as_str().unwrap().to_owned();
     let token = emu.management_token().await;
@@ -505,15 +505,11 @@ async fn users_are_created_and_listed_without_their_passwords() {
 
 #[tokio::test]
 async fn the_action_runs_on_logins_and_refreshes_with_auth0s_event_and_rules() {
-    let action = fleetgate::emulator::login::action::ActionConfig {
-        file: concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/probe-action.js"
-        )
-        .into(),
+    let action = fleetgate_emulator::login::action::ActionConfig {
+        file: crate::node::repository().join("tests/fixtures/probe-action.js"),
         secrets: [("GREETING".to_owned(), "hello".to_owned())].into(),
     };
-    let (emu, spa, _) = setup(fleetgate::emulator::EmulatorConfig {
+    let (emu, spa, _) = setup(fleetgate_emulator::EmulatorConfig {
         action: Some(action),
         ..config()
     })

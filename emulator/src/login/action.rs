@@ -1,4 +1,4 @@
-//! The post-login Action, run for real: `fleetgate emulator --action FILE` runs that file's
+//! The post-login Action, run for real: `fleetgate-emulator --action FILE` runs that file's
 //! `onExecutePostLogin(event, api)` with Node on every login and refresh-token exchange, with
 //! the `event` fields and `api` methods Auth0 gives (see docs/auth0.md), Auth0's 20 s limit,
 //! and Auth0's rules for custom claims and refresh-token metadata applied to what it set.

@@ -284,7 +284,7 @@ async fn validation_rules_and_messages() {
 
 #[tokio::test]
 async fn the_application_cap_is_enforced() {
-    let emu = TestEmulator::start(fleetgate::emulator::EmulatorConfig {
+    let emu = TestEmulator::start(fleetgate_emulator::EmulatorConfig {
         max_clients: 3,
         ..config()
     })
@@ -312,7 +312,7 @@ async fn state_survives_a_restart_through_the_state_file() {
     let dir = std::env::temp_dir().join(format!("fleetgate-emu-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("tenant.json");
-    let cfg = fleetgate::emulator::EmulatorConfig {
+    let cfg = fleetgate_emulator::EmulatorConfig {
         state_file: Some(file.clone()),
         signing_key_pem: None,
         ..config()
