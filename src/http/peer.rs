@@ -1,8 +1,8 @@
 //! The connection a request came on: its socket (remembered when the connection is accepted),
 //! and whether its client has gone away. actix-web keeps polling a handler after its client
 //! closed the connection (the answer is dropped when written), so a long-poll would stay
-//! parked until its timeout; [`gone`] lets it end when the client goes. The emulator uses
-//! [`with_socket`] to cut connections as a fault.
+//! parked until its timeout; [`gone`] lets it end when the client goes. (The emulator's crate
+//! has its own copy of [`remember`] and [`with_socket`], to cut connections as a fault.)
 
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 
