@@ -103,6 +103,21 @@ impl TestTenant {
             .bearer_auth(token)
     }
 
+    /// Creates an application in the tenant, as a person would in the dashboard; answers its
+    /// client id.
+    pub async fn create_application(&self, name: &str) -> String {
+        let created: Value = self
+            .management(reqwest::Method::POST, "/clients")
+            .json(&json!({"name": name, "app_type": "spa"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        created["client_id"].as_str().unwrap().to_owned()
+    }
+
     pub async fn http_put_faults(&self, faults: Value) {
         let res = self
             .http

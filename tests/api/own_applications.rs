@@ -3,7 +3,7 @@
 //! of the pool (refused when registered, and at start).
 
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 use sqlx::PgPool;
 
 use crate::{
@@ -11,25 +11,11 @@ use crate::{
     replicas::{database_url, fleetgate, output},
 };
 
-/// An application created in the tenant, as a person would.
-async fn create_application(tenant: &TestTenant, name: &str) -> String {
-    let created: Value = tenant
-        .management(Method::POST, "/clients")
-        .json(&json!({"name": name, "app_type": "spa"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    created["client_id"].as_str().unwrap().to_owned()
-}
-
 #[sqlx::test]
 async fn fleetgates_own_applications_cannot_join_the_pool(pool: PgPool) {
     let tenant = TestTenant::start().await;
-    let console = create_application(&tenant, "fleetgate status").await;
-    let tool = create_application(&tenant, "admin tool").await;
+    let console = tenant.create_application("fleetgate status").await;
+    let tool = tenant.create_application("admin tool").await;
     let mut vars = tenant.reconciler_vars().await;
     vars.push(("FLEETGATE_UI_CLIENT_ID", console.clone()));
     vars.push(("FLEETGATE_ADMIN_CLIENTS", format!("{ADMIN_CLIENT},{tool}")));
@@ -60,7 +46,7 @@ async fn fleetgates_own_applications_cannot_join_the_pool(pool: PgPool) {
 async fn a_console_in_the_pool_stops_the_start(pool: PgPool) {
     let tenant = TestTenant::start().await;
     let vars = tenant.reconciler_vars().await;
-    let extra = create_application(&tenant, "extra").await;
+    let extra = tenant.create_application("extra").await;
     let app = TestApp::spawn_with(pool.clone(), tenant, &vars).await;
     let res = app
         .admin(Method::POST, "/v1/applications")

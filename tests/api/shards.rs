@@ -49,7 +49,7 @@ async fn reconcile(app: &TestApp) -> Value {
 
 /// Creates an application in the tenant (as a person would) and registers it in the pool.
 async fn register_extra(app: &TestApp) -> String {
-    let extra = create_extra(app).await;
+    let extra = app.tenant.create_application("extra").await;
     let res = app
         .admin(Method::POST, "/v1/applications")
         .json(&serde_json::json!({"client_id": extra}))
@@ -58,21 +58,6 @@ async fn register_extra(app: &TestApp) -> String {
         .unwrap();
     assert_eq!(res.status(), 201);
     extra
-}
-
-/// Creates an application in the tenant, as a person would.
-async fn create_extra(app: &TestApp) -> String {
-    let created: Value = app
-        .tenant
-        .management(Method::POST, "/clients")
-        .json(&serde_json::json!({"name": "extra", "app_type": "spa"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    created["client_id"].as_str().unwrap().to_owned()
 }
 
 /// Runs a pass that must not fail.
@@ -410,7 +395,7 @@ async fn register_move_and_remove_applications(pool: PgPool) {
         .as_str()
         .unwrap()
         .to_owned();
-    let extra = create_extra(&app).await;
+    let extra = app.tenant.create_application("extra").await;
 
     let res = app
         .admin(Method::POST, "/v1/applications")
