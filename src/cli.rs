@@ -54,7 +54,10 @@ enum HookCommand {
     },
     /// Sign an event and POST it to a running fleetgate; prints the answer.
     Send {
+        /// The event, e.g. '{"type":"instance.suspended","data":{"instance_id":"acme"}}'.
         body: String,
+        /// The webhook-id; a new one by default. Send the same id again to see a redelivery
+        /// answered from the record (webhook-replayed: true) instead of applied twice.
         #[arg(long)]
         id: Option<String>,
         /// Base URL of fleetgate.
