@@ -39,9 +39,11 @@ pg_start_private() {
   pg_install || return 1
   local bin; bin="$(pg_bindir)"
   local run=()
+  case "$FLEETGATE_PGDATA" in /*) ;; *) FLEETGATE_PGDATA="$PWD/$FLEETGATE_PGDATA" ;; esac
   if [ "$(id -u)" = 0 ]; then
     id postgres >/dev/null 2>&1 || useradd --system --home-dir /var/lib/postgresql postgres
-    run=(runuser -u postgres --)
+    # From / : the postgres user may not enter the clone's folder ("could not change directory").
+    run=(env -C / runuser -u postgres --)
   fi
   if [ ! -s "$FLEETGATE_PGDATA/PG_VERSION" ]; then
     pg_log "creating a private cluster in $FLEETGATE_PGDATA"
