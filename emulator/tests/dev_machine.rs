@@ -331,7 +331,13 @@ async fn the_emulator_keeps_its_secrets_to_its_user() {
         let mode = std::fs::metadata(&state).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "{mode:o}");
     }
-    child.kill().await.unwrap();
+    // Stopped as a developer stops it (SIGTERM), so it removes its Action harness file.
+    let pid = child.id().unwrap().to_string();
+    let stopped = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
     let stderr = child.wait_with_output().await.unwrap().stderr;
     assert!(!String::from_utf8_lossy(&stderr).contains(secret));
     // A file of secrets that is not NAME=VALUE stops the start, naming the line.
