@@ -149,7 +149,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
 }
 
 /// Cancels `token` on the first SIGINT or SIGTERM; the process ends within five seconds, or
-/// at once on a second signal.
+/// at once on a second signal. (The service's `startup::cancel_on_signal` does the same with
+/// its own bound; the crates share no code on purpose.)
 async fn stop_on_signal(token: CancellationToken) {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .expect("SIGTERM handler installs");

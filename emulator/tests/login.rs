@@ -7,10 +7,15 @@ use serde_json::{Value, json};
 
 use crate::{browser::*, helpers::*};
 
-const APP: &str = "https://acme.apps.example.com";
-const CALLBACK: &str = "https://acme.apps.example.com/callback";
+pub const APP: &str = "https://acme.apps.example.com";
+pub const CALLBACK: &str = "https://acme.apps.example.com/callback";
+/// The user [`setup`] makes: ann@example.com, whose password is this.
+pub const ANN_PASSWORD: &str = "s3cret!";
 
-async fn setup(config: fleetgate_emulator::EmulatorConfig) -> (TestEmulator, String, String) {
+/// The emulator with the seeded SPA's lists set for [`APP`] (its callback, a wildcard one and
+/// an organization one; its logout URL, web origin and another allowed origin), and a user,
+/// ann@example.com ([`ANN_PASSWORD`]); answers the emulator, the SPA's id and ann's user id.
+pub async fn setup(config: fleetgate_emulator::EmulatorConfig) -> (TestEmulator, String, String) {
     let emu = TestEmulator::start(config).await;
     let spa = emu.tenant["spa_client_id"].as_str().unwrap().to_owned();
     let token = emu.management_token().await;

@@ -227,6 +227,16 @@ async fn scripts_dev_never_drops_a_database_it_did_not_make() {
         let _ = run(&["--reset"]).await;
         let second = oid().await.expect("made again");
         assert_ne!(first, second, "--reset dropped the one it made");
+        // What it keeps in .dev/ is its user's only.
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |path: &str| {
+            std::fs::metadata(copy.join(path))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        assert_eq!((mode(".dev"), mode(".dev/database")), (0o700, 0o600));
         // Someone else's, of the same name, made after scripts/dev's went.
         sqlx::query("DROP DATABASE fleetgate WITH (FORCE)")
             .execute(&admin)

@@ -24,6 +24,17 @@ async fn rotate(f: &Fleet, bearer: &str, body: Option<Value>) -> (u16, Value) {
     into_json(req.send().await.unwrap()).await
 }
 
+/// A long-poll of acme's grants with `key`, parked past `since` for up to `wait` seconds on a
+/// connection of its own; its answer when it ends.
+fn park(f: &Fleet, key: &str, since: i64, wait: u32) -> tokio::task::JoinHandle<reqwest::Response> {
+    let request = reqwest::Client::new()
+        .get(f.app.url(&format!(
+            "/v1/instances/acme/grants?since={since}&wait={wait}"
+        )))
+        .bearer_auth(key);
+    tokio::spawn(async move { request.send().await.unwrap() })
+}
+
 /// Deleting an instance removes its grants and invitations, each in its change log (a
 /// follower sees them go) and its audit log; deploying the same id again, for a new owner,
 /// starts empty: neither the old admin grantee nor the old invitation gets in.
@@ -424,24 +435,13 @@ async fn a_parked_poll_asks_for_its_caller_again_before_it_answers(pool: PgPool)
     let f = fleet(pool, &[]).await;
     let (_, _, snapshot) = f.poll("", None).await;
     let revision = snapshot["revision"].as_i64().unwrap();
-    let park = |wait: u32| {
-        let request = reqwest::Client::new()
-            .get(f.app.url(&format!(
-                "/v1/instances/acme/grants?since={revision}&wait={wait}"
-            )))
-            .bearer_auth(&f.key);
-        tokio::spawn(async move { request.send().await.unwrap() })
-    };
-    let woken = park(30);
-    let timed_out = park(2);
+    let woken = park(&f, &f.key, revision, 30);
+    let timed_out = park(&f, &f.key, revision, 2);
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    let (status, rotated) = into_json(
-        f.app
-            .admin(Method::POST, "/v1/instances/acme/keys/rotate")
-            .json(&json!({"revoke_previous": true}))
-            .send()
-            .await
-            .unwrap(),
+    let (status, rotated) = rotate(
+        &f,
+        &f.app.admin_token,
+        Some(json!({"revoke_previous": true})),
     )
     .await;
     assert_eq!(status, 201, "{rotated}");
@@ -493,14 +493,7 @@ async fn a_parked_poll_is_refused_when_its_keys_end_with_the_change_that_wakes_i
         ("a deletion", Method::DELETE, None),
     ] {
         // A key the current owner's side holds (the first one ended with the previous change).
-        let (status, rotated) = into_json(
-            f.app
-                .admin(Method::POST, "/v1/instances/acme/keys/rotate")
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let (status, rotated) = rotate(&f, &f.app.admin_token, None).await;
         assert_eq!(status, 201, "{what}: {rotated}");
         let key = rotated["instance_key"].as_str().unwrap().to_owned();
         let (_, snapshot) = into_json(
@@ -511,12 +504,7 @@ async fn a_parked_poll_is_refused_when_its_keys_end_with_the_change_that_wakes_i
         )
         .await;
         let revision = snapshot["revision"].as_i64().unwrap();
-        let request = reqwest::Client::new()
-            .get(f.app.url(&format!(
-                "/v1/instances/acme/grants?since={revision}&wait=30"
-            )))
-            .bearer_auth(&key);
-        let parked = tokio::spawn(async move { request.send().await.unwrap() });
+        let parked = park(&f, &key, revision, 30);
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         let mut change = f.app.admin(method, "/v1/instances/acme");
         if let Some(body) = body {
