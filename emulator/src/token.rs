@@ -66,12 +66,24 @@ fn basic_credentials(req: &HttpRequest) -> Option<(String, String)> {
     Some((id.to_owned(), secret.to_owned()))
 }
 
-pub async fn token(
-    emu: web::Data<Emu>,
-    req: HttpRequest,
-    body: web::Bytes,
-) -> Result<HttpResponse, OAuthError> {
-    let params = params(&req, &body)?;
+/// `POST /oauth/token`. Every answer, tokens or an error, is `Cache-Control: no-store` and
+/// `Pragma: no-cache` (RFC 6749 5.1), as Auth0's are.
+pub async fn token(emu: web::Data<Emu>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let mut res = match grant(&emu, &req, &body).await {
+        Ok(res) => res,
+        Err(e) => actix_web::ResponseError::error_response(&e),
+    };
+    let headers = res.headers_mut();
+    headers.insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    headers.insert(header::PRAGMA, header::HeaderValue::from_static("no-cache"));
+    res
+}
+
+async fn grant(emu: &Emu, req: &HttpRequest, body: &[u8]) -> Result<HttpResponse, OAuthError> {
+    let params = params(req, body)?;
     let param = |k: &str| params.get(k).and_then(Value::as_str).map(str::to_owned);
     let grant_type = param("grant_type").ok_or_else(|| {
         OAuthError::new(
@@ -83,7 +95,7 @@ pub async fn token(
     match grant_type.as_str() {
         "client_credentials" => {}
         "authorization_code" | "refresh_token" => {
-            return user_grant(&emu, &req, &grant_type, &params).await;
+            return user_grant(emu, req, &grant_type, &params).await;
         }
         _ => {
             return Err(OAuthError::new(
@@ -97,7 +109,7 @@ pub async fn token(
     let (client_id, secret) = match (
         param("client_id"),
         param("client_secret"),
-        basic_credentials(&req),
+        basic_credentials(req),
     ) {
         (_, _, Some(basic)) => basic,
         (Some(id), Some(secret), None) => (id, secret),

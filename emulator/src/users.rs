@@ -17,6 +17,10 @@ pub struct User {
     pub email_verified: bool,
     pub name: String,
     pub created_at: String,
+    /// Changed by each login, as Auth0 changes it; empty in state files from before it was
+    /// kept (then `created_at` stands in).
+    #[serde(default)]
+    pub updated_at: String,
     #[serde(default)]
     pub logins_count: u64,
     /// Permissions on the seeded API (fleetgate's), as Auth0's RBAC puts them in the
@@ -39,6 +43,10 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
 fn random_hex(n: usize) -> String {
     let mut bytes = vec![0u8; n];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
@@ -54,7 +62,8 @@ impl User {
             email: email.to_owned(),
             email_verified,
             name: name.unwrap_or(email).to_owned(),
-            created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            created_at: now(),
+            updated_at: now(),
             logins_count: 0,
             permissions: Vec::new(),
             password_sha256: digest(&salt, password),
@@ -69,6 +78,57 @@ impl User {
             .into()
     }
 
+    /// A login: counted, and `updated_at` moves.
+    pub fn logged_in(&mut self) {
+        self.logins_count += 1;
+        self.updated_at = now();
+    }
+
+    fn nickname(&self) -> &str {
+        self.email.split('@').next().unwrap_or_default()
+    }
+
+    fn updated(&self) -> &str {
+        if self.updated_at.is_empty() {
+            &self.created_at
+        } else {
+            &self.updated_at
+        }
+    }
+
+    /// The picture Auth0 gives a database user: their Gravatar, falling back to an avatar of
+    /// their initials (Gravatar takes the SHA-256 of the address as well as the MD5 Auth0 uses).
+    fn picture(&self) -> String {
+        let email = self.email.trim().to_lowercase();
+        let initials: String = email
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .take(2)
+            .collect();
+        format!(
+            "https://s.gravatar.com/avatar/{}?s=480&r=pg&d=https%3A%2F%2Fcdn.auth0.com%2Favatars%2F{initials}.png",
+            hex(&Sha256::digest(email.as_bytes()))
+        )
+    }
+
+    /// The OpenID Connect claims a `scope` gives, for the ID token and `/userinfo`: `profile`
+    /// → `name`, `nickname`, `picture`, `updated_at`; `email` → `email`, `email_verified`.
+    pub fn claims(&self, scope: &str) -> serde_json::Map<String, Value> {
+        let mut claims = serde_json::Map::new();
+        let asked = |wanted: &str| scope.split(' ').any(|s| s == wanted);
+        if asked("profile") {
+            claims.insert("name".into(), json!(self.name));
+            claims.insert("nickname".into(), json!(self.nickname()));
+            claims.insert("picture".into(), json!(self.picture()));
+            claims.insert("updated_at".into(), json!(self.updated()));
+        }
+        if asked("email") {
+            claims.insert("email".into(), json!(self.email));
+            claims.insert("email_verified".into(), json!(self.email_verified));
+        }
+        claims
+    }
+
     /// The user as the Management API and `event.user` show it (never the password).
     pub fn profile(&self) -> Value {
         json!({
@@ -76,8 +136,10 @@ impl User {
             "email": self.email,
             "email_verified": self.email_verified,
             "name": self.name,
-            "nickname": self.email.split('@').next().unwrap_or_default(),
+            "nickname": self.nickname(),
+            "picture": self.picture(),
             "created_at": self.created_at,
+            "updated_at": self.updated(),
             "logins_count": self.logins_count,
             "permissions": self.permissions,
             "identities": [{

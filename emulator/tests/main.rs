@@ -11,4 +11,5 @@ mod login;
 #[path = "../../tests/common/node.rs"]
 mod node;
 mod oidc_clients;
+mod oidc_details;
 mod tokens;

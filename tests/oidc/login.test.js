@@ -44,7 +44,7 @@ async function logIn(authorizationUrl) {
 }
 
 /** A whole login with openid-client: discovery, authorize, login form, callback, tokens. */
-async function login(extra = {}) {
+async function login(extra = {}, checks = {}) {
   const config = await discovered();
   const verifier = client.randomPKCECodeVerifier();
   const state = client.randomState();
@@ -63,6 +63,7 @@ async function login(extra = {}) {
     pkceCodeVerifier: verifier,
     expectedState: state,
     expectedNonce: nonce,
+    ...checks,
   });
   return { config, tokens };
 }
@@ -89,6 +90,16 @@ test('openid-client logs in: discovery, authorize, login form, callback, code ex
   const refreshed = await client.refreshTokenGrant(config, tokens.refresh_token);
   assert.ok(refreshed.access_token);
   assert.notEqual(refreshed.refresh_token, tokens.refresh_token);
+});
+
+test('openid-client checks auth_time when it asks for max_age', async () => {
+  // The login form is shown (a fetch has no session), and the ID token says when.
+  const { tokens } = await login({ max_age: '300' }, { maxAge: 300 });
+  const claims = tokens.claims();
+  assert.equal(typeof claims.auth_time, 'number');
+  assert.ok(Math.abs(Date.now() / 1000 - claims.auth_time) < 60);
+  assert.equal(claims.nickname, env('USER_EMAIL').split('@')[0]);
+  assert.equal(typeof claims.sid, 'string');
 });
 
 test("express-oauth2-jwt-bearer, set up from the issuer URL, accepts the emulator's tokens", async () => {

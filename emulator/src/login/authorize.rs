@@ -17,7 +17,7 @@ use super::{
     SESSION_COOKIE,
     event::{self, Protocol},
     pages::{error_page, login_form, respond},
-    state::{Authorization, Challenge, Grant, ResponseMode, random_id},
+    state::{Authorization, Challenge, Grant, ResponseMode, Session, random_id},
 };
 use crate::{
     Emu,
@@ -111,6 +111,7 @@ pub async fn authorize(emu: web::Data<Emu>, req: HttpRequest) -> HttpResponse {
                 nonce: text(&q, "nonce").map(str::to_owned),
                 audience: text(&q, "audience").map(str::to_owned),
                 challenge: None,
+                wants_auth_time: false,
                 query: q.clone(),
             },
             name.to_owned(),
@@ -145,19 +146,42 @@ pub async fn authorize(emu: web::Data<Emu>, req: HttpRequest) -> HttpResponse {
         }
     }
     let prompt = text(&q, "prompt").unwrap_or("");
-    let session = req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned());
-    let user = session.as_deref().and_then(|s| {
-        let login = emu.login.lock().expect("login lock");
-        let user_id = login.session_user(s)?.to_owned();
-        drop(login);
-        emu.tenant
+    let max_age = match text(&q, "max_age").map(str::parse::<i64>) {
+        None => None,
+        Some(Ok(seconds)) if seconds >= 0 => Some(seconds),
+        Some(_) => {
+            return fail(
+                &authorization,
+                "invalid_request",
+                "max_age must be a whole number of seconds, 0 or more",
+            );
+        }
+    };
+    authorization.wants_auth_time = max_age.is_some() || prompt == "login";
+    let session = req.cookie(SESSION_COOKIE).and_then(|c| {
+        let session = emu
+            .login
+            .lock()
+            .expect("login lock")
+            .session(c.value())?
+            .clone();
+        let exists = emu
+            .tenant
             .lock()
             .expect("tenant lock")
-            .user(&user_id)
-            .map(|u| u.user_id.clone())
+            .user(&session.user_id)
+            .is_some();
+        exists.then_some(session)
     });
-    match (user, prompt) {
-        (Some(user_id), p) if p != "login" => complete(&emu, &req, &authorization, &user_id).await,
+    // OIDC Core 3.1.2.1: a session older than max_age logs in again; max_age=0 is prompt=login.
+    let now = chrono::Utc::now().timestamp();
+    let fresh = |s: &Session| match max_age {
+        None => true,
+        Some(0) => false,
+        Some(max) => now - s.auth_time <= max,
+    };
+    match (session.filter(|s| fresh(s)), prompt) {
+        (Some(session), p) if p != "login" => complete(&emu, &req, &authorization, &session).await,
         (None, "none") => fail(&authorization, "login_required", "Login required"),
         _ => {
             let hint = text(&q, "login_hint").unwrap_or("").to_owned();
@@ -290,19 +314,19 @@ pub async fn login(
             Some("Wrong email or password."),
         );
     };
-    let session = {
+    let (cookie_value, session) = {
         let mut login = emu.login.lock().expect("login lock");
         login.finish_pending(&form.txn);
         login.start_session(&user_id)
     };
-    let mut answer = complete(&emu, &req, &authorization, &user_id).await;
+    let mut answer = complete(&emu, &req, &authorization, &session).await;
     let secure = emu
         .tenant
         .lock()
         .expect("tenant lock")
         .base_url
         .starts_with("https:");
-    let mut cookie = Cookie::build(SESSION_COOKIE, session)
+    let mut cookie = Cookie::build(SESSION_COOKIE, cookie_value)
         .path("/")
         .http_only(true)
         .finish();
@@ -321,12 +345,13 @@ async fn complete(
     emu: &Emu,
     req: &HttpRequest,
     authorization: &Authorization,
-    user_id: &str,
+    session: &Session,
 ) -> HttpResponse {
+    let user_id = session.user_id.as_str();
     let (profile, client) = {
         let mut tenant = emu.tenant.lock().expect("tenant lock");
         if let Some(user) = tenant.users.iter_mut().find(|u| u.user_id == user_id) {
-            user.logins_count += 1;
+            user.logged_in();
         }
         let profile = tenant.user(user_id).map(|u| u.profile());
         let client = tenant.client(&authorization.client_id).cloned();
@@ -357,6 +382,8 @@ async fn complete(
     }
     let grant = Grant {
         user_id: user_id.to_owned(),
+        sid: session.sid.clone(),
+        auth_time: authorization.wants_auth_time.then_some(session.auth_time),
         client_id: authorization.client_id.clone(),
         scope: authorization.scope.clone(),
         audience: authorization.audience.clone(),

@@ -264,14 +264,16 @@ fn tokens(
             .and_then(|j| j.get("lifetime_in_seconds"))
             .and_then(Value::as_i64)
             .unwrap_or(DEFAULT_ID_LIFETIME_SECS);
-        let user = tenant.user(&grant.user_id);
         let mut id = json!({
             "iss": tenant.issuer(), "sub": grant.user_id, "aud": grant.client_id, "iat": now,
-            "exp": now + lifetime,
-            "email": user.map(|u| u.email.clone()),
-            "email_verified": user.map(|u| u.email_verified),
-            "name": user.map(|u| u.name.clone()),
+            "exp": now + lifetime, "sid": grant.sid,
         });
+        if let Some(user) = tenant.user(&grant.user_id) {
+            extend(&mut id, &user.claims(&grant.scope));
+        }
+        if let Some(auth_time) = grant.auth_time {
+            id["auth_time"] = json!(auth_time);
+        }
         if let Some(nonce) = nonce {
             id["nonce"] = json!(nonce);
         }

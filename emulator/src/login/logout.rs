@@ -34,7 +34,7 @@ pub struct OidcQuery {
 
 pub async fn v2(emu: web::Data<Emu>, req: HttpRequest, q: web::Query<V2Query>) -> HttpResponse {
     let q = q.into_inner();
-    logout(&emu, &req, q.client_id, q.return_to, None)
+    logout(&emu, &req, q.client_id, q.return_to, "returnTo", None)
 }
 
 pub async fn oidc(emu: web::Data<Emu>, req: HttpRequest, q: web::Query<OidcQuery>) -> HttpResponse {
@@ -49,7 +49,14 @@ pub async fn oidc(emu: web::Data<Emu>, req: HttpRequest, q: web::Query<OidcQuery
         let claims: Value = serde_json::from_slice(&bytes).ok()?;
         claims["aud"].as_str().map(str::to_owned)
     });
-    logout(&emu, &req, client_id, q.post_logout_redirect_uri, q.state)
+    logout(
+        &emu,
+        &req,
+        client_id,
+        q.post_logout_redirect_uri,
+        "post_logout_redirect_uri",
+        q.state,
+    )
 }
 
 fn logout(
@@ -57,6 +64,7 @@ fn logout(
     req: &HttpRequest,
     client_id: Option<String>,
     return_to: Option<String>,
+    parameter: &str,
     state: Option<String>,
 ) -> HttpResponse {
     if let Some(url) = &return_to {
@@ -69,7 +77,7 @@ fn logout(
             return error_page(
                 "invalid_request",
                 &format!(
-                    "The \"returnTo\" querystring parameter \"{url}\" is not defined as a valid URL in \"Allowed Logout URLs\". To add a new URL, please do it here: Applications > Settings"
+                    "The \"{parameter}\" querystring parameter \"{url}\" is not defined as a valid URL in \"Allowed Logout URLs\". To add a new URL, please do it here: Applications > Settings"
                 ),
             );
         }

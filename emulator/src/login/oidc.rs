@@ -27,7 +27,7 @@ pub async fn discovery(emu: web::Data<Emu>) -> HttpResponse {
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
             "scopes_supported": ["openid", "profile", "email", "offline_access"],
             "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
-            "claims_supported": ["aud", "email", "email_verified", "exp", "iat", "iss", "name", "nonce", "sub"],
+            "claims_supported": ["aud", "auth_time", "email", "email_verified", "exp", "iat", "iss", "name", "nickname", "nonce", "picture", "sid", "sub", "updated_at"],
             "request_uri_parameter_supported": false,
         }),
     )
@@ -65,12 +65,11 @@ pub async fn userinfo(emu: web::Data<Emu>, req: HttpRequest) -> HttpResponse {
     let sub = data.claims["sub"].as_str().unwrap_or_default();
     match t.user(sub) {
         None => refused("Invalid token"),
-        Some(u) => json_response(
-            StatusCode::OK,
-            &json!({
-                "sub": u.user_id, "email": u.email, "email_verified": u.email_verified,
-                "name": u.name, "nickname": u.email.split('@').next(),
-            }),
-        ),
+        Some(u) => {
+            // What the token's scope gives, as for the ID token.
+            let mut claims = u.claims(data.claims["scope"].as_str().unwrap_or_default());
+            claims.insert("sub".into(), json!(u.user_id));
+            json_response(StatusCode::OK, &Value::Object(claims))
+        }
     }
 }

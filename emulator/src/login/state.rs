@@ -71,14 +71,31 @@ pub struct Authorization {
     pub nonce: Option<String>,
     pub audience: Option<String>,
     pub challenge: Option<Challenge>,
+    /// `max_age` or `prompt=login` was sent: the ID token carries `auth_time`.
+    pub wants_auth_time: bool,
     /// The query as sent, for `event.request.query`.
     pub query: Map<String, Value>,
+}
+
+/// A browser's login session: who, since when (`auth_time`), and its `sid` (what the ID token
+/// names; never the cookie's value).
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub user_id: String,
+    pub sid: String,
+    /// When the user last entered a password (seconds since the epoch).
+    pub auth_time: i64,
 }
 
 /// What an exchange yields: who logged in, for what, and the claims the Action added.
 #[derive(Debug, Clone)]
 pub struct Grant {
     pub user_id: String,
+    /// The session the login ran in (the ID token's `sid`).
+    pub sid: String,
+    /// `auth_time` for the ID token: set when the application asked for it (`max_age`, or
+    /// `prompt=login`), as Auth0 does.
+    pub auth_time: Option<i64>,
     pub client_id: String,
     pub scope: String,
     pub audience: Option<String>,
@@ -122,8 +139,8 @@ struct Pending {
 
 #[derive(Default)]
 pub struct LoginState {
-    /// Session cookie → user id.
-    sessions: HashMap<String, String>,
+    /// Session cookie → its session.
+    sessions: HashMap<String, Session>,
     /// Login forms shown: the transaction, the browser it was shown to (its CSRF cookie) and
     /// when.
     pending: HashMap<String, Pending>,
@@ -133,14 +150,21 @@ pub struct LoginState {
 }
 
 impl LoginState {
-    pub fn start_session(&mut self, user_id: &str) -> String {
+    /// A new session for a user who just entered their password; answers the cookie's value
+    /// and the session.
+    pub fn start_session(&mut self, user_id: &str) -> (String, Session) {
         let id = random_id();
-        self.sessions.insert(id.clone(), user_id.to_owned());
-        id
+        let session = Session {
+            user_id: user_id.to_owned(),
+            sid: random_id()[..32].to_owned(),
+            auth_time: chrono::Utc::now().timestamp(),
+        };
+        self.sessions.insert(id.clone(), session.clone());
+        (id, session)
     }
 
-    pub fn session_user(&self, session: &str) -> Option<&str> {
-        self.sessions.get(session).map(String::as_str)
+    pub fn session(&self, cookie: &str) -> Option<&Session> {
+        self.sessions.get(cookie)
     }
 
     pub fn end_session(&mut self, session: &str) {
@@ -248,6 +272,8 @@ mod tests {
     fn grant() -> Grant {
         Grant {
             user_id: "auth0|ann".into(),
+            sid: "sid".into(),
+            auth_time: None,
             client_id: "spa".into(),
             scope: "openid offline_access".into(),
             audience: None,
@@ -267,6 +293,7 @@ mod tests {
             nonce: Some("n".into()),
             challenge: None,
             audience: None,
+            wants_auth_time: false,
             query: Map::new(),
         }
     }
@@ -302,10 +329,16 @@ mod tests {
     #[test]
     fn sessions_and_pending_logins() {
         let mut s = LoginState::default();
-        let session = s.start_session("auth0|ann");
-        assert_eq!(s.session_user(&session), Some("auth0|ann"));
-        s.end_session(&session);
-        assert_eq!(s.session_user(&session), None);
+        let (cookie, session) = s.start_session("auth0|ann");
+        assert_eq!(
+            s.session(&cookie).map(|s| s.user_id.as_str()),
+            Some("auth0|ann")
+        );
+        assert_ne!(session.sid, cookie, "the sid tokens show is not the cookie");
+        let (other, _) = s.start_session("auth0|ann");
+        assert_ne!(s.session(&other).unwrap().sid, session.sid);
+        s.end_session(&cookie);
+        assert!(s.session(&cookie).is_none());
         let now = Instant::now();
         let txn = s.pend(authorization(), "browser-one-cookie", now);
         assert!(s.pending(&txn, Some("browser-one-cookie")).is_some());
