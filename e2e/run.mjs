@@ -221,6 +221,7 @@ await step('acme-suspended-refuses-logins-and-resumed-lets-them-in', async () =>
     : await fresh.content();
   await fresh.screenshot({ path: `${OUT}/${String(shot + 1).padStart(2, '0')}-acme-suspended.png` });
   check(shown.includes('You do not have access') || shown.includes('Callback URL mismatch'), `the suspended instance's login shows: ${shown.slice(0, 300)}`);
+  if (fresh.url().startsWith(ACME)) check(await visible(fresh, 'another'), 'a refused login offers another account');
   await hook({ type: 'instance.resumed', data: { instance_id: 'acme' } });
   const took = await until('a login at the resumed instance', RECONCILE_BOUND_MS, async () => {
     await logIn(fresh, ACME, 'alice@example.com').catch(() => {});
@@ -295,11 +296,23 @@ await step('anyone-else-is-refused-by-the-status-page', async () => {
   const other = await browser.createBrowserContext();
   const p = await other.newPage();
   focus = p;
+  await p.goto(`${FLEETGATE}/ui/`, { waitUntil: 'networkidle0' });
+  const intro = await p.$eval('#intro', (el) => (el.hidden ? '' : el.innerText));
+  check(intro.includes('operators') && intro.includes('fleet:admin'), `before login the page says what it is: ${intro}`);
   await logInToStatusPage(p, 'bob@example.com');
   await p.waitForFunction(() => document.getElementById('refusal').textContent !== '', { timeout: 15000 });
   const refusal = await text(p, 'refusal');
-  check(refusal.includes('fleet:admin'), refusal);
+  check(refusal.includes('bob@example.com') && refusal.split('fleet:admin').length === 2, `said once, naming who: ${refusal}`);
   check(await p.$eval('#status', (el) => el.hidden), 'nothing shown');
+  // The tenant still has bob's session: "Use another account" ends it and asks who.
+  await Promise.all([p.waitForNavigation({ waitUntil: 'networkidle0' }), p.click('#another')]);
+  await p.waitForSelector('input[name="username"]', { timeout: 15000 });
+  check(p.url().includes('prompt=login'), `the login form, asked for: ${p.url()}`);
+  await p.type('input[name="username"]', 'ops@example.com');
+  await p.type('input[name="password"]', 'password');
+  await Promise.all([p.waitForNavigation({ waitUntil: 'networkidle0' }), p.click('button[type="submit"]')]);
+  await p.waitForSelector('#status:not([hidden])', { timeout: 15000 });
+  check((await text(p, 'who')) === 'ops@example.com', await text(p, 'who'));
 });
 
 await browser.close();

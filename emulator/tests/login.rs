@@ -605,3 +605,28 @@ async fn the_action_runs_on_logins_and_refreshes_with_auth0s_event_and_rules() {
         (403, Some("access_denied"), Some("refused on refresh"))
     );
 }
+
+#[tokio::test]
+async fn the_login_page_names_the_site_and_lists_the_users_to_log_in_as() {
+    let (emu, spa, _) = setup(config()).await;
+    let mut b = Browser::new(&emu.base);
+    let page = b.authorize(&spa, CALLBACK, &[]).await.text().await.unwrap();
+    let shown = between(&page, "<p id=\"continue\">", "</p>");
+    assert!(
+        shown.contains("<strong>acme.apps.example.com</strong>") && shown.contains("fleetgate SPA"),
+        "the instance the login returns to, and the application: {shown}"
+    );
+    // ann is listed; her link starts the same login with her email filled in.
+    let link = between(&page, "<li><a href=\"", "\">ann@example.com</a>").replace("&amp;", "&");
+    let res = b.get(&emu.url(&link)).await;
+    assert_eq!(res.status(), 200);
+    let again = res.text().await.unwrap();
+    assert!(again.contains("value=\"ann@example.com\""), "{again}");
+    let res = b.log_in(&again, "ann@example.com", ANN_PASSWORD).await;
+    let (to, params) = redirected(&res);
+    assert_eq!(
+        (to.as_str(), params["state"].as_str()),
+        (CALLBACK, Some("st-1")),
+        "the same login: its redirect URI and state"
+    );
+}

@@ -21,6 +21,19 @@ function rows(table, items, render) {
   }));
 }
 
+/** Who refused and why, once, with a way to log in as someone else. */
+function refuse(text) {
+  $('refusal').textContent = text;
+  $('another').hidden = false;
+}
+
+/** What the applications table names a pool member by: its name and client id, and where it
+ * came from when that says more than the name. */
+function applicationName(a) {
+  const from = a.origin && a.origin !== a.name ? ` (${a.origin})` : '';
+  return `${a.name || ''} ${a.client_id}${from}`.trim();
+}
+
 function fill(list) {
   const td = document.createElement('td');
   const ratio = list.cap ? list.entries / list.cap : 0;
@@ -47,8 +60,14 @@ async function main() {
     authorizationParams: { redirect_uri: `${window.location.origin}/ui/`, audience: config.audience },
   });
   const params = new URLSearchParams(window.location.search);
+  // "Use another account": the tenant's session ended, now its login form whoever is asked.
+  if (params.get('login') === 'another') {
+    await client.loginWithRedirect({ authorizationParams: { prompt: 'login' } });
+    return;
+  }
+  $('another').onclick = () => client.logout({ logoutParams: { returnTo: `${window.location.origin}/ui/?login=another` } });
   if (params.has('error')) {
-    $('refusal').textContent = `Login refused: ${params.get('error_description') || params.get('error')}`;
+    refuse(`Login refused: ${params.get('error_description') || params.get('error')}`);
     window.history.replaceState({}, '', '/ui/');
   } else if (params.has('code')) {
     await client.handleRedirectCallback();
@@ -57,18 +76,20 @@ async function main() {
   const user = (await client.isAuthenticated()) ? await client.getUser() : null;
   $('login').hidden = Boolean(user);
   $('logout').hidden = !user;
+  $('intro').hidden = Boolean(user);
   $('who').textContent = user ? user.email : '';
   $('login').onclick = () => client.loginWithRedirect();
   $('logout').onclick = () => client.logout({ logoutParams: { returnTo: `${window.location.origin}/ui/` } });
   if (!user) return;
 
+  /** A refusal by fleetgate: it will not change by asking again. */
+  class Refused extends Error {}
+
   async function api(path) {
     const token = await client.getTokenSilently();
     const r = await fetch(path, { headers: { authorization: `Bearer ${token}` } });
     const body = await r.json();
-    if (r.status === 401 || r.status === 403) {
-      throw new Error(`fleetgate refused: ${body.detail} (the status page needs the fleet:admin permission)`);
-    }
+    if (r.status === 401 || r.status === 403) throw new Refused(body.detail);
     if (!r.ok) throw new Error(`${path}: ${r.status} ${body.detail || ''}`);
     return body;
   }
@@ -85,7 +106,7 @@ async function main() {
         ? `Reconciling: ${leader.name || 'a replica'}${leader.address ? ` (${leader.address})` : ''}, since ${new Date(leader.since).toLocaleString()}.`
         : 'No replica holds the reconciler\'s lead.';
       rows('applications', apps.items, (a) => [
-        cell(`${a.name || ''} ${a.client_id} (${a.origin})`), cell(a.instances), ...LISTS.map((f) => fill(a.lists[f])),
+        cell(applicationName(a)), cell(a.instances), ...LISTS.map((f) => fill(a.lists[f])),
       ]);
       const drift = apps.items.flatMap((a) => LISTS.flatMap((f) => (a.lists[f].foreign || []).map((e) => `${a.client_id} ${f}: ${e}`)));
       $('drift').textContent = drift.length ? '' : 'None.';
@@ -112,11 +133,17 @@ async function main() {
       ]);
       $('refreshed').textContent = new Date().toLocaleTimeString();
     } catch (e) {
+      if (e instanceof Refused) {
+        clearInterval(timer);
+        $('status').hidden = true;
+        refuse(`${user.email} may not see the status page, which is for the platform's operators: ${e.message}.`);
+        return;
+      }
       $('refusal').textContent = e.message;
     }
   }
+  const timer = setInterval(refresh, 10_000);
   await refresh();
-  setInterval(refresh, 10_000);
 }
 
 main().catch((e) => { $('refusal').textContent = e.message; });

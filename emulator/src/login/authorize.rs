@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 use super::{
     SESSION_COOKIE,
     event::{self, Protocol},
-    pages::{error_page, login_form, respond},
+    pages::{LoginPage, error_page, login_form, respond},
     state::{Authorization, Challenge, Grant, ResponseMode, Session, random_id},
 };
 use crate::{
@@ -58,7 +58,7 @@ pub async fn authorize(emu: web::Data<Emu>, req: HttpRequest) -> HttpResponse {
         Err(why) => return error_page("invalid_request", &why),
     };
     // What decides whether Auth0 may redirect at all.
-    let (authorization, client_name) = {
+    let mut authorization = {
         let tenant = emu.tenant.lock().expect("tenant lock");
         let Some(client_id) = text(&q, "client_id") else {
             return error_page("invalid_request", "Missing required parameter: client_id");
@@ -97,27 +97,19 @@ pub async fn authorize(emu: web::Data<Emu>, req: HttpRequest) -> HttpResponse {
                 );
             }
         }
-        let name = client
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or(client_id);
-        (
-            Authorization {
-                client_id: client_id.to_owned(),
-                redirect_uri: redirect_uri.to_owned(),
-                response_mode,
-                scope: text(&q, "scope").unwrap_or("openid").to_owned(),
-                state: text(&q, "state").map(str::to_owned),
-                nonce: text(&q, "nonce").map(str::to_owned),
-                audience: text(&q, "audience").map(str::to_owned),
-                challenge: None,
-                wants_auth_time: false,
-                query: q.clone(),
-            },
-            name.to_owned(),
-        )
+        Authorization {
+            client_id: client_id.to_owned(),
+            redirect_uri: redirect_uri.to_owned(),
+            response_mode,
+            scope: text(&q, "scope").unwrap_or("openid").to_owned(),
+            state: text(&q, "state").map(str::to_owned),
+            nonce: text(&q, "nonce").map(str::to_owned),
+            audience: text(&q, "audience").map(str::to_owned),
+            challenge: None,
+            wants_auth_time: false,
+            query: q.clone(),
+        }
     };
-    let mut authorization = authorization;
     // From here on, failures go back to the application.
     if text(&q, "response_type") != Some("code") {
         return fail(
@@ -187,12 +179,12 @@ pub async fn authorize(emu: web::Data<Emu>, req: HttpRequest) -> HttpResponse {
             let hint = text(&q, "login_hint").unwrap_or("").to_owned();
             // The form is bound to this browser: its CSRF cookie, kept if it has one.
             let browser = browser_of(&req).unwrap_or_else(random_id);
-            let txn =
-                emu.login
-                    .lock()
-                    .expect("login lock")
-                    .pend(authorization, &browser, Instant::now());
-            let mut form = login_form(&txn, &client_name, &hint, None);
+            let txn = emu.login.lock().expect("login lock").pend(
+                authorization.clone(),
+                &browser,
+                Instant::now(),
+            );
+            let mut form = form_page(&emu, &authorization, &txn, &hint, None);
             let cookie = Cookie::build(CSRF_COOKIE, browser)
                 .path("/u/login")
                 .http_only(true)
@@ -202,6 +194,52 @@ pub async fn authorize(emu: web::Data<Emu>, req: HttpRequest) -> HttpResponse {
             form
         }
     }
+}
+
+/// The login form of transaction `txn`: it names the application and the site the login
+/// returns to (the redirect URI's host: the instance), and lists the tenant's users, each a
+/// link that starts the same login with their email filled in (passwords are not kept).
+fn form_page(
+    emu: &Emu,
+    authorization: &Authorization,
+    txn: &str,
+    hint: &str,
+    error: Option<&str>,
+) -> HttpResponse {
+    let tenant = emu.tenant.lock().expect("tenant lock");
+    let application = tenant
+        .client(&authorization.client_id)
+        .and_then(|c| c.get("name").and_then(Value::as_str))
+        .unwrap_or(&authorization.client_id);
+    let site = url::Url::parse(&authorization.redirect_uri)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_default();
+    let users: Vec<(String, String)> = tenant
+        .users
+        .iter()
+        .map(|u| {
+            let mut query = authorization.query.clone();
+            query.insert("login_hint".into(), json!(u.email));
+            let pairs: Vec<(&str, &str)> = query
+                .iter()
+                .filter_map(|(k, v)| Some((k.as_str(), v.as_str()?)))
+                .collect();
+            let link = format!(
+                "/authorize?{}",
+                serde_urlencoded::to_string(pairs).unwrap_or_default()
+            );
+            (u.email.clone(), link)
+        })
+        .collect();
+    login_form(&LoginPage {
+        txn,
+        application,
+        site: &site,
+        hint,
+        error,
+        users: &users,
+    })
 }
 
 /// The cookie binding a login form to the browser it was shown to. `SameSite=Lax`: a form
@@ -293,23 +331,18 @@ pub async fn login(
             "This login has expired, was already completed, or was started in another browser; start again from the application",
         );
     };
-    let (user_id, client_name) = {
-        let tenant = emu.tenant.lock().expect("tenant lock");
-        let name = tenant
-            .client(&authorization.client_id)
-            .and_then(|c| c.get("name").and_then(Value::as_str))
-            .unwrap_or(&authorization.client_id)
-            .to_owned();
-        let user = tenant
-            .user_by_email(form.username.trim())
-            .filter(|u| u.password_is(&form.password))
-            .map(|u| u.user_id.clone());
-        (user, name)
-    };
+    let user_id = emu
+        .tenant
+        .lock()
+        .expect("tenant lock")
+        .user_by_email(form.username.trim())
+        .filter(|u| u.password_is(&form.password))
+        .map(|u| u.user_id.clone());
     let Some(user_id) = user_id else {
-        return login_form(
+        return form_page(
+            &emu,
+            &authorization,
             &form.txn,
-            &client_name,
             &form.username,
             Some("Wrong email or password."),
         );

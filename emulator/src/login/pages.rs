@@ -70,29 +70,79 @@ pub fn error_page(error: &str, description: &str) -> HttpResponse {
     )
 }
 
+/// What the login form shows.
+pub struct LoginPage<'a> {
+    pub txn: &'a str,
+    /// The application's name, as Auth0's Universal Login names it.
+    pub application: &'a str,
+    /// The host the login returns to (the instance).
+    pub site: &'a str,
+    /// The email filled in (`login_hint`, or what was typed).
+    pub hint: &'a str,
+    pub error: Option<&'a str>,
+    /// The tenant's users: their email and a link starting this login with it filled in.
+    pub users: &'a [(String, String)],
+}
+
+/// How many users the form lists.
+const USERS_LISTED: usize = 20;
+
+/// The emulator's own pages' look: plain, readable, narrow.
+const STYLE: &str = "<style>body{font-family:system-ui,sans-serif;background:#f3f4f6;color:#222;margin:0}\
+main{max-width:24rem;margin:3rem auto;background:#fff;padding:2rem;border-radius:.5rem;box-shadow:0 1px 4px #0002}\
+h1{font-size:1.4rem;margin:0 0 .3rem}label{display:block;margin:.9rem 0 .2rem;font-size:.9rem}\
+input{display:block;width:100%;box-sizing:border-box;padding:.55rem;font-size:1rem;margin-top:.25rem}\
+button{margin-top:1.2rem;width:100%;padding:.6rem;font-size:1rem;background:#3056d3;color:#fff;border:0;border-radius:.3rem}\
+#error{color:#a00}.muted{color:#666;font-size:.85rem}details{margin-top:1.5rem}ul{padding-left:1.2rem}</style>";
+
 /// The login form: `username` (the email) and `password`, posted without JavaScript.
-pub fn login_form(
-    txn: &str,
-    client_name: &str,
-    login_hint: &str,
-    error: Option<&str>,
-) -> HttpResponse {
-    let error = error.map_or(String::new(), |e| {
+pub fn login_form(p: &LoginPage) -> HttpResponse {
+    let error = p.error.map_or(String::new(), |e| {
         format!("<p id=\"error\" role=\"alert\">{}</p>\n", escape(e))
     });
+    let users = if p.users.is_empty() {
+        String::new()
+    } else {
+        let items: String = p
+            .users
+            .iter()
+            .take(USERS_LISTED)
+            .map(|(email, link)| {
+                format!(
+                    "<li><a href=\"{}\">{}</a></li>",
+                    escape(link),
+                    escape(email)
+                )
+            })
+            .collect();
+        let more = p.users.len().saturating_sub(USERS_LISTED);
+        let more = if more > 0 {
+            format!("<p class=\"muted\">… and {more} more.</p>")
+        } else {
+            String::new()
+        };
+        format!(
+            "<details><summary>Users of this emulator</summary><ul>{items}</ul>{more}\
+             <p class=\"muted\">Their passwords are where they were made (scripts/dev prints its users').</p></details>"
+        )
+    };
     own_page(
         StatusCode::OK,
         "Log in",
         &format!(
-            "<h1>Log in</h1>\n<p>to continue to {client}</p>\n{error}\
+            "{STYLE}<main>\n<h1>Log in</h1>\n\
+             <p id=\"continue\">to continue to <strong>{site}</strong> <span class=\"muted\">({application})</span></p>\n{error}\
              <form method=\"POST\" action=\"/u/login\">\n\
              <input type=\"hidden\" name=\"txn\" value=\"{txn}\">\n\
              <label>Email address <input type=\"email\" name=\"username\" value=\"{hint}\" autocomplete=\"username\" required></label>\n\
-             <label>Password <input type=\"password\" name=\"password\" autocomplete=\"current-password\" required></label>\n\
-             <button type=\"submit\" name=\"action\" value=\"default\">Continue</button>\n</form>",
-            client = escape(client_name),
-            txn = escape(txn),
-            hint = escape(login_hint),
+             <label>Password <input type=\"password\" name=\"password\" autocomplete=\"current-password\" required{focus}></label>\n\
+             <button type=\"submit\" name=\"action\" value=\"default\">Continue</button>\n</form>\n{users}\n\
+             <p class=\"muted\">Auth0 emulator: a local stand-in for the tenant's login page.</p>\n</main>",
+            site = escape(p.site),
+            application = escape(p.application),
+            txn = escape(p.txn),
+            hint = escape(p.hint),
+            focus = if p.hint.is_empty() { "" } else { " autofocus" },
         ),
     )
 }

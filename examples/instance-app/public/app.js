@@ -19,10 +19,18 @@ async function main() {
   });
 
   const params = new URLSearchParams(window.location.search);
+  // "Use another account": the tenant's session has ended; its login form, whoever is asked.
+  if (params.get('login') === 'another') {
+    await client.loginWithRedirect({ authorizationParams: { prompt: 'login' } });
+    return;
+  }
+  $('another').onclick = () => client.logout({ logoutParams: { returnTo: `${window.location.origin}/?login=another` } });
   if (window.location.pathname === '/callback') {
     if (params.has('error')) {
-      // A login the tenant refused (fleetgate's Action: no access to this instance).
+      // A login the tenant refused (fleetgate's Action: no access to this instance). The
+      // tenant's session stays, so logging in again would be refused again: offer another.
       $('error').textContent = `Login refused: ${params.get('error_description') || params.get('error')}`;
+      $('another').hidden = false;
     } else if (params.has('code')) {
       try {
         await client.handleRedirectCallback();
