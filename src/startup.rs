@@ -12,7 +12,8 @@ use crate::{
     config::Settings,
     db,
     grants::{self, Grants, Live},
-    http::{self, AppState, framework, observe},
+    http::{self, AppState, Callers, TenantFacts, framework, observe},
+    keys,
     metrics::Metrics,
     reconcile::{self, Reconciler},
     registry::{self, Registry},
@@ -59,36 +60,39 @@ impl Application {
         });
         let live = Arc::new(Live::default());
         let state = web::Data::new(AppState {
-            reconciler: reconciler.clone(),
-            auth0_base_url: settings.auth0.base_url.clone(),
-            instance_audience: settings.auth0.instance_audience.clone(),
-            audience: settings.auth0.audience.clone(),
-            instance_claim: format!("{}instance", settings.auth0.claim_namespace),
-            pool: pool.clone(),
             registry: registry::Commands::new(
                 pool.clone(),
                 live.clone(),
                 Registry::new(settings.platform_domain.clone()),
             ),
-            tokens: Arc::new(TokenVerifier::new(&settings.auth0)),
-            webhooks: Arc::new(WebhookVerifier::new(&settings.webhook_secret)?),
             grants: grants::Commands::new(
                 pool.clone(),
                 live.clone(),
                 Grants::new(settings.grants.roles.clone(), settings.grants.changes_kept),
+                settings.grants.max_parked_per_caller,
             ),
-            live: live.clone(),
-            key_grace: settings.grants.key_grace,
-            max_parked_per_caller: settings.grants.max_parked_per_caller,
-            auth_failures: Arc::new(auth::failures::FailureLimiter::new(
-                settings.auth_failures_per_minute,
-            )),
-            action_secret: settings.grants.action_secret.clone(),
-            ui_client_id: settings.grants.ui_client_id.clone(),
+            keys: keys::Keys::new(pool.clone(), live.keys(), settings.grants.key_grace),
+            runs: reconcile::Runs::new(pool.clone()),
+            reconciler: reconciler.clone(),
+            callers: Callers {
+                tokens: Arc::new(TokenVerifier::new(&settings.auth0)),
+                webhooks: Arc::new(WebhookVerifier::new(&settings.webhook_secret)?),
+                failures: Arc::new(auth::failures::FailureLimiter::new(
+                    settings.auth_failures_per_minute,
+                )),
+                action_secret: settings.grants.action_secret.clone(),
+                ui_client_id: settings.grants.ui_client_id.clone(),
+            },
+            tenant: TenantFacts {
+                base_url: settings.auth0.base_url.clone(),
+                instance_audience: settings.auth0.instance_audience.clone(),
+                audience: settings.auth0.audience.clone(),
+                instance_claim: format!("{}instance", settings.auth0.claim_namespace),
+            },
         });
         metrics
             .registry
-            .register(Box::new(live.revisions.parked.clone()))
+            .register(Box::new(live.parked_polls_gauge()))
             .map_err(|e| anyhow::anyhow!("cannot set up metrics: {e}"))?;
         let http_metrics = observe::HttpMetrics::new(&metrics.registry)
             .map_err(|e| anyhow::anyhow!("cannot set up metrics: {e}"))?;
@@ -180,7 +184,7 @@ impl Application {
                 loop {
                     tokio::select! {
                         _ = shutdown.cancelled() => return,
-                        _ = every.tick() => state.auth_failures.forget_idle(),
+                        _ = every.tick() => state.callers.failures.forget_idle(),
                     }
                 }
             }
@@ -208,7 +212,7 @@ impl Application {
                 // Stop accepting first, then answer the parked long-polls, then let every
                 // request in flight finish.
                 let stopped = handle.stop(true);
-                live.revisions.close();
+                live.close();
                 stopped.await;
             }
         });

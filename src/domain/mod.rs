@@ -8,6 +8,7 @@ mod hostname;
 mod instance_id;
 mod status;
 pub mod templates;
+mod unavailable;
 mod user_id;
 
 pub use actor::Actor;
@@ -17,6 +18,7 @@ pub use hostname::Hostname;
 pub use instance_id::InstanceId;
 pub use status::{DomainKind, InstanceStatus};
 pub use templates::Templates;
+pub use unavailable::InstanceUnavailable;
 pub use user_id::UserId;
 
 /// Why an input was rejected, in words that name the value and the rule it broke.

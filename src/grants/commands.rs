@@ -7,7 +7,8 @@ use std::sync::Arc;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::{GrantError, Grants, Live, Replaced, Subject, ops::Result, replace::Wanted};
+use super::{Grants, Live, Replaced, Subject, ops::Result, replace::Wanted};
+use crate::domain::InstanceUnavailable;
 use crate::{
     db::{self, grants::UserGrant},
     domain::{Actor, InstanceId, UserId, grant::Grant},
@@ -27,11 +28,23 @@ pub struct Commands {
     pool: PgPool,
     live: Arc<Live>,
     rules: Grants,
+    /// How many long-polls one caller may have parked at once.
+    max_parked_per_caller: usize,
 }
 
 impl Commands {
-    pub fn new(pool: PgPool, live: Arc<Live>, rules: Grants) -> Self {
-        Self { pool, live, rules }
+    pub fn new(pool: PgPool, live: Arc<Live>, rules: Grants, max_parked_per_caller: usize) -> Self {
+        Self {
+            pool,
+            live,
+            rules,
+            max_parked_per_caller,
+        }
+    }
+
+    /// Whether this replica's memory was loaded once (it is ready to serve polls then).
+    pub fn loaded(&self) -> bool {
+        self.live.was_loaded()
     }
 
     /// The same commands with their database work on `pool` (an HTTP worker's own).
@@ -111,7 +124,7 @@ impl Commands {
         let mut conn = self.pool.acquire().await?;
         let row = db::instances::get(&mut conn, id.as_str())
             .await?
-            .ok_or_else(|| GrantError::InstanceNotFound(id.clone()))?;
+            .ok_or_else(|| InstanceUnavailable::not_found(id))?;
         if row.owner == user {
             return Ok(Standing::Owner);
         }
@@ -131,5 +144,13 @@ impl Commands {
 
     pub(super) fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    pub(super) fn live(&self) -> &Live {
+        &self.live
+    }
+
+    pub(super) fn max_parked_per_caller(&self) -> usize {
+        self.max_parked_per_caller
     }
 }

@@ -2,6 +2,7 @@
 //! has, read in one repeatable-read transaction at the latest committed revision.
 
 use super::{GrantError, answers::Answer, commands::Commands, delta, ops::Result};
+use crate::domain::InstanceUnavailable;
 use crate::{
     db,
     domain::{InstanceId, grant::Snapshot},
@@ -9,14 +10,14 @@ use crate::{
 
 impl Commands {
     /// The snapshot, or with `since` the delta after it, serialised, and its revision.
-    pub async fn read(&self, id: &InstanceId, since: Option<i64>) -> Result<Answer> {
+    pub(super) async fn read(&self, id: &InstanceId, since: Option<i64>) -> Result<Answer> {
         let mut tx = self.pool().begin().await?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             .execute(&mut *tx)
             .await?;
         let instance = db::instances::get(&mut tx, id.as_str())
             .await?
-            .ok_or_else(|| GrantError::InstanceNotFound(id.clone()))?;
+            .ok_or_else(|| InstanceUnavailable::not_found(id))?;
         let (revision, floor) = db::grants::revision(&mut tx, id.as_str()).await?;
         let body = match since {
             Some(since) if since > revision => {

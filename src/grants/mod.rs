@@ -3,7 +3,7 @@
 //! revisions held in memory (`revisions`, kept fresh by `listener`); the login Action asks for
 //! decisions (`decide`).
 
-pub mod answers;
+mod answers;
 mod commands;
 pub mod decide;
 pub mod delta;
@@ -11,25 +11,44 @@ mod feed;
 pub mod listener;
 pub mod login;
 pub mod ops;
+mod poll;
 pub mod replace;
 pub mod revisions;
+
+use std::sync::Arc;
 
 use crate::keys::KeyCache;
 
 pub use commands::{Commands, Standing};
 pub use ops::{GrantError, Grants, Replaced, Subject};
+pub use poll::{Poll, PollAnswer, PollError};
 
 /// What each replica keeps in memory so that polls need no database.
 #[derive(Default)]
 pub struct Live {
-    pub revisions: revisions::Revisions,
-    pub keys: KeyCache,
-    pub answers: answers::Answers,
+    revisions: revisions::Revisions,
+    keys: Arc<KeyCache>,
+    answers: answers::Answers,
     /// Set once the memory was first loaded (the replica is ready then: see `/readyz`).
     loaded: std::sync::atomic::AtomicBool,
 }
 
 impl Live {
+    /// The live keys, shared with the keys use cases.
+    pub fn keys(&self) -> Arc<KeyCache> {
+        self.keys.clone()
+    }
+
+    /// Polls waiting now (`fleetgate_grants_parked_polls`), for the metrics registry.
+    pub fn parked_polls_gauge(&self) -> prometheus::IntGauge {
+        self.revisions.parked.clone()
+    }
+
+    /// Ends every wait at once (the server shuts down).
+    pub fn close(&self) {
+        self.revisions.close();
+    }
+
     pub fn mark_loaded(&self) {
         self.loaded
             .store(true, std::sync::atomic::Ordering::Release);

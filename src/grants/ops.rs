@@ -6,6 +6,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::replace::{self, ReplaceError, Wanted};
+use crate::domain::InstanceUnavailable;
 use crate::{
     db,
     domain::grant::{Change, Grant},
@@ -15,10 +16,8 @@ use crate::{
 
 #[derive(Debug, thiserror::Error)]
 pub enum GrantError {
-    #[error("instance '{0}' does not exist")]
-    InstanceNotFound(InstanceId),
-    #[error("instance '{0}' is deleted; its grants cannot change")]
-    InstanceDeleted(InstanceId),
+    #[error(transparent)]
+    Instance(#[from] InstanceUnavailable),
     #[error("instance '{instance}' has no grant '{grant}'")]
     GrantNotFound { instance: InstanceId, grant: Uuid },
     #[error("{0}")]
@@ -388,9 +387,13 @@ async fn record_and_audit(
 async fn live(conn: &mut PgConnection, id: &InstanceId) -> Result<()> {
     let row = db::instances::lock(conn, id.as_str())
         .await?
-        .ok_or_else(|| GrantError::InstanceNotFound(id.clone()))?;
+        .ok_or_else(|| InstanceUnavailable::not_found(id))?;
     if row.status == InstanceStatus::Deleted.as_str() {
-        return Err(GrantError::InstanceDeleted(id.clone()));
+        return Err(InstanceUnavailable::Deleted {
+            id: id.clone(),
+            consequence: "its grants cannot change",
+        }
+        .into());
     }
     Ok(())
 }

@@ -6,12 +6,12 @@
 use actix_web::HttpRequest;
 
 use super::{AppState, error::ApiError, request_id};
+use crate::domain::InstanceUnavailable;
 use crate::{
     domain::Actor,
     domain::InstanceId,
     grants::{GrantError, Standing},
     http::caller::{ADMIN_PERMISSION, Caller, caller, credentials_required},
-    registry::RegistryError,
 };
 
 /// What the route does with the instance.
@@ -75,7 +75,7 @@ pub async fn of(
     id: &InstanceId,
     want: Want,
 ) -> Result<Access, ApiError> {
-    let hidden = || ApiError::from(RegistryError::NotFound(id.clone()));
+    let hidden = || ApiError::from(InstanceUnavailable::not_found(id));
     match caller {
         None => Err(credentials_required()),
         Some(Caller::Action) => Err(ApiError::forbidden(
@@ -96,7 +96,9 @@ pub async fn of(
                     Ok(Standing::Granted(role)) if role == INSTANCE_ADMIN_ROLE => {
                         Ok(Access::InstanceAdmin(claims.sub))
                     }
-                    Ok(_) | Err(GrantError::InstanceNotFound(_)) => Err(hidden()),
+                    Ok(_) | Err(GrantError::Instance(InstanceUnavailable::NotFound(_))) => {
+                        Err(hidden())
+                    }
                     Err(e) => Err(e.into()),
                 }
             })

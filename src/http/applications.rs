@@ -25,10 +25,10 @@ pub async fn config(
     let client_id = reconciler(&state)?.application_of(&id).await?;
     Ok(HttpResponse::Ok().json(json!({
         "instance_id": id,
-        "auth0_domain": state.auth0_base_url,
+        "auth0_domain": state.tenant.base_url,
         "client_id": client_id,
-        "audience": state.instance_audience,
-        "instance_claim": state.instance_claim,
+        "audience": state.tenant.instance_audience,
+        "instance_claim": state.tenant.instance_claim,
     })))
 }
 

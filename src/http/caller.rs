@@ -19,7 +19,6 @@ use actix_web::{
         header::{self, HeaderMap},
     },
 };
-use chrono::Utc;
 use futures_util::future::Either;
 use secrecy::ExposeSecret;
 use subtle::ConstantTimeEq;
@@ -42,7 +41,7 @@ pub enum Caller {
 }
 
 pub const ADMIN_PERMISSION: &str = "fleet:admin";
-const REALM: &str = "fleetgate";
+pub(super) const REALM: &str = "fleetgate";
 
 /// Identifies the caller of every API request (`/v1/…` but the signed deploy hook) before
 /// anything else about the request is looked at, and keeps it in the request: a request
@@ -111,7 +110,7 @@ fn identify_at_once(req: &ServiceRequest) -> Option<Caller> {
     let state = super::state(req.request()).ok()?;
     let token = bearer_token(req.headers()).ok()?;
     if keys::looks_like_key(token) {
-        return match state.live.keys.lookup(token, Utc::now) {
+        return match state.keys.lookup(token) {
             Lookup::Instance(id) => Some(Caller::Instance(id)),
             Lookup::Unknown | Lookup::NotSynced => None,
         };
@@ -135,7 +134,7 @@ where
             return service.call(req).await;
         }
         Err(Refusal { error, counted }) => match req.peer_addr() {
-            Some(peer) if counted => match state.auth_failures.failed(peer.ip()) {
+            Some(peer) if counted => match state.callers.failures.failed(peer.ip()) {
                 Some(wait) => too_many_failures(wait),
                 None => error,
             },
@@ -175,13 +174,13 @@ pub async fn identify_request(state: &AppState, headers: &HeaderMap) -> Result<C
     if is_action_secret(state, token) {
         return Ok(Caller::Action);
     }
-    match state.tokens.verify(token).await {
+    match state.callers.tokens.verify(token).await {
         Ok(claims) => Ok(Caller::User(claims)),
         Err(e @ (TokenError::Expired | TokenError::NotYetValid)) => Err(Refusal {
-            error: token_error(e),
+            error: e.into(),
             counted: false,
         }),
-        Err(e) => Err(token_error(e).into()),
+        Err(e) => Err(ApiError::from(e).into()),
     }
 }
 
@@ -197,6 +196,7 @@ fn too_many_failures(wait: std::time::Duration) -> ApiError {
 
 fn is_action_secret(state: &AppState, token: &str) -> bool {
     state
+        .callers
         .action_secret
         .as_ref()
         .is_some_and(|secret| bool::from(token.as_bytes().ct_eq(secret.expose_secret().as_bytes())))
@@ -211,24 +211,7 @@ async fn instance(state: &AppState, key: &str) -> Result<String, ApiError> {
             "the instance key is not valid (unknown, rotated out, or its instance was deleted)",
         )
     };
-    keys::instance_of(&state.pool, &state.live.keys, key)
-        .await?
-        .ok_or_else(refused)
-}
-
-fn token_error(e: TokenError) -> ApiError {
-    match e {
-        TokenError::KeysUnavailable => ApiError::unavailable(
-            "the tenant's signing keys cannot be fetched; retry later",
-            None,
-        ),
-        other => ApiError::unauthorized(
-            format!(
-                r#"Bearer realm="{REALM}", error="invalid_token", error_description="{other}""#
-            ),
-            other.to_string(),
-        ),
-    }
+    state.keys.instance_of(key).await?.ok_or_else(refused)
 }
 
 /// The token of an `Authorization: Bearer …` header: visible ASCII after the scheme.
@@ -291,7 +274,7 @@ impl FromRequest for TheAction {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let enabled = super::state(req).is_ok_and(|s| s.action_secret.is_some());
+        let enabled = super::state(req).is_ok_and(|s| s.callers.action_secret.is_some());
         ready(match req.extensions().get::<Caller>() {
             None => Err(credentials_required()),
             _ if !enabled => Err(ApiError::conflict(

@@ -22,8 +22,14 @@ use actix_web::{
     http::{StatusCode, header},
 };
 
+use super::caller::REALM;
 use crate::{
-    grants::GrantError, keys::KeyError, reconcile::ReconcileError, registry::RegistryError,
+    auth::{jwt::TokenError, webhook},
+    domain::InstanceUnavailable,
+    grants::GrantError,
+    keys::KeyError,
+    reconcile::ReconcileError,
+    registry::RegistryError,
 };
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -226,8 +232,7 @@ impl From<GrantError> for ApiError {
     fn from(e: GrantError) -> Self {
         let detail = e.to_string();
         match e {
-            GrantError::InstanceNotFound(id) => RegistryError::NotFound(id).into(),
-            GrantError::InstanceDeleted(_) => Self::conflict("instance_deleted", detail),
+            GrantError::Instance(e) => e.into(),
             GrantError::GrantNotFound { .. } => Self::not_found(detail),
             GrantError::Exists(_) => Self::conflict("grant_exists", detail),
             GrantError::UnknownRole { .. } | GrantError::Replace(_) => Self::invalid(detail),
@@ -246,6 +251,7 @@ impl From<ReconcileError> for ApiError {
         match e {
             R::Db(e) => e.into(),
             R::Registry(e) => e.into(),
+            R::Instance(e) => e.into(),
             R::Auth0(e) => Self::new(
                 StatusCode::BAD_GATEWAY,
                 "auth0_error",
@@ -261,11 +267,49 @@ impl From<ReconcileError> for ApiError {
     }
 }
 
+/// A bearer token refused: 401 with the reason in `WWW-Authenticate`, or 503 while the
+/// tenant's signing keys cannot be fetched.
+impl From<TokenError> for ApiError {
+    fn from(e: TokenError) -> Self {
+        match e {
+            TokenError::KeysUnavailable => Self::unavailable(
+                "the tenant's signing keys cannot be fetched; retry later",
+                None,
+            ),
+            other => Self::unauthorized(
+                format!(
+                    r#"Bearer realm="{REALM}", error="invalid_token", error_description="{other}""#
+                ),
+                other.to_string(),
+            ),
+        }
+    }
+}
+
+/// A deploy hook whose Standard Webhooks signature (or id, or timestamp) was refused.
+impl From<webhook::VerifyError> for ApiError {
+    fn from(e: webhook::VerifyError) -> Self {
+        Self::unauthorized(
+            format!(r#"Webhook-Signature realm="{REALM}""#),
+            format!("webhook signature refused: {e}"),
+        )
+    }
+}
+
+impl From<InstanceUnavailable> for ApiError {
+    fn from(e: InstanceUnavailable) -> Self {
+        let detail = e.to_string();
+        match e {
+            InstanceUnavailable::NotFound(_) => Self::not_found(detail),
+            InstanceUnavailable::Deleted { .. } => Self::conflict("instance_deleted", detail),
+        }
+    }
+}
+
 impl From<KeyError> for ApiError {
     fn from(e: KeyError) -> Self {
         match e {
-            KeyError::InstanceNotFound(id) => RegistryError::NotFound(id).into(),
-            KeyError::InstanceDeleted(id) => RegistryError::Deleted(id).into(),
+            KeyError::Instance(e) => e.into(),
             KeyError::Db(e) => e.into(),
         }
     }
@@ -276,12 +320,12 @@ impl From<RegistryError> for ApiError {
         use RegistryError as R;
         let detail = e.to_string();
         match e {
-            R::NotFound(_) | R::DomainNotFound { .. } => Self::not_found(detail),
+            R::Instance(e) => e.into(),
+            R::DomainNotFound { .. } => Self::not_found(detail),
             R::AlreadyExists(_) => Self::conflict("instance_exists", detail),
             R::HostTaken { .. } | R::HostTakenConcurrently => Self::conflict("host_taken", detail),
             R::DomainExists { .. } => Self::conflict("domain_exists", detail),
             R::InvalidTransition { .. } => Self::conflict("invalid_transition", detail),
-            R::Deleted(_) => Self::conflict("instance_deleted", detail),
             R::InvalidDomains(_) => Self::invalid(detail),
             R::Db(e) => e.into(),
             R::Corrupt(_) => Self::internal(e.into()),

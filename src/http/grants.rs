@@ -19,7 +19,7 @@ use super::{
 use crate::{
     domain::printable,
     domain::{Email, InstanceId, UserId},
-    grants::{Subject, replace::Wanted},
+    grants::{Poll, PollAnswer, PollError, Subject, replace::Wanted},
     http::caller::{ADMIN_PERMISSION, Caller, caller, credentials_required, identify_request},
 };
 
@@ -60,77 +60,39 @@ pub async fn list(req: HttpRequest, q: web::Query<PollQuery>) -> Result<HttpResp
         ));
     }
     let known = q.since.or_else(|| if_none_match(&req));
-
-    // The no-change path runs from memory only. The database is read when the memory says
-    // something changed, or is not in step; if it then shows no change after all (this
-    // replica had not heard of the caller's revision yet), the wait happens once more.
-    let mut retried = false;
-    loop {
-        let current = state.live.revisions.current(id.as_str());
-        if let (Some(known), Some(current)) = (known, current) {
-            let now = if current == known && wait > 0 {
-                let caller = access.caller_key();
-                // One caller (an instance, whatever its keys; a user) may park only so many.
-                let max = state.max_parked_per_caller;
-                let Some(_slot) = state.live.revisions.slot(&caller, max) else {
-                    return Err(too_many_polls(max));
-                };
-                let waited = state.live.revisions.wait_past(
-                    id.as_str(),
-                    known,
-                    Duration::from_secs(wait.into()),
-                );
-                let gone = super::peer::gone(&req);
-                let parked = Box::pin(async {
-                    tokio::select! {
-                        now = waited => Some(now),
-                        // Nobody to answer: stop waiting (the answer is dropped unwritten).
-                        () = gone => None,
-                    }
-                });
-                let now = match parked.await {
-                    Some(now) => now,
-                    None => return Ok(not_modified(known)),
-                };
-                // Asked again before answering: a key revoked (a token expired, a grant
-                // removed) while the poll waited gets its refusal, not the next change.
-                let again = identify_request(state, req.headers())
-                    .await
-                    .map_err(|refused| refused.error)?;
-                access::of(state, Some(again), &id, Want::Read).await?;
-                now
-            } else {
-                current
-            };
-            if now == known {
-                return Ok(not_modified(known));
-            }
-        }
-        let (revision, body) = match state.live.revisions.current(id.as_str()) {
-            // Pollers woken by the same change share one read.
-            Some(at) => {
-                Box::pin(
-                    state
-                        .live
-                        .answers
-                        .get(id.as_str(), q.since, at, || state.grants.read(&id, q.since)),
-                )
-                .await?
-            }
-            None => Box::pin(state.grants.read(&id, q.since)).await?,
-        };
-        state.live.revisions.observe(id.as_str(), revision);
-        if known != Some(revision) {
-            return Ok(HttpResponse::Ok()
-                .insert_header((header::ETAG, etag(revision)))
-                .insert_header((header::CACHE_CONTROL, "private, no-cache"))
-                .content_type("application/json")
-                .body(body));
-        }
-        if wait == 0 || retried {
-            return Ok(not_modified(revision));
-        }
-        retried = true;
+    let poll = Poll {
+        instance: &id,
+        since: q.since,
+        known,
+        wait: Duration::from_secs(wait.into()),
+        caller: &|| access.caller_key(),
+    };
+    // Asked again after a wait: a key revoked (a token expired, a grant removed) while the
+    // poll waited gets its refusal, not the next change.
+    let still_allowed = || async {
+        let again = identify_request(state, req.headers())
+            .await
+            .map_err(|refused| refused.error)?;
+        access::of(state, Some(again), &id, Want::Read)
+            .await
+            .map(drop)
+    };
+    let answer = Box::pin(
+        state
+            .grants
+            .poll(poll, super::peer::gone(&req), still_allowed),
+    )
+    .await;
+    match answer {
+        Ok(PollAnswer::Changed { revision, body }) => Ok(HttpResponse::Ok()
+            .insert_header((header::ETAG, etag(revision)))
+            .insert_header((header::CACHE_CONTROL, "private, no-cache"))
+            .content_type("application/json")
+            .body(body)),
+        Ok(PollAnswer::Unchanged(revision)) => Ok(not_modified(revision)),
+        Err(PollError::TooManyParked(max)) => Err(too_many_polls(max)),
+        Err(PollError::Grant(e)) => Err(e.into()),
+        Err(PollError::Refused(e)) => Err(e),
     }
 }
 

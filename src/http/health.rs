@@ -14,7 +14,7 @@ pub async fn healthz() -> HttpResponse {
 /// The process can do its work: the database answers, and the memory of instance keys and
 /// grant revisions that polls are served from has been loaded.
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    if !state.live.was_loaded() {
+    if !state.grants.loaded() {
         return Err(ApiError::unavailable(
             "instance keys and grant revisions are still being loaded",
             None,

@@ -13,7 +13,7 @@ use super::{
     error::{ApiError, json_body_error},
     instances::path_id,
 };
-use crate::{domain::InstanceId, keys};
+use crate::domain::InstanceId;
 
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -45,7 +45,7 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&path)?;
     key_holder(&state, &req, &id).await?;
-    let keys = keys::list(&state.pool, &id).await?;
+    let keys = state.keys.list(&id).await?;
     Ok(HttpResponse::Ok().json(json!({ "instance_id": id, "items": keys })))
 }
 
@@ -63,15 +63,10 @@ pub async fn rotate(
         serde_json::from_slice(&body).map_err(|e| json_body_error(&e))?
     };
     let actor = access.actor(&req);
-    let rotated = keys::rotate(
-        &state.pool,
-        &state.live.keys,
-        &actor,
-        &id,
-        options.revoke_previous,
-        state.key_grace,
-    )
-    .await?;
+    let rotated = state
+        .keys
+        .rotate(&actor, &id, options.revoke_previous)
+        .await?;
     Ok(HttpResponse::Created().json(json!({
         "instance_id": id,
         "instance_key": rotated.key.expose_secret(),

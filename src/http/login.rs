@@ -41,7 +41,7 @@ pub async fn decide_login(
     _action: TheAction,
     body: web::Json<Body>,
 ) -> Result<HttpResponse, ApiError> {
-    if state.ui_client_id.is_some() && body.client_id == state.ui_client_id {
+    if state.callers.ui_client_id.is_some() && body.client_id == state.callers.ui_client_id {
         let decision = Decision::operator_console();
         tracing::info!(request_id = super::request_id(&req), user = %body.user_id, reason = decision.reason, "login decision");
         return Ok(HttpResponse::Ok().json(decision));

@@ -28,33 +28,44 @@ use crate::{
     domain::Actor,
 };
 
-/// What every handler can reach.
+/// What every handler can reach: the use cases (each on the worker's own pool, see
+/// [`AppState::for_worker`]), who is calling, and what instances and the status page are told.
+/// No pool, no memory of other features: a handler parses, authorizes, calls one use case and
+/// maps its answer.
 #[derive(Clone)]
 pub struct AppState {
-    /// This HTTP worker's own pool (see [`AppState::for_worker`]).
-    pub pool: PgPool,
     pub registry: crate::registry::Commands,
-    pub tokens: std::sync::Arc<TokenVerifier>,
-    pub webhooks: std::sync::Arc<WebhookVerifier>,
-    /// The tenant's base URL, the audience of instances' APIs and the claim that binds a token
-    /// to one instance, as instances are told them.
-    pub auth0_base_url: String,
-    pub instance_audience: String,
-    /// fleetgate's own audience (what the status page logs in for).
-    pub audience: String,
-    pub instance_claim: String,
+    pub grants: crate::grants::Commands,
+    pub keys: crate::keys::Keys,
+    /// The record of reconcile passes (readable without the reconciler).
+    pub runs: crate::reconcile::Runs,
     /// Present when the M2M credentials are configured.
     pub reconciler: Option<std::sync::Arc<crate::reconcile::Reconciler>>,
-    pub grants: crate::grants::Commands,
-    /// Revisions and instance keys in memory (see `grants::listener`).
-    pub live: std::sync::Arc<crate::grants::Live>,
-    pub key_grace: std::time::Duration,
-    pub max_parked_per_caller: usize,
+    pub callers: Callers,
+    pub tenant: TenantFacts,
+}
+
+/// What tells callers apart (see `caller`).
+#[derive(Clone)]
+pub struct Callers {
+    pub tokens: std::sync::Arc<TokenVerifier>,
+    pub webhooks: std::sync::Arc<WebhookVerifier>,
     /// Failed authentications per client address.
-    pub auth_failures: std::sync::Arc<crate::auth::failures::FailureLimiter>,
+    pub failures: std::sync::Arc<crate::auth::failures::FailureLimiter>,
     pub action_secret: Option<secrecy::SecretString>,
     /// The status page's Auth0 application, if it has one.
     pub ui_client_id: Option<String>,
+}
+
+/// The tenant's base URL, the audience of instances' APIs and the claim that binds a token to
+/// one instance, as instances are told them; fleetgate's own audience (what the status page
+/// logs in for).
+#[derive(Clone)]
+pub struct TenantFacts {
+    pub base_url: String,
+    pub instance_audience: String,
+    pub audience: String,
+    pub instance_claim: String,
 }
 
 impl AppState {
@@ -64,7 +75,8 @@ impl AppState {
         Self {
             registry: self.registry.with_pool(pool.clone()),
             grants: self.grants.with_pool(pool.clone()),
-            pool,
+            keys: self.keys.with_pool(pool.clone()),
+            runs: self.runs.with_pool(pool),
             ..self.clone()
         }
     }

@@ -45,7 +45,7 @@ pub async fn runs(
 ) -> Result<HttpResponse, ApiError> {
     let before = q.cursor.as_deref().map(pagination::decode_id).transpose()?;
     let limit = pagination::limit(q.limit)?;
-    let runs = crate::reconcile::runs(&state.pool, before, limit + 1).await?;
+    let runs = state.runs.list(before, limit + 1).await?;
     Ok(HttpResponse::Ok().json(pagination::page(runs, limit, |r| r.id.to_string())))
 }
 

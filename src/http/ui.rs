@@ -22,7 +22,7 @@ fn asset(content_type: &str, body: &'static str) -> HttpResponse {
 /// The page may load only its own files and talk only to fleetgate and the tenant (the SDK's
 /// token requests, and its iframe for silent logins); nobody may frame it.
 pub async fn index(state: web::Data<AppState>) -> HttpResponse {
-    let tenant = &state.auth0_base_url;
+    let tenant = &state.tenant.base_url;
     let mut page = asset("text/html; charset=utf-8", INDEX);
     let policy = format!(
         "default-src 'self'; connect-src 'self' {tenant}; frame-src {tenant}; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'"
@@ -49,15 +49,15 @@ pub async fn file(path: web::Path<String>) -> Result<HttpResponse, ApiError> {
 /// What the page logs in with: the tenant, the operators' application
 /// (`FLEETGATE_UI_CLIENT_ID`) and fleetgate's audience.
 pub async fn config(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let client_id = state.ui_client_id.as_deref().ok_or_else(|| {
+    let client_id = state.callers.ui_client_id.as_deref().ok_or_else(|| {
         ApiError::conflict(
             "ui_disabled",
             "the status page is not configured: set FLEETGATE_UI_CLIENT_ID to the Auth0 application operators log in with",
         )
     })?;
     Ok(HttpResponse::Ok().json(json!({
-        "domain": state.auth0_base_url,
+        "domain": state.tenant.base_url,
         "clientId": client_id,
-        "audience": state.audience,
+        "audience": state.tenant.audience,
     })))
 }

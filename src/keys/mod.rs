@@ -7,27 +7,23 @@
 //! period or revoked), and revoked when the instance is deleted or changes owner.
 
 mod cache;
+mod commands;
 mod secret;
 
-use chrono::{DateTime, Utc};
 use secrecy::SecretString;
-use serde_json::json;
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 
 pub use cache::{KeyCache, Lookup};
+pub use commands::{Keys, Rotated};
 pub use secret::{KeyHash, PREFIX, generate, hash, looks_like_key, well_formed};
 
-use crate::{
-    db::{self, keys::KeyInfo},
-    domain::{Actor, InstanceId, InstanceStatus},
-};
+use crate::db;
+use crate::domain::InstanceUnavailable;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error("instance '{0}' does not exist")]
-    InstanceNotFound(InstanceId),
-    #[error("instance '{0}' is deleted; deploy it again to bring it back")]
-    InstanceDeleted(InstanceId),
+    #[error(transparent)]
+    Instance(#[from] InstanceUnavailable),
     #[error(transparent)]
     Db(#[from] sqlx::Error),
 }
@@ -61,68 +57,6 @@ pub async fn revoke_all(conn: &mut PgConnection, instance_id: &str) -> sqlx::Res
     db::keys::revoke_all(conn, instance_id).await
 }
 
-/// The instance's live keys as operators see them: who minted each and when, never the key.
-pub async fn list(pool: &PgPool, instance_id: &InstanceId) -> sqlx::Result<Vec<KeyInfo>> {
-    db::keys::infos(&mut *pool.acquire().await?, instance_id.as_str()).await
-}
-
-/// What a rotation did.
-pub struct Rotated {
-    pub key: SecretString,
-    /// When the previous keys stop working (None: revoked now, or there were none).
-    pub previous_expire_at: Option<DateTime<Utc>>,
-}
-
-/// A new key for the instance; the previous ones revoked now or kept for `grace`. Audited;
-/// this replica's `cache` knows at once (others by notification).
-pub async fn rotate(
-    pool: &PgPool,
-    cache: &KeyCache,
-    actor: &Actor,
-    id: &InstanceId,
-    revoke_previous: bool,
-    grace: std::time::Duration,
-) -> Result<Rotated, KeyError> {
-    let mut tx = pool.begin().await?;
-    let row = db::instances::lock(&mut tx, id.as_str())
-        .await?
-        .ok_or_else(|| KeyError::InstanceNotFound(id.clone()))?;
-    if row.status == InstanceStatus::Deleted.as_str() {
-        return Err(KeyError::InstanceDeleted(id.clone()));
-    }
-    let previous_expire_at = if revoke_previous {
-        db::keys::revoke_all(&mut tx, id.as_str()).await?;
-        None
-    } else {
-        db::keys::retire(&mut tx, id.as_str(), grace.as_secs() as i64).await?
-    };
-    let key = issue(&mut tx, id.as_str(), &actor.name).await?;
-    db::audit::record(
-        &mut tx,
-        db::audit::NewEntry {
-            actor: &actor.name,
-            action: "instance.key_rotated",
-            target_type: "instance",
-            target_id: id.as_str(),
-            before: None,
-            after: Some(json!({
-                "previous_keys_expire_at": previous_expire_at,
-                "previous_keys_revoked": revoke_previous,
-            })),
-            request_id: actor.request_id.as_deref(),
-        },
-    )
-    .await?;
-    tx.commit().await?;
-    if let Err(e) = refresh(&mut *pool.acquire().await?, cache, id.as_str()).await {
-        tracing::warn!(error = %e, "keys in memory not refreshed; a notification will");
-    }
-    Ok(Rotated {
-        key,
-        previous_expire_at,
-    })
-}
-
 /// Reloads every live key into `cache` and marks it in step (after a (re)connection).
 pub async fn reload(conn: &mut PgConnection, cache: &KeyCache) -> sqlx::Result<()> {
     cache.replace_all(db::keys::live(conn, None).await?);
@@ -137,21 +71,4 @@ pub async fn refresh(
 ) -> sqlx::Result<()> {
     cache.replace_instance(instance_id, db::keys::live(conn, Some(instance_id)).await?);
     Ok(())
-}
-
-/// The instance a key belongs to: from memory, or from the database while the memory is not
-/// in step with it. None for anything that is not a live key.
-pub async fn instance_of(
-    pool: &PgPool,
-    cache: &KeyCache,
-    key: &str,
-) -> sqlx::Result<Option<String>> {
-    match cache.lookup(key, Utc::now) {
-        Lookup::Instance(id) => Ok(Some(id)),
-        Lookup::Unknown => Ok(None),
-        Lookup::NotSynced => {
-            let row = db::keys::find(&mut *pool.acquire().await?, &hash(key)).await?;
-            Ok(row.map(|r| r.instance_id))
-        }
-    }
 }

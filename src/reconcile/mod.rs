@@ -23,4 +23,4 @@ mod write;
 pub use pass::{Outcome, PASS_LOCK, PassResult, Trigger};
 pub use pool::PoolEntry;
 pub use reconciler::{ApplicationPlan, ReconcileError, Reconciler};
-pub use views::{UNSYNCED_SHOWN, runs};
+pub use views::{Runs, UNSYNCED_SHOWN};

@@ -5,10 +5,11 @@
 use serde_json::{Map, Value, json};
 
 use super::{ReconcileError, Reconciler};
+use crate::domain::InstanceUnavailable;
 use crate::{
     db,
     domain::{Actor, Field, InstanceId},
-    registry::{self, RegistryError},
+    registry,
 };
 
 type Result<T> = std::result::Result<T, ReconcileError>;
@@ -73,7 +74,7 @@ impl Reconciler {
         let mut conn = self.pool.acquire().await?;
         registry::load(&mut conn, id.as_str())
             .await?
-            .ok_or_else(|| RegistryError::NotFound(id.clone()))?;
+            .ok_or_else(|| InstanceUnavailable::not_found(id))?;
         db::applications::assignment(&mut conn, id.as_str())
             .await?
             .ok_or_else(|| ReconcileError::NotAssigned(id.clone()))
@@ -155,7 +156,7 @@ impl Reconciler {
         let mut tx = self.pool.begin().await?;
         registry::load(&mut tx, id.as_str())
             .await?
-            .ok_or_else(|| RegistryError::NotFound(id.clone()))?;
+            .ok_or_else(|| InstanceUnavailable::not_found(id))?;
         let before = db::applications::assignment(&mut tx, id.as_str()).await?;
         match to {
             Some(target) => {

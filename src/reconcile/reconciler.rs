@@ -30,6 +30,8 @@ pub enum ReconcileError {
     Db(#[from] sqlx::Error),
     #[error("registry: {0}")]
     Registry(#[from] registry::RegistryError),
+    #[error(transparent)]
+    Instance(#[from] crate::domain::InstanceUnavailable),
     #[error("instance '{0}' has no application yet; see GET /v1/instances/{0}/sync")]
     NotAssigned(InstanceId),
     #[error("the tenant has no application '{0}'")]

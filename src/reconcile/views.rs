@@ -11,10 +11,11 @@ use super::{
     leader::LEADER_LOCK,
     sync::{SyncState, sync_status},
 };
+use crate::domain::InstanceUnavailable;
 use crate::{
     db::{self, reconcile::Run},
     domain::{Field, InstanceId},
-    registry::{self, RegistryError},
+    registry,
 };
 
 type Result<T> = std::result::Result<T, ReconcileError>;
@@ -22,10 +23,26 @@ type Result<T> = std::result::Result<T, ReconcileError>;
 /// Instances with unsynced URLs shown by [`Reconciler::status`].
 pub const UNSYNCED_SHOWN: usize = 50;
 
-/// Passes, newest first, before run id `before` (the previous page's last). Kept whether or
-/// not this replica reconciles.
-pub async fn runs(pool: &sqlx::PgPool, before: Option<i64>, limit: i64) -> sqlx::Result<Vec<Run>> {
-    db::reconcile::runs(&mut *pool.acquire().await?, before, limit).await
+/// The record of passes, kept whether or not this replica reconciles.
+#[derive(Clone)]
+pub struct Runs {
+    pool: sqlx::PgPool,
+}
+
+impl Runs {
+    pub fn new(pool: sqlx::PgPool) -> Self {
+        Self { pool }
+    }
+
+    /// The same record read on `pool` (an HTTP worker's own).
+    pub fn with_pool(&self, pool: sqlx::PgPool) -> Self {
+        Self { pool }
+    }
+
+    /// Passes, newest first, before run id `before` (the previous page's last).
+    pub async fn list(&self, before: Option<i64>, limit: i64) -> sqlx::Result<Vec<Run>> {
+        db::reconcile::runs(&mut *self.pool.acquire().await?, before, limit).await
+    }
 }
 
 impl Reconciler {
@@ -34,7 +51,7 @@ impl Reconciler {
         let mut conn = self.pool.acquire().await?;
         let instance = registry::load(&mut conn, id.as_str())
             .await?
-            .ok_or_else(|| RegistryError::NotFound(id.clone()))?;
+            .ok_or_else(|| InstanceUnavailable::not_found(id))?;
         let client_id = db::applications::assignment(&mut conn, id.as_str()).await?;
         let snapshots = match &client_id {
             Some(c) => db::reconcile::snapshots(&mut conn, c).await?,

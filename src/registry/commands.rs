@@ -7,7 +7,8 @@ use std::sync::Arc;
 use secrecy::SecretString;
 use sqlx::PgPool;
 
-use super::{Instance, Registry, RegistryError, Result, load, load_many};
+use super::{Instance, Registry, Result, load, load_many};
+use crate::domain::InstanceUnavailable;
 use crate::{
     db,
     domain::{Actor, Hostname, InstanceId, InstanceStatus, UserId},
@@ -64,7 +65,7 @@ impl Commands {
     pub async fn get(&self, id: &InstanceId) -> Result<Instance> {
         load(&mut *self.pool.acquire().await?, id.as_str())
             .await?
-            .ok_or_else(|| RegistryError::NotFound(id.clone()))
+            .ok_or_else(|| InstanceUnavailable::not_found(id).into())
     }
 
     /// A new instance and its first key (shown this once: fleetgate keeps only its hash).

@@ -12,12 +12,13 @@ pub use hosts::{MAX_DOMAINS_PER_INSTANCE, validate_hosts};
 pub use model::{Domain, Instance, load, load_many};
 pub use ops::{Deployed, Registry};
 
+use crate::domain::InstanceUnavailable;
 use crate::domain::{Hostname, InstanceId, InstanceStatus};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    #[error("instance '{0}' does not exist")]
-    NotFound(InstanceId),
+    #[error(transparent)]
+    Instance(#[from] InstanceUnavailable),
     #[error("instance '{0}' already exists")]
     AlreadyExists(InstanceId),
     #[error("host '{host}' already belongs to instance '{owner}'")]
@@ -34,8 +35,6 @@ pub enum RegistryError {
         from: InstanceStatus,
         to: InstanceStatus,
     },
-    #[error("instance '{0}' is deleted; deploy it again to bring it back")]
-    Deleted(InstanceId),
     #[error("instance '{id}' already has host '{host}'")]
     DomainExists { id: InstanceId, host: Hostname },
     #[error("instance '{id}' has no host '{host}'")]

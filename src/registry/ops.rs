@@ -11,6 +11,7 @@ use crate::{
 };
 
 use super::{Domain, Instance, RegistryError, Result, load, model::load_locked, validate_hosts};
+use crate::domain::InstanceUnavailable;
 
 #[derive(Debug, Clone)]
 pub struct Registry {
@@ -132,7 +133,7 @@ impl Registry {
             });
         }
         if owner.is_some_and(|o| *o != before.owner) && before.status == InstanceStatus::Deleted {
-            return Err(RegistryError::Deleted(id.clone()));
+            return Err(InstanceUnavailable::deleted(id).into());
         }
         let owner = owner.unwrap_or(&before.owner);
         db::instances::update(conn, id.as_str(), owner.as_str(), to.as_str()).await?;
@@ -212,14 +213,14 @@ impl Registry {
     async fn locked(&self, conn: &mut PgConnection, id: &InstanceId) -> Result<Instance> {
         load_locked(conn, id.as_str())
             .await?
-            .ok_or_else(|| RegistryError::NotFound(id.clone()))
+            .ok_or_else(|| InstanceUnavailable::not_found(id).into())
     }
 
     /// Like [`Self::locked`], for changes a deleted instance cannot take.
     async fn live(&self, conn: &mut PgConnection, id: &InstanceId) -> Result<Instance> {
         let instance = self.locked(conn, id).await?;
         if instance.status == InstanceStatus::Deleted {
-            return Err(RegistryError::Deleted(id.clone()));
+            return Err(InstanceUnavailable::deleted(id).into());
         }
         Ok(instance)
     }
@@ -235,7 +236,7 @@ impl Registry {
     ) -> Result<Instance> {
         let after = load(conn, id.as_str())
             .await?
-            .ok_or_else(|| RegistryError::NotFound(id.clone()))?;
+            .ok_or_else(|| InstanceUnavailable::not_found(id))?;
         if before != Some(&after) {
             db::audit::record(
                 conn,

@@ -637,8 +637,12 @@ async fn keys_are_read_from_the_database_while_the_memory_is_not_in_step(pool: P
     tx.commit().await.unwrap();
     let (stranger, _) = keys::generate();
 
-    let never_loaded = KeyCache::default();
-    let of = async |key: &str| keys::instance_of(&pool, &never_loaded, key).await.unwrap();
+    let never_loaded = keys::Keys::new(
+        pool.clone(),
+        std::sync::Arc::new(KeyCache::default()),
+        std::time::Duration::ZERO,
+    );
+    let of = async |key: &str| never_loaded.instance_of(key).await.unwrap();
     assert_eq!(of(key.expose_secret()).await.as_deref(), Some("acme"));
     assert_eq!(of(stranger.expose_secret()).await, None);
     assert_eq!(of("fgi_not-a-key").await, None);
