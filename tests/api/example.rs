@@ -1,6 +1,7 @@
 //! The example instance app (`examples/instance-app`) against this fleetgate and the emulator
 //! running the project's Action: it serves its page, its login settings from fleetgate's
 //! `/config`, and an API that lets in the owner's token for it and nobody else's.
+//! Its own Node tests (the router) run from here too.
 
 use std::process::{Child, Command, Stdio};
 
@@ -151,4 +152,10 @@ async fn the_example_instance_serves_its_page_and_lets_in_only_tokens_for_it(poo
         401,
         "fleetgate's own tokens are not the instances'"
     );
+}
+
+/// The example's own tests (`npm test`: the local router), run by Node's test runner.
+#[tokio::test]
+async fn the_example_apps_own_tests_pass() {
+    crate::node::node_tests("examples/instance-app", &["test/"], Vec::new(), true).await;
 }
