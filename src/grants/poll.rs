@@ -79,10 +79,16 @@ impl Commands {
                         return Err(PollError::TooManyParked(max));
                     };
                     let waited = revisions.wait_past(id, known, poll.wait);
-                    let now = tokio::select! {
-                        now = waited => now,
-                        // Nobody to answer: stop waiting (the answer is never written).
-                        () = gone.as_mut() => return Ok(PollAnswer::Unchanged(known)),
+                    // Boxed: only a parked poll pays for the wait's state.
+                    let parked = Box::pin(async {
+                        tokio::select! {
+                            now = waited => Some(now),
+                            // Nobody to answer: stop waiting (the answer is never written).
+                            () = gone.as_mut() => None,
+                        }
+                    });
+                    let Some(now) = parked.await else {
+                        return Ok(PollAnswer::Unchanged(known));
                     };
                     still_allowed().await.map_err(PollError::Refused)?;
                     now

@@ -77,12 +77,10 @@ pub async fn list(req: HttpRequest, q: web::Query<PollQuery>) -> Result<HttpResp
             .await
             .map(drop)
     };
-    let answer = Box::pin(
-        state
-            .grants
-            .poll(poll, super::peer::gone(&req), still_allowed),
-    )
-    .await;
+    let answer = state
+        .grants
+        .poll(poll, super::peer::gone(&req), still_allowed)
+        .await;
     match answer {
         Ok(PollAnswer::Changed { revision, body }) => Ok(HttpResponse::Ok()
             .insert_header((header::ETAG, etag(revision)))
