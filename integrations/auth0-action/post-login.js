@@ -27,7 +27,7 @@
  *   TIMEOUT_MS               optional; default 3000. The whole Action must finish in 20 s.
  *   REFRESH_FROM_BODY        optional; "false" refuses refresh-token exchanges whose token has
  *                            no recorded instance instead of taking the instance from the
- *                            request body's redirect_uri. Default: take it (README: the risk).
+ *                            request body's redirect_uri. Default: take it (docs/logins.md: the risk).
  */
 
 const DEFAULT_NAMESPACE = 'https://fleetgate.dev/';

@@ -105,14 +105,15 @@ async fn a_bad_setting_stops_serve_naming_the_variable_not_the_secret(pool: PgPo
     }
 }
 
-/// Every setting the service reads is documented in README.md and in .env.example.
+/// Every setting the service reads is documented in docs/operating.md (its settings table) and
+/// in .env.example.
 #[test]
 fn every_setting_is_documented() {
     let root = env!("CARGO_MANIFEST_DIR");
     let read = |f: &str| std::fs::read_to_string(format!("{root}/{f}")).unwrap();
-    let (config, readme, example) = (
+    let (config, operating, example) = (
         read("src/config/mod.rs") + &read("src/config/features.rs"),
-        read("README.md"),
+        read("docs/operating.md"),
         read(".env.example"),
     );
     let mut names: Vec<&str> = config
@@ -130,8 +131,8 @@ fn every_setting_is_documented() {
     assert!(names.len() > 25, "{names:?}");
     for name in names {
         assert!(
-            readme.contains(&format!("`{name}`")),
-            "README.md does not document {name}"
+            operating.contains(&format!("`{name}`")),
+            "docs/operating.md does not document {name}"
         );
         assert!(
             example.contains(name),

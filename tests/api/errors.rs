@@ -346,7 +346,7 @@ async fn the_shipped_alerts_and_dashboard_name_only_exported_metrics(pool: PgPoo
     }
 }
 
-/// The request head limit README states is the one enforced (actix-http's): a head of up to
+/// The request head limit docs/api.md states is the one enforced (actix-http's): a head of up to
 /// 128 KiB (request line, headers and the blank line: 131,072 bytes) with up to 96 header
 /// fields is served; one byte or one field more is 431, before any of fleetgate's code runs.
 #[sqlx::test]
@@ -369,10 +369,10 @@ async fn request_heads_over_128_kib_or_96_fields_are_431(pool: PgPool) {
     };
     const LIMIT: usize = 128 * 1024;
     let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/api.md")).unwrap();
     assert!(
         readme.contains("over 128 KiB (131,072 bytes), or with more than 96 header\nfields: 431"),
-        "README states the limit tested here"
+        "docs/api.md states the limit tested here"
     );
     let padded = |total: usize| {
         let start = b"GET /healthz HTTP/1.1\r\nHost: fleetgate\r\nX-Pad: ";
