@@ -96,7 +96,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 listen = %settings.listen,
                 port = app.port(),
                 open_files,
-                "fleetgate serving (each connection takes an open file, a parked long-poll two)"
+                "fleetgate serving (each connection, a parked long-poll included, takes one open file)"
             );
             let shutdown = CancellationToken::new();
             tokio::spawn(startup::cancel_on_signal(shutdown.clone()));
