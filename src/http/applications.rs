@@ -1,15 +1,19 @@
 //! The pool of applications, and what an instance's SPA is configured with.
 
-use actix_web::{HttpResponse, web};
-use serde_json::json;
-
-use super::{AppState, error::ApiError, instances::path_id, reconcile::reconciler};
+use super::{
+    AppState,
+    answers::{Applications, InstanceConfig, Moved, RegisteredApplication},
+    error::ApiError,
+    instances::path_id,
+    reconcile::reconciler,
+};
 use crate::http::caller::Admin;
+use actix_web::{HttpResponse, web};
 
 /// The pool, with how full each list is (as last read back).
 pub async fn list(state: web::Data<AppState>, _admin: Admin) -> Result<HttpResponse, ApiError> {
     let items = reconciler(&state)?.applications().await?;
-    Ok(HttpResponse::Ok().json(json!({ "items": items })))
+    Ok(HttpResponse::Ok().json(Applications { items }))
 }
 
 /// What the instance's SPA and API need: the tenant, its application, the instances' API
@@ -23,13 +27,13 @@ pub async fn config(
     let id = path_id(&path)?;
     super::access::instance(&state, &req, &id, super::access::Want::Read).await?;
     let client_id = reconciler(&state)?.application_of(&id).await?;
-    Ok(HttpResponse::Ok().json(json!({
-        "instance_id": id,
-        "auth0_domain": state.tenant.base_url,
-        "client_id": client_id,
-        "audience": state.tenant.instance_audience,
-        "instance_claim": state.tenant.instance_claim,
-    })))
+    Ok(HttpResponse::Ok().json(InstanceConfig {
+        instance_id: &id,
+        auth0_domain: &state.tenant.base_url,
+        client_id,
+        audience: &state.tenant.instance_audience,
+        instance_claim: &state.tenant.instance_claim,
+    }))
 }
 
 #[derive(serde::Deserialize)]
@@ -60,8 +64,11 @@ pub async fn register(
     let name = reconciler
         .register(&super::admin_actor(&req, &admin), client_id)
         .await?;
-    Ok(HttpResponse::Created()
-        .json(json!({ "client_id": client_id, "name": name, "origin": "registered" })))
+    Ok(HttpResponse::Created().json(RegisteredApplication {
+        client_id,
+        name,
+        origin: "registered",
+    }))
 }
 
 /// Takes an application out of the pool (not out of the tenant). Its instances must be moved first.
@@ -103,6 +110,9 @@ pub async fn move_instance(
             body.client_id.as_deref(),
         )
         .await?;
-    Ok(HttpResponse::Accepted()
-        .json(json!({ "instance_id": id, "from": before, "to": body.client_id })))
+    Ok(HttpResponse::Accepted().json(Moved {
+        instance_id: &id,
+        from: before,
+        to: body.client_id.as_deref(),
+    }))
 }

@@ -12,7 +12,9 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&path)?;
     let instance = state.registry.get(&id).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "domains": instance.domains })))
+    Ok(HttpResponse::Ok().json(super::answers::Domains {
+        domains: &instance.domains,
+    }))
 }
 
 #[derive(serde::Deserialize)]

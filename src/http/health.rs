@@ -4,11 +4,11 @@ use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
 
-use super::{AppState, error::ApiError};
+use super::{AppState, answers::Health, error::ApiError};
 
 /// The process is up and serving.
 pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+    HttpResponse::Ok().json(Health { status: "ok" })
 }
 
 /// The process can do its work: the database answers, and the memory of instance keys and
@@ -22,7 +22,7 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
     }
     let ping = state.registry.ping();
     match tokio::time::timeout(Duration::from_secs(2), ping).await {
-        Ok(Ok(_)) => Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ready" }))),
+        Ok(Ok(_)) => Ok(HttpResponse::Ok().json(Health { status: "ready" })),
         Ok(Err(e)) => Err(ApiError::unavailable(
             "the database is unavailable",
             Some(e.into()),

@@ -8,7 +8,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use secrecy::ExposeSecret;
 use serde_json::Value;
 
-use super::{AppState, error::ApiError, error::json_body_error, request_id};
+use super::{
+    AppState, answers::InstanceWithKey, error::ApiError, error::json_body_error, request_id,
+};
 use crate::{
     domain::printable,
     domain::{Actor, Hostname, InstanceId, InstanceStatus, UserId},
@@ -119,11 +121,10 @@ pub async fn deploy(
         }
         Delivery::Applied { instance, key } => {
             tracing::info!(webhook_id, request_id = request_id(&req), event = %kind, instance = %instance.id, "deploy hook applied");
-            let mut answer = instance.to_json();
-            if let Some(key) = key {
-                answer["instance_key"] = key.expose_secret().into();
-            }
-            Ok(HttpResponse::Ok().json(answer))
+            Ok(HttpResponse::Ok().json(InstanceWithKey {
+                instance: &instance,
+                instance_key: key.as_ref().map(|k| k.expose_secret()),
+            }))
         }
     }
 }

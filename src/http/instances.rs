@@ -8,6 +8,7 @@ use super::{
     AppState,
     access::{self, Want},
     admin_actor,
+    answers::InstanceWithKey,
     error::ApiError,
     pagination,
 };
@@ -95,12 +96,13 @@ pub async fn create(
         .registry
         .create(&actor, &body.id, &body.owner, &body.domains)
         .await?;
-    let mut answer = instance.to_json();
-    // Shown this once: fleetgate keeps only its hash.
-    answer["instance_key"] = key.expose_secret().into();
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/v1/instances/{}", instance.id)))
-        .json(answer))
+        .json(InstanceWithKey {
+            instance: &instance,
+            // Shown this once: fleetgate keeps only its hash.
+            instance_key: Some(key.expose_secret()),
+        }))
 }
 
 #[derive(serde::Deserialize)]

@@ -5,11 +5,11 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use secrecy::ExposeSecret;
-use serde_json::json;
 
 use super::{
     AppState,
     access::{self, Access, Want},
+    answers,
     error::{ApiError, json_body_error},
     instances::path_id,
 };
@@ -46,7 +46,10 @@ pub async fn list(
     let id = path_id(&path)?;
     key_holder(&state, &req, &id).await?;
     let keys = state.keys.list(&id).await?;
-    Ok(HttpResponse::Ok().json(json!({ "instance_id": id, "items": keys })))
+    Ok(HttpResponse::Ok().json(answers::Keys {
+        instance_id: &id,
+        items: keys,
+    }))
 }
 
 pub async fn rotate(
@@ -67,9 +70,9 @@ pub async fn rotate(
         .keys
         .rotate(&actor, &id, options.revoke_previous)
         .await?;
-    Ok(HttpResponse::Created().json(json!({
-        "instance_id": id,
-        "instance_key": rotated.key.expose_secret(),
-        "previous_keys_expire_at": rotated.previous_expire_at,
-    })))
+    Ok(HttpResponse::Created().json(answers::KeyRotation {
+        instance_id: &id,
+        instance_key: rotated.key.expose_secret(),
+        previous_keys_expire_at: rotated.previous_expire_at,
+    }))
 }

@@ -1,6 +1,7 @@
 //! The HTTP API: routes per resource, one error type, request ids, access log and metrics.
 
 pub mod access;
+pub mod answers;
 pub mod applications;
 pub mod audit;
 pub mod caller;

@@ -22,7 +22,9 @@ pub fn reconciler(state: &AppState) -> Result<Arc<Reconciler>, ApiError> {
 /// What a pass would change, per application and field, including foreign entries.
 pub async fn plan(state: web::Data<AppState>, _admin: Admin) -> Result<HttpResponse, ApiError> {
     let plans = reconciler(&state)?.plan().await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "applications": plans })))
+    Ok(HttpResponse::Ok().json(super::answers::Plans {
+        applications: plans,
+    }))
 }
 
 /// Runs a pass now (after any pass another replica is running) and answers with its record.

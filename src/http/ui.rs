@@ -4,7 +4,6 @@
 //! token, so `fleet:admin` decides what it shows.
 
 use actix_web::{HttpResponse, http::header, web};
-use serde_json::json;
 
 use super::{AppState, error::ApiError};
 
@@ -55,9 +54,9 @@ pub async fn config(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
             "the status page is not configured: set FLEETGATE_UI_CLIENT_ID to the Auth0 application operators log in with",
         )
     })?;
-    Ok(HttpResponse::Ok().json(json!({
-        "domain": state.tenant.base_url,
-        "clientId": client_id,
-        "audience": state.tenant.audience,
-    })))
+    Ok(HttpResponse::Ok().json(super::answers::UiConfig {
+        domain: &state.tenant.base_url,
+        client_id,
+        audience: &state.tenant.audience,
+    }))
 }

@@ -21,6 +21,6 @@ mod views;
 mod write;
 
 pub use pass::{Outcome, PASS_LOCK, PassResult, Trigger};
-pub use pool::PoolEntry;
+pub use pool::{ListFill, PoolEntry};
 pub use reconciler::{ApplicationPlan, ReconcileError, Reconciler};
-pub use views::{Runs, UNSYNCED_SHOWN};
+pub use views::{InstanceSync, Leader, RunOutcome, Runs, Status, UNSYNCED_SHOWN, Unsynced};

@@ -2,7 +2,9 @@
 //! tenant's application to it, taking one out, and moving an instance between them. Each
 //! change is audited and tells every replica's reconciler (NOTIFY) to run.
 
-use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
 
 use super::{ReconcileError, Reconciler};
 use crate::domain::InstanceUnavailable;
@@ -22,9 +24,17 @@ pub struct PoolEntry {
     pub origin: String,
     /// Instances configured with it.
     pub instances: usize,
-    /// Per field: `{entries, cap, foreign}`, foreign being what the list held when last read
-    /// back that fleetgate did not add (drift).
-    pub lists: Map<String, Value>,
+    /// Per field, how full its list is.
+    pub lists: BTreeMap<&'static str, ListFill>,
+}
+
+/// One list of an application, as last read back.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ListFill {
+    pub entries: usize,
+    pub cap: usize,
+    /// What the list held that fleetgate did not add (drift: a person's entries).
+    pub foreign: Vec<String>,
 }
 
 impl Reconciler {
@@ -44,14 +54,17 @@ impl Reconciler {
                         .get(f.name())
                         .map(Vec::as_slice)
                         .unwrap_or_default();
-                    let foreign: Vec<&String> = read
+                    let foreign = read
                         .iter()
                         .filter(|e| !owned.get(f.name()).is_some_and(|o| o.contains(*e)))
+                        .cloned()
                         .collect();
-                    (
-                        f.name().to_owned(),
-                        json!({ "entries": read.len(), "cap": self.cap(), "foreign": foreign }),
-                    )
+                    let fill = ListFill {
+                        entries: read.len(),
+                        cap: self.cap(),
+                        foreign,
+                    };
+                    (f.name(), fill)
                 })
                 .collect();
             let instances = assignments

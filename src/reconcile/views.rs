@@ -4,17 +4,18 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use serde_json::{Value, json};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
 
 use super::{
     ReconcileError, Reconciler,
     leader::LEADER_LOCK,
-    sync::{SyncState, sync_status},
+    sync::{SyncState, UrlSync, sync_status},
 };
 use crate::domain::InstanceUnavailable;
 use crate::{
     db::{self, reconcile::Run},
-    domain::{Field, InstanceId},
+    domain::{Field, InstanceId, InstanceStatus},
     registry,
 };
 
@@ -22,6 +23,53 @@ type Result<T> = std::result::Result<T, ReconcileError>;
 
 /// Instances with unsynced URLs shown by [`Reconciler::status`].
 pub const UNSYNCED_SHOWN: usize = 50;
+
+/// Whether each URL of an instance is live in Auth0 (`GET /v1/instances/{id}/sync`).
+#[derive(Debug, Serialize)]
+pub struct InstanceSync {
+    pub instance_id: InstanceId,
+    pub status: InstanceStatus,
+    /// Its application (none before its first placement).
+    pub client_id: Option<String>,
+    /// The last pass that finished.
+    pub last_run: Option<RunOutcome>,
+    pub urls: Vec<UrlSync>,
+}
+
+/// A pass, as far as an instance's sync needs it.
+#[derive(Debug, Serialize)]
+pub struct RunOutcome {
+    pub id: i64,
+    pub outcome: String,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// The reconciler at a glance (`GET /v1/reconcile/status`).
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub leader: Option<Leader>,
+    pub last_run: Option<Run>,
+    /// How many instances have URLs not live as wanted (at most [`UNSYNCED_SHOWN`] listed).
+    pub unsynced_total: usize,
+    pub unsynced: Vec<Unsynced>,
+}
+
+/// The replica that holds the reconciler's lead.
+#[derive(Debug, Serialize)]
+pub struct Leader {
+    pub name: Option<String>,
+    pub address: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+}
+
+/// An instance with URLs not live as wanted, with the reason for each.
+#[derive(Debug, Serialize)]
+pub struct Unsynced {
+    pub instance_id: InstanceId,
+    pub status: InstanceStatus,
+    pub client_id: Option<String>,
+    pub urls: Vec<UrlSync>,
+}
 
 /// The record of passes, kept whether or not this replica reconciles.
 #[derive(Clone)]
@@ -47,7 +95,7 @@ impl Runs {
 
 impl Reconciler {
     /// Whether each URL of an instance is live in Auth0.
-    pub async fn sync_of(&self, id: &InstanceId) -> Result<Value> {
+    pub async fn sync_of(&self, id: &InstanceId) -> Result<InstanceSync> {
         let mut conn = self.pool.acquire().await?;
         let instance = registry::load(&mut conn, id.as_str())
             .await?
@@ -64,18 +112,22 @@ impl Reconciler {
         let last = db::reconcile::last_finished(&mut conn).await?;
         let failure = failure(last.as_ref());
         let urls = sync_status(&instance, self.options(), &lists, failure.as_deref());
-        Ok(json!({
-            "instance_id": instance.id,
-            "status": instance.status,
-            "client_id": client_id,
-            "last_run": last.map(|r| json!({"id": r.id, "outcome": r.outcome, "finished_at": r.finished_at})),
-            "urls": urls,
-        }))
+        Ok(InstanceSync {
+            instance_id: instance.id,
+            status: instance.status,
+            client_id,
+            last_run: last.map(|r| RunOutcome {
+                id: r.id,
+                outcome: r.outcome,
+                finished_at: r.finished_at,
+            }),
+            urls,
+        })
     }
 
     /// The reconciler at a glance: which replica leads, the last pass, and the instances (at
     /// most [`UNSYNCED_SHOWN`]) with URLs not live as wanted, with the reason.
-    pub async fn status(&self) -> Result<Value> {
+    pub async fn status(&self) -> Result<Status> {
         let mut conn = self.pool.acquire().await?;
         let leader = db::reconcile::leader(&mut conn, LEADER_LOCK).await?;
         let last = db::reconcile::last_finished(&mut conn).await?;
@@ -107,17 +159,24 @@ impl Reconciler {
             }
             total += 1;
             if unsynced.len() < UNSYNCED_SHOWN {
-                unsynced.push(json!({
-                    "instance_id": instance.id, "status": instance.status, "client_id": client_id, "urls": urls,
-                }));
+                unsynced.push(Unsynced {
+                    instance_id: instance.id.clone(),
+                    status: instance.status,
+                    client_id: client_id.cloned(),
+                    urls,
+                });
             }
         }
-        Ok(json!({
-            "leader": leader.map(|(name, address, since)| json!({"name": name, "address": address, "since": since})),
-            "last_run": last,
-            "unsynced_total": total,
-            "unsynced": unsynced,
-        }))
+        Ok(Status {
+            leader: leader.map(|(name, address, since)| Leader {
+                name,
+                address,
+                since,
+            }),
+            last_run: last,
+            unsynced_total: total,
+            unsynced,
+        })
     }
 }
 

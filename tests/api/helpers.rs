@@ -106,15 +106,15 @@ impl TestTenant {
     /// Creates an application in the tenant, as a person would in the dashboard; answers its
     /// client id.
     pub async fn create_application(&self, name: &str) -> String {
-        let created: Value = self
+        let res = self
             .management(reqwest::Method::POST, "/clients")
             .json(&json!({"name": name, "app_type": "spa"}))
             .send()
             .await
-            .unwrap()
-            .json()
-            .await
             .unwrap();
+        let status = res.status();
+        let created: Value = res.json().await.unwrap();
+        assert_eq!(status, 201, "the application was not created: {created}");
         created["client_id"].as_str().unwrap().to_owned()
     }
 

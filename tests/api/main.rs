@@ -2,6 +2,7 @@
 
 mod action;
 mod admin_auth;
+mod bodies;
 #[path = "../common/browser.rs"]
 mod browser;
 mod bulk_grants;
@@ -23,6 +24,7 @@ mod own_applications;
 mod reconcile;
 mod registry;
 mod replicas;
+mod schema;
 mod shards;
 mod spec;
 mod status;
