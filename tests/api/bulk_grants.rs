@@ -5,9 +5,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-use crate::{grants::fleet, helpers::*};
+use crate::helpers::*;
 
-async fn put(f: &crate::grants::Fleet, body: Value) -> (u16, Value) {
+async fn put(f: &Fleet, body: Value) -> (u16, Value) {
     into_json(
         f.app
             .admin(Method::PUT, "/v1/instances/acme/grants")
@@ -20,7 +20,7 @@ async fn put(f: &crate::grants::Fleet, body: Value) -> (u16, Value) {
 }
 
 /// The instance's grants as (subject, role), sorted.
-async fn grants_of_acme(f: &crate::grants::Fleet) -> Vec<(String, String)> {
+async fn grants_of_acme(f: &Fleet) -> Vec<(String, String)> {
     let (_, _, snap) = f.poll("", None).await;
     let mut all: Vec<_> = snap["grants"]
         .as_array()

@@ -3,7 +3,7 @@
 use serde_json::Value;
 use sqlx::PgPool;
 
-use crate::{helpers::*, replicas::*};
+use crate::helpers::*;
 
 #[sqlx::test]
 async fn plan_prints_what_a_pass_would_change_and_changes_nothing(pool: PgPool) {

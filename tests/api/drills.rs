@@ -7,7 +7,7 @@ use reqwest::Method;
 use serde_json::json;
 use sqlx::PgPool;
 
-use crate::{helpers::*, replicas::*};
+use crate::helpers::*;
 
 async fn callbacks(tenant: &TestTenant, spa: &str) -> Vec<String> {
     fleetgate::domain::field::entries(&tenant.client(spa).await["callbacks"])

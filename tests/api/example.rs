@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use serde_json::Value;
 use sqlx::PgPool;
 
-use crate::{browser::*, helpers::*, login::world_with};
+use crate::{browser::*, helpers::*};
 
 struct Killed(Child);
 
@@ -79,7 +79,7 @@ async fn the_example_instance_serves_its_page_and_lets_in_only_tokens_for_it(poo
     );
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
-    crate::replicas::within(30, "the example serving", || async {
+    within(30, "the example serving", || async {
         http.get(format!("{base}/config.json"))
             .send()
             .await

@@ -4,7 +4,7 @@
 
 use sqlx::PgPool;
 
-use crate::{helpers::*, node::node_tests, replicas::database_url};
+use crate::{helpers::*, node::node_tests};
 
 #[sqlx::test]
 async fn the_instance_kit_passes_its_tests_against_fleetgate(pool: PgPool) {
@@ -24,7 +24,7 @@ async fn the_instance_kit_passes_its_tests_against_fleetgate(pool: PgPool) {
     assert_eq!(status, 200);
     // The kit reads /config, which answers once a pass has placed the instance.
     let key = acme["instance_key"].as_str().unwrap().to_owned();
-    crate::replicas::within(30, "acme placed", || async {
+    within(30, "acme placed", || async {
         app.http
             .get(app.url("/v1/instances/acme/config"))
             .bearer_auth(&key)

@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde_json::Value;
 use sqlx::PgPool;
 
-use crate::{helpers::*, replicas::*};
+use crate::helpers::*;
 
 /// A parked long-poll is answered ("no change", so the instance polls again, elsewhere) when
 /// the process is told to stop, instead of being cut off when the grace period ends; then

@@ -6,7 +6,9 @@ mod bodies;
 #[path = "../common/browser.rs"]
 mod browser;
 mod bulk_grants;
+mod callers;
 mod cli;
+mod decisions;
 mod drills;
 mod errors;
 mod example;
@@ -21,9 +23,11 @@ mod login;
 #[path = "../common/node.rs"]
 mod node;
 mod own_applications;
+mod passes;
+mod polling;
+mod pool;
 mod reconcile;
 mod registry;
-mod replicas;
 mod schema;
 mod shards;
 mod spec;

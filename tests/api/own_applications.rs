@@ -6,10 +6,7 @@ use reqwest::Method;
 use serde_json::json;
 use sqlx::PgPool;
 
-use crate::{
-    helpers::*,
-    replicas::{database_url, fleetgate, output},
-};
+use crate::helpers::*;
 
 #[sqlx::test]
 async fn fleetgates_own_applications_cannot_join_the_pool(pool: PgPool) {

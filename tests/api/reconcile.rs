@@ -9,114 +9,9 @@ use sqlx::PgPool;
 
 use crate::helpers::*;
 
-struct Fleet {
-    app: TestApp,
-    spa: String,
-}
-
-/// fleetgate with the reconciler on, against an emulator with a roomy bucket (the Free-plan
-/// bucket has tests of its own) and optional faults.
-async fn fleet(pool: PgPool, emulator: EmulatorConfig, extra: &[(&str, String)]) -> Fleet {
-    let tenant = TestTenant::start_with(emulator).await;
-    let mut vars = tenant.reconciler_vars().await;
-    let spa = vars[2].1.clone();
-    vars.extend(extra.iter().cloned());
-    Fleet {
-        app: TestApp::spawn_with(pool, tenant, &vars).await,
-        spa,
-    }
-}
-
-fn roomy() -> EmulatorConfig {
-    EmulatorConfig {
-        rate_limit_burst: 1000,
-        rate_limit_per_second: 1000.0,
-        ..TestTenant::config()
-    }
-}
-
-impl Fleet {
-    async fn lists(&self) -> Value {
-        self.app.tenant.client(&self.spa).await
-    }
-
-    async fn list(&self, field: &str) -> Vec<String> {
-        fleetgate::domain::field::entries(&self.lists().await[field])
-    }
-
-    async fn reconcile(&self) -> Value {
-        let (status, run) = into_json(
-            self.app
-                .admin(Method::POST, "/v1/reconcile")
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
-        assert_eq!(status, 200, "{run}");
-        run
-    }
-
-    /// The triggers of the finished runs, newest first.
-    async fn finished_triggers(&self) -> Vec<String> {
-        let (_, runs) = self.app.get_json("/v1/reconcile/runs").await;
-        runs["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|r| !r["finished_at"].is_null())
-            .map(|r| r["trigger"].as_str().unwrap().to_owned())
-            .collect()
-    }
-
-    /// Waits (bounded) until a run with this trigger has finished.
-    async fn run_finished(&self, trigger: &str) {
-        for _ in 0..100 {
-            if self.finished_triggers().await.iter().any(|t| t == trigger) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!(
-            "no {trigger} run finished within 10 s: {:?}",
-            self.finished_triggers().await
-        );
-    }
-
-    async fn person_sets(&self, field: &str, entries: Value) {
-        let res = self
-            .app
-            .tenant
-            .management(Method::PATCH, &format!("/clients/{}", self.spa))
-            .json(&json!({ field: entries }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 200);
-    }
-
-    /// Waits (bounded) until `check` holds for the callbacks list.
-    async fn eventually(&self, what: &str, check: impl Fn(&[String]) -> bool) {
-        for _ in 0..100 {
-            if check(&self.list("callbacks").await) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!(
-            "{what} did not happen within 10 s: {:?}",
-            self.list("callbacks").await
-        );
-    }
-}
-
-fn cb(host: &str) -> String {
-    format!("https://{host}/callback")
-}
-
 #[sqlx::test]
 async fn urls_follow_deploys_domain_changes_and_status(pool: PgPool) {
-    let f = fleet(pool, roomy(), &[("FLEETGATE_WILDCARD", "false".into())]).await;
+    let f = lists_fleet(pool, roomy(), &[("FLEETGATE_WILDCARD", "false".into())]).await;
     f.app
         .deploy("acme", &["acme.apps.example.com", "www.acme.com"])
         .await;
@@ -174,7 +69,7 @@ async fn urls_follow_deploys_domain_changes_and_status(pool: PgPool) {
 
 #[sqlx::test]
 async fn foreign_entries_survive_every_pass(pool: PgPool) {
-    let f = fleet(pool, roomy(), &[]).await;
+    let f = lists_fleet(pool, roomy(), &[]).await;
     // A person's entry, and one a person added before fleetgate wanted it.
     f.person_sets(
         "callbacks",
@@ -216,7 +111,7 @@ async fn foreign_entries_survive_every_pass(pool: PgPool) {
 
 #[sqlx::test]
 async fn wildcard_mode_collapses_platform_subdomains(pool: PgPool) {
-    let f = fleet(pool, roomy(), &[]).await;
+    let f = lists_fleet(pool, roomy(), &[]).await;
     for i in 0..5 {
         f.app
             .deploy(&format!("i{i}"), &[&format!("i{i}.apps.example.com")])
@@ -239,7 +134,7 @@ async fn wildcard_mode_collapses_platform_subdomains(pool: PgPool) {
 
 #[sqlx::test]
 async fn an_instance_that_fits_nowhere_is_reported_and_the_rest_applied(pool: PgPool) {
-    let f = fleet(pool, roomy(), &[]).await;
+    let f = lists_fleet(pool, roomy(), &[]).await;
     for i in 0..3 {
         let hosts: Vec<String> = (0..34).map(|j| format!("h{j}.c{i}.com")).collect();
         let refs: Vec<&str> = hosts.iter().map(String::as_str).collect();
@@ -278,7 +173,7 @@ async fn an_instance_that_fits_nowhere_is_reported_and_the_rest_applied(pool: Pg
 
 #[sqlx::test]
 async fn a_burst_of_500_deploys_settles_with_a_few_patches(pool: PgPool) {
-    let f = fleet(pool, roomy(), &[("FLEETGATE_WILDCARD", "false".into())]).await;
+    let f = lists_fleet(pool, roomy(), &[("FLEETGATE_WILDCARD", "false".into())]).await;
     f.reconcile().await;
     let before = f.app.tenant.stats().await;
     // 500 deploys: 40 instances, each redeployed with a new host 12 or 13 times, a round at a time.
@@ -329,7 +224,7 @@ async fn lists_converge_through_30_percent_faults(pool: PgPool) {
         drop_rate: 0.1,
         ..Default::default()
     };
-    let f = fleet(
+    let f = lists_fleet(
         pool,
         EmulatorConfig { faults, ..roomy() },
         &[("FLEETGATE_WILDCARD", "false".into())],
@@ -387,174 +282,4 @@ async fn plan_and_runs_need_the_reconciler(pool: PgPool) {
     assert_problem(res, 409, "reconciler_disabled").await;
     let (status, runs) = app.get_json("/v1/reconcile/runs").await;
     assert_eq!((status, runs["items"].as_array().unwrap().len()), (200, 0));
-}
-
-#[sqlx::test]
-async fn one_replica_reconciles_and_another_takes_over_when_it_dies(pool: PgPool) {
-    let tenant = TestTenant::start_with(roomy()).await;
-    let vars = tenant.reconciler_vars().await;
-    // Each replica has a pool of its own, as separate processes would.
-    let replica = || spawn_process(&pool, &tenant.base_url, &vars).1;
-    let startups = || async {
-        let n: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM reconcile_runs WHERE trigger = 'startup'")
-                .fetch_one(&pool)
-                .await
-                .unwrap();
-        n
-    };
-    let first = replica();
-    let second = replica();
-    let mut waited = 0;
-    while startups().await < 1 && waited < 100 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        waited += 1;
-    }
-    tokio::time::sleep(fleetgate::reconcile::leader::LEADER_CHECK * 2).await;
-    assert_eq!(startups().await, 1, "exactly one replica leads");
-
-    // Stop both in turn: whichever led, the other must take over.
-    first.cancel();
-    let mut took_over = false;
-    for _ in 0..100 {
-        if startups().await == 2 {
-            took_over = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    if !took_over {
-        // The first was the follower; stopping the second must hand over to nobody, so
-        // restart the first and stop the second instead.
-        let again = replica();
-        second.cancel();
-        for _ in 0..100 {
-            if startups().await == 2 {
-                took_over = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        again.cancel();
-    } else {
-        second.cancel();
-    }
-    assert!(took_over, "another replica took over within 10 s");
-}
-
-#[sqlx::test]
-async fn an_edit_made_right_after_a_write_is_seen_on_read_back_and_kept(pool: PgPool) {
-    let f = fleet(pool, roomy(), &[("FLEETGATE_WILDCARD", "false".into())]).await;
-    // Let the startup pass finish, so that the next write is ours.
-    f.run_finished("startup").await;
-    f.app.tenant.http_put_faults(json!({"concurrent_edit": {"field": "callbacks", "entry": "https://person.example.com/cb"}})).await;
-    f.app.deploy("acme", &["www.acme.com"]).await;
-    // Whichever pass writes first (the leader's or this one) sees the edit on read-back, and
-    // a repair pass follows it.
-    f.reconcile().await;
-    f.run_finished("repair").await;
-    assert_eq!(
-        f.list("callbacks").await,
-        [
-            cb("www.acme.com"),
-            "https://person.example.com/cb".to_owned()
-        ]
-    );
-    let (_, plan) = f.app.get_json("/v1/reconcile/plan").await;
-    assert_eq!(
-        plan["applications"][0]["fields"][0]["foreign"],
-        json!(["https://person.example.com/cb"])
-    );
-}
-
-#[sqlx::test]
-async fn sync_status_says_pending_then_synced(pool: PgPool) {
-    let f = fleet(pool, roomy(), &[("FLEETGATE_WILDCARD", "false".into())]).await;
-    f.reconcile().await;
-    f.app.deploy("acme", &["www.acme.com"]).await;
-    f.reconcile().await;
-    let (status, sync) = f.app.get_json("/v1/instances/acme/sync").await;
-    assert_eq!(status, 200, "{sync}");
-    let urls = sync["urls"].as_array().unwrap();
-    assert_eq!(urls.len(), 4);
-    assert!(
-        urls.iter()
-            .all(|u| u["state"] == "synced" && u["live"] == true),
-        "{sync}"
-    );
-    let (status, _) = f.app.get_json("/v1/instances/nobody/sync").await;
-    assert_eq!(status, 404);
-}
-
-/// An entry fleetgate meant to add but never wrote (the write-ahead record of a pass that died
-/// before its PATCH) is not fleetgate's once nobody wants it: a person adding the same URL
-/// later keeps it.
-#[sqlx::test]
-async fn ownership_of_entries_never_written_is_forgotten(pool: PgPool) {
-    let f = fleet(
-        pool.clone(),
-        roomy(),
-        &[("FLEETGATE_WILDCARD", "false".into())],
-    )
-    .await;
-    f.reconcile().await;
-    sqlx::query(
-        "INSERT INTO allowlist_entries (client_id, field, entry) VALUES ($1, 'callbacks', $2)",
-    )
-    .bind(&f.spa)
-    .bind(cb("www.acme.com"))
-    .execute(&pool)
-    .await
-    .unwrap();
-    f.reconcile().await;
-    f.person_sets("callbacks", json!([cb("www.acme.com")]))
-        .await;
-    f.reconcile().await;
-    assert_eq!(
-        f.list("callbacks").await,
-        [cb("www.acme.com")],
-        "the person's entry is not mistaken for fleetgate's"
-    );
-}
-
-/// A pass that failed (Auth0 answering nothing but errors) is tried again by itself once Auth0
-/// is back, without another registry change or the cron (every 5 minutes).
-#[sqlx::test]
-async fn a_failed_pass_is_retried_by_itself(pool: PgPool) {
-    // No cron pass (the default runs at every fifth minute) may do the retry's work meanwhile.
-    let f = fleet(
-        pool,
-        roomy(),
-        &[
-            ("FLEETGATE_WILDCARD", "false".into()),
-            ("FLEETGATE_RECONCILE_CRON", "0 0 0 1 1 *".into()),
-        ],
-    )
-    .await;
-    f.reconcile().await;
-    f.app
-        .tenant
-        .http_put_faults(json!({"error_rate": 1.0}))
-        .await;
-    f.app.deploy("acme", &["www.acme.com"]).await;
-    let failed = || async {
-        let (_, runs) = f.app.get_json("/v1/reconcile/runs").await;
-        runs["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|r| r["trigger"] == "notify" && r["outcome"] == "failed")
-    };
-    let mut waited = 0;
-    while !failed().await {
-        assert!(waited < 600, "no failed pass within 60 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        waited += 1;
-    }
-    f.app.tenant.http_put_faults(json!({})).await;
-    f.eventually("the callback, applied by the retry", |l| {
-        l.contains(&cb("www.acme.com"))
-    })
-    .await;
-    f.run_finished("retry").await;
 }

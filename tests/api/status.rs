@@ -124,7 +124,7 @@ async fn the_reconciler_status_names_the_leader_and_the_instances_not_in_step(po
             .status()
     };
     assert_eq!(reconcile().await, 200);
-    crate::replicas::within(10, "a leader", || async {
+    within(10, "a leader", || async {
         app.get_json("/v1/reconcile/status").await.1["leader"]["name"].is_string()
     })
     .await;

@@ -1,4 +1,4 @@
-//! The real `fleetgate` binary as separate processes, for drills and lifecycle tests.
+//! The real `fleetgate` binary as separate processes, for drills, lifecycle and replica tests.
 
 use std::{
     process::{Child, Command, ExitStatus, Stdio},
@@ -7,7 +7,7 @@ use std::{
 
 use sqlx::PgPool;
 
-use crate::helpers::*;
+use super::*;
 
 /// The URL of this test's database, for processes of their own.
 pub async fn database_url(pool: &PgPool) -> String {
