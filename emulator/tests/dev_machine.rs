@@ -327,3 +327,60 @@ async fn the_emulator_keeps_its_secrets_to_its_user() {
     assert!(stderr.contains("line 2"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn users_are_created_and_listed_without_their_passwords() {
+    let (emu, _, user_id) = setup(config()).await;
+    let res = emu
+        .http
+        .post(emu.url("/emulator/users"))
+        .json(&json!({"email": "ann@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 409);
+    let res = emu
+        .http
+        .post(emu.url("/emulator/users"))
+        .json(&json!({"email": "not-an-email"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let users: Value = emu
+        .http
+        .get(emu.url("/emulator/users"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(users[0]["user_id"], user_id);
+    assert!(!users.to_string().contains("s3cret"));
+}
+
+#[tokio::test]
+async fn the_login_page_names_the_site_and_lists_the_users_to_log_in_as() {
+    let (emu, spa, _) = setup(config()).await;
+    let mut b = Browser::new(&emu.base);
+    let page = b.authorize(&spa, CALLBACK, &[]).await.text().await.unwrap();
+    let shown = between(&page, "<p id=\"continue\">", "</p>");
+    assert!(
+        shown.contains("<strong>acme.apps.example.com</strong>") && shown.contains("fleetgate SPA"),
+        "the instance the login returns to, and the application: {shown}"
+    );
+    // ann is listed; her link starts the same login with her email filled in.
+    let link = between(&page, "<li><a href=\"", "\">ann@example.com</a>").replace("&amp;", "&");
+    let res = b.get(&emu.url(&link)).await;
+    assert_eq!(res.status(), 200);
+    let again = res.text().await.unwrap();
+    assert!(again.contains("value=\"ann@example.com\""), "{again}");
+    let res = b.log_in(&again, "ann@example.com", ANN_PASSWORD).await;
+    let (to, params) = redirected(&res);
+    assert_eq!(
+        (to.as_str(), params["state"].as_str()),
+        (CALLBACK, Some("st-1")),
+        "the same login: its redirect URI and state"
+    );
+}

@@ -45,7 +45,7 @@ pub async fn setup(config: fleetgate_emulator::EmulatorConfig) -> (TestEmulator,
     (emu, spa, user["user_id"].as_str().unwrap().to_owned())
 }
 
-async fn exchange(
+pub async fn exchange(
     emu: &TestEmulator,
     form: &[(&str, &str)],
     origin: Option<&str>,
@@ -63,7 +63,7 @@ async fn exchange(
 }
 
 /// The token request that exchanges `code` with this redirect URI and PKCE verifier.
-fn code_form<'a>(
+pub fn code_form<'a>(
     spa: &'a str,
     code: &'a str,
     redirect_uri: &'a str,
@@ -79,7 +79,7 @@ fn code_form<'a>(
 }
 
 /// Exchanges a code from [`code_for`] as the SPA does (PKCE, the same redirect URI).
-async fn exchange_code(
+pub async fn exchange_code(
     emu: &TestEmulator,
     spa: &str,
     code: &str,
@@ -89,7 +89,7 @@ async fn exchange_code(
 }
 
 /// A code for Ann: through the login form, or at once with a session.
-async fn code_for(b: &mut Browser, spa: &str) -> String {
+pub async fn code_for(b: &mut Browser, spa: &str) -> String {
     let (_, params) = b.login(spa, CALLBACK, "ann@example.com", "s3cret!").await;
     params["code"].as_str().unwrap().to_owned()
 }
@@ -473,160 +473,5 @@ async fn logout_returns_only_to_allowed_logout_urls_and_ends_the_session() {
     assert_eq!(
         res.headers()["location"],
         "https://acme.apps.example.com/?state=xyz"
-    );
-}
-
-#[tokio::test]
-async fn users_are_created_and_listed_without_their_passwords() {
-    let (emu, _, user_id) = setup(config()).await;
-    let res = emu
-        .http
-        .post(emu.url("/emulator/users"))
-        .json(&json!({"email": "ann@example.com"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 409);
-    let res = emu
-        .http
-        .post(emu.url("/emulator/users"))
-        .json(&json!({"email": "not-an-email"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 400);
-    let users: Value = emu
-        .http
-        .get(emu.url("/emulator/users"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(users[0]["user_id"], user_id);
-    assert!(!users.to_string().contains("s3cret"));
-}
-
-#[tokio::test]
-async fn the_action_runs_on_logins_and_refreshes_with_auth0s_event_and_rules() {
-    let action = fleetgate_emulator::login::action::ActionConfig {
-        file: crate::node::repository().join("tests/fixtures/probe-action.js"),
-        secrets: [("GREETING".to_owned(), "hello".to_owned())].into(),
-    };
-    let (emu, spa, _) = setup(fleetgate_emulator::EmulatorConfig {
-        action: Some(action),
-        ..config()
-    })
-    .await;
-    for (email, password) in [("stranger@example.com", "pw"), ("slow@example.com", "pw")] {
-        let res = emu
-            .http
-            .post(emu.url("/emulator/users"))
-            .json(&json!({"email": email, "password": password}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 201);
-    }
-    // A denial ends at the redirect URI, with the reason; so does an Action that throws.
-    for (email, reason) in [
-        ("stranger@example.com", "not for you"),
-        ("slow@example.com", "the Action broke"),
-    ] {
-        let mut b = Browser::new(&emu.base);
-        let page = b.authorize(&spa, CALLBACK, &[]).await.text().await.unwrap();
-        let (to, params) = redirected(&b.log_in(&page, email, "pw").await);
-        assert_eq!(to, CALLBACK);
-        assert_eq!(
-            (
-                params["error"].as_str(),
-                params["error_description"].as_str(),
-                params["state"].as_str()
-            ),
-            (Some("access_denied"), Some(reason), Some("st-1"))
-        );
-        assert!(params.get("code").is_none());
-    }
-    let mut b = Browser::new(&emu.base);
-    let code = code_for(&mut b, &spa).await;
-    let (status, tokens, _) = exchange_code(&emu, &spa, &code, None).await;
-    assert_eq!(status, 200, "{tokens}");
-    let access = claims(tokens["access_token"].as_str().unwrap());
-    let probe = |c: &Value, k: &str| c[format!("https://probe.example.com/{k}")].clone();
-    assert_eq!(probe(&access, "protocol"), "oidc-basic-profile");
-    assert_eq!(probe(&access, "secret"), "hello");
-    assert_eq!(probe(&access, "query_state"), "st-1");
-    assert!(
-        access.get("unnamespaced").is_none(),
-        "un-namespaced claims are dropped"
-    );
-    assert_ne!(access["sub"], "evil", "restricted claims cannot be set");
-    let id = claims(tokens["id_token"].as_str().unwrap());
-    assert_eq!(probe(&id, "redirect_uri"), CALLBACK);
-
-    // On a refresh: no redirect URI in the transaction, the body as sent, the metadata set at
-    // login; a denial is the exchange's error.
-    let rt = tokens["refresh_token"].as_str().unwrap().to_owned();
-    let (status, next, _) = exchange(
-        &emu,
-        &[
-            ("grant_type", "refresh_token"),
-            ("client_id", &spa),
-            ("refresh_token", &rt),
-            ("redirect_uri", APP),
-        ],
-        None,
-    )
-    .await;
-    assert_eq!(status, 200, "{next}");
-    let access = claims(next["access_token"].as_str().unwrap());
-    assert_eq!(probe(&access, "redirect_uri"), "absent");
-    assert_eq!(probe(&access, "instance"), "acme");
-    assert_eq!(probe(&access, "body_redirect_uri"), APP);
-    let rt = next["refresh_token"].as_str().unwrap().to_owned();
-    let (status, denied, _) = exchange(
-        &emu,
-        &[
-            ("grant_type", "refresh_token"),
-            ("client_id", &spa),
-            ("refresh_token", &rt),
-            ("deny", "yes"),
-        ],
-        None,
-    )
-    .await;
-    assert_eq!(
-        (
-            status,
-            denied["error"].as_str(),
-            denied["error_description"].as_str()
-        ),
-        (403, Some("access_denied"), Some("refused on refresh"))
-    );
-}
-
-#[tokio::test]
-async fn the_login_page_names_the_site_and_lists_the_users_to_log_in_as() {
-    let (emu, spa, _) = setup(config()).await;
-    let mut b = Browser::new(&emu.base);
-    let page = b.authorize(&spa, CALLBACK, &[]).await.text().await.unwrap();
-    let shown = between(&page, "<p id=\"continue\">", "</p>");
-    assert!(
-        shown.contains("<strong>acme.apps.example.com</strong>") && shown.contains("fleetgate SPA"),
-        "the instance the login returns to, and the application: {shown}"
-    );
-    // ann is listed; her link starts the same login with her email filled in.
-    let link = between(&page, "<li><a href=\"", "\">ann@example.com</a>").replace("&amp;", "&");
-    let res = b.get(&emu.url(&link)).await;
-    assert_eq!(res.status(), 200);
-    let again = res.text().await.unwrap();
-    assert!(again.contains("value=\"ann@example.com\""), "{again}");
-    let res = b.log_in(&again, "ann@example.com", ANN_PASSWORD).await;
-    let (to, params) = redirected(&res);
-    assert_eq!(
-        (to.as_str(), params["state"].as_str()),
-        (CALLBACK, Some("st-1")),
-        "the same login: its redirect URI and state"
     );
 }
