@@ -8,10 +8,9 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::{Grants, Live, Replaced, Subject, ops::Result, replace::Wanted};
-use crate::domain::InstanceUnavailable;
 use crate::{
     db::{self, grants::UserGrant},
-    domain::{Actor, InstanceId, UserId, grant::Grant},
+    domain::{Actor, InstanceId, InstanceUnavailable, UserId, grant::Grant},
 };
 
 /// A person's standing on an instance, apart from being a fleetgate admin.

@@ -2,10 +2,9 @@
 //! has, read in one repeatable-read transaction at the latest committed revision.
 
 use super::{GrantError, answers::Answer, commands::Commands, delta, ops::Result};
-use crate::domain::InstanceUnavailable;
 use crate::{
     db,
-    domain::{InstanceId, grant::Snapshot},
+    domain::{InstanceId, InstanceUnavailable, grant::Snapshot},
 };
 
 impl Commands {

@@ -6,12 +6,11 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::replace::{self, ReplaceError, Wanted};
-use crate::domain::InstanceUnavailable;
 use crate::{
     db,
     domain::grant::{Change, Grant},
     domain::printable,
-    domain::{Actor, Email, InstanceId, InstanceStatus, UserId},
+    domain::{Actor, Email, InstanceId, InstanceStatus, InstanceUnavailable, UserId},
 };
 
 #[derive(Debug, thiserror::Error)]

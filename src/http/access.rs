@@ -6,10 +6,9 @@
 use actix_web::HttpRequest;
 
 use super::{AppState, error::ApiError, request_id};
-use crate::domain::InstanceUnavailable;
 use crate::{
-    domain::Actor,
     domain::InstanceId,
+    domain::{Actor, InstanceUnavailable},
     grants::{GrantError, Standing},
     http::caller::{ADMIN_PERMISSION, Caller, caller, credentials_required},
 };

@@ -9,10 +9,9 @@ use serde_json::json;
 use sqlx::PgPool;
 
 use super::{KeyCache, KeyError, Lookup, hash, issue, refresh};
-use crate::domain::InstanceUnavailable;
 use crate::{
     db::{self, keys::KeyInfo},
-    domain::{Actor, InstanceId, InstanceStatus},
+    domain::{Actor, InstanceId, InstanceStatus, InstanceUnavailable},
 };
 
 /// What a rotation did.

@@ -17,8 +17,7 @@ pub use cache::{KeyCache, Lookup};
 pub use commands::{Keys, Rotated};
 pub use secret::{KeyHash, PREFIX, generate, hash, looks_like_key, well_formed};
 
-use crate::db;
-use crate::domain::InstanceUnavailable;
+use crate::{db, domain::InstanceUnavailable};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {

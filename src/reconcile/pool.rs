@@ -7,10 +7,9 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use super::{ReconcileError, Reconciler};
-use crate::domain::InstanceUnavailable;
 use crate::{
     db,
-    domain::{Actor, Field, InstanceId},
+    domain::{Actor, Field, InstanceId, InstanceUnavailable},
     registry,
 };
 

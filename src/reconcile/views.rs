@@ -12,10 +12,9 @@ use super::{
     leader::LEADER_LOCK,
     sync::{SyncState, UrlSync, sync_status},
 };
-use crate::domain::InstanceUnavailable;
 use crate::{
     db::{self, reconcile::Run},
-    domain::{Field, InstanceId, InstanceStatus},
+    domain::{Field, InstanceId, InstanceStatus, InstanceUnavailable},
     registry,
 };
 

@@ -8,10 +8,9 @@ use secrecy::SecretString;
 use sqlx::PgPool;
 
 use super::{Instance, Registry, Result, load, load_many};
-use crate::domain::InstanceUnavailable;
 use crate::{
     db,
-    domain::{Actor, Hostname, InstanceId, InstanceStatus, UserId},
+    domain::{Actor, Hostname, InstanceId, InstanceStatus, InstanceUnavailable, UserId},
     grants::Live,
     keys,
 };

@@ -12,8 +12,7 @@ pub use hosts::{MAX_DOMAINS_PER_INSTANCE, validate_hosts};
 pub use model::{Domain, Instance, load, load_many};
 pub use ops::{Deployed, Registry};
 
-use crate::domain::InstanceUnavailable;
-use crate::domain::{Hostname, InstanceId, InstanceStatus};
+use crate::domain::{Hostname, InstanceId, InstanceStatus, InstanceUnavailable};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {

@@ -7,11 +7,10 @@ use sqlx::PgConnection;
 
 use crate::{
     db,
-    domain::{Actor, Hostname, InstanceId, InstanceStatus, UserId},
+    domain::{Actor, Hostname, InstanceId, InstanceStatus, InstanceUnavailable, UserId},
 };
 
 use super::{Domain, Instance, RegistryError, Result, load, model::load_locked, validate_hosts};
-use crate::domain::InstanceUnavailable;
 
 #[derive(Debug, Clone)]
 pub struct Registry {
