@@ -15,3 +15,7 @@ pub mod reconcile;
 pub mod registry;
 pub mod startup;
 pub mod telemetry;
+
+/// This build's version (Cargo's; releases are tagged `v{VERSION}` and listed in
+/// `CHANGELOG.md`): told by `fleetgate --version`, `/healthz` and `fleetgate_build_info`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -130,6 +130,16 @@ impl Metrics {
         registry
             .register(Box::new(allowlist_fill_ratio.clone()))
             .expect("registers once");
+        // Which build answers (1, labelled with its version), as Prometheus' own build_info.
+        let build_info = GaugeVec::new(
+            Opts::new("build_info", "This build, by version: always 1.").namespace("fleetgate"),
+            &["version"],
+        )
+        .expect("valid metric");
+        build_info.with_label_values(&[crate::VERSION]).set(1.0);
+        registry
+            .register(Box::new(build_info))
+            .expect("registers once");
         Self {
             registry,
             reconcile_leader,

@@ -14,10 +14,11 @@ use crate::{
     registry::{Domain, Instance},
 };
 
-/// `{"status": …}` of `/healthz` and `/readyz`.
+/// `{"status": …}` of `/healthz` and `/readyz`, with the version answering.
 #[derive(Debug, Serialize)]
 pub struct Health {
     pub status: &'static str,
+    pub version: &'static str,
 }
 
 /// An instance, with the key issued with it when one was (`InstanceWithKey`): shown this once,

@@ -8,7 +8,10 @@ use super::{AppState, answers::Health, error::ApiError};
 
 /// The process is up and serving.
 pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(Health { status: "ok" })
+    HttpResponse::Ok().json(Health {
+        status: "ok",
+        version: crate::VERSION,
+    })
 }
 
 /// The process can do its work: the database answers, and the memory of instance keys and
@@ -22,7 +25,10 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
     }
     let ping = state.registry.ping();
     match tokio::time::timeout(Duration::from_secs(2), ping).await {
-        Ok(Ok(_)) => Ok(HttpResponse::Ok().json(Health { status: "ready" })),
+        Ok(Ok(_)) => Ok(HttpResponse::Ok().json(Health {
+            status: "ready",
+            version: crate::VERSION,
+        })),
         Ok(Err(e)) => Err(ApiError::unavailable(
             "the database is unavailable",
             Some(e.into()),

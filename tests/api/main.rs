@@ -28,6 +28,7 @@ mod polling;
 mod pool;
 mod reconcile;
 mod registry;
+mod release;
 mod schema;
 mod shards;
 mod spec;
