@@ -61,6 +61,13 @@ pub(super) fn reconciler_settings(
     let auto_create_applications =
         vars.parsed("FLEETGATE_AUTO_CREATE_APPLICATIONS", false, boolean)?;
     let auto_move = vars.parsed("FLEETGATE_AUTO_MOVE", false, boolean)?;
+    let take_over: Vec<String> = vars
+        .optional("FLEETGATE_TAKE_OVER_APPLICATIONS")
+        .unwrap_or_default()
+        .split(',')
+        .map(|c| c.trim().to_owned())
+        .filter(|c| !c.is_empty())
+        .collect();
     let cap = vars.parsed("FLEETGATE_ALLOWLIST_CAP", 100, |s| {
         s.parse::<usize>()
             .ok()
@@ -110,6 +117,7 @@ pub(super) fn reconciler_settings(
         cap,
         auto_move,
         reserved_clients: reserved_clients.to_vec(),
+        take_over,
     }))
 }
 

@@ -70,6 +70,8 @@ pub struct ReconcilerSettings {
     /// fleetgate's own applications ([`Auth0Settings::admin_clients`]), which the pool never
     /// holds.
     pub reserved_clients: Vec<String>,
+    /// Applications another deployment marked that this one takes over deliberately.
+    pub take_over: Vec<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -3,6 +3,7 @@
 
 pub mod applications;
 pub mod audit;
+pub mod deployment;
 pub mod domains;
 pub mod grants;
 pub mod instances;

@@ -7,6 +7,7 @@
 //! are what operators change and read.
 
 mod creations;
+mod deployment;
 pub mod desired;
 pub mod leader;
 mod pass;

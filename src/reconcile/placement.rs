@@ -17,6 +17,8 @@ pub struct AppLists {
     pub actual: BTreeMap<Field, Vec<String>>,
     /// Per field name, the entries fleetgate owns on it.
     pub owned: BTreeMap<String, BTreeSet<String>>,
+    /// The deployment that marked the application as its own, if any (`client_metadata`).
+    pub mark: Option<String>,
 }
 
 impl AppLists {
@@ -26,6 +28,7 @@ impl AppLists {
             client_id: client_id.into(),
             actual: Field::ALL.into_iter().map(|f| (f, Vec::new())).collect(),
             owned: BTreeMap::new(),
+            mark: None,
         }
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::{
-    ReconcileError, Reconciler,
+    ReconcileError, Reconciler, deployment,
     placement::{self, AppLists},
     reconciler::lists_of,
     shard::{self, Demand, Placement},
@@ -26,6 +26,8 @@ pub(super) struct Survey {
     pub current: HashMap<String, String>,
     pub deleted: Vec<String>,
     pub problems: Vec<String>,
+    /// This deployment's id (what it marks its applications with).
+    pub deployment: String,
 }
 
 impl Reconciler {
@@ -39,6 +41,7 @@ impl Reconciler {
         let rows = db::instances::all(&mut conn).await?;
         let instances = registry::load_many(&mut conn, rows).await?;
         let current = db::applications::assignments(&mut conn).await?;
+        let deployment = db::deployment::id(&mut conn).await?.to_string();
         let mut apps = Vec::with_capacity(pool.len());
         for app in pool {
             apps.push(self.look(&mut conn, app.client_id).await?);
@@ -103,6 +106,7 @@ impl Reconciler {
             current,
             deleted,
             problems,
+            deployment,
         })
     }
 
@@ -112,17 +116,18 @@ impl Reconciler {
         conn: &mut sqlx::PgConnection,
         client_id: String,
     ) -> Result<AppLists, ReconcileError> {
-        let actual = lists_of(
-            &self
-                .client
-                .get_client(&client_id, &Field::ALL.map(Field::name))
-                .await?,
-        );
+        let mut fields = Field::ALL.map(Field::name).to_vec();
+        fields.push("client_metadata");
+        let client = self.client.get_client(&client_id, &fields).await?;
+        let mark = client["client_metadata"][deployment::MARK]
+            .as_str()
+            .map(str::to_owned);
         let owned = db::reconcile::owned(conn, &client_id).await?;
         Ok(AppLists {
             client_id,
-            actual,
+            actual: lists_of(&client),
             owned,
+            mark,
         })
     }
 }

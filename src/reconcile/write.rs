@@ -9,6 +9,7 @@ use sqlx::Acquire;
 
 use super::{
     ApplicationPlan, ReconcileError, Reconciler,
+    deployment::{self, Stance},
     pass::Work,
     plan::FieldPlan,
     reconciler::{lists_of, plan_lists},
@@ -76,7 +77,24 @@ impl Reconciler {
             tx.commit().await?;
         }
         let mut work = Work::default();
+        let ours = survey.deployment.clone();
         for app in &survey.apps {
+            let mark = match deployment::stance(
+                app.mark.as_deref(),
+                &ours,
+                &app.client_id,
+                &self.settings.take_over,
+            ) {
+                Stance::Ours => None,
+                Stance::Mark => Some(None),
+                Stance::TakeOver { from } => Some(Some(from)),
+                Stance::Theirs { other } => {
+                    survey
+                        .problems
+                        .push(deployment::refusal(&app.client_id, &other, &ours));
+                    continue;
+                }
+            };
             let desired = self.desired_for(&survey, &app.client_id);
             let plan = plan_lists(&app.client_id, &desired, &app.actual, &app.owned);
             for p in &plan.fields {
@@ -98,12 +116,55 @@ impl Reconciler {
                 );
                 continue;
             }
+            if let Some(from) = mark {
+                self.mark(&mut conn, &app.client_id, &ours, from.as_deref())
+                    .await?;
+            }
             let (applied, changed_again) = self.apply_one(&mut conn, &plan, &app.actual).await?;
             work.changes.extend(applied);
             work.again |= changed_again;
         }
         work.problems = survey.problems;
         Ok(work)
+    }
+
+    /// Marks an application as this deployment's (`from`: the deployment it is taken over
+    /// from, audited).
+    async fn mark(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        client_id: &str,
+        ours: &str,
+        from: Option<&str>,
+    ) -> Result<(), ReconcileError> {
+        self.client
+            .patch_client(
+                client_id,
+                &json!({ "client_metadata": { deployment::MARK: ours } }),
+            )
+            .await?;
+        let Some(from) = from else {
+            return Ok(());
+        };
+        tracing::warn!(
+            client_id,
+            from,
+            "took over an application another deployment managed"
+        );
+        db::audit::record(
+            conn,
+            db::audit::NewEntry {
+                actor: "reconciler",
+                action: "application.taken_over",
+                target_type: "application",
+                target_id: client_id,
+                before: Some(json!({ "deployment": from })),
+                after: Some(json!({ "deployment": ours })),
+                request_id: None,
+            },
+        )
+        .await?;
+        Ok(())
     }
 
     async fn apply_one(

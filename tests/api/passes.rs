@@ -178,3 +178,81 @@ async fn a_failed_pass_is_retried_by_itself(pool: PgPool) {
     .await;
     f.run_finished("retry").await;
 }
+
+/// Two deployments pointed at one application (staging and production on one tenant): the
+/// application carries the first one's mark, so the other leaves it alone and fails its passes
+/// naming both; taking it over is deliberate (a setting) and audited.
+#[sqlx::test]
+async fn an_application_another_deployment_marked_is_left_alone_until_taken_over(pool: PgPool) {
+    let f = lists_fleet(pool.clone(), roomy(), &[]).await;
+    f.app.deploy("acme", &["www.acme.com"]).await;
+    let run = f.reconcile().await;
+    assert_ne!(run["outcome"], "failed", "{run}");
+    let ours: String = sqlx::query_scalar("SELECT id::text FROM deployment")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let mark =
+        |client: &serde_json::Value| client["client_metadata"]["fleetgate_deployment"].clone();
+    assert_eq!(
+        mark(&f.lists().await),
+        json!(ours),
+        "marked as this deployment's"
+    );
+
+    // Another deployment, on a database of its own, marked the application as its own.
+    f.person_sets(
+        "client_metadata",
+        json!({"fleetgate_deployment": "staging-0001"}),
+    )
+    .await;
+    f.app.deploy("beta", &["www.beta.com"]).await;
+    let run = f.reconcile().await;
+    assert_eq!(run["outcome"], "failed", "{run}");
+    let error = run["error"].as_str().unwrap();
+    for named in [
+        f.spa.as_str(),
+        "staging-0001",
+        ours.as_str(),
+        "FLEETGATE_TAKE_OVER_APPLICATIONS",
+    ] {
+        assert!(error.contains(named), "{named} in: {error}");
+    }
+    assert!(
+        !f.list("callbacks").await.contains(&cb("www.beta.com")),
+        "left alone"
+    );
+    assert_eq!(mark(&f.lists().await), json!("staging-0001"));
+
+    // A replica told to take it over does, and says so in the audit log.
+    let mut vars = f.app.tenant.reconciler_vars().await;
+    vars.push(("FLEETGATE_TAKE_OVER_APPLICATIONS", f.spa.clone()));
+    let (taker, _stop, _task) = spawn_process(&pool, &f.app.tenant.base_url, &vars);
+    let (status, run) = into_json(
+        f.app
+            .http
+            .post(format!("{taker}/v1/reconcile"))
+            .bearer_auth(&f.app.admin_token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, run["outcome"].as_str()),
+        (200, Some("applied")),
+        "{run}"
+    );
+    assert_eq!(mark(&f.lists().await), json!(ours));
+    assert!(f.list("callbacks").await.contains(&cb("www.beta.com")));
+    let taken: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_log WHERE action = 'application.taken_over' AND target_id = $1",
+    )
+    .bind(&f.spa)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(taken, 1);
+    // From now on every replica of this deployment manages it again.
+    assert_ne!(f.reconcile().await["outcome"], "failed");
+}
