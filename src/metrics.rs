@@ -24,6 +24,9 @@ pub struct Metrics {
     pub auth0_call_seconds: HistogramVec,
     /// Entries on each managed list over the cap (FLEETGATE_ALLOWLIST_CAP), by application and field.
     pub allowlist_fill_ratio: GaugeVec,
+    /// Entries fleetgate had written that were gone from their list (removed by hand, a list
+    /// emptied) and that a pass wrote back, by field.
+    pub entries_restored: IntCounterVec,
 }
 
 impl Metrics {
@@ -130,6 +133,15 @@ impl Metrics {
         registry
             .register(Box::new(allowlist_fill_ratio.clone()))
             .expect("registers once");
+        let entries_restored = counter(
+            "allowlist_entries_restored_total",
+            "Entries fleetgate had written that were removed from a list by someone else, written back by a pass, by field.",
+            &["field"],
+        );
+        // Every field from the start, so the series exist (at 0) before anything is restored.
+        for field in crate::domain::Field::ALL {
+            entries_restored.with_label_values(&[field.name()]);
+        }
         // Which build answers (1, labelled with its version), as Prometheus' own build_info.
         let build_info = GaugeVec::new(
             Opts::new("build_info", "This build, by version: always 1.").namespace("fleetgate"),
@@ -151,6 +163,7 @@ impl Metrics {
             auth0_calls,
             auth0_wait_seconds,
             foreign_entries,
+            entries_restored,
         }
     }
 }

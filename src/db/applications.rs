@@ -156,6 +156,15 @@ pub async fn assign(
     Ok(())
 }
 
+/// Takes every instance off an application (one that no longer exists); answers how many.
+pub async fn unassign_all(conn: &mut PgConnection, client_id: &str) -> sqlx::Result<u64> {
+    let done = sqlx::query("DELETE FROM assignments WHERE client_id = $1")
+        .bind(client_id)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected())
+}
+
 /// Takes an instance off its application: the next pass places it afresh.
 pub async fn unassign(conn: &mut PgConnection, instance_id: &str) -> sqlx::Result<()> {
     sqlx::query("DELETE FROM assignments WHERE instance_id = $1")

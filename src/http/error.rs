@@ -260,6 +260,7 @@ impl From<ReconcileError> for ApiError {
             R::NotAssigned(_) => Self::conflict("not_assigned", detail),
             R::NoSuchApplication(_) | R::TargetNotInPool(_) => Self::invalid(detail),
             R::PrimaryApplication => Self::conflict("primary_application", detail),
+            R::PrimaryGone(_) => Self::conflict("primary_application_gone", detail),
             R::ApplicationInUse { .. } => Self::conflict("application_in_use", detail),
             R::NotInPool(_) => Self::not_found(detail),
             R::ReservedApplication(_) => Self::conflict("application_reserved", detail),

@@ -38,6 +38,10 @@ pub enum ReconcileError {
     NoSuchApplication(String),
     #[error("the primary application (AUTH0_SPA_CLIENT_ID) cannot leave the pool")]
     PrimaryApplication,
+    #[error(
+        "the primary application {0} (AUTH0_SPA_CLIENT_ID) no longer exists in the tenant: create it again, or point AUTH0_SPA_CLIENT_ID at its replacement"
+    )]
+    PrimaryGone(String),
     #[error("{assigned} instances are configured with application '{client_id}'; move them first")]
     ApplicationInUse { client_id: String, assigned: i64 },
     #[error("application '{0}' is not in the pool")]

@@ -28,6 +28,8 @@ pub(super) struct Survey {
     pub problems: Vec<String>,
     /// This deployment's id (what it marks its applications with).
     pub deployment: String,
+    /// Applications of the pool that no longer exist in the tenant.
+    pub vanished: Vec<String>,
 }
 
 impl Reconciler {
@@ -38,14 +40,32 @@ impl Reconciler {
         let mut conn = self.pool.acquire().await?;
         db::applications::ensure_primary(&mut conn, self.application_id()).await?;
         let pool = db::applications::pool(&mut conn).await?;
+        let mut apps = Vec::with_capacity(pool.len());
+        let mut problems = Vec::new();
+        let mut vanished = Vec::new();
+        for app in pool {
+            match self.look(&mut conn, app.client_id.clone()).await {
+                Ok(lists) => apps.push(lists),
+                // Deleted in the tenant (by hand): the primary cannot be replaced by a pass;
+                // another application's instances are placed again (see `write`).
+                Err(ReconcileError::Auth0(e)) if e.status() == Some(404) => {
+                    if app.origin == "primary" {
+                        return Err(ReconcileError::PrimaryGone(app.client_id));
+                    }
+                    problems.push(format!(
+                        "application {} no longer exists in the tenant (deleted in the dashboard?): it was taken out of the pool and its instances placed again",
+                        app.client_id
+                    ));
+                    vanished.push(app.client_id);
+                }
+                Err(e) => return Err(e),
+            }
+        }
         let rows = db::instances::all(&mut conn).await?;
         let instances = registry::load_many(&mut conn, rows).await?;
-        let current = db::applications::assignments(&mut conn).await?;
+        let mut current = db::applications::assignments(&mut conn).await?;
+        current.retain(|_, client_id| !vanished.contains(client_id));
         let deployment = db::deployment::id(&mut conn).await?.to_string();
-        let mut apps = Vec::with_capacity(pool.len());
-        for app in pool {
-            apps.push(self.look(&mut conn, app.client_id).await?);
-        }
         let opts = self.options();
         let mut demands: Vec<Demand> = instances
             .iter()
@@ -68,7 +88,6 @@ impl Reconciler {
         let (opts, cap) = (self.options(), self.settings.cap);
         let mut placements =
             placement::place(&mut demands, &apps, opts, cap, self.settings.auto_move);
-        let mut problems = Vec::new();
         if create {
             self.grow(
                 &mut conn,
@@ -107,6 +126,7 @@ impl Reconciler {
             deleted,
             problems,
             deployment,
+            vanished,
         })
     }
 

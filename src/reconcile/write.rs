@@ -11,6 +11,7 @@ use super::{
     ApplicationPlan, ReconcileError, Reconciler,
     deployment::{self, Stance},
     pass::Work,
+    placement::AppLists,
     plan::FieldPlan,
     reconciler::{lists_of, plan_lists},
 };
@@ -44,6 +45,9 @@ impl Reconciler {
         self.settle_creations().await?;
         let mut survey = self.survey(self.settings.auto_create_applications).await?;
         let mut conn = self.pool.acquire().await?;
+        for client_id in &survey.vanished {
+            self.forget_vanished(&mut conn, client_id).await?;
+        }
         {
             let mut tx = conn.begin().await?;
             for (id, p) in &survey.placements {
@@ -121,11 +125,89 @@ impl Reconciler {
                     .await?;
             }
             let (applied, changed_again) = self.apply_one(&mut conn, &plan, &app.actual).await?;
+            self.note_restored(&mut conn, app, &plan).await?;
             work.changes.extend(applied);
             work.again |= changed_again;
         }
         work.problems = survey.problems;
         Ok(work)
+    }
+
+    /// Takes an application that no longer exists in the tenant (deleted by hand) out of the
+    /// pool, with its assignments, so this pass places its instances again; audited. (The
+    /// survey made it the pass's problem: the pass fails once, and the alert on failing passes
+    /// tells someone.)
+    async fn forget_vanished(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        client_id: &str,
+    ) -> Result<(), ReconcileError> {
+        let mut tx = conn.begin().await?;
+        let instances = db::applications::unassign_all(&mut tx, client_id).await?;
+        db::applications::remove(&mut tx, client_id).await?;
+        db::audit::record(
+            &mut tx,
+            db::audit::NewEntry {
+                actor: "reconciler",
+                action: "application.vanished",
+                target_type: "application",
+                target_id: client_id,
+                before: Some(json!({ "instances": instances })),
+                after: None,
+                request_id: None,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        tracing::error!(
+            client_id,
+            instances,
+            "an application of the pool no longer exists in the tenant; its instances are placed again"
+        );
+        Ok(())
+    }
+
+    /// Counts the entries fleetgate had written that someone removed and this pass wrote back
+    /// (`fleetgate_allowlist_entries_restored_total`), and audits a list found emptied.
+    async fn note_restored(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        app: &AppLists,
+        plan: &ApplicationPlan,
+    ) -> Result<(), ReconcileError> {
+        for p in &plan.fields {
+            let owned = app.owned.get(p.field.name());
+            let restored = p
+                .added
+                .iter()
+                .filter(|e| owned.is_some_and(|o| o.contains(*e)))
+                .count();
+            if restored == 0 {
+                continue;
+            }
+            self.metrics
+                .entries_restored
+                .with_label_values(&[p.field.name()])
+                .inc_by(restored as u64);
+            let emptied = app.actual.get(&p.field).is_none_or(Vec::is_empty);
+            tracing::warn!(client_id = app.client_id, field = %p.field, restored, emptied, "entries fleetgate wrote were removed by someone else; written back");
+            if emptied {
+                db::audit::record(
+                    conn,
+                    db::audit::NewEntry {
+                        actor: "reconciler",
+                        action: "application.list_restored",
+                        target_type: "application",
+                        target_id: &app.client_id,
+                        before: Some(json!({ "field": p.field, "entries": 0 })),
+                        after: Some(json!({ "field": p.field, "restored": restored })),
+                        request_id: None,
+                    },
+                )
+                .await?;
+            }
+        }
+        Ok(())
     }
 
     /// Marks an application as this deployment's (`from`: the deployment it is taken over

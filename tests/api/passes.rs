@@ -256,3 +256,118 @@ async fn an_application_another_deployment_marked_is_left_alone_until_taken_over
     // From now on every replica of this deployment manages it again.
     assert_ne!(f.reconcile().await["outcome"], "failed");
 }
+
+/// A tenant that lost its lists: entries fleetgate wrote and someone removed (a whole list
+/// emptied) are written back, counted and audited; an application deleted in the tenant leaves
+/// the pool and its instances are placed again (the pass says so once); the primary deleted
+/// fails every pass naming it.
+#[sqlx::test]
+async fn lists_emptied_or_applications_deleted_by_hand_are_restored_or_replaced(pool: PgPool) {
+    let f = lists_fleet(pool.clone(), roomy(), &[]).await;
+    f.app.deploy("acme", &["www.acme.com"]).await;
+    f.app.deploy("beta", &["www.beta.com"]).await;
+    assert_ne!(f.reconcile().await["outcome"], "failed");
+    let audited = |action: &'static str, target: String| {
+        let pool = pool.clone();
+        async move {
+            let n: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM audit_log WHERE action = $1 AND target_id = $2",
+            )
+            .bind(action)
+            .bind(target)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            n
+        }
+    };
+
+    // A person empties the callbacks: the next pass writes them back, and says so.
+    f.person_sets("callbacks", json!([])).await;
+    assert_ne!(f.reconcile().await["outcome"], "failed");
+    let callbacks = f.list("callbacks").await;
+    assert!(
+        callbacks.contains(&cb("www.acme.com")) && callbacks.contains(&cb("www.beta.com")),
+        "{callbacks:?}"
+    );
+    assert_eq!(audited("application.list_restored", f.spa.clone()).await, 1);
+    let metrics = f.app.metrics().await;
+    assert!(
+        metrics.contains(r#"fleetgate_allowlist_entries_restored_total{field="callbacks"} 2"#),
+        "{metrics}"
+    );
+
+    // An application of the pool deleted in the tenant: its instance goes back to one that exists.
+    let extra = f.app.tenant.create_application("extra").await;
+    let res = f
+        .app
+        .admin(reqwest::Method::POST, "/v1/applications")
+        .json(&json!({ "client_id": extra }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let res = f
+        .app
+        .admin(reqwest::Method::POST, "/v1/instances/beta/move")
+        .json(&json!({ "client_id": extra }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    assert_ne!(f.reconcile().await["outcome"], "failed");
+    assert!(
+        !f.list("callbacks").await.contains(&cb("www.beta.com")),
+        "beta moved"
+    );
+    let res = f
+        .app
+        .tenant
+        .management(reqwest::Method::DELETE, &format!("/clients/{extra}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let run = f.reconcile().await;
+    assert_eq!(run["outcome"], "failed", "said once: {run}");
+    let error = run["error"].as_str().unwrap();
+    assert!(
+        error.contains(&extra) && error.contains("no longer exists"),
+        "{error}"
+    );
+    assert!(
+        f.list("callbacks").await.contains(&cb("www.beta.com")),
+        "placed again"
+    );
+    let (_, apps) = f.app.get_json("/v1/applications").await;
+    assert!(
+        apps["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["client_id"] != json!(extra))
+    );
+    assert_eq!(audited("application.vanished", extra.clone()).await, 1);
+    assert_ne!(
+        f.reconcile().await["outcome"],
+        "failed",
+        "the next pass is clean"
+    );
+
+    // The primary deleted: no pass can place instances for it; each fails naming it.
+    let res = f
+        .app
+        .tenant
+        .management(reqwest::Method::DELETE, &format!("/clients/{}", f.spa))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let run = f.reconcile().await;
+    assert_eq!(run["outcome"], "failed");
+    let error = run["error"].as_str().unwrap();
+    assert!(
+        error.contains(&f.spa) && error.contains("AUTH0_SPA_CLIENT_ID"),
+        "{error}"
+    );
+}
