@@ -8,3 +8,29 @@ pub async fn id(conn: &mut PgConnection) -> sqlx::Result<uuid::Uuid> {
         .fetch_one(conn)
         .await
 }
+
+/// Where this database's rows are written now: `system identifier:timeline:database oid`.
+pub async fn lineage_now(conn: &mut PgConnection) -> sqlx::Result<String> {
+    sqlx::query_scalar(
+        "SELECT s.system_identifier::text || ':' || c.timeline_id::text || ':' || d.oid::text \
+         FROM pg_control_system() s, pg_control_checkpoint() c, pg_database d \
+         WHERE d.datname = current_database()",
+    )
+    .fetch_one(conn)
+    .await
+}
+
+/// The lineage recorded last, locking the row until the transaction ends.
+pub async fn lineage_for_update(conn: &mut PgConnection) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar("SELECT lineage FROM deployment FOR UPDATE")
+        .fetch_one(conn)
+        .await
+}
+
+pub async fn set_lineage(conn: &mut PgConnection, lineage: &str) -> sqlx::Result<()> {
+    sqlx::query("UPDATE deployment SET lineage = $1")
+        .bind(lineage)
+        .execute(conn)
+        .await?;
+    Ok(())
+}

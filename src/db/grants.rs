@@ -346,3 +346,21 @@ pub async fn changes(
         })
         .collect()
 }
+
+/// Moves every instance's revision (and its log floor: no delta reaches across) to at least
+/// `at_least`, past every revision handed out before; answers the revision they now share.
+pub async fn jump_revisions(conn: &mut PgConnection, at_least: i64) -> sqlx::Result<i64> {
+    let top: Option<i64> = sqlx::query_scalar("SELECT max(revision) FROM grant_revisions")
+        .fetch_one(&mut *conn)
+        .await?;
+    let to = at_least.max(top.unwrap_or(0) + 1);
+    sqlx::query(
+        "INSERT INTO grant_revisions (instance_id, revision, log_floor) \
+         SELECT id, $1, $1 FROM instances \
+         ON CONFLICT (instance_id) DO UPDATE SET revision = $1, log_floor = $1",
+    )
+    .bind(to)
+    .execute(conn)
+    .await?;
+    Ok(to)
+}

@@ -24,6 +24,8 @@ pub async fn run(
         let session = async {
             let mut listener = PgListener::connect_with(&pool).await?;
             listener.listen_all([GRANTS_CHANNEL, KEYS_CHANNEL]).await?;
+            // A restored database, or a promoted replica, first: see `lineage`.
+            super::lineage::ensure(&pool).await?;
             load(&pool, &live).await?;
             in_step.set(1);
             tracing::debug!("grants memory in step with the database");

@@ -8,6 +8,7 @@ mod commands;
 pub mod decide;
 pub mod delta;
 mod feed;
+pub mod lineage;
 pub mod listener;
 pub mod login;
 pub mod ops;

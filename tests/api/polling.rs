@@ -302,3 +302,68 @@ async fn the_no_change_poll_does_not_touch_the_database(pool: PgPool) {
         (StatusCode::NOT_MODIFIED, StatusCode::NOT_MODIFIED)
     );
 }
+
+/// A database restored from a dump (or a promoted replica) is behind what instances saw: its
+/// revisions would be reused for other changes. Finding where its rows are written has moved,
+/// fleetgate moves every revision past any handed out before, so each poller is answered a
+/// snapshot (410 for a delta, 200 for an old ETag), never "no change" or a delta from a
+/// history the restore lost. The first start only records where it is.
+#[sqlx::test]
+async fn after_a_restore_every_poller_starts_again_from_a_snapshot(pool: PgPool) {
+    let f = fleet(pool.clone(), &[]).await;
+    let lineage = || async {
+        let l: Option<String> = sqlx::query_scalar("SELECT lineage FROM deployment")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        l
+    };
+    assert!(lineage().await.is_some(), "recorded at start");
+    assert_eq!(
+        fleetgate::grants::lineage::ensure(&pool).await.unwrap(),
+        None,
+        "not moved"
+    );
+    let (status, ann) = f
+        .grant(&f.app.admin_token, "acme", json!({"user_id": "auth0|ann"}))
+        .await;
+    assert_eq!(status, 201, "{ann}");
+    let (_, tag, snapshot) = f.poll("", None).await;
+    let seen = snapshot["revision"].as_i64().unwrap();
+    assert_eq!(seen, 1);
+
+    // Restored elsewhere: the recorded lineage is not where the rows are now.
+    sqlx::query("UPDATE deployment SET lineage = 'another-cluster:1:16384'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let moved = fleetgate::grants::lineage::ensure(&pool).await.unwrap();
+    let to = moved.expect("moved");
+    assert!(to > chrono::Utc::now().timestamp_millis() - 60_000, "{to}");
+    let audited: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_log WHERE action = 'registry.lineage_changed'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(audited, 1);
+    // Once this replica heard of it: a delta from before is gone, an old ETag gets the snapshot.
+    within(10, "the poller told its delta is gone", || async {
+        f.poll(&format!("?since={seen}"), None).await.0 == StatusCode::GONE
+    })
+    .await;
+    let (status, new_tag, again) = f.poll("", tag.as_deref()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(again["revision"], json!(to));
+    assert_eq!(
+        again["grants"], snapshot["grants"],
+        "the same grants, at a new revision"
+    );
+    assert_ne!(new_tag, tag);
+    // Changes go on from there.
+    f.grant(&f.app.admin_token, "acme", json!({"user_id": "auth0|bob"}))
+        .await;
+    let (status, _, delta) = f.poll(&format!("?since={to}"), None).await;
+    assert_eq!(status, StatusCode::OK, "{delta}");
+    assert_eq!(delta["revision"], json!(to + 1));
+}
