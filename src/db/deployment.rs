@@ -10,11 +10,13 @@ pub async fn id(conn: &mut PgConnection) -> sqlx::Result<uuid::Uuid> {
 }
 
 /// Where this database's rows are written now: `system identifier:timeline:database oid`.
+/// The timeline is the current WAL file's (a promoted replica writes a new one at once; the
+/// last checkpoint's would lag until the next checkpoint).
 pub async fn lineage_now(conn: &mut PgConnection) -> sqlx::Result<String> {
     sqlx::query_scalar(
-        "SELECT s.system_identifier::text || ':' || c.timeline_id::text || ':' || d.oid::text \
-         FROM pg_control_system() s, pg_control_checkpoint() c, pg_database d \
-         WHERE d.datname = current_database()",
+        "SELECT s.system_identifier::text || ':' \
+                || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8) || ':' || d.oid::text \
+         FROM pg_control_system() s, pg_database d WHERE d.datname = current_database()",
     )
     .fetch_one(conn)
     .await
