@@ -20,6 +20,7 @@ mod isolation;
 mod kit;
 mod lifecycle;
 mod login;
+mod migrations;
 #[path = "../common/node.rs"]
 mod node;
 mod own_applications;

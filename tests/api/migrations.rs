@@ -1,0 +1,113 @@
+//! Migrations expand, then contract one release later: during a rolling upgrade the previous
+//! release keeps serving on the schema the new one migrated (docs/operating.md, "Upgrades"). A
+//! migration newer than the last release's (CHANGELOG.md names it) may add tables, nullable or
+//! defaulted columns, indexes and triggers; it may not drop, rename, retype, or make a column
+//! NOT NULL that the previous release may leave empty. A deliberate contract says so in a
+//! `-- contract:` comment (and its release in CHANGELOG.md, rolled with every replica stopped).
+
+/// The last migration the newest release in CHANGELOG.md shipped: its entry says "migrations
+/// up to `<file>`".
+fn last_released() -> String {
+    let changelog =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/CHANGELOG.md")).unwrap();
+    let released = changelog
+        .split("\n## [")
+        .skip(1)
+        .find(|entry| !entry.starts_with("Unreleased"))
+        .expect("CHANGELOG.md has a release")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let at = released.find("migrations up to `").expect(
+        "the newest release in CHANGELOG.md names its last migration: migrations up to `<file>`",
+    );
+    let rest = &released[at + "migrations up to `".len()..];
+    rest[..rest.find('`').unwrap()].to_owned()
+}
+
+/// What in `sql` would break the previous release, statement by statement.
+fn contracts(sql: &str) -> Vec<String> {
+    let code: String = sql
+        .lines()
+        .map(|l| l.split("--").next().unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut found = Vec::new();
+    for statement in code.split(';') {
+        let s = statement
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_uppercase();
+        if s.is_empty() {
+            continue;
+        }
+        let adds_required_column =
+            s.contains("ADD COLUMN") && s.contains("NOT NULL") && !s.contains("DEFAULT");
+        let breaking = s.starts_with("DROP ")
+            || s.contains(" DROP COLUMN")
+            || s.contains(" DROP CONSTRAINT")
+            || s.contains(" RENAME ")
+            || (s.contains("ALTER COLUMN") && (s.contains(" TYPE ") || s.contains("SET NOT NULL")))
+            || adds_required_column
+            || s.starts_with("TRUNCATE");
+        if breaking {
+            found.push(s);
+        }
+    }
+    found
+}
+
+#[test]
+fn migrations_since_the_last_release_only_expand() {
+    let last = last_released();
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations");
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".sql"))
+        .collect();
+    names.sort();
+    assert!(
+        names.contains(&last),
+        "CHANGELOG.md names {last}, which migrations/ does not hold"
+    );
+    let mut broken = Vec::new();
+    for name in names.iter().filter(|n| **n > last) {
+        let sql = std::fs::read_to_string(format!("{dir}/{name}")).unwrap();
+        if sql.contains("-- contract:") {
+            continue;
+        }
+        broken.extend(contracts(&sql).into_iter().map(|s| format!("{name}: {s}")));
+    }
+    assert!(
+        broken.is_empty(),
+        "migrations newer than the last release ({last}) that the previous release could not run on (expand now, contract one release later, or mark a deliberate one '-- contract:'):\n{}",
+        broken.join("\n")
+    );
+}
+
+#[test]
+fn the_rule_tells_expanding_from_contracting() {
+    for fine in [
+        "CREATE TABLE t (id uuid NOT NULL, CONSTRAINT t_pkey PRIMARY KEY (id));",
+        "ALTER TABLE t ADD COLUMN note text;",
+        "ALTER TABLE t ADD COLUMN n integer NOT NULL DEFAULT 0;",
+        "CREATE INDEX t_note ON t (note); -- DROP later",
+        "INSERT INTO t DEFAULT VALUES;",
+    ] {
+        assert!(contracts(fine).is_empty(), "{fine}");
+    }
+    for breaking in [
+        "DROP TABLE t;",
+        "ALTER TABLE t DROP COLUMN note;",
+        "ALTER TABLE t RENAME COLUMN note TO remark;",
+        "ALTER TABLE t ALTER COLUMN n TYPE bigint;",
+        "ALTER TABLE t ALTER COLUMN note SET NOT NULL;",
+        "ALTER TABLE t ADD COLUMN must text NOT NULL;",
+        "ALTER TABLE t DROP CONSTRAINT t_pkey;",
+        "DROP TRIGGER t_notify ON t;",
+    ] {
+        assert_eq!(contracts(breaking).len(), 1, "{breaking}");
+    }
+}
