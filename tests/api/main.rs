@@ -30,6 +30,7 @@ mod pool;
 mod reconcile;
 mod registry;
 mod release;
+mod restore;
 mod schema;
 mod shards;
 mod spec;
