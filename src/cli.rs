@@ -33,6 +33,10 @@ enum Command {
     },
     /// Apply pending migrations and exit.
     Migrate,
+    /// After restoring the database from a backup where fleetgate cannot notice it (its role
+    /// may not read pg_control_system): move every instance's grants revision past any handed
+    /// out before, so polling instances fetch snapshots. Run once, before starting replicas.
+    Restored,
     /// Print what a reconcile pass would change now (reads Auth0; writes nothing).
     Plan,
     /// Sign and send deploy-hook events, as the hosting platform does.
@@ -114,6 +118,16 @@ async fn run(command: Command) -> anyhow::Result<()> {
             )?)
             .await?;
             println!("migrations applied");
+            Ok(())
+        }
+        Command::Restored => {
+            let settings = Settings::from_env()?;
+            telemetry::init(settings.log_format);
+            let pool = db::pool(settings.database_url(), settings.db_max_connections)?;
+            let revision = crate::grants::lineage::force(&pool).await?;
+            println!(
+                "every instance's grants revision is now {revision}: polling instances fetch snapshots"
+            );
             Ok(())
         }
         Command::Plan => {

@@ -13,42 +13,65 @@ use sqlx::{Acquire, PgPool};
 
 use crate::db;
 
+/// Moves every instance's revision past any handed out before, whatever the lineage says
+/// (`fleetgate restored`, for a server that keeps its control data from fleetgate's role);
+/// answers the revision they now share.
+pub async fn force(pool: &PgPool) -> sqlx::Result<i64> {
+    let mut conn = pool.acquire().await?;
+    let mut tx = conn.begin().await?;
+    let to = moved(&mut tx, "told by `fleetgate restored`", None).await?;
+    tx.commit().await?;
+    Ok(to)
+}
+
+/// Moves every revision, audited.
+async fn moved(tx: &mut sqlx::PgConnection, was: &str, now: Option<&str>) -> sqlx::Result<i64> {
+    let at_least = chrono::Utc::now().timestamp_millis();
+    let to = db::grants::jump_revisions(tx, at_least).await?;
+    db::audit::record(
+        tx,
+        db::audit::NewEntry {
+            actor: "fleetgate",
+            action: "registry.lineage_changed",
+            target_type: "registry",
+            target_id: "grants",
+            before: Some(serde_json::json!({ "lineage": was })),
+            after: Some(serde_json::json!({ "lineage": now, "revision": to })),
+            request_id: None,
+        },
+    )
+    .await?;
+    tracing::warn!(
+        was,
+        now,
+        revision = to,
+        "the database was restored or its primary changed: every instance's grants revision moved past any handed out before; polling instances get snapshots"
+    );
+    Ok(to)
+}
+
 /// Checks the database's lineage; answers the revision every instance was moved to, when it
 /// had moved. The first check records it.
 pub async fn ensure(pool: &PgPool) -> sqlx::Result<Option<i64>> {
     let mut conn = pool.acquire().await?;
     let mut tx = conn.begin().await?;
-    let now = db::deployment::lineage_now(&mut tx).await?;
+    let now = match db::deployment::lineage_now(&mut tx).await {
+        Ok(now) => now,
+        // A server that keeps its control data from this role (some managed services): no
+        // restore can be noticed, but nothing else may stop for it.
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42501") => {
+            tracing::warn!(error = %e, "where the database's rows are written cannot be read (pg_control_system, pg_current_wal_lsn): a restore from a dump will not be noticed; see docs/operating.md, 'Restoring from a backup'");
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
     let recorded = db::deployment::lineage_for_update(&mut tx).await?;
-    let moved = match recorded.as_deref() {
+    let jumped = match recorded.as_deref() {
         Some(seen) if seen == now => return Ok(None),
         None => None,
-        Some(seen) => {
-            let at_least = chrono::Utc::now().timestamp_millis();
-            let to = db::grants::jump_revisions(&mut tx, at_least).await?;
-            db::audit::record(
-                &mut tx,
-                db::audit::NewEntry {
-                    actor: "fleetgate",
-                    action: "registry.lineage_changed",
-                    target_type: "registry",
-                    target_id: "grants",
-                    before: Some(serde_json::json!({ "lineage": seen })),
-                    after: Some(serde_json::json!({ "lineage": now, "revision": to })),
-                    request_id: None,
-                },
-            )
-            .await?;
-            tracing::warn!(
-                was = seen,
-                now,
-                revision = to,
-                "the database was restored or its primary changed: every instance's grants revision moved past any handed out before; polling instances get snapshots"
-            );
-            Some(to)
-        }
+        Some(seen) => Some(moved(&mut tx, seen, Some(&now)).await?),
     };
     db::deployment::set_lineage(&mut tx, &now).await?;
     tx.commit().await?;
-    Ok(moved)
+    Ok(jumped)
 }

@@ -366,4 +366,12 @@ async fn after_a_restore_every_poller_starts_again_from_a_snapshot(pool: PgPool)
     let (status, _, delta) = f.poll(&format!("?since={to}"), None).await;
     assert_eq!(status, StatusCode::OK, "{delta}");
     assert_eq!(delta["revision"], json!(to + 1));
+    // Where the server keeps its control data from fleetgate, the operator says so instead
+    // (`fleetgate restored`): the same move.
+    let forced = fleetgate::grants::lineage::force(&pool).await.unwrap();
+    assert!(forced > to + 1);
+    within(10, "a delta from before the move is gone", || async {
+        f.poll(&format!("?since={}", to + 1), None).await.0 == StatusCode::GONE
+    })
+    .await;
 }
