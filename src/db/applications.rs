@@ -11,9 +11,16 @@ pub struct Application {
     pub origin: String,
 }
 
-/// Records the primary application, once.
+/// Records the primary application (`AUTH0_SPA_CLIENT_ID`); one named before it (the setting
+/// changed, e.g. to replace a deleted application) stays in the pool as a registered one.
 pub async fn ensure_primary(conn: &mut PgConnection, client_id: &str) -> sqlx::Result<()> {
-    sqlx::query("INSERT INTO applications (client_id, name, origin) VALUES ($1, 'primary', 'primary') ON CONFLICT DO NOTHING")
+    sqlx::query(
+        "UPDATE applications SET origin = 'registered' WHERE origin = 'primary' AND client_id <> $1",
+    )
+    .bind(client_id)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("INSERT INTO applications (client_id, name, origin) VALUES ($1, 'primary', 'primary') ON CONFLICT (client_id) DO UPDATE SET origin = 'primary'")
         .bind(client_id)
         .execute(conn)
         .await?;

@@ -236,7 +236,8 @@ pub async fn record(
     changes: &[Change],
 ) -> sqlx::Result<i64> {
     let revision: i64 = sqlx::query_scalar(
-        "INSERT INTO grant_revisions (instance_id, revision) VALUES ($1, 1) \
+        "INSERT INTO grant_revisions (instance_id, revision, log_floor) \
+         SELECT $1, revision_floor + 1, revision_floor FROM deployment \
          ON CONFLICT (instance_id) DO UPDATE SET revision = grant_revisions.revision + 1 \
          RETURNING revision",
     )
@@ -360,7 +361,19 @@ pub async fn jump_revisions(conn: &mut PgConnection, at_least: i64) -> sqlx::Res
          ON CONFLICT (instance_id) DO UPDATE SET revision = $1, log_floor = $1",
     )
     .bind(to)
-    .execute(conn)
+    .execute(&mut *conn)
     .await?;
+    // Instances whose revisions start later (made after the restore) start above it too.
+    sqlx::query("UPDATE deployment SET revision_floor = $1")
+        .bind(to)
+        .execute(conn)
+        .await?;
     Ok(to)
+}
+
+/// Whether any instance's grants ever changed.
+pub async fn any_revision(conn: &mut PgConnection) -> sqlx::Result<bool> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM grant_revisions)")
+        .fetch_one(conn)
+        .await
 }

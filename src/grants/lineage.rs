@@ -54,20 +54,24 @@ async fn moved(tx: &mut sqlx::PgConnection, was: &str, now: Option<&str>) -> sql
 /// had moved. The first check records it.
 pub async fn ensure(pool: &PgPool) -> sqlx::Result<Option<i64>> {
     let mut conn = pool.acquire().await?;
-    let mut tx = conn.begin().await?;
-    let now = match db::deployment::lineage_now(&mut tx).await {
+    // Read apart from the transaction: a server that refuses it (a role without the
+    // privilege, a managed service without the functions) must not stop anything else.
+    let now = match db::deployment::lineage_now(&mut conn).await {
         Ok(now) => now,
-        // A server that keeps its control data from this role (some managed services): no
-        // restore can be noticed, but nothing else may stop for it.
-        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42501") => {
-            tracing::warn!(error = %e, "where the database's rows are written cannot be read (pg_control_system, pg_current_wal_lsn): a restore from a dump will not be noticed; see docs/operating.md, 'Restoring from a backup'");
+        Err(e) => {
+            tracing::warn!(error = %e, "where the database's rows are written cannot be read (pg_control_system, pg_current_wal_lsn): a restore from a dump will not be noticed; run `fleetgate restored` after one (docs/operating.md, 'Restoring from a backup')");
             return Ok(None);
         }
-        Err(e) => return Err(e),
     };
+    let mut tx = conn.begin().await?;
     let recorded = db::deployment::lineage_for_update(&mut tx).await?;
     let jumped = match recorded.as_deref() {
         Some(seen) if seen == now => return Ok(None),
+        // Never recorded: a new database, or one restored from a dump taken before lineages
+        // were (or upgraded from such a release). Revisions handed out already may be ahead.
+        None if db::grants::any_revision(&mut tx).await? => {
+            Some(moved(&mut tx, "not recorded", Some(&now)).await?)
+        }
         None => None,
         Some(seen) => Some(moved(&mut tx, seen, Some(&now)).await?),
     };

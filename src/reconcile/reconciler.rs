@@ -39,7 +39,7 @@ pub enum ReconcileError {
     #[error("the primary application (AUTH0_SPA_CLIENT_ID) cannot leave the pool")]
     PrimaryApplication,
     #[error(
-        "the primary application {0} (AUTH0_SPA_CLIENT_ID) no longer exists in the tenant: create it again, or point AUTH0_SPA_CLIENT_ID at its replacement"
+        "the primary application {0} (AUTH0_SPA_CLIENT_ID) no longer exists in the tenant: create a single-page application like it and point AUTH0_SPA_CLIENT_ID at it (the deleted one then leaves the pool and its instances are placed again)"
     )]
     PrimaryGone(String),
     #[error("{assigned} instances are configured with application '{client_id}'; move them first")]

@@ -49,8 +49,17 @@ impl Reconciler {
                 // Deleted in the tenant (by hand): the primary cannot be replaced by a pass;
                 // another application's instances are placed again (see `write`).
                 Err(ReconcileError::Auth0(e)) if e.status() == Some(404) => {
-                    if app.origin == "primary" {
+                    if app.client_id == self.application_id() {
                         return Err(ReconcileError::PrimaryGone(app.client_id));
+                    }
+                    // Gone for good, not a passing fault: the tenant's list of applications
+                    // agrees before anything is forgotten.
+                    let listed = self.client.list_clients(&["client_id"]).await?;
+                    if listed
+                        .iter()
+                        .any(|c| c["client_id"] == app.client_id.as_str())
+                    {
+                        return Err(ReconcileError::Auth0(e));
                     }
                     problems.push(format!(
                         "application {} no longer exists in the tenant (deleted in the dashboard?): it was taken out of the pool and its instances placed again",

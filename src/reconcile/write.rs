@@ -120,12 +120,22 @@ impl Reconciler {
                 );
                 continue;
             }
-            if let Some(from) = mark {
-                self.mark(&mut conn, &app.client_id, &ours, from.as_deref())
-                    .await?;
+            if let Some(from) = mark
+                && let Err(e) = self
+                    .mark(&mut conn, &app.client_id, &ours, from.as_deref())
+                    .await
+            {
+                survey.problems.push(format!(
+                    "application {}: its deployment mark (client_metadata.{}) could not be written, so it was left alone: {e}",
+                    app.client_id,
+                    deployment::MARK
+                ));
+                continue;
             }
+            let restored = self.removed_by_hand(&mut conn, app, &plan).await?;
             let (applied, changed_again) = self.apply_one(&mut conn, &plan, &app.actual).await?;
-            self.note_restored(&mut conn, app, &plan).await?;
+            self.note_restored(&mut conn, &app.client_id, &restored)
+                .await?;
             work.changes.extend(applied);
             work.again |= changed_again;
         }
@@ -167,30 +177,47 @@ impl Reconciler {
         Ok(())
     }
 
-    /// Counts the entries fleetgate had written that someone removed and this pass wrote back
-    /// (`fleetgate_allowlist_entries_restored_total`), and audits a list found emptied.
-    async fn note_restored(
+    /// The entries on each list that fleetgate wrote, that the last read-back still saw, and
+    /// that are gone now (removed by someone else) and wanted back: the plan re-adds them.
+    /// (An entry owned ahead of a write that never landed was never seen, so it is no loss.)
+    async fn removed_by_hand(
         &self,
         conn: &mut sqlx::PgConnection,
         app: &AppLists,
         plan: &ApplicationPlan,
+    ) -> Result<Vec<(Field, usize, bool)>, ReconcileError> {
+        let seen = db::reconcile::snapshots(conn, &app.client_id).await?;
+        Ok(plan
+            .fields
+            .iter()
+            .filter_map(|p| {
+                let owned = app.owned.get(p.field.name())?;
+                let last = seen.get(p.field.name())?;
+                let restored = p
+                    .added
+                    .iter()
+                    .filter(|e| owned.contains(*e) && last.contains(*e))
+                    .count();
+                let emptied = app.actual.get(&p.field).is_none_or(Vec::is_empty);
+                (restored > 0).then_some((p.field, restored, emptied))
+            })
+            .collect())
+    }
+
+    /// Counts entries written back (`fleetgate_allowlist_entries_restored_total`) and audits a
+    /// list that was found emptied.
+    async fn note_restored(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        client_id: &str,
+        restored: &[(Field, usize, bool)],
     ) -> Result<(), ReconcileError> {
-        for p in &plan.fields {
-            let owned = app.owned.get(p.field.name());
-            let restored = p
-                .added
-                .iter()
-                .filter(|e| owned.is_some_and(|o| o.contains(*e)))
-                .count();
-            if restored == 0 {
-                continue;
-            }
+        for &(field, n, emptied) in restored {
             self.metrics
                 .entries_restored
-                .with_label_values(&[p.field.name()])
-                .inc_by(restored as u64);
-            let emptied = app.actual.get(&p.field).is_none_or(Vec::is_empty);
-            tracing::warn!(client_id = app.client_id, field = %p.field, restored, emptied, "entries fleetgate wrote were removed by someone else; written back");
+                .with_label_values(&[field.name()])
+                .inc_by(n as u64);
+            tracing::warn!(client_id, %field, restored = n, emptied, "entries fleetgate wrote were removed by someone else; written back");
             if emptied {
                 db::audit::record(
                     conn,
@@ -198,9 +225,9 @@ impl Reconciler {
                         actor: "reconciler",
                         action: "application.list_restored",
                         target_type: "application",
-                        target_id: &app.client_id,
-                        before: Some(json!({ "field": p.field, "entries": 0 })),
-                        after: Some(json!({ "field": p.field, "restored": restored })),
+                        target_id: client_id,
+                        before: Some(json!({ "field": field, "entries": 0 })),
+                        after: Some(json!({ "field": field, "restored": n })),
                         request_id: None,
                     },
                 )

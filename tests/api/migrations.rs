@@ -25,15 +25,17 @@ fn last_released() -> String {
     rest[..rest.find('`').unwrap()].to_owned()
 }
 
-/// What in `sql` would break the previous release, statement by statement.
+/// What in `sql` would break the previous release, clause by clause (function bodies between
+/// `$$` are not read).
 fn contracts(sql: &str) -> Vec<String> {
     let code: String = sql
         .lines()
         .map(|l| l.split("--").next().unwrap_or_default())
         .collect::<Vec<_>>()
         .join(" ");
+    let outside_bodies: String = code.split("$$").step_by(2).collect::<Vec<_>>().join(" ");
     let mut found = Vec::new();
-    for statement in code.split(';') {
+    for statement in outside_bodies.split(';') {
         let s = statement
             .split_whitespace()
             .collect::<Vec<_>>()
@@ -42,16 +44,40 @@ fn contracts(sql: &str) -> Vec<String> {
         if s.is_empty() {
             continue;
         }
-        let adds_required_column =
-            s.contains("ADD COLUMN") && s.contains("NOT NULL") && !s.contains("DEFAULT");
-        let breaking = s.starts_with("DROP ")
-            || s.contains(" DROP COLUMN")
-            || s.contains(" DROP CONSTRAINT")
-            || s.contains(" RENAME ")
-            || (s.contains("ALTER COLUMN") && (s.contains(" TYPE ") || s.contains("SET NOT NULL")))
-            || adds_required_column
-            || s.starts_with("TRUNCATE");
-        if breaking {
+        if s.starts_with("DROP ") || s.starts_with("TRUNCATE") {
+            found.push(s);
+            continue;
+        }
+        let Some(actions) = s.strip_prefix("ALTER TABLE ") else {
+            continue;
+        };
+        // ALTER TABLE t ADD …, ALTER …, DROP …: each action on its own.
+        let mut clauses = vec![String::new()];
+        for word in actions.split(' ') {
+            let last = clauses.last_mut().unwrap();
+            if last.ends_with(',')
+                && ["ADD", "ALTER", "DROP", "RENAME", "SET", "VALIDATE"].contains(&word)
+            {
+                clauses.push(String::new());
+            }
+            let last = clauses.last_mut().unwrap();
+            if !last.is_empty() {
+                last.push(' ');
+            }
+            last.push_str(word);
+        }
+        let breaking = |c: &str| {
+            let adds_required = c.contains("ADD ")
+                && !c.contains("ADD CONSTRAINT")
+                && c.contains("NOT NULL")
+                && !c.contains("DEFAULT");
+            let alters = c.contains("ALTER ")
+                && (c.contains(" TYPE ")
+                    || c.contains("SET NOT NULL")
+                    || c.contains("DROP DEFAULT"));
+            adds_required || alters || c.contains("DROP ") || c.contains("RENAME ")
+        };
+        if clauses.iter().any(|c| breaking(c)) {
             found.push(s);
         }
     }
@@ -95,6 +121,8 @@ fn the_rule_tells_expanding_from_contracting() {
         "ALTER TABLE t ADD COLUMN n integer NOT NULL DEFAULT 0;",
         "CREATE INDEX t_note ON t (note); -- DROP later",
         "INSERT INTO t DEFAULT VALUES;",
+        "ALTER TABLE t ADD COLUMN a int NOT NULL DEFAULT 0, ADD COLUMN b text;",
+        "CREATE FUNCTION f() RETURNS trigger AS $$ BEGIN DROP TABLE x; RETURN NULL; END $$ LANGUAGE plpgsql;",
     ] {
         assert!(contracts(fine).is_empty(), "{fine}");
     }
@@ -107,6 +135,10 @@ fn the_rule_tells_expanding_from_contracting() {
         "ALTER TABLE t ADD COLUMN must text NOT NULL;",
         "ALTER TABLE t DROP CONSTRAINT t_pkey;",
         "DROP TRIGGER t_notify ON t;",
+        "ALTER TABLE t ADD must text NOT NULL;",
+        "ALTER TABLE t ALTER n TYPE bigint;",
+        "ALTER TABLE t ALTER COLUMN n DROP DEFAULT;",
+        "ALTER TABLE t ADD COLUMN a text NOT NULL, ADD COLUMN b int NOT NULL DEFAULT 0;",
     ] {
         assert_eq!(contracts(breaking).len(), 1, "{breaking}");
     }

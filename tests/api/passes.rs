@@ -370,4 +370,31 @@ async fn lists_emptied_or_applications_deleted_by_hand_are_restored_or_replaced(
         error.contains(&f.spa) && error.contains("AUTH0_SPA_CLIENT_ID"),
         "{error}"
     );
+    // Its replacement named in the setting: the deleted one leaves the pool, the instances go
+    // to the new one.
+    let replacement = f.app.tenant.create_application("replacement").await;
+    let mut vars = f.app.tenant.reconciler_vars().await;
+    vars.retain(|(k, _)| *k != "AUTH0_SPA_CLIENT_ID");
+    vars.push(("AUTH0_SPA_CLIENT_ID", replacement.clone()));
+    let (replica, _stop, _task) = spawn_process(&pool, &f.app.tenant.base_url, &vars);
+    let (status, run) = into_json(
+        f.app
+            .http
+            .post(format!("{replica}/v1/reconcile"))
+            .bearer_auth(&f.app.admin_token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{run}");
+    let error = run["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains(&f.spa) && error.contains("no longer exists"),
+        "said once: {run}"
+    );
+    let callbacks =
+        fleetgate::domain::field::entries(&f.app.tenant.client(&replacement).await["callbacks"]);
+    assert!(callbacks.contains(&cb("www.acme.com")), "{callbacks:?}");
+    assert_eq!(audited("application.vanished", f.spa.clone()).await, 1);
 }

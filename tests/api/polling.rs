@@ -374,4 +374,26 @@ async fn after_a_restore_every_poller_starts_again_from_a_snapshot(pool: PgPool)
         f.poll(&format!("?since={}", to + 1), None).await.0 == StatusCode::GONE
     })
     .await;
+    // A lineage never recorded (a dump from a release before them) while revisions were
+    // handed out: moved too. An instance made after a move starts above it.
+    sqlx::query("UPDATE deployment SET lineage = NULL")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let again = fleetgate::grants::lineage::ensure(&pool).await.unwrap();
+    assert!(again.is_some_and(|r| r > forced), "{again:?}");
+    let delta = f.app.deploy("delta", &["www.delta.com"]).await;
+    let (status, _) = f
+        .grant(&f.app.admin_token, "delta", json!({"user_id": "auth0|cy"}))
+        .await;
+    assert_eq!(status, 201);
+    let key = delta["instance_key"].as_str().unwrap();
+    let (_, first) = into_json(
+        f.as_bearer(key, reqwest::Method::GET, "/v1/instances/delta/grants")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(first["revision"], json!(again.unwrap() + 1), "{first}");
 }
