@@ -19,6 +19,8 @@ pub struct AppLists {
     pub owned: BTreeMap<String, BTreeSet<String>>,
     /// The deployment that marked the application as its own, if any (`client_metadata`).
     pub mark: Option<String>,
+    /// Whether this deployment manages it (false: another deployment's; no newcomers go there).
+    pub open: bool,
 }
 
 impl AppLists {
@@ -29,6 +31,7 @@ impl AppLists {
             actual: Field::ALL.into_iter().map(|f| (f, Vec::new())).collect(),
             owned: BTreeMap::new(),
             mark: None,
+            open: true,
         }
     }
 }
@@ -52,7 +55,8 @@ pub fn rooms(apps: &[AppLists], opts: Options<'_>, cap: usize) -> Vec<Room> {
                     (f, foreign + wildcards)
                 })
                 .collect();
-            Room::new(a.client_id.clone(), cap, &reserved)
+            let room = Room::new(a.client_id.clone(), cap, &reserved);
+            if a.open { room } else { room.closed() }
         })
         .collect()
 }

@@ -159,9 +159,11 @@ impl Reconciler {
     /// Plans every application of the pool as it is now. Reads only; creates nothing.
     pub async fn plan(&self) -> Result<Vec<ApplicationPlan>, ReconcileError> {
         let survey = self.survey(false).await?;
+        // Another deployment's applications: no pass changes them, so the plan shows none.
         Ok(survey
             .apps
             .iter()
+            .filter(|a| a.open)
             .map(|a| {
                 plan_lists(
                     &a.client_id,

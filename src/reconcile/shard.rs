@@ -52,6 +52,8 @@ pub struct Demand {
 pub struct Room {
     pub client_id: String,
     pub free: Slots,
+    /// Takes newcomers (false: only the instances already on it stay).
+    pub open: bool,
 }
 
 impl Room {
@@ -68,6 +70,15 @@ impl Room {
         Self {
             client_id: client_id.into(),
             free,
+            open: true,
+        }
+    }
+
+    /// The same room, taking no newcomers.
+    pub fn closed(self) -> Self {
+        Self {
+            open: false,
+            ..self
         }
     }
 }
@@ -205,6 +216,7 @@ pub fn assign(demands: &[Demand], rooms: &[Room]) -> BTreeMap<String, Placement>
     for d in newcomers {
         let placement = rooms
             .iter()
+            .filter(|r| r.open)
             .find(|r| fits(&d.slots, &free[r.client_id.as_str()]).is_ok())
             .map_or(Placement::Unplaced, |r| {
                 take(&d.slots, free.get_mut(r.client_id.as_str()).expect("known"));
@@ -246,6 +258,29 @@ mod tests {
             current: current.map(String::from),
             established: Slots::new(),
         }
+    }
+
+    #[test]
+    fn a_closed_room_keeps_its_instances_and_takes_no_newcomers() {
+        let rooms = [
+            Room::new("theirs", 10, &slots(0)).closed(),
+            Room::new("ours", 10, &slots(0)),
+        ];
+        let p = assign(
+            &[demand("old", 2, Some("theirs")), demand("new", 2, None)],
+            &rooms,
+        );
+        assert_eq!(p["old"], Placement::Stays("theirs".into()));
+        assert_eq!(
+            p["new"],
+            Placement::Placed("ours".into()),
+            "not the first, closed room"
+        );
+        let only = [Room::new("theirs", 10, &slots(0)).closed()];
+        assert_eq!(
+            assign(&[demand("new", 2, None)], &only)["new"],
+            Placement::Unplaced
+        );
     }
 
     #[test]

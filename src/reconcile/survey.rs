@@ -40,12 +40,25 @@ impl Reconciler {
         let mut conn = self.pool.acquire().await?;
         db::applications::ensure_primary(&mut conn, self.application_id()).await?;
         let pool = db::applications::pool(&mut conn).await?;
+        let deployment = db::deployment::id(&mut conn).await?.to_string();
         let mut apps = Vec::with_capacity(pool.len());
         let mut problems = Vec::new();
         let mut vanished = Vec::new();
         for app in pool {
             match self.look(&mut conn, app.client_id.clone()).await {
-                Ok(lists) => apps.push(lists),
+                Ok(mut lists) => {
+                    // Another deployment's application takes no newcomers (see `deployment`).
+                    lists.open = !matches!(
+                        deployment::stance(
+                            lists.mark.as_deref(),
+                            &deployment,
+                            &lists.client_id,
+                            &self.settings.take_over,
+                        ),
+                        deployment::Stance::Theirs { .. }
+                    );
+                    apps.push(lists);
+                }
                 // Deleted in the tenant (by hand): the primary cannot be replaced by a pass;
                 // another application's instances are placed again (see `write`).
                 Err(ReconcileError::Auth0(e)) if e.status() == Some(404) => {
@@ -74,7 +87,6 @@ impl Reconciler {
         let instances = registry::load_many(&mut conn, rows).await?;
         let mut current = db::applications::assignments(&mut conn).await?;
         current.retain(|_, client_id| !vanished.contains(client_id));
-        let deployment = db::deployment::id(&mut conn).await?.to_string();
         let opts = self.options();
         let mut demands: Vec<Demand> = instances
             .iter()
@@ -157,6 +169,7 @@ impl Reconciler {
             actual: lists_of(&client),
             owned,
             mark,
+            open: true,
         })
     }
 }

@@ -222,6 +222,15 @@ async fn an_application_another_deployment_marked_is_left_alone_until_taken_over
         !f.list("callbacks").await.contains(&cb("www.beta.com")),
         "left alone"
     );
+    let (_, plan) = f.app.get_json("/v1/reconcile/plan").await;
+    assert!(
+        plan["applications"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["client_id"] != json!(f.spa)),
+        "no pass will change it, so the plan shows nothing for it: {plan}"
+    );
     assert_eq!(mark(&f.lists().await), json!("staging-0001"));
 
     // A replica told to take it over does, and says so in the audit log.
