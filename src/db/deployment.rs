@@ -9,13 +9,15 @@ pub async fn id(conn: &mut PgConnection) -> sqlx::Result<uuid::Uuid> {
         .await
 }
 
-/// Where this database's rows are written now: `system identifier:timeline:database oid`.
-/// The timeline is the current WAL file's (a promoted replica writes a new one at once; the
-/// last checkpoint's would lag until the next checkpoint).
+/// Where this database's rows are written now: `system identifier:timeline:database oid:table
+/// oid`. The timeline is the current WAL file's (a promoted replica writes a new one at once;
+/// the last checkpoint's would lag until the next checkpoint); the `deployment` table's own oid
+/// changes when a dump is restored over the same database (`pg_restore --clean` makes it anew).
 pub async fn lineage_now(conn: &mut PgConnection) -> sqlx::Result<String> {
     sqlx::query_scalar(
         "SELECT s.system_identifier::text || ':' \
                 || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8) || ':' || d.oid::text \
+                || ':' || 'deployment'::regclass::oid::text \
          FROM pg_control_system() s, pg_database d WHERE d.datname = current_database()",
     )
     .fetch_one(conn)

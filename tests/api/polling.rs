@@ -396,4 +396,19 @@ async fn after_a_restore_every_poller_starts_again_from_a_snapshot(pool: PgPool)
     )
     .await;
     assert_eq!(first["revision"], json!(again.unwrap() + 1), "{first}");
+    // A dump restored over this same database (`pg_restore --clean` makes its tables anew):
+    // noticed too.
+    for statement in [
+        "ALTER TABLE deployment RENAME TO deployment_before",
+        "CREATE TABLE deployment (LIKE deployment_before INCLUDING ALL)",
+        "INSERT INTO deployment SELECT * FROM deployment_before",
+        "DROP TABLE deployment_before",
+    ] {
+        sqlx::query(statement).execute(&pool).await.unwrap();
+    }
+    let in_place = fleetgate::grants::lineage::ensure(&pool).await.unwrap();
+    assert!(
+        in_place.is_some_and(|r| r > again.unwrap() + 1),
+        "{in_place:?}"
+    );
 }
