@@ -264,6 +264,7 @@ impl From<ReconcileError> for ApiError {
             R::ApplicationInUse { .. } => Self::conflict("application_in_use", detail),
             R::NotInPool(_) => Self::not_found(detail),
             R::ReservedApplication(_) => Self::conflict("application_reserved", detail),
+            R::ManagedElsewhere { .. } => Self::conflict("application_managed_elsewhere", detail),
         }
     }
 }

@@ -104,7 +104,7 @@ impl Reconciler {
         }
         let found = self
             .client
-            .get_client(client_id, &["client_id", "name"])
+            .get_client(client_id, &["client_id", "name", "client_metadata"])
             .await
             .map_err(|e| match e.status() {
                 Some(404) => ReconcileError::NoSuchApplication(client_id.to_owned()),
@@ -112,6 +112,18 @@ impl Reconciler {
             })?;
         let name = found["name"].as_str().unwrap_or("registered").to_owned();
         let mut tx = self.pool.begin().await?;
+        // Another deployment's application is refused now rather than left alone by every pass.
+        let ours = db::deployment::id(&mut tx).await?.to_string();
+        let mark = found["client_metadata"][super::deployment::MARK].as_str();
+        if let super::deployment::Stance::Theirs { other } =
+            super::deployment::stance(mark, &ours, client_id, &self.settings.take_over)
+        {
+            return Err(ReconcileError::ManagedElsewhere {
+                client_id: client_id.to_owned(),
+                other,
+                ours,
+            });
+        }
         db::applications::add(&mut tx, client_id, &name, "registered").await?;
         audit(
             &mut tx,

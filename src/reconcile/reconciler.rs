@@ -52,6 +52,14 @@ pub enum ReconcileError {
     ReservedApplication(String),
     #[error("application '{0}' is not in the pool")]
     TargetNotInPool(String),
+    #[error(
+        "application '{client_id}' is managed by another fleetgate deployment ({other}; this one is {ours}): give each deployment applications of its own, or set FLEETGATE_TAKE_OVER_APPLICATIONS={client_id} here to take it over"
+    )]
+    ManagedElsewhere {
+        client_id: String,
+        other: String,
+        ours: String,
+    },
 }
 
 /// The dry-run diff of one application.

@@ -233,6 +233,38 @@ async fn an_application_another_deployment_marked_is_left_alone_until_taken_over
     );
     assert_eq!(mark(&f.lists().await), json!("staging-0001"));
 
+    // Registering another of the other deployment's applications is refused at once.
+    let theirs: serde_json::Value = f
+        .app
+        .tenant
+        .management(reqwest::Method::POST, "/clients")
+        .json(&json!({"name": "staging", "app_type": "spa", "client_metadata": {"fleetgate_deployment": "staging-0001"}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let theirs = theirs["client_id"].as_str().unwrap().to_owned();
+    let res = f
+        .app
+        .admin(reqwest::Method::POST, "/v1/applications")
+        .json(&json!({ "client_id": theirs }))
+        .send()
+        .await
+        .unwrap();
+    let detail = assert_problem(res, 409, "application_managed_elsewhere").await;
+    assert!(
+        detail.contains("staging-0001") && detail.contains(&ours),
+        "{detail}"
+    );
+    let (_, apps) = f.app.get_json("/v1/applications").await;
+    assert_eq!(
+        apps["items"].as_array().unwrap().len(),
+        1,
+        "nothing registered: {apps}"
+    );
+
     // A replica told to take it over does, and says so in the audit log.
     let mut vars = f.app.tenant.reconciler_vars().await;
     vars.push(("FLEETGATE_TAKE_OVER_APPLICATIONS", f.spa.clone()));
