@@ -36,7 +36,13 @@ enum Command {
     /// After restoring the database from a backup where fleetgate cannot notice it (its role
     /// may not read pg_control_system): move every instance's grants revision past any handed
     /// out before, so polling instances fetch snapshots. Run once, before starting replicas.
-    Restored,
+    Restored {
+        /// Also give this database a deployment id of its own: for a copy of another
+        /// deployment's database (staging seeded from production), which must not manage that
+        /// deployment's applications.
+        #[arg(long)]
+        new_deployment: bool,
+    },
     /// Print what a reconcile pass would change now (reads Auth0; writes nothing).
     Plan,
     /// Sign and send deploy-hook events, as the hosting platform does.
@@ -120,7 +126,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             println!("migrations applied");
             Ok(())
         }
-        Command::Restored => {
+        Command::Restored { new_deployment } => {
             let settings = Settings::from_env()?;
             telemetry::init(settings.log_format);
             let pool = db::pool(settings.database_url(), settings.db_max_connections)?;
@@ -128,6 +134,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
             println!(
                 "every instance's grants revision is now {revision}: polling instances fetch snapshots"
             );
+            if new_deployment {
+                let id = db::deployment::renew(&mut *pool.acquire().await?).await?;
+                println!(
+                    "this database is now deployment {id}: applications the copied deployment marked are left alone"
+                );
+            }
             Ok(())
         }
         Command::Plan => {

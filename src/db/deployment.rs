@@ -38,3 +38,10 @@ pub async fn set_lineage(conn: &mut PgConnection, lineage: &str) -> sqlx::Result
         .await?;
     Ok(())
 }
+
+/// Gives this database a deployment id of its own (a copy of another deployment's); answers it.
+pub async fn renew(conn: &mut PgConnection) -> sqlx::Result<uuid::Uuid> {
+    sqlx::query_scalar("UPDATE deployment SET id = gen_random_uuid() RETURNING id")
+        .fetch_one(conn)
+        .await
+}

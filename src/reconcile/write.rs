@@ -152,6 +152,15 @@ impl Reconciler {
         conn: &mut sqlx::PgConnection,
         client_id: &str,
     ) -> Result<(), ReconcileError> {
+        // Its gauges go with it (a fill alert must not keep firing for it).
+        for field in crate::domain::Field::ALL {
+            let labels = [client_id, field.name()];
+            let _ = self
+                .metrics
+                .allowlist_fill_ratio
+                .remove_label_values(&labels);
+            let _ = self.metrics.foreign_entries.remove_label_values(&labels);
+        }
         let mut tx = conn.begin().await?;
         let instances = db::applications::unassign_all(&mut tx, client_id).await?;
         db::applications::remove(&mut tx, client_id).await?;

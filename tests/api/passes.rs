@@ -389,6 +389,11 @@ async fn lists_emptied_or_applications_deleted_by_hand_are_restored_or_replaced(
             .all(|a| a["client_id"] != json!(extra))
     );
     assert_eq!(audited("application.vanished", extra.clone()).await, 1);
+    let metrics = f.app.metrics().await;
+    assert!(
+        !metrics.contains(&format!("client_id=\"{extra}\"")),
+        "its gauges went with it: {metrics}"
+    );
     assert_ne!(
         f.reconcile().await["outcome"],
         "failed",
@@ -438,4 +443,49 @@ async fn lists_emptied_or_applications_deleted_by_hand_are_restored_or_replaced(
         fleetgate::domain::field::entries(&f.app.tenant.client(&replacement).await["callbacks"]);
     assert!(callbacks.contains(&cb("www.acme.com")), "{callbacks:?}");
     assert_eq!(audited("application.vanished", f.spa.clone()).await, 1);
+}
+
+/// A copy of a deployment's database (staging seeded from production's dump) shares its
+/// deployment id; `fleetgate restored --new-deployment` gives it one of its own, after which
+/// the original's applications are left alone, and its pollers start from snapshots.
+#[sqlx::test]
+async fn a_copied_database_made_a_deployment_of_its_own_leaves_the_originals_applications_alone(
+    pool: PgPool,
+) {
+    let f = lists_fleet(pool.clone(), roomy(), &[]).await;
+    f.app.deploy("acme", &["www.acme.com"]).await;
+    assert_ne!(f.reconcile().await["outcome"], "failed");
+    let id = || async {
+        let id: String = sqlx::query_scalar("SELECT id::text FROM deployment")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        id
+    };
+    let original = id().await;
+
+    let db = database_url(&pool).await;
+    let mut cmd = fleetgate(&db, &f.app.tenant, &[]);
+    cmd.args(["restored", "--new-deployment"]);
+    let out = output(cmd).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    let renewed = id().await;
+    assert_ne!(renewed, original);
+    assert!(
+        said.contains("grants revision is now") && said.contains(&renewed),
+        "{said}"
+    );
+
+    let run = f.reconcile().await;
+    assert_eq!(run["outcome"], "failed", "{run}");
+    let error = run["error"].as_str().unwrap();
+    assert!(
+        error.contains(&original) && error.contains(&renewed),
+        "{error}"
+    );
 }
