@@ -53,7 +53,7 @@ async fn run() -> anyhow::Result<()> {
     let db = common::BenchDb::create("grants").await?;
     let dir = common::scratch("grants")?;
     let pool = PgPool::connect(&db.url).await?;
-    fleetgate::startup::migrate(&pool).await?;
+    common::migrate(&pool).await?;
 
     // Two instances: `small` (three grants, polled) and `big` (given `grants` grants by PUT).
     let keys = [

@@ -77,7 +77,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let settings = common::settings(&vars)?;
     let pool = PgPool::connect(&db.url).await?;
-    fleetgate::startup::migrate(&pool).await?;
+    common::migrate(&pool).await?;
     let app = Application::build(&settings, pool.clone())?;
     let base = format!("http://127.0.0.1:{}", app.port());
     let server = tokio::spawn(app.run_until_stopped(stop.clone()));

@@ -38,7 +38,7 @@ async fn run() -> anyhow::Result<()> {
     let db = common::BenchDb::create("pollcost").await?;
     let dir = common::scratch("pollcost")?;
     let pool = PgPool::connect(&db.url).await?;
-    fleetgate::startup::migrate(&pool).await?;
+    common::migrate(&pool).await?;
     let key = common::polled_instance(&pool, "small", "www.small.com", 3).await?;
     let key = key.expose_secret().to_owned();
     let tenant = common::Tenant::start().await?;

@@ -116,7 +116,7 @@ async fn burst(deploys: u64, instances: u64) -> anyhow::Result<()> {
     ];
     let settings = common::settings(&vars)?;
     let pool = PgPool::connect(&db_url).await?;
-    fleetgate::startup::migrate(&pool).await?;
+    common::migrate(&pool).await?;
     let app = Application::build(&settings, pool.clone())?;
     let hook_url = format!("http://127.0.0.1:{}/v1/hooks/deploy", app.port());
     let stop = CancellationToken::new();

@@ -29,10 +29,7 @@ async fn run() -> anyhow::Result<()> {
     let db = common::BenchDb::create("scale").await?;
     let dir = common::scratch("scale")?;
     let pool = PgPool::connect(&db.url).await?;
-    fleetgate::startup::migrate(&pool).await?;
-    // Where this database is, recorded before the registry is written straight into it (as a
-    // fleetgate that wrote it would have): otherwise the first start takes it for a restore.
-    fleetgate::grants::lineage::ensure(&pool).await?;
+    common::migrate(&pool).await?;
     let tenant = common::Tenant::start().await?;
     let vars = common::fleetgate_vars(&db.url, &tenant);
 

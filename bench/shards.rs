@@ -53,7 +53,7 @@ async fn main() -> anyhow::Result<()> {
         ("FLEETGATE_AUTO_CREATE_APPLICATIONS", "true".to_owned()),
     ])?;
     let pool = PgPool::connect(&db.url).await?;
-    fleetgate::startup::migrate(&pool).await?;
+    common::migrate(&pool).await?;
     let app = Application::build(&settings, pool.clone())?;
     let hook_url = format!("http://127.0.0.1:{}/v1/hooks/deploy", app.port());
     tokio::spawn(app.run_until_stopped(stop.clone()));

@@ -218,6 +218,15 @@ pub async fn polled_instance(
 }
 
 /// A folder for one run's files (logs, request files), removed by the caller.
+/// Migrates a bench's fresh database and records where it is (`grants::lineage`), as the
+/// fleetgate that wrote the registry a bench then writes straight into it would have: without
+/// it, fleetgate's first start would take the seeded revisions for a restore and move them.
+pub async fn migrate(pool: &sqlx::PgPool) -> anyhow::Result<()> {
+    fleetgate::startup::migrate(pool).await?;
+    fleetgate::grants::lineage::ensure(pool).await?;
+    Ok(())
+}
+
 pub fn scratch(label: &str) -> anyhow::Result<std::path::PathBuf> {
     let dir = std::env::temp_dir().join(format!("fleetgate-bench-{label}-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
