@@ -35,4 +35,5 @@ mod schema;
 mod shards;
 mod spec;
 mod status;
+mod tenant_changes;
 mod trust;
