@@ -383,4 +383,24 @@ async fn the_login_page_names_the_site_and_lists_the_users_to_log_in_as() {
         (CALLBACK, Some("st-1")),
         "the same login: its redirect URI and state"
     );
+    // A tenant of many users: the first twenty, and how many more.
+    for n in 0..21 {
+        let res = emu
+            .http
+            .post(emu.url("/emulator/users"))
+            .json(&json!({ "email": format!("u{n}@example.com") }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+    }
+    let mut other = Browser::new(&emu.base);
+    let page = other
+        .authorize(&spa, CALLBACK, &[])
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(page.matches("<li><a href=").count(), 20, "{page}");
+    assert!(page.contains("… and 2 more."), "{page}");
 }

@@ -186,8 +186,9 @@ pub async fn delete(
     .await
 }
 
-/// A user's grants across instances: (instance id, grant).
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// A user's grants across instances: (instance id, grant); answered as it is by
+/// `GET /v1/users/{user_id}/grants`.
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
 pub struct UserGrant {
     pub instance_id: String,
     pub status: String,

@@ -5,10 +5,9 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use uuid::Uuid;
 
 use crate::{
-    db::keys::KeyInfo,
+    db::{grants::UserGrant, keys::KeyInfo},
     domain::{InstanceId, UserId},
     reconcile::{ApplicationPlan, PoolEntry},
     registry::{Domain, Instance},
@@ -39,7 +38,7 @@ pub struct Domains<'a> {
 
 /// `GET /v1/instances/{id}/keys`.
 #[derive(Debug, Serialize)]
-pub struct Keys<'a> {
+pub struct KeyList<'a> {
     pub instance_id: &'a InstanceId,
     pub items: Vec<KeyInfo>,
 }
@@ -52,20 +51,12 @@ pub struct KeyRotation<'a> {
     pub previous_keys_expire_at: Option<DateTime<Utc>>,
 }
 
-/// `GET /v1/users/{user_id}/grants` (`UserGrants`).
+/// `GET /v1/users/{user_id}/grants` (`UserGrants`): each instance the user owns (role
+/// `owner`, no grant) or holds a grant on.
 #[derive(Debug, Serialize)]
 pub struct UserGrants<'a> {
     pub user_id: &'a UserId,
     pub items: Vec<UserGrant>,
-}
-
-/// One instance a user owns (role `owner`, no grant) or holds a grant on.
-#[derive(Debug, Serialize)]
-pub struct UserGrant {
-    pub instance_id: String,
-    pub status: String,
-    pub role: String,
-    pub grant_id: Option<Uuid>,
 }
 
 /// `GET /v1/instances/{id}/config`: what the instance's SPA and API are configured with.

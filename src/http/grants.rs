@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::{
     AppState,
     access::{self, Want},
-    answers::{UserGrant, UserGrants},
+    answers::UserGrants,
     error::ApiError,
     instances::path_id,
 };
@@ -308,14 +308,6 @@ pub async fn of_user(
     let items = state.grants.of_user(&user).await?;
     Ok(HttpResponse::Ok().json(UserGrants {
         user_id: &user,
-        items: items
-            .into_iter()
-            .map(|g| UserGrant {
-                instance_id: g.instance_id,
-                status: g.status,
-                role: g.role,
-                grant_id: g.grant_id,
-            })
-            .collect(),
+        items,
     }))
 }

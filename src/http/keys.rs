@@ -46,7 +46,7 @@ pub async fn list(
     let id = path_id(&path)?;
     key_holder(&state, &req, &id).await?;
     let keys = state.keys.list(&id).await?;
-    Ok(HttpResponse::Ok().json(answers::Keys {
+    Ok(HttpResponse::Ok().json(answers::KeyList {
         instance_id: &id,
         items: keys,
     }))

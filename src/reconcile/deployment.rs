@@ -20,6 +20,13 @@ pub enum Stance {
     Theirs { other: String },
 }
 
+impl Stance {
+    /// Whether this deployment manages the application (writes it, places instances on it).
+    pub fn manages(&self) -> bool {
+        !matches!(self, Self::Theirs { .. })
+    }
+}
+
 /// The stance toward application `client_id` marked `mark`, for deployment `ours`.
 pub fn stance(mark: Option<&str>, ours: &str, client_id: &str, take_over: &[String]) -> Stance {
     match mark.map(str::trim).filter(|m| !m.is_empty()) {
@@ -62,6 +69,13 @@ mod tests {
             Stance::TakeOver {
                 from: "them".into()
             }
+        );
+        assert!(Stance::Ours.manages() && Stance::Mark.manages());
+        assert!(
+            !Stance::Theirs {
+                other: "them".into()
+            }
+            .manages()
         );
         let said = refusal("app-a", "them", "us");
         assert!(said.contains("app-a") && said.contains("them") && said.contains("us"));

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::deployment::Stance;
 use super::{
     desired::Options,
     shard::{self, Demand, Placement, Room, Slots},
@@ -17,10 +18,9 @@ pub struct AppLists {
     pub actual: BTreeMap<Field, Vec<String>>,
     /// Per field name, the entries fleetgate owns on it.
     pub owned: BTreeMap<String, BTreeSet<String>>,
-    /// The deployment that marked the application as its own, if any (`client_metadata`).
-    pub mark: Option<String>,
-    /// Whether this deployment manages it (false: another deployment's; no newcomers go there).
-    pub open: bool,
+    /// What this deployment does with it, from its mark (`client_metadata`): another
+    /// deployment's takes no newcomers.
+    pub stance: Stance,
 }
 
 impl AppLists {
@@ -30,8 +30,7 @@ impl AppLists {
             client_id: client_id.into(),
             actual: Field::ALL.into_iter().map(|f| (f, Vec::new())).collect(),
             owned: BTreeMap::new(),
-            mark: None,
-            open: true,
+            stance: Stance::Mark,
         }
     }
 }
@@ -56,7 +55,11 @@ pub fn rooms(apps: &[AppLists], opts: Options<'_>, cap: usize) -> Vec<Room> {
                 })
                 .collect();
             let room = Room::new(a.client_id.clone(), cap, &reserved);
-            if a.open { room } else { room.closed() }
+            if a.stance.manages() {
+                room
+            } else {
+                room.closed()
+            }
         })
         .collect()
 }

@@ -171,7 +171,7 @@ impl Reconciler {
         Ok(survey
             .apps
             .iter()
-            .filter(|a| a.open)
+            .filter(|a| a.stance.manages())
             .map(|a| {
                 plan_lists(
                     &a.client_id,

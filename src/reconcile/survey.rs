@@ -45,20 +45,11 @@ impl Reconciler {
         let mut problems = Vec::new();
         let mut vanished = Vec::new();
         for app in pool {
-            match self.look(&mut conn, app.client_id.clone()).await {
-                Ok(mut lists) => {
-                    // Another deployment's application takes no newcomers (see `deployment`).
-                    lists.open = !matches!(
-                        deployment::stance(
-                            lists.mark.as_deref(),
-                            &deployment,
-                            &lists.client_id,
-                            &self.settings.take_over,
-                        ),
-                        deployment::Stance::Theirs { .. }
-                    );
-                    apps.push(lists);
-                }
+            match self
+                .look(&mut conn, app.client_id.clone(), &deployment)
+                .await
+            {
+                Ok(lists) => apps.push(lists),
                 // Deleted in the tenant (by hand): the primary cannot be replaced by a pass;
                 // another application's instances are placed again (see `write`).
                 Err(ReconcileError::Auth0(e)) if e.status() == Some(404) => {
@@ -151,25 +142,29 @@ impl Reconciler {
         })
     }
 
-    /// An application's lists as they are now, and what fleetgate owns on them.
+    /// An application's lists as they are now, what fleetgate owns on them, and this
+    /// deployment's (`ours`) stance toward it.
     async fn look(
         &self,
         conn: &mut sqlx::PgConnection,
         client_id: String,
+        ours: &str,
     ) -> Result<AppLists, ReconcileError> {
         let mut fields = Field::ALL.map(Field::name).to_vec();
         fields.push("client_metadata");
         let client = self.client.get_client(&client_id, &fields).await?;
-        let mark = client["client_metadata"][deployment::MARK]
-            .as_str()
-            .map(str::to_owned);
+        let stance = deployment::stance(
+            client["client_metadata"][deployment::MARK].as_str(),
+            ours,
+            &client_id,
+            &self.settings.take_over,
+        );
         let owned = db::reconcile::owned(conn, &client_id).await?;
         Ok(AppLists {
             client_id,
             actual: lists_of(&client),
             owned,
-            mark,
-            open: true,
+            stance,
         })
     }
 }

@@ -83,19 +83,14 @@ impl Reconciler {
         let mut work = Work::default();
         let ours = survey.deployment.clone();
         for app in &survey.apps {
-            let mark = match deployment::stance(
-                app.mark.as_deref(),
-                &ours,
-                &app.client_id,
-                &self.settings.take_over,
-            ) {
+            let mark = match &app.stance {
                 Stance::Ours => None,
                 Stance::Mark => Some(None),
-                Stance::TakeOver { from } => Some(Some(from)),
+                Stance::TakeOver { from } => Some(Some(from.as_str())),
                 Stance::Theirs { other } => {
                     survey
                         .problems
-                        .push(deployment::refusal(&app.client_id, &other, &ours));
+                        .push(deployment::refusal(&app.client_id, other, &ours));
                     continue;
                 }
             };
@@ -121,9 +116,7 @@ impl Reconciler {
                 continue;
             }
             if let Some(from) = mark
-                && let Err(e) = self
-                    .mark(&mut conn, &app.client_id, &ours, from.as_deref())
-                    .await
+                && let Err(e) = self.mark(&mut conn, &app.client_id, &ours, from).await
             {
                 survey.problems.push(format!(
                     "application {}: its deployment mark (client_metadata.{}) could not be written, so it was left alone: {e}",
@@ -189,28 +182,23 @@ impl Reconciler {
     /// The entries on each list that fleetgate wrote, that the last read-back still saw, and
     /// that are gone now (removed by someone else) and wanted back: the plan re-adds them.
     /// (An entry owned ahead of a write that never landed was never seen, so it is no loss.)
+    /// The last read-back is read only when the plan re-adds an owned entry (rarely: new
+    /// entries are not owned until this pass writes them ahead).
     async fn removed_by_hand(
         &self,
         conn: &mut sqlx::PgConnection,
         app: &AppLists,
         plan: &ApplicationPlan,
-    ) -> Result<Vec<(Field, usize, bool)>, ReconcileError> {
+    ) -> Result<Vec<Restored>, ReconcileError> {
+        let readds_owned = plan.fields.iter().any(|p| {
+            let owned = app.owned.get(p.field.name());
+            p.added.iter().any(|e| owned.is_some_and(|o| o.contains(e)))
+        });
+        if !readds_owned {
+            return Ok(Vec::new());
+        }
         let seen = db::reconcile::snapshots(conn, &app.client_id).await?;
-        Ok(plan
-            .fields
-            .iter()
-            .filter_map(|p| {
-                let owned = app.owned.get(p.field.name())?;
-                let last = seen.get(p.field.name())?;
-                let restored = p
-                    .added
-                    .iter()
-                    .filter(|e| owned.contains(*e) && last.contains(*e))
-                    .count();
-                let emptied = app.actual.get(&p.field).is_none_or(Vec::is_empty);
-                (restored > 0).then_some((p.field, restored, emptied))
-            })
-            .collect())
+        Ok(restored(app, plan, &seen))
     }
 
     /// Counts entries written back (`fleetgate_allowlist_entries_restored_total`) and audits a
@@ -219,9 +207,14 @@ impl Reconciler {
         &self,
         conn: &mut sqlx::PgConnection,
         client_id: &str,
-        restored: &[(Field, usize, bool)],
+        restored: &[Restored],
     ) -> Result<(), ReconcileError> {
-        for &(field, n, emptied) in restored {
+        for &Restored {
+            field,
+            entries: n,
+            emptied,
+        } in restored
+        {
             self.metrics
                 .entries_restored
                 .with_label_values(&[field.name()])
@@ -332,5 +325,87 @@ impl Reconciler {
             .map(|p| json!({"client_id": client_id, "field": p.field, "added": p.added, "removed": p.removed, "foreign": p.foreign}))
             .collect();
         Ok((changes, again))
+    }
+}
+
+/// Entries of one list written back.
+#[derive(Debug, PartialEq, Eq)]
+struct Restored {
+    field: Field,
+    entries: usize,
+    /// The list was found empty.
+    emptied: bool,
+}
+
+/// Per list, the entries the plan re-adds that fleetgate owned and the last read-back (`seen`,
+/// field name → entries) still saw: removed by someone else since. Pure.
+fn restored(
+    app: &AppLists,
+    plan: &ApplicationPlan,
+    seen: &BTreeMap<String, Vec<String>>,
+) -> Vec<Restored> {
+    plan.fields
+        .iter()
+        .filter_map(|p| {
+            let owned = app.owned.get(p.field.name())?;
+            let last = seen.get(p.field.name())?;
+            let entries = p
+                .added
+                .iter()
+                .filter(|e| owned.contains(*e) && last.contains(*e))
+                .count();
+            (entries > 0).then(|| Restored {
+                field: p.field,
+                entries,
+                emptied: app.actual.get(&p.field).is_none_or(Vec::is_empty),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_entries_written_seen_and_gone_count_as_removed_by_hand() {
+        let entry = |s: &str| format!("https://{s}.example/cb");
+        let mut app = AppLists::empty("app");
+        app.owned.insert(
+            "callbacks".into(),
+            [entry("seen"), entry("never-landed")].into(),
+        );
+        let desired = |entries: Vec<String>| {
+            Field::ALL
+                .into_iter()
+                .map(|f| {
+                    (
+                        f,
+                        if f == Field::Callbacks {
+                            entries.clone()
+                        } else {
+                            Vec::new()
+                        },
+                    )
+                })
+                .collect()
+        };
+        let plan = plan_lists(
+            "app",
+            &desired(vec![entry("seen"), entry("never-landed"), entry("new")]),
+            &app.actual,
+            &app.owned,
+        );
+        let seen = [("callbacks".to_owned(), vec![entry("seen")])].into();
+        assert_eq!(
+            restored(&app, &plan, &seen),
+            [Restored {
+                field: Field::Callbacks,
+                entries: 1,
+                emptied: true
+            }],
+            "not the entry owned ahead of a write that never landed, nor a new one"
+        );
+        assert!(restored(&app, &plan, &BTreeMap::new()).is_empty());
     }
 }

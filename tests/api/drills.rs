@@ -3,7 +3,6 @@
 use std::time::Instant;
 
 use fleetgate_emulator::{EmulatorConfig, faults::Faults};
-use reqwest::Method;
 use serde_json::json;
 use sqlx::PgPool;
 
@@ -39,13 +38,7 @@ async fn a_replica_killed_mid_pass_converges_after_restart_and_keeps_foreign_ent
     let vars = tenant.reconciler_vars().await;
     let spa = vars[2].1.clone();
     let person = "https://person.example.com/cb".to_owned();
-    let res = tenant
-        .management(Method::PATCH, &format!("/clients/{spa}"))
-        .json(&json!({ "callbacks": [person] }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    tenant.person_sets(&spa, "callbacks", json!([person])).await;
     for n in 0..30 {
         app.deploy(&format!("i{n}"), &[&format!("www.i{n}.com")])
             .await;

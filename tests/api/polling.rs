@@ -219,19 +219,7 @@ async fn deltas_under_concurrent_writers_never_skip_or_reorder(pool: PgPool) {
 async fn a_long_poll_wakes_when_another_process_changes_a_grant(pool: PgPool) {
     let f = fleet(pool.clone(), &[]).await;
     let (other, stop, _task) = spawn_process(&pool, &f.app.tenant.base_url, &[]);
-    // Wait until the other process serves.
-    for _ in 0..50 {
-        if f.app
-            .http
-            .get(format!("{other}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    until_ready(&f.app.http, &other).await;
     let started = Instant::now();
     let poll = f.poll("?wait=30", Some("\"0\""));
     let write = async {

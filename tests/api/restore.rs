@@ -26,27 +26,6 @@ fn tool(program: &str, args: &[&str]) {
     );
 }
 
-/// A deploy hook for `id` on `domains`, signed, sent to the fleetgate at `addr`.
-async fn send_hook(
-    http: reqwest::Client,
-    addr: String,
-    id: String,
-    domains: Vec<String>,
-) -> (u16, Value) {
-    let hosts: Vec<&str> = domains.iter().map(String::as_str).collect();
-    let body = deployed(&id, "auth0|owner-1", &hosts).to_string();
-    let msg = format!("msg_{}", uuid::Uuid::new_v4().simple());
-    let ts = chrono::Utc::now().timestamp();
-    let req = http
-        .post(format!("{addr}/v1/hooks/deploy"))
-        .header("webhook-id", &msg)
-        .header("webhook-timestamp", ts.to_string())
-        .header("webhook-signature", signature(&msg, ts, &body))
-        .header("content-type", "application/json")
-        .body(body);
-    into_json(req.send().await.unwrap()).await
-}
-
 #[sqlx::test]
 async fn a_registry_restored_from_a_dump_is_served_and_brought_back_to_the_tenant(pool: PgPool) {
     let tenant = TestTenant::start_with(roomy()).await;
@@ -62,30 +41,18 @@ async fn a_registry_restored_from_a_dump_is_served_and_brought_back_to_the_tenan
         http.request(method, format!("{addr}{path}"))
             .bearer_auth(bearer.to_owned())
     };
-    let reconcile = |addr: String| {
-        let req = call(&addr, Method::POST, "/v1/reconcile", &admin);
-        async move {
-            let (status, run) = into_json(req.send().await.unwrap()).await;
-            assert_eq!(status, 200, "{run}");
-            run
-        }
-    };
     let callbacks =
         || async { fleetgate::domain::field::entries(&tenant.client(&spa).await["callbacks"]) };
 
     // Production, before the backup.
     let (live, stop_live, _task) = spawn_process(&pool, &tenant.base_url, &vars);
-    within(10, "production ready", || async {
-        http.get(format!("{live}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-    })
-    .await;
-    let hook = |addr: String, id: &str, domains: Vec<String>| {
-        send_hook(http.clone(), addr, id.to_owned(), domains)
+    until_ready(&http, &live).await;
+    let hook = |id: &str, host: &str| {
+        let event = deployed(id, "auth0|owner-1", &[host]);
+        let (http, live) = (http.clone(), live.clone());
+        async move { send_hook(&http, &live, &event).await }
     };
-    let (status, acme) = hook(live.clone(), "acme", vec!["www.acme.com".into()]).await;
+    let (status, acme) = hook("acme", "www.acme.com").await;
     assert_eq!(status, 200, "{acme}");
     let key = acme["instance_key"].as_str().unwrap().to_owned();
     let (status, _) = into_json(
@@ -98,14 +65,11 @@ async fn a_registry_restored_from_a_dump_is_served_and_brought_back_to_the_tenan
     .await;
     assert_eq!(status, 201);
     let person = "https://support.example.com/callback".to_owned();
-    let res = tenant
-        .management(Method::PATCH, &format!("/clients/{spa}"))
-        .json(&json!({ "callbacks": [person] }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    assert_ne!(reconcile(live.clone()).await["outcome"], "failed");
+    tenant.person_sets(&spa, "callbacks", json!([person])).await;
+    assert_ne!(
+        reconcile_at(&http, &live, &admin).await["outcome"],
+        "failed"
+    );
 
     // The dump, taken while deploys keep coming.
     let db = database_url(&pool).await;
@@ -115,9 +79,12 @@ async fn a_registry_restored_from_a_dump_is_served_and_brought_back_to_the_tenan
         let (live, http) = (live.clone(), http.clone());
         async move {
             for n in 0..20 {
-                let domains = vec![format!("www.i{n}.com")];
-                let (status, body) =
-                    send_hook(http.clone(), live.clone(), format!("i{n}"), domains).await;
+                let event = deployed(
+                    &format!("i{n}"),
+                    "auth0|owner-1",
+                    &[&format!("www.i{n}.com")],
+                );
+                let (status, body) = send_hook(&http, &live, &event).await;
                 assert_eq!(status, 200, "{body}");
             }
         }
@@ -135,7 +102,7 @@ async fn a_registry_restored_from_a_dump_is_served_and_brought_back_to_the_tenan
     deploys.await.unwrap();
 
     // After the backup: a new instance, and ann's grant removed, both seen by the instance.
-    let (status, _) = hook(live.clone(), "gamma", vec!["www.gamma.com".into()]).await;
+    let (status, _) = hook("gamma", "www.gamma.com").await;
     assert_eq!(status, 200);
     let (_, grants) = into_json(
         call(&live, Method::GET, "/v1/instances/acme/grants", &key)
@@ -164,7 +131,10 @@ async fn a_registry_restored_from_a_dump_is_served_and_brought_back_to_the_tenan
     .await;
     let seen = after["revision"].as_i64().unwrap();
     assert_eq!(after["grants"], json!([]));
-    assert_ne!(reconcile(live.clone()).await["outcome"], "failed");
+    assert_ne!(
+        reconcile_at(&http, &live, &admin).await["outcome"],
+        "failed"
+    );
     assert!(
         callbacks()
             .await
@@ -193,13 +163,7 @@ async fn a_registry_restored_from_a_dump_is_served_and_brought_back_to_the_tenan
     let _ = std::fs::remove_file(&dump);
     let restored = PgPool::connect(&restored_url).await.unwrap();
     let (back, stop_back, _task) = spawn_process(&restored, &tenant.base_url, &vars);
-    within(10, "the restored fleetgate ready", || async {
-        http.get(format!("{back}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-    })
-    .await;
+    until_ready(&http, &back).await;
 
     // It serves the restored registry: the key from before, ann's grant as the dump had it.
     let res = call(&back, Method::GET, "/v1/instances/gamma", &admin)
@@ -245,7 +209,7 @@ async fn a_registry_restored_from_a_dump_is_served_and_brought_back_to_the_tenan
 
     // One pass brings the lists back to the restored registry: the person's entry stays, and so
     // do gamma's, which this database never knew fleetgate wrote.
-    let run = reconcile(back.clone()).await;
+    let run = reconcile_at(&http, &back, &admin).await;
     assert_ne!(run["outcome"], "failed", "{run}");
     let now = callbacks().await;
     for kept in [

@@ -62,18 +62,11 @@ async fn an_application_another_deployment_marked_is_left_alone_until_taken_over
     assert_eq!(mark(&f.lists().await), json!("staging-0001"));
 
     // Registering another of the other deployment's applications is refused at once.
-    let theirs: serde_json::Value = f
+    let theirs = f
         .app
         .tenant
-        .management(reqwest::Method::POST, "/clients")
-        .json(&json!({"name": "staging", "app_type": "spa", "client_metadata": {"fleetgate_deployment": "staging-0001"}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let theirs = theirs["client_id"].as_str().unwrap().to_owned();
+        .create_application_with(json!({"name": "staging", "app_type": "spa", "client_metadata": {"fleetgate_deployment": "staging-0001"}}))
+        .await;
     let res = f
         .app
         .admin(reqwest::Method::POST, "/v1/applications")
@@ -97,21 +90,8 @@ async fn an_application_another_deployment_marked_is_left_alone_until_taken_over
     let mut vars = f.app.tenant.reconciler_vars().await;
     vars.push(("FLEETGATE_TAKE_OVER_APPLICATIONS", f.spa.clone()));
     let (taker, _stop, _task) = spawn_process(&pool, &f.app.tenant.base_url, &vars);
-    let (status, run) = into_json(
-        f.app
-            .http
-            .post(format!("{taker}/v1/reconcile"))
-            .bearer_auth(&f.app.admin_token)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(
-        (status, run["outcome"].as_str()),
-        (200, Some("applied")),
-        "{run}"
-    );
+    let run = reconcile_at(&f.app.http, &taker, &f.app.admin_token).await;
+    assert_eq!(run["outcome"].as_str(), Some("applied"), "{run}");
     assert_eq!(mark(&f.lists().await), json!(ours));
     assert!(f.list("callbacks").await.contains(&cb("www.beta.com")));
     let taken: i64 = sqlx::query_scalar(
@@ -251,17 +231,7 @@ async fn lists_emptied_or_applications_deleted_by_hand_are_restored_or_replaced(
     vars.retain(|(k, _)| *k != "AUTH0_SPA_CLIENT_ID");
     vars.push(("AUTH0_SPA_CLIENT_ID", replacement.clone()));
     let (replica, _stop, _task) = spawn_process(&pool, &f.app.tenant.base_url, &vars);
-    let (status, run) = into_json(
-        f.app
-            .http
-            .post(format!("{replica}/v1/reconcile"))
-            .bearer_auth(&f.app.admin_token)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(status, 200, "{run}");
+    let run = reconcile_at(&f.app.http, &replica, &f.app.admin_token).await;
     let error = run["error"].as_str().unwrap_or_default();
     assert!(
         error.contains(&f.spa) && error.contains("no longer exists"),

@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 use super::{
     SESSION_COOKIE,
     event::{self, Protocol},
-    pages::{LoginPage, error_page, login_form, respond},
+    pages::{LoginPage, USERS_LISTED, error_page, login_form, query_string, respond},
     state::{Authorization, Challenge, Grant, ResponseMode, Session, random_id},
 };
 use crate::{
@@ -218,18 +218,14 @@ fn form_page(
     let users: Vec<(String, String)> = tenant
         .users
         .iter()
+        .take(USERS_LISTED)
         .map(|u| {
             let mut query = authorization.query.clone();
             query.insert("login_hint".into(), json!(u.email));
-            let pairs: Vec<(&str, &str)> = query
-                .iter()
-                .filter_map(|(k, v)| Some((k.as_str(), v.as_str()?)))
-                .collect();
-            let link = format!(
-                "/authorize?{}",
-                serde_urlencoded::to_string(pairs).unwrap_or_default()
-            );
-            (u.email.clone(), link)
+            (
+                u.email.clone(),
+                format!("/authorize?{}", query_string(&query)),
+            )
         })
         .collect();
     login_form(&LoginPage {
@@ -239,6 +235,7 @@ fn form_page(
         hint,
         error,
         users: &users,
+        unlisted: tenant.users.len().saturating_sub(users.len()),
     })
 }
 

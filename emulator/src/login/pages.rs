@@ -80,12 +80,14 @@ pub struct LoginPage<'a> {
     /// The email filled in (`login_hint`, or what was typed).
     pub hint: &'a str,
     pub error: Option<&'a str>,
-    /// The tenant's users: their email and a link starting this login with it filled in.
+    /// The tenant's first users: their email and a link starting this login with it filled in.
     pub users: &'a [(String, String)],
+    /// How many more users the tenant has.
+    pub unlisted: usize,
 }
 
 /// How many users the form lists.
-const USERS_LISTED: usize = 20;
+pub const USERS_LISTED: usize = 20;
 
 /// The emulator's own pages' look: plain, readable, narrow.
 const STYLE: &str = "<style>body{font-family:system-ui,sans-serif;background:#f3f4f6;color:#222;margin:0}\
@@ -106,7 +108,6 @@ pub fn login_form(p: &LoginPage) -> HttpResponse {
         let items: String = p
             .users
             .iter()
-            .take(USERS_LISTED)
             .map(|(email, link)| {
                 format!(
                     "<li><a href=\"{}\">{}</a></li>",
@@ -115,9 +116,8 @@ pub fn login_form(p: &LoginPage) -> HttpResponse {
                 )
             })
             .collect();
-        let more = p.users.len().saturating_sub(USERS_LISTED);
-        let more = if more > 0 {
-            format!("<p class=\"muted\">… and {more} more.</p>")
+        let more = if p.unlisted > 0 {
+            format!("<p class=\"muted\">… and {} more.</p>", p.unlisted)
         } else {
             String::new()
         };
@@ -156,6 +156,19 @@ pub fn message(title: &str, text: &str) -> HttpResponse {
     )
 }
 
+/// The string parameters of `params`.
+fn string_pairs(params: &Map<String, Value>) -> Vec<(&str, &str)> {
+    params
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str(), v.as_str()?)))
+        .collect()
+}
+
+/// `params`' string parameters, URL-encoded (`a=1&b=2`).
+pub fn query_string(params: &Map<String, Value>) -> String {
+    serde_urlencoded::to_string(string_pairs(params)).expect("strings encode")
+}
+
 /// Carries `params` (a code, or an error) to the application at `redirect_uri` the way
 /// `mode` says.
 pub fn respond(
@@ -163,11 +176,8 @@ pub fn respond(
     redirect_uri: &str,
     params: &Map<String, Value>,
 ) -> HttpResponse {
-    let pairs: Vec<(&str, &str)> = params
-        .iter()
-        .filter_map(|(k, v)| Some((k.as_str(), v.as_str()?)))
-        .collect();
-    let encoded = serde_urlencoded::to_string(&pairs).expect("strings encode");
+    let pairs = string_pairs(params);
+    let encoded = query_string(params);
     match mode {
         ResponseMode::Query | ResponseMode::Fragment => {
             let sep = if mode == ResponseMode::Fragment {

@@ -124,13 +124,15 @@ impl TestApp {
         content_type: &str,
         body: String,
     ) -> reqwest::RequestBuilder {
-        self.http
-            .post(self.url("/v1/hooks/deploy"))
-            .header("content-type", content_type)
-            .header("webhook-id", id)
-            .header("webhook-timestamp", ts.to_string())
-            .header("webhook-signature", signature)
-            .body(body)
+        hook_request(
+            &self.http,
+            &self.addr,
+            id,
+            ts,
+            signature,
+            content_type,
+            body,
+        )
     }
 
     pub async fn deploy(&self, id: &str, domains: &[&str]) -> Value {
@@ -196,6 +198,54 @@ pub fn spawn_process(
     let stop = CancellationToken::new();
     let handle = tokio::spawn(app.run_until_stopped(stop.clone()));
     (addr, stop, handle)
+}
+
+/// A deploy-hook request to the fleetgate at `addr`, with exactly these header values.
+pub fn hook_request(
+    http: &reqwest::Client,
+    addr: &str,
+    id: &str,
+    ts: i64,
+    signature: &str,
+    content_type: &str,
+    body: String,
+) -> reqwest::RequestBuilder {
+    http.post(format!("{addr}/v1/hooks/deploy"))
+        .header("content-type", content_type)
+        .header("webhook-id", id)
+        .header("webhook-timestamp", ts.to_string())
+        .header("webhook-signature", signature)
+        .body(body)
+}
+
+/// `event`, signed with the test secret under a fresh webhook id, sent to the fleetgate at
+/// `addr` (one started by [`spawn_process`]; a [`TestApp`] has [`TestApp::hook`]).
+pub async fn send_hook(http: &reqwest::Client, addr: &str, event: &Value) -> (u16, Value) {
+    let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
+    let ts = chrono::Utc::now().timestamp();
+    let body = event.to_string();
+    let sig = signature(&id, ts, &body);
+    into_json(
+        hook_request(http, addr, &id, ts, &sig, "application/json", body)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
+/// A reconcile pass run by the fleetgate at `addr` for `admin` (a token); its run, which must
+/// be answered 200.
+pub async fn reconcile_at(http: &reqwest::Client, addr: &str, admin: &str) -> Value {
+    let res = http
+        .post(format!("{addr}/v1/reconcile"))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .unwrap();
+    let (status, run) = into_json(res).await;
+    assert_eq!(status, 200, "{run}");
+    run
 }
 
 pub fn deployed(id: &str, owner: &str, domains: &[&str]) -> Value {

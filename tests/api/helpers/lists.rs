@@ -5,7 +5,7 @@ use std::{collections::BTreeMap, time::Duration};
 
 use fleetgate_emulator::EmulatorConfig;
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::Value;
 use sqlx::PgPool;
 
 use super::*;
@@ -90,15 +90,7 @@ impl Lists {
     }
 
     pub async fn person_sets(&self, field: &str, entries: Value) {
-        let res = self
-            .app
-            .tenant
-            .management(Method::PATCH, &format!("/clients/{}", self.spa))
-            .json(&json!({ field: entries }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 200);
+        self.app.tenant.person_sets(&self.spa, field, entries).await;
     }
 
     /// Waits (bounded) until `check` holds for the callbacks list.

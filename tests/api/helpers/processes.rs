@@ -20,6 +20,17 @@ pub async fn database_url(pool: &PgPool) -> String {
     format!("{}/{name}", base.rsplit_once('/').unwrap().0)
 }
 
+/// Waits (at most 10 s) until the fleetgate at `addr` answers `/readyz` with 200.
+pub async fn until_ready(http: &reqwest::Client, addr: &str) {
+    within(10, &format!("{addr} ready"), || async {
+        http.get(format!("{addr}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+}
+
 /// A `fleetgate serve` process, killed (SIGKILL) when dropped, so that a failing test leaves
 /// nothing running.
 pub struct Replica {

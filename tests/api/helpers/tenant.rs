@@ -92,12 +92,30 @@ impl TestTenant {
             .bearer_auth(token)
     }
 
+    /// A person sets one field of an application in the dashboard (`entries`: its new value).
+    pub async fn person_sets(&self, client_id: &str, field: &str, entries: Value) {
+        let res = self
+            .management(reqwest::Method::PATCH, &format!("/clients/{client_id}"))
+            .json(&json!({ field: entries }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+    }
+
     /// Creates an application in the tenant, as a person would in the dashboard; answers its
     /// client id.
     pub async fn create_application(&self, name: &str) -> String {
+        self.create_application_with(json!({"name": name, "app_type": "spa"}))
+            .await
+    }
+
+    /// Creates an application from this Management API body (e.g. with `client_metadata`);
+    /// answers its client id.
+    pub async fn create_application_with(&self, body: Value) -> String {
         let res = self
             .management(reqwest::Method::POST, "/clients")
-            .json(&json!({"name": name, "app_type": "spa"}))
+            .json(&body)
             .send()
             .await
             .unwrap();
