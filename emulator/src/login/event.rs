@@ -78,6 +78,30 @@ pub fn login(
     event
 }
 
+/// The address a token request is made for: `auth0-forwarded-for` when the client
+/// authenticated with its secret and trusts that header ("Trust Token Endpoint IP Header",
+/// `is_token_endpoint_ip_header_trusted`), else the connection's. A server that logs users in
+/// (fleetgate's relay) names the user's address so attack protection sees users, not it.
+fn token_request_ip(req: &HttpRequest, client: &Client) -> Option<String> {
+    let trusted = client
+        .get("is_token_endpoint_ip_header_trusted")
+        .and_then(Value::as_bool)
+        == Some(true)
+        && client
+            .get("token_endpoint_auth_method")
+            .and_then(Value::as_str)
+            .is_some_and(|m| m != "none");
+    let forwarded = req
+        .headers()
+        .get("auth0-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<std::net::IpAddr>().ok());
+    match (trusted, forwarded) {
+        (true, Some(ip)) => Some(ip.to_string()),
+        _ => req.peer_addr().map(|a| a.ip().to_string()),
+    }
+}
+
 /// The event of a refresh-token exchange: no redirect URI in the transaction; the token
 /// request's body (without secrets) in `request.body`; the token in `refresh_token`.
 pub fn refresh(
@@ -99,6 +123,7 @@ pub fn refresh(
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     event["request"]["body"] = Value::Object(shown);
+    event["request"]["ip"] = json!(token_request_ip(req, client));
     event["refresh_token"] = json!({
         "id": rt.id,
         "client_id": rt.grant.client_id,
