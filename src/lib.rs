@@ -13,6 +13,7 @@ pub mod keys;
 pub mod metrics;
 pub mod reconcile;
 pub mod registry;
+pub mod relay;
 pub mod startup;
 pub mod telemetry;
 

@@ -27,6 +27,8 @@ pub struct Metrics {
     /// Entries fleetgate had written that were gone from their list (removed by hand, a list
     /// emptied) and that a pass wrote back, by field.
     pub entries_restored: IntCounterVec,
+    /// The login relay's steps by outcome (`ok`, `refused`, `error`).
+    pub relay_steps: IntCounterVec,
 }
 
 impl Metrics {
@@ -142,6 +144,11 @@ impl Metrics {
         for field in crate::domain::Field::ALL {
             entries_restored.with_label_values(&[field.name()]);
         }
+        let relay_steps = counter(
+            "relay_steps_total",
+            "The login relay's steps (authorize, callback, token_code, token_refresh, logout, logged_out, decision) by outcome (ok, refused, error).",
+            &["step", "outcome"],
+        );
         // Which build answers (1, labelled with its version), as Prometheus' own build_info.
         let build_info = GaugeVec::new(
             Opts::new("build_info", "This build, by version: always 1.").namespace("fleetgate"),
@@ -164,6 +171,7 @@ impl Metrics {
             auth0_wait_seconds,
             foreign_entries,
             entries_restored,
+            relay_steps,
         }
     }
 }

@@ -55,6 +55,7 @@ impl Application {
                 &settings.auth0.base_url,
                 r,
                 settings.platform_domain.clone(),
+                settings.relay.clone(),
                 metrics.clone(),
             ))
         });
@@ -88,6 +89,16 @@ impl Application {
                 instance_audience: settings.auth0.instance_audience.clone(),
                 audience: settings.auth0.audience.clone(),
                 instance_claim: format!("{}instance", settings.auth0.claim_namespace),
+            },
+            relay: match (&settings.relay, &settings.reconciler) {
+                (Some(relay), Some(r)) => Some(crate::relay::Relay::new(
+                    pool.clone(),
+                    relay.clone(),
+                    &settings.auth0.base_url,
+                    r.templates.clone(),
+                    metrics.relay_steps.clone(),
+                )),
+                _ => None,
             },
         });
         metrics
@@ -176,7 +187,11 @@ impl Application {
                 }
             })
         });
-        let background = tokio::spawn(prune_webhook_ids(self.pool.clone(), shutdown.clone()));
+        let background = tokio::spawn(housekeeping(
+            self.pool.clone(),
+            self.state.relay.clone(),
+            shutdown.clone(),
+        ));
         let forgetting = tokio::spawn({
             let (state, shutdown) = (self.state.clone(), shutdown.clone());
             async move {
@@ -252,17 +267,33 @@ fn metrics_server(addr: std::net::SocketAddr, metrics: &Metrics) -> anyhow::Resu
     Ok((port, server))
 }
 
-/// Forgets old webhook ids once an hour (idempotent, so every replica may do it).
-async fn prune_webhook_ids(pool: PgPool, shutdown: CancellationToken) {
+/// Once an hour, forgets old webhook ids and the relay's expired transactions and idle
+/// refresh-token bindings (idempotent, so every replica may do it).
+async fn housekeeping(
+    pool: PgPool,
+    relay: Option<crate::relay::Relay>,
+    shutdown: CancellationToken,
+) {
     let mut every = tokio::time::interval(Duration::from_secs(3600));
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = every.tick() => match db::webhooks::prune(&pool, WEBHOOK_ID_RETENTION_DAYS).await {
+            _ = every.tick() => {}
+        }
+        match db::webhooks::prune(&pool, WEBHOOK_ID_RETENTION_DAYS).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(pruned = n, "forgot old webhook ids"),
+            Err(e) => tracing::warn!(error = %e, "pruning webhook ids failed"),
+        }
+        if let Some(relay) = &relay {
+            match relay.sweep().await {
                 Ok(0) => {}
-                Ok(n) => tracing::info!(pruned = n, "forgot old webhook ids"),
-                Err(e) => tracing::warn!(error = %e, "pruning webhook ids failed"),
-            },
+                Ok(n) => tracing::info!(
+                    forgotten = n,
+                    "forgot expired relay transactions and idle refresh tokens"
+                ),
+                Err(e) => tracing::warn!(error = %e, "sweeping the relay's records failed"),
+            }
         }
     }
 }

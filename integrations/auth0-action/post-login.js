@@ -5,6 +5,12 @@
  * the redirect URI), then denies the login or binds the tokens to that instance with a
  * namespaced claim. Each instance's API must accept a token only if that claim names it.
  *
+ * A login or refresh through fleetgate's relay (FLEETGATE_LOGIN_MODE=relay) carries the
+ * relay's one-time transaction handle (fleetgate_login, in event.request.query for a login, in
+ * event.request.body for a refresh, both written by the relay): fleetgate takes the instance
+ * from that transaction, never from the request, and refuses a handle that is missing,
+ * unknown or used, or one that came through another application.
+ *
  * Refresh-token exchanges (event.transaction.protocol "oauth2-refresh-token") carry no
  * redirect URI. The instance is then the one recorded in the refresh token's metadata at
  * login (api.refreshToken.setMetadata; an Early Access feature of Enterprise tenants), else
@@ -40,6 +46,8 @@ const DENIED = 'You do not have access to this application.';
 const DEFAULT_TIMEOUT_MS = 3000;
 /** The refresh token's metadata key that names the instance it was issued at. */
 const INSTANCE_METADATA = 'fleetgate_instance';
+/** The parameter in which fleetgate's relay names its transaction. */
+const RELAY_PARAM = 'fleetgate_login';
 
 function settings(secrets) {
   const namespace = secrets.CLAIM_NAMESPACE || DEFAULT_NAMESPACE;
@@ -89,6 +97,10 @@ async function askFleetgate(config, body) {
 function instanceOf(event, config) {
   const transaction = event.transaction || {};
   const request = event.request || {};
+  const relayed = (request.query && request.query[RELAY_PARAM]) || (request.body && request.body[RELAY_PARAM]);
+  if (relayed) {
+    return { relay_login: String(relayed) };
+  }
   if (transaction.protocol === 'oauth2-refresh-token') {
     const metadata = (event.refresh_token && event.refresh_token.metadata) || {};
     if (metadata[INSTANCE_METADATA]) {
@@ -162,7 +174,7 @@ exports.onExecutePostLogin = async (event, api) => {
     return;
   }
   if (!decision.allow) {
-    const where = target.instance_id || target.redirect_uri;
+    const where = target.instance_id || target.redirect_uri || 'the relay';
     console.log(`fleetgate: denied (${decision.reason}) for ${user.user_id} at ${where}`);
     api.access.deny(DENIED);
     return;
@@ -180,3 +192,4 @@ exports.onExecutePostLogin = async (event, api) => {
 
 exports.DENIED = DENIED;
 exports.INSTANCE_METADATA = INSTANCE_METADATA;
+exports.RELAY_PARAM = RELAY_PARAM;

@@ -10,7 +10,7 @@ const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const http = require('node:http');
 
-const { onExecutePostLogin, DENIED, INSTANCE_METADATA } = require('./post-login.js');
+const { onExecutePostLogin, DENIED, INSTANCE_METADATA, RELAY_PARAM } = require('./post-login.js');
 
 const URL = process.env.FLEETGATE_URL;
 const SECRET = process.env.FLEETGATE_ACTION_SECRET;
@@ -213,4 +213,15 @@ test('without recorded metadata a refresh falls back to the body, unless that is
   assert.match(off.denied, /cannot be determined/);
   const nothing = await run(refresh({ user: { user_id: 'auth0|owner-1' } }));
   assert.match(nothing.denied, /cannot be determined/);
+});
+
+test("a relay's transaction handle is what names the instance, never the redirect URI beside it", async () => {
+  // This fleetgate runs in direct mode: a handle means nothing here, and the login is denied
+  // although its redirect URI names an instance the user owns.
+  const login = event({ user: { user_id: 'auth0|owner-1' }, redirectUri: 'https://www.acme.com/callback' });
+  login.request.query[RELAY_PARAM] = 'x'.repeat(43);
+  deniedFor(await run(login), 'relay_off');
+  const again = refresh({ user: { user_id: 'auth0|owner-1' }, metadata: { [INSTANCE_METADATA]: 'acme' } });
+  again.request.body[RELAY_PARAM] = 'x'.repeat(43);
+  deniedFor(await run(again), 'relay_off');
 });

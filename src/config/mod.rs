@@ -9,9 +9,11 @@ use base64::Engine;
 use secrecy::{ExposeSecret, SecretString};
 
 mod features;
+mod relay;
 
 pub use features::{DEFAULT_GRANT_ROLES, DEFAULT_RECONCILE_CRON, TEMPLATE_VARS};
 use features::{grants_settings, reconciler_settings};
+pub use relay::{LoginMode, RelaySettings};
 
 use crate::domain::{Hostname, Templates};
 
@@ -31,6 +33,10 @@ pub struct Settings {
     /// Present when the M2M credentials are configured; without them nothing is reconciled.
     pub reconciler: Option<ReconcilerSettings>,
     pub grants: GrantsSettings,
+    /// How instances log in: straight at the tenant, or through the relay.
+    pub login_mode: LoginMode,
+    /// Present in `relay` mode.
+    pub relay: Option<RelaySettings>,
 }
 
 #[derive(Debug, Clone)]
@@ -131,6 +137,17 @@ impl Settings {
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self> {
         let vars = Vars(&get);
         let admin_clients = admin_clients(&vars)?;
+        let mut others: Vec<Option<String>> = admin_clients.iter().cloned().map(Some).collect();
+        others.push(vars.optional("AUTH0_SPA_CLIENT_ID"));
+        others.push(vars.optional("AUTH0_CLIENT_ID"));
+        let reconciles = vars.optional("AUTH0_CLIENT_ID").is_some();
+        let (login_mode, relay) = relay::relay_settings(&vars, &others, reconciles)?;
+        // The relay's application is fleetgate's own: the pool never holds it.
+        let reserved: Vec<String> = admin_clients
+            .iter()
+            .cloned()
+            .chain(relay.as_ref().map(|r| r.client_id.clone()))
+            .collect();
         Ok(Self {
             database_url: SecretString::from(vars.required("DATABASE_URL")?),
             db_max_connections: vars.parsed("FLEETGATE_DB_MAX_CONNECTIONS", 10, |s| {
@@ -217,13 +234,15 @@ impl Settings {
                 })?;
                 SecretString::from(raw)
             },
-            reconciler: reconciler_settings(&vars, &admin_clients)?,
+            reconciler: reconciler_settings(&vars, &reserved)?,
             grants: grants_settings(&vars)?,
             log_format: vars.parsed("FLEETGATE_LOG_FORMAT", LogFormat::Text, |s| match s {
                 "text" => Ok(LogFormat::Text),
                 "json" => Ok(LogFormat::Json),
                 _ => Err("must be text or json"),
             })?,
+            login_mode,
+            relay,
         })
     }
 
@@ -290,7 +309,7 @@ fn parse_claim_namespace(raw: &str) -> std::result::Result<String, &'static str>
 
 /// `acme.eu.auth0.com` means `https://acme.eu.auth0.com`; a full `http(s)://…` base URL is taken as
 /// it is, but plain http only for a loopback address (a local emulator).
-fn parse_auth0_domain(raw: &str) -> std::result::Result<String, String> {
+pub(super) fn parse_auth0_domain(raw: &str) -> std::result::Result<String, String> {
     if !raw.contains("://") {
         let host = Hostname::parse(raw)
             .map_err(|e| format!("{e}; give a tenant host such as acme.eu.auth0.com"))?;

@@ -10,6 +10,7 @@ pub mod instances;
 pub mod keys;
 pub mod logins;
 pub mod reconcile;
+pub mod relay;
 pub mod webhooks;
 
 use std::time::Duration;

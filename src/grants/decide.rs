@@ -36,6 +36,12 @@ impl Decision {
         }
     }
 
+    /// A login that names no instance fleetgate can trust (a relayed login whose transaction is
+    /// missing, unknown or used): denied.
+    pub fn refused(reason: &'static str) -> Self {
+        Self::deny(None, reason)
+    }
+
     /// A login to fleetgate's own operator console (its own application): no instance to bind
     /// the tokens to; fleetgate's API decides what the token may do.
     pub fn operator_console() -> Self {

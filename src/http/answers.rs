@@ -63,7 +63,14 @@ pub struct UserGrants<'a> {
 #[derive(Debug, Serialize)]
 pub struct InstanceConfig<'a> {
     pub instance_id: &'a InstanceId,
+    /// The tenant's base URL (where its keys are discovered).
     pub auth0_domain: &'a str,
+    /// How the instance logs in: `direct` (at the tenant) or `relay`.
+    pub login: &'static str,
+    /// What auth0-spa-js's `domain` gets: the tenant, or the relay.
+    pub domain: &'a str,
+    /// What auth0-spa-js's `issuer` gets: the tenant's, which signs every token either way.
+    pub issuer: String,
     pub client_id: String,
     pub audience: &'a str,
     pub instance_claim: &'a str,

@@ -26,10 +26,24 @@ pub async fn config(
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&path)?;
     super::access::instance(&state, &req, &id, super::access::Want::Read).await?;
-    let client_id = reconciler(&state)?.application_of(&id).await?;
+    let (login, domain, client_id) = match &state.relay {
+        Some(relay) => (
+            "relay",
+            relay.settings().url.as_str(),
+            relay.client_id().to_owned(),
+        ),
+        None => (
+            "direct",
+            state.tenant.base_url.as_str(),
+            reconciler(&state)?.application_of(&id).await?,
+        ),
+    };
     Ok(HttpResponse::Ok().json(InstanceConfig {
         instance_id: &id,
         auth0_domain: &state.tenant.base_url,
+        login,
+        domain,
+        issuer: format!("{}/", state.tenant.base_url),
         client_id,
         audience: &state.tenant.instance_audience,
         instance_claim: &state.tenant.instance_claim,

@@ -94,10 +94,18 @@ pub async fn no_route(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     )))
 }
 
+/// Marks an answer that speaks another protocol than the API's (the login relay's HTML pages
+/// and OAuth errors): [`as_problem`] leaves it as it is.
+#[derive(Clone, Copy)]
+pub struct NotAProblem;
+
 /// Rewrites an error answer (4xx, 5xx) that is not problem+json already (405 from a resource,
 /// 413 from the payload reader, …) into one, keeping its status and headers such as `Allow`.
 /// Every answer goes through it (see `observe::middleware`).
 pub fn as_problem(res: ServiceResponse) -> ServiceResponse {
+    if res.response().extensions().get::<NotAProblem>().is_some() {
+        return res;
+    }
     let status = res.status();
     let is_problem = || {
         res.headers()

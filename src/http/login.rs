@@ -29,7 +29,11 @@ pub struct Body {
     /// A refresh-token exchange: the instance the refresh token was issued at.
     #[serde(default)]
     instance_id: Option<InstanceId>,
-    /// The application the login went through; recorded, not decisive (the redirect URI is).
+    /// A login or refresh through the relay: the handle of its transaction (the Action finds
+    /// it in `event.request.query` or `event.request.body`), which names the instance.
+    #[serde(default)]
+    relay_login: Option<String>,
+    /// The application the login went through: the relay's requires `relay_login`.
     #[serde(default)]
     client_id: Option<String>,
 }
@@ -46,13 +50,34 @@ pub async fn decide_login(
         tracing::info!(request_id = super::request_id(&req), user = %body.user_id, reason = decision.reason, "login decision");
         return Ok(HttpResponse::Ok().json(decision));
     }
-    let target = match (&body.redirect_uri, &body.instance_id) {
-        (Some(uri), None) => Target::Host(redirect_host(uri)?),
-        (None, Some(id)) => Target::Instance(id.clone()),
-        _ => {
-            return Err(ApiError::invalid(
-                "give exactly one of redirect_uri (a login: its host names the instance) or instance_id (a refresh-token exchange)",
-            ));
+    let named = [
+        body.redirect_uri.is_some(),
+        body.instance_id.is_some(),
+        body.relay_login.is_some(),
+    ];
+    if named.iter().filter(|n| **n).count() != 1 {
+        return Err(ApiError::invalid(
+            "give exactly one of redirect_uri (a login: its host names the instance), instance_id (a refresh-token exchange) or relay_login (a login or refresh through the relay)",
+        ));
+    }
+    let target = match relayed(&state, &body).await? {
+        Relayed::No => match (&body.redirect_uri, &body.instance_id) {
+            (Some(uri), _) => Target::Host(redirect_host(uri)?),
+            (_, Some(id)) => Target::Instance(id.clone()),
+            _ => unreachable!("exactly one was given"),
+        },
+        Relayed::Instance(id) => Target::Instance(id),
+        Relayed::Refused(reason) => {
+            let decision = Decision::refused(reason);
+            tracing::info!(
+                request_id = super::request_id(&req),
+                user = %body.user_id,
+                client_id = body.client_id.as_deref().unwrap_or(""),
+                allow = false,
+                reason,
+                "login decision"
+            );
+            return Ok(HttpResponse::Ok().json(decision));
         }
     };
     let login = Login {
@@ -78,6 +103,47 @@ pub async fn decide_login(
         "login decision"
     );
     Ok(HttpResponse::Ok().json(decision))
+}
+
+enum Relayed {
+    /// Not a login through the relay.
+    No,
+    /// Through the relay, for the instance of its transaction.
+    Instance(InstanceId),
+    /// Through the relay, but its transaction cannot be trusted.
+    Refused(&'static str),
+}
+
+/// A login through the relay's application names its instance by its transaction's handle,
+/// used once; any other way of naming it is refused, and a handle through another
+/// application means nothing.
+async fn relayed(state: &AppState, body: &Body) -> Result<Relayed, ApiError> {
+    let Some(relay) = &state.relay else {
+        return Ok(match body.relay_login {
+            Some(_) => Relayed::Refused("relay_off"),
+            None => Relayed::No,
+        });
+    };
+    let through = body.client_id.as_deref() == Some(relay.client_id());
+    let answer = match (&body.relay_login, through) {
+        (None, false) => return Ok(Relayed::No),
+        (Some(_), false) => Relayed::Refused("relay_login_elsewhere"),
+        (None, true) => Relayed::Refused("relay_login_missing"),
+        (Some(handle), true) => match relay.decide(handle).await {
+            Ok(Some(id)) => Relayed::Instance(id),
+            Ok(None) => Relayed::Refused("relay_login_invalid"),
+            Err(e) => {
+                relay.count("decision", "error");
+                return Err(ApiError::internal(anyhow::anyhow!(e)));
+            }
+        },
+    };
+    let outcome = match answer {
+        Relayed::Instance(_) => "ok",
+        _ => "refused",
+    };
+    relay.count("decision", outcome);
+    Ok(answer)
 }
 
 /// The host of the redirect URI; None when it is not a name (an IP address), which no instance

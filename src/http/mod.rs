@@ -19,6 +19,7 @@ pub mod observe;
 pub mod pagination;
 pub mod peer;
 pub mod reconcile;
+pub mod relay;
 pub mod ui;
 
 use actix_web::{HttpMessage, HttpRequest, Route, http::Method, web};
@@ -44,6 +45,8 @@ pub struct AppState {
     pub reconciler: Option<std::sync::Arc<crate::reconcile::Reconciler>>,
     pub callers: Callers,
     pub tenant: TenantFacts,
+    /// The login relay, in `relay` mode.
+    pub relay: Option<crate::relay::Relay>,
 }
 
 /// What tells callers apart (see `caller`).
@@ -77,7 +80,8 @@ impl AppState {
             registry: self.registry.with_pool(pool.clone()),
             grants: self.grants.with_pool(pool.clone()),
             keys: self.keys.with_pool(pool.clone()),
-            runs: self.runs.with_pool(pool),
+            runs: self.runs.with_pool(pool.clone()),
+            relay: self.relay.as_ref().map(|r| r.with_pool(pool)),
             ..self.clone()
         }
     }
@@ -236,6 +240,22 @@ pub fn route_table() -> Vec<(Method, &'static str, Route)> {
             "/v1/instances/{id}/move",
             web::post().to(applications::move_instance),
         ),
+        // The login relay's public routes (docs/relay.md).
+        (Method::GET, "/authorize", web::get().to(relay::authorize)),
+        (Method::GET, "/callback", web::get().to(relay::callback)),
+        (Method::POST, "/oauth/token", web::post().to(relay::token)),
+        (
+            Method::OPTIONS,
+            "/oauth/token",
+            web::method(Method::OPTIONS).to(relay::token_preflight),
+        ),
+        (Method::GET, "/v2/logout", web::get().to(relay::logout)),
+        (
+            Method::GET,
+            "/oidc/logout",
+            web::get().to(relay::oidc_logout),
+        ),
+        (Method::GET, "/logged-out", web::get().to(relay::logged_out)),
     ]
 }
 

@@ -15,6 +15,7 @@ pub mod placement;
 pub mod plan;
 mod pool;
 mod reconciler;
+mod relay_app;
 pub mod shard;
 mod survey;
 pub mod sync;

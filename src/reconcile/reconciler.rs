@@ -78,6 +78,9 @@ pub struct Reconciler {
     pub(super) metrics: Metrics,
     /// The run this process has open, if a pass is under way; see [`Reconciler::abandoned`].
     pub(super) open_run: std::sync::Mutex<Option<i64>>,
+    /// In `relay` mode: the relay, whose application each pass keeps, and no instance is
+    /// placed in the pool (their logins need no list).
+    pub(super) relay: Option<crate::config::RelaySettings>,
 }
 
 /// An application's four lists as the Management API answered them.
@@ -97,6 +100,7 @@ impl Reconciler {
         auth0_base_url: &str,
         settings: ReconcilerSettings,
         platform_domain: Option<Hostname>,
+        relay: Option<crate::config::RelaySettings>,
         metrics: Metrics,
     ) -> Self {
         let credentials = Credentials {
@@ -112,6 +116,7 @@ impl Reconciler {
             platform_domain,
             metrics,
             open_run: std::sync::Mutex::new(None),
+            relay,
         }
     }
 

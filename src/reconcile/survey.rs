@@ -81,7 +81,8 @@ impl Reconciler {
         let opts = self.options();
         let mut demands: Vec<Demand> = instances
             .iter()
-            .filter(|i| i.status != InstanceStatus::Deleted)
+            // Relayed instances log in through no list: nothing to place.
+            .filter(|i| self.relay.is_none() && i.status != InstanceStatus::Deleted)
             .map(|i| {
                 let assigned = current.get(i.id.as_str()).cloned();
                 let live = assigned

@@ -44,6 +44,10 @@ impl Reconciler {
     pub(super) async fn apply(&self) -> Result<Work, ReconcileError> {
         self.settle_creations().await?;
         let mut survey = self.survey(self.settings.auto_create_applications).await?;
+        if let Some(relay) = &self.relay {
+            let wrong = self.keep_relay_app(relay).await?;
+            survey.problems.extend(wrong);
+        }
         let mut conn = self.pool.acquire().await?;
         for client_id in &survey.vanished {
             self.forget_vanished(&mut conn, client_id).await?;

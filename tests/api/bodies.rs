@@ -351,9 +351,11 @@ async fn every_documented_answer_matches_its_schema(pool: PgPool) {
     )
     .await;
 
+    // The relay's token answers need a world of their own: tests/api/relay.rs checks them.
     let unreached: Vec<_> = c
         .documented_successes()
         .difference(&c.reached)
+        .filter(|(_, path, _)| path != "/oauth/token")
         .cloned()
         .collect();
     assert!(

@@ -112,7 +112,7 @@ fn every_setting_is_documented() {
     let root = env!("CARGO_MANIFEST_DIR");
     let read = |f: &str| std::fs::read_to_string(format!("{root}/{f}")).unwrap();
     let (config, operating, example) = (
-        read("src/config/mod.rs") + &read("src/config/features.rs"),
+        read("src/config/mod.rs") + &read("src/config/features.rs") + &read("src/config/relay.rs"),
         read("docs/operating.md"),
         read(".env.example"),
     );

@@ -29,6 +29,7 @@ mod polling;
 mod pool;
 mod reconcile;
 mod registry;
+mod relay;
 mod release;
 mod restore;
 mod schema;

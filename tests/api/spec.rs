@@ -7,7 +7,7 @@ use yaml_rust2::{Yaml, YamlLoader};
 
 use crate::helpers::*;
 
-const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
+const METHODS: [&str; 6] = ["get", "post", "put", "patch", "delete", "options"];
 
 fn spec() -> Yaml {
     let text = std::fs::read_to_string(concat!(

@@ -7,6 +7,7 @@ mod app;
 mod grants;
 mod lists;
 mod processes;
+mod relay;
 mod tenant;
 mod world;
 
@@ -14,6 +15,7 @@ pub use app::*;
 pub use grants::*;
 pub use lists::*;
 pub use processes::*;
+pub use relay::*;
 pub use tenant::*;
 pub use world::*;
 

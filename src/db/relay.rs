@@ -1,0 +1,177 @@
+//! The login relay's transactions and refresh-token bindings (`relay_transactions`,
+//! `relay_refresh_tokens`). Every key is a SHA-256 hash; each stage of a transaction is taken
+//! by one atomic `UPDATE … WHERE <stage> IS NULL`, so it happens at most once whatever the
+//! replica or the race.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgExecutor;
+
+/// A transaction as a stage took it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Transaction {
+    pub instance_id: String,
+    pub return_to: String,
+    pub state: Option<String>,
+    pub response_mode: String,
+}
+
+pub struct NewTransaction<'a> {
+    pub handle_hash: &'a [u8],
+    pub kind: &'a str,
+    pub instance_id: &'a str,
+    pub return_to: &'a str,
+    pub state: Option<&'a str>,
+    pub response_mode: &'a str,
+    pub expires_at: DateTime<Utc>,
+}
+
+pub async fn insert(db: impl PgExecutor<'_>, t: &NewTransaction<'_>) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO relay_transactions \
+           (handle_hash, kind, instance_id, return_to, state, response_mode, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(t.handle_hash)
+    .bind(t.kind)
+    .bind(t.instance_id)
+    .bind(t.return_to)
+    .bind(t.state)
+    .bind(t.response_mode)
+    .bind(t.expires_at)
+    .execute(db)
+    .await
+    .map(drop)
+}
+
+/// The Action's decision takes a login or refresh transaction, once.
+pub async fn decide(db: impl PgExecutor<'_>, handle_hash: &[u8]) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar(
+        "UPDATE relay_transactions SET decided_at = now() \
+         WHERE handle_hash = $1 AND kind IN ('login', 'refresh') \
+           AND decided_at IS NULL AND expires_at > now() \
+         RETURNING instance_id",
+    )
+    .bind(handle_hash)
+    .fetch_optional(db)
+    .await
+}
+
+/// The tenant's answer comes back to `/callback` (a login) or `/logged-out` (a logout), once.
+/// A login's code, when the tenant issued one, is recorded (its hash) for its exchange.
+pub async fn come_back(
+    db: impl PgExecutor<'_>,
+    kind: &str,
+    handle_hash: &[u8],
+    code_hash: Option<&[u8]>,
+) -> sqlx::Result<Option<Transaction>> {
+    sqlx::query_as(
+        "UPDATE relay_transactions SET returned_at = now(), code_hash = $3 \
+         WHERE handle_hash = $1 AND kind = $2 AND returned_at IS NULL AND expires_at > now() \
+         RETURNING instance_id, return_to, state, response_mode",
+    )
+    .bind(handle_hash)
+    .bind(kind)
+    .bind(code_hash)
+    .fetch_optional(db)
+    .await
+}
+
+/// A code is exchanged once, within `max_age_secs` of coming back.
+pub async fn exchange(
+    db: impl PgExecutor<'_>,
+    code_hash: &[u8],
+    max_age_secs: i64,
+) -> sqlx::Result<Option<Transaction>> {
+    sqlx::query_as(
+        "UPDATE relay_transactions SET exchanged_at = now() \
+         WHERE code_hash = $1 AND kind = 'login' AND exchanged_at IS NULL \
+           AND returned_at > now() - make_interval(secs => $2) \
+         RETURNING instance_id, return_to, state, response_mode",
+    )
+    .bind(code_hash)
+    .bind(max_age_secs as f64)
+    .fetch_optional(db)
+    .await
+}
+
+/// Records that a refresh token the relay handed out belongs to `instance_id`.
+pub async fn bind_refresh_token(
+    db: impl PgExecutor<'_>,
+    token_hash: &[u8],
+    instance_id: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO relay_refresh_tokens (token_hash, instance_id) VALUES ($1, $2) \
+         ON CONFLICT (token_hash) DO NOTHING",
+    )
+    .bind(token_hash)
+    .bind(instance_id)
+    .execute(db)
+    .await
+    .map(drop)
+}
+
+/// The instance a refresh token belongs to, if the relay handed it out and it was used within
+/// `idle_secs` (its use is recorded).
+pub async fn refresh_token_instance(
+    db: impl PgExecutor<'_>,
+    token_hash: &[u8],
+    idle_secs: i64,
+) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar(
+        "UPDATE relay_refresh_tokens SET last_used_at = now() \
+         WHERE token_hash = $1 AND last_used_at > now() - make_interval(secs => $2) \
+         RETURNING instance_id",
+    )
+    .bind(token_hash)
+    .bind(idle_secs as f64)
+    .fetch_optional(db)
+    .await
+}
+
+/// Forgets transactions that expired an hour ago and bindings idle for `idle_secs`; answers
+/// how many rows went.
+pub async fn sweep(db: impl PgExecutor<'_> + Copy, idle_secs: i64) -> sqlx::Result<u64> {
+    let transactions =
+        sqlx::query("DELETE FROM relay_transactions WHERE expires_at < now() - interval '1 hour'")
+            .execute(db)
+            .await?
+            .rows_affected();
+    let tokens = sqlx::query(
+        "DELETE FROM relay_refresh_tokens WHERE last_used_at < now() - make_interval(secs => $1)",
+    )
+    .bind(idle_secs as f64)
+    .execute(db)
+    .await?
+    .rows_affected();
+    Ok(transactions + tokens)
+}
+
+/// The instance a host belongs to, with its status.
+pub async fn instance_of_host(
+    db: impl PgExecutor<'_>,
+    host: &str,
+) -> sqlx::Result<Option<(String, String)>> {
+    sqlx::query_as(
+        "SELECT i.id, i.status FROM domains d JOIN instances i ON i.id = d.instance_id \
+         WHERE d.hostname = $1",
+    )
+    .bind(host)
+    .fetch_optional(db)
+    .await
+}
+
+/// An instance's status and hosts; None when there is no such instance.
+pub async fn hosts_of(
+    db: impl PgExecutor<'_>,
+    instance_id: &str,
+) -> sqlx::Result<Option<(String, Vec<String>)>> {
+    sqlx::query_as(
+        "SELECT i.status, COALESCE(array_agg(d.hostname) FILTER (WHERE d.hostname IS NOT NULL), '{}') \
+         FROM instances i LEFT JOIN domains d ON d.instance_id = i.id \
+         WHERE i.id = $1 GROUP BY i.status",
+    )
+    .bind(instance_id)
+    .fetch_optional(db)
+    .await
+}

@@ -1,0 +1,274 @@
+//! `POST /oauth/token` through the relay: a code is exchanged only with its own transaction's
+//! redirect URI (and from its origin), a refresh token only for the instance it was handed
+//! out at; the tenant gets the relay's credentials, its callback, the SPA's PKCE verifier and
+//! the user's address, and its answer goes back as it is.
+
+use std::net::IpAddr;
+
+use chrono::Utc;
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+
+use super::{
+    CODE_SECS, REFRESH_IDLE_SECS, Relay, RelayError,
+    authorize::HANDLE_PARAM,
+    handle::{hash, new_handle},
+    params,
+};
+use crate::{
+    db,
+    domain::{Field, Hostname},
+};
+
+/// How long the Action has to ask about a refresh the relay sent on.
+const REFRESH_DECISION_SECS: i64 = 60;
+
+/// The token endpoint's answer.
+#[derive(Debug)]
+pub struct TokenAnswer {
+    pub status: u16,
+    pub body: Value,
+    /// Which step it was, for the metrics: `code`, `refresh` or `other`.
+    pub step: &'static str,
+}
+
+fn oauth_error(status: u16, error: &str, description: &str, step: &'static str) -> TokenAnswer {
+    TokenAnswer {
+        status,
+        body: json!({"error": error, "error_description": description}),
+        step,
+    }
+}
+
+/// What a token request carries: a form (auth0-spa-js's default) or a JSON object of strings.
+pub fn read_body(body: &[u8], json: bool) -> Result<Vec<(String, String)>, String> {
+    if !json {
+        return params::parse(body);
+    }
+    let value: serde_json::Map<String, Value> =
+        serde_json::from_slice(body).map_err(|_| "the body is not a JSON object".to_owned())?;
+    value
+        .into_iter()
+        .map(|(k, v)| match v {
+            Value::String(s) => Ok((k, s)),
+            Value::Number(n) => Ok((k, n.to_string())),
+            _ => Err(format!(
+                "'{}' must be a string",
+                crate::domain::printable(&k)
+            )),
+        })
+        .collect()
+}
+
+impl Relay {
+    /// Answers one token request from an SPA at `origin` (its `Origin` header), made by the
+    /// browser at `ip`.
+    pub async fn token(
+        &self,
+        pairs: &[(String, String)],
+        origin: Option<&str>,
+        ip: Option<IpAddr>,
+    ) -> Result<TokenAnswer, RelayError> {
+        let get = |k: &str| params::get(pairs, k);
+        if get("client_id") != Some(self.client_id()) {
+            return Ok(oauth_error(
+                401,
+                "invalid_client",
+                "client_id must be the relay's application (what /config gives)",
+                "other",
+            ));
+        }
+        match get("grant_type") {
+            Some("authorization_code") => self.code(pairs, origin, ip).await,
+            Some("refresh_token") => self.refresh(pairs, origin, ip).await,
+            _ => Ok(oauth_error(
+                400,
+                "unsupported_grant_type",
+                "the relay exchanges authorization codes and refresh tokens only",
+                "other",
+            )),
+        }
+    }
+
+    async fn code(
+        &self,
+        pairs: &[(String, String)],
+        origin: Option<&str>,
+        ip: Option<IpAddr>,
+    ) -> Result<TokenAnswer, RelayError> {
+        let get = |k: &str| params::get(pairs, k);
+        let refuse = |d: &str| oauth_error(403, "invalid_grant", d, "code");
+        let (Some(code), Some(redirect_uri), Some(verifier)) =
+            (get("code"), get("redirect_uri"), get("code_verifier"))
+        else {
+            return Ok(oauth_error(
+                400,
+                "invalid_request",
+                "code, redirect_uri and code_verifier are required",
+                "code",
+            ));
+        };
+        // Taken (once) before anything else is checked: a code presented wrongly is spent.
+        let Some(t) = db::relay::exchange(&self.pool, &hash(code), CODE_SECS).await? else {
+            return Ok(refuse("Invalid authorization code"));
+        };
+        if redirect_uri != t.return_to {
+            return Ok(refuse("Redirect URI mismatch."));
+        }
+        let own_origin = url::Url::parse(&t.return_to)
+            .map(|u| u.origin().ascii_serialization())
+            .unwrap_or_default();
+        if origin.is_some_and(|o| o != own_origin) {
+            return Ok(refuse("This code was issued to another site"));
+        }
+        let form = [
+            ("grant_type", "authorization_code"),
+            ("client_id", self.client_id()),
+            ("client_secret", self.settings.client_secret.expose_secret()),
+            ("code", code),
+            ("code_verifier", verifier),
+            ("redirect_uri", &self.settings.callback()),
+        ];
+        self.upstream(&form, ip, &t.instance_id, "code").await
+    }
+
+    async fn refresh(
+        &self,
+        pairs: &[(String, String)],
+        origin: Option<&str>,
+        ip: Option<IpAddr>,
+    ) -> Result<TokenAnswer, RelayError> {
+        let get = |k: &str| params::get(pairs, k);
+        let refuse = |d: &str| oauth_error(403, "invalid_grant", d, "refresh");
+        let Some(token) = get("refresh_token") else {
+            return Ok(oauth_error(
+                400,
+                "invalid_request",
+                "Missing required parameter: refresh_token",
+                "refresh",
+            ));
+        };
+        let Some(instance) =
+            db::relay::refresh_token_instance(&self.pool, &hash(token), REFRESH_IDLE_SECS).await?
+        else {
+            return Ok(refuse("Unknown or invalid refresh token."));
+        };
+        if let Some(origin) = origin {
+            let hosts = db::relay::hosts_of(&self.pool, &instance)
+                .await?
+                .map(|(_, hosts)| hosts)
+                .unwrap_or_default();
+            let ours = hosts
+                .iter()
+                .filter_map(|h| Hostname::parse(h).ok())
+                .flat_map(|h| {
+                    self.entries(Field::WebOrigins, &h)
+                        .into_iter()
+                        .chain(self.entries(Field::AllowedOrigins, &h))
+                })
+                .any(|o| o == origin);
+            if !ours {
+                return Ok(refuse("This refresh token was issued to another site"));
+            }
+        }
+        // The Action learns the instance from a one-time handle only the relay writes.
+        let handle = new_handle();
+        db::relay::insert(
+            &self.pool,
+            &db::relay::NewTransaction {
+                handle_hash: &hash(&handle),
+                kind: "refresh",
+                instance_id: &instance,
+                return_to: "",
+                state: None,
+                response_mode: "query",
+                expires_at: Utc::now() + chrono::Duration::seconds(REFRESH_DECISION_SECS),
+            },
+        )
+        .await?;
+        let mut form = vec![
+            ("grant_type", "refresh_token"),
+            ("client_id", self.client_id()),
+            ("client_secret", self.settings.client_secret.expose_secret()),
+            ("refresh_token", token),
+            (HANDLE_PARAM, handle.as_str()),
+        ];
+        for k in ["scope", "audience"] {
+            if let Some(v) = get(k) {
+                form.push((k, v));
+            }
+        }
+        self.upstream(&form, ip, &instance, "refresh").await
+    }
+
+    /// Sends the exchange to the tenant and its answer back; a refresh token in a successful
+    /// answer is recorded with `instance`.
+    async fn upstream(
+        &self,
+        form: &[(&str, &str)],
+        ip: Option<IpAddr>,
+        instance: &str,
+        step: &'static str,
+    ) -> Result<TokenAnswer, RelayError> {
+        let mut req = self
+            .http
+            .post(format!("{}/oauth/token", self.tenant))
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(
+                params::url_with("", form)
+                    .trim_start_matches('?')
+                    .to_owned(),
+            );
+        if let Some(ip) = ip {
+            req = req.header("auth0-forwarded-for", ip.to_string());
+        }
+        let res = match req.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(step, error = %e.without_url(), "relay: the tenant's token endpoint could not be reached");
+                return Ok(oauth_error(
+                    502,
+                    "temporarily_unavailable",
+                    "the sign-in service could not be reached; try again",
+                    step,
+                ));
+            }
+        };
+        let status = res.status().as_u16();
+        let body: Value = match res.json().await {
+            Ok(b) => b,
+            Err(_) => {
+                return Ok(oauth_error(
+                    502,
+                    "temporarily_unavailable",
+                    "the sign-in service gave an answer that is not JSON",
+                    step,
+                ));
+            }
+        };
+        if status == 200
+            && let Some(rt) = body.get("refresh_token").and_then(Value::as_str)
+        {
+            db::relay::bind_refresh_token(&self.pool, &hash(rt), instance).await?;
+        }
+        Ok(TokenAnswer { status, body, step })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_are_forms_or_json_objects_of_strings() {
+        let form = read_body(b"grant_type=refresh_token&refresh_token=x", false).unwrap();
+        assert_eq!(params::get(&form, "refresh_token"), Some("x"));
+        let json = read_body(br#"{"grant_type":"authorization_code","code":"c"}"#, true).unwrap();
+        assert_eq!(params::get(&json, "code"), Some("c"));
+        assert!(read_body(br#"{"code":["a","b"]}"#, true).is_err());
+        assert!(read_body(b"code=a&code=b", false).is_err());
+    }
+}
