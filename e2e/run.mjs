@@ -3,138 +3,24 @@
 // the callback fleetgate listed, the post-login Action, the instance claim, the instance's API.
 // Started by scripts/e2e, which brings up the stack and sets the environment read below.
 // Screenshots of every step go to $OUT_DIR; prints "N passed, M failed"; exits 1 on a failure.
-import { execFile } from 'node:child_process';
-import { mkdir } from 'node:fs/promises';
-import { promisify } from 'node:util';
+import {
+  EMULATOR, FLEETGATE, OUT, Steps, admin, at, callApi, check, clickLogIn, env, hook, launch, logIn, open, renew,
+  text, until, visible,
+} from './lib.mjs';
 
-import puppeteer from 'puppeteer-core';
-
-const env = (name) => {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} must be set (run scripts/e2e)`);
-  return value;
-};
-const FLEETGATE = env('FLEETGATE_URL');
-const EMULATOR = env('EMULATOR_URL');
-const PORT = env('ROUTER_PORT');
-const OUT = env('OUT_DIR');
 const ALICE = env('ALICE_ID');
 const BOB = env('BOB_ID');
-const at = (host) => `http://${host}:${PORT}`;
 const ACME = at('acme.apps.localhost');
 const BETA = at('beta-shop.localhost');
 const BETA_NEW = at('beta-new.localhost');
 /** How long the reconciler may take to put a change on the lists (a burst settles in ≤ 3 s). */
 const RECONCILE_BOUND_MS = 15_000;
 
-await mkdir(OUT, { recursive: true });
-const browser = await puppeteer.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: [
-    '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-sync',
-    '--disable-background-networking', '--disable-component-update', '--disable-dev-shm-usage',
-    // Every instance host is this machine (Chromium resolves *.localhost so already; be sure
-    // it is IPv4, where the router listens).
-    '--host-resolver-rules=MAP *.localhost 127.0.0.1',
-  ],
-});
-
-const results = [];
-let shot = 0;
-/** The page a step's screenshot shows; a step that works in another page sets it. */
-let focus;
-async function step(name, fn) {
-  focus = page;
-  const started = Date.now();
-  try {
-    await fn();
-    results.push({ name, ok: true });
-    console.log(`ok   ${name} (${Date.now() - started} ms)`);
-  } catch (e) {
-    results.push({ name, ok: false });
-    console.log(`FAIL ${name}: ${e.message}`);
-  }
-  shot += 1;
-  const file = `${OUT}/${String(shot).padStart(2, '0')}-${name}.png`;
-  await focus.screenshot({ path: file, fullPage: true }).catch(() => {});
-}
-
-function check(condition, message) {
-  if (!condition) throw new Error(message);
-}
-
-async function hook(event) {
-  const { stdout } = await promisify(execFile)(env('FLEETGATE_BIN'), ['hook', 'send', '--url', FLEETGATE, JSON.stringify(event)], {
-    env: { ...process.env },
-  });
-  check(stdout.startsWith('200'), `deploy hook answered ${stdout.slice(0, 200)}`);
-}
-
-async function admin(method, path, body) {
-  const res = await fetch(`${FLEETGATE}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${env('ADMIN_TOKEN')}`, 'content-type': 'application/json' },
-    body: body && JSON.stringify(body),
-  });
-  check(res.status < 300, `${method} ${path} answered ${res.status}`);
-  return res.status === 204 ? null : res.json();
-}
-
-async function until(what, ms, probe) {
-  const started = Date.now();
-  for (;;) {
-    if (await probe()) return Date.now() - started;
-    if (Date.now() - started > ms) throw new Error(`${what} did not happen within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
-
-const text = (page, id) => page.$eval(`#${id}`, (el) => el.textContent.trim()).catch(() => '');
-const visible = (page, id) => page.$eval(`#${id}`, (el) => !el.hidden).catch(() => false);
-
-/** The instance's page at `origin`, settled (logged in, or showing why not). */
-async function open(page, origin) {
-  await page.goto(`${origin}/`, { waitUntil: 'networkidle0' });
-  await page.waitForFunction(() => document.getElementById('status').textContent !== 'Loading…');
-}
-
-/**
- * Clicks "Log in" on a page and, if the emulator shows its login form (no session yet), logs
- * in as `email`; ends wherever the login took the browser.
- */
-async function clickLogIn(page, email) {
-  await Promise.all([page.waitForNavigation({ waitUntil: 'networkidle0' }), page.click('#login')]);
-  if (page.url().startsWith(`${EMULATOR}/authorize`) && (await page.$('input[name="username"]'))) {
-    await page.type('input[name="username"]', email);
-    await page.type('input[name="password"]', 'password');
-    await Promise.all([page.waitForNavigation({ waitUntil: 'networkidle0' }), page.click('button[type="submit"]')]);
-  }
-}
-
-/**
- * Clicks "Log in" on the instance's page; fills the emulator's login form if it is shown (no
- * session yet); waits to be back on the instance's page.
- */
-async function logIn(page, origin, email) {
-  await open(page, origin);
-  await clickLogIn(page, email);
-  check(page.url().startsWith(origin), `the login ended at ${page.url()}, not at ${origin}`);
-  await page.waitForFunction(() => document.getElementById('status').textContent !== 'Loading…');
-}
-
-/** Clicks "Call my API": the status and the body the instance's API answered. */
-async function callApi(page) {
-  await page.$eval('#api', (el) => { el.textContent = ''; });
-  await page.click('#call');
-  await page.waitForFunction(() => document.getElementById('api').textContent !== '');
-  const answer = await text(page, 'api');
-  const status = Number(answer.split(' ')[0]);
-  return { status, body: answer.slice(answer.indexOf(' ') + 1) };
-}
-
+const browser = await launch();
 const alice = await browser.createBrowserContext();
 const page = await alice.newPage();
+const run = new Steps(page);
+const step = (name, fn) => run.step(name, fn);
 
 await step('acme-owner-logs-in-and-calls-its-api', async () => {
   await logIn(page, ACME, 'alice@example.com');
@@ -182,7 +68,7 @@ await step('beta-moves-to-a-new-domain-the-old-one-is-refused', async () => {
     await Promise.all([fresh.waitForNavigation({ waitUntil: 'networkidle0' }), fresh.click('#login')]);
     return (await fresh.content()).includes('Callback URL mismatch');
   });
-  await fresh.screenshot({ path: `${OUT}/${String(shot + 1).padStart(2, '0')}-old-domain-refused.png` });
+  await fresh.screenshot({ path: run.extra('old-domain-refused') });
   await probe.close();
   console.log(`     the old domain was refused ${took} ms after the redeploy`);
   await until('the new domain listed', RECONCILE_BOUND_MS, async () => {
@@ -200,10 +86,7 @@ await step('revoked-beta-refuses-at-once-and-the-refresh-is-denied', async () =>
   await admin('DELETE', `/v1/instances/beta/grants/${grant.id}`);
   const took = await until('the API refusing', 5000, async () => (await callApi(page)).status === 403);
   console.log(`     beta's API refused ${took} ms after the grant was removed`);
-  await page.$eval('#api', (el) => { el.textContent = ''; });
-  await page.click('#renew');
-  await page.waitForFunction(() => document.getElementById('api').textContent !== '');
-  const renewal = await text(page, 'api');
+  const renewal = await renew(page);
   check(renewal.startsWith('renewal refused') && renewal.includes('access_denied'), renewal);
 });
 
@@ -211,7 +94,7 @@ await step('acme-suspended-refuses-logins-and-resumed-lets-them-in', async () =>
   await hook({ type: 'instance.suspended', data: { instance_id: 'acme' } });
   const other = await browser.createBrowserContext();
   const fresh = await other.newPage();
-  focus = fresh;
+  run.focus = fresh;
   // Refused by the Action (the instance is suspended) or, once the reconciler has taken the
   // suspended instance's URLs off the lists, by the login page itself.
   await open(fresh, ACME);
@@ -219,7 +102,7 @@ await step('acme-suspended-refuses-logins-and-resumed-lets-them-in', async () =>
   const shown = fresh.url().startsWith(ACME)
     ? (await fresh.waitForFunction(() => document.getElementById('error').textContent !== ''), await text(fresh, 'error'))
     : await fresh.content();
-  await fresh.screenshot({ path: `${OUT}/${String(shot + 1).padStart(2, '0')}-acme-suspended.png` });
+  await fresh.screenshot({ path: run.extra('acme-suspended') });
   check(shown.includes('You do not have access') || shown.includes('Callback URL mismatch'), `the suspended instance's login shows: ${shown.slice(0, 300)}`);
   if (fresh.url().startsWith(ACME)) check(await visible(fresh, 'another'), 'a refused login offers another account');
   await hook({ type: 'instance.resumed', data: { instance_id: 'acme' } });
@@ -230,8 +113,8 @@ await step('acme-suspended-refuses-logins-and-resumed-lets-them-in', async () =>
   console.log(`     logins worked again ${took} ms after the resume`);
   const { status, body } = await callApi(fresh);
   check(status === 200 && JSON.parse(body).role === 'owner', `${status} ${body}`);
-  await fresh.screenshot({ path: `${OUT}/${String(shot + 1).padStart(2, '0')}-acme-resumed.png` });
-  focus = page;
+  await fresh.screenshot({ path: run.extra('acme-resumed') });
+  run.focus = page;
   await other.close();
 });
 
@@ -259,7 +142,7 @@ await step('an-operator-sees-the-status-page', async () => {
   const ops = await browser.createBrowserContext();
   const p = await ops.newPage();
   await p.setViewport({ width: 1280, height: 900 });
-  focus = p;
+  run.focus = p;
   await logInToStatusPage(p, 'ops@example.com');
   await p.waitForSelector('#status:not([hidden])', { timeout: 15000 });
   let shown = await p.$eval('#status', (el) => el.innerText);
@@ -295,7 +178,7 @@ await step('an-operator-sees-the-status-page', async () => {
 await step('anyone-else-is-refused-by-the-status-page', async () => {
   const other = await browser.createBrowserContext();
   const p = await other.newPage();
-  focus = p;
+  run.focus = p;
   await p.goto(`${FLEETGATE}/ui/`, { waitUntil: 'networkidle0' });
   const intro = await p.$eval('#intro', (el) => (el.hidden ? '' : el.innerText));
   check(intro.includes('operators') && intro.includes('fleet:admin'), `before login the page says what it is: ${intro}`);
@@ -315,8 +198,4 @@ await step('anyone-else-is-refused-by-the-status-page', async () => {
   check((await text(p, 'who')) === 'ops@example.com', await text(p, 'who'));
 });
 
-await browser.close();
-const passed = results.filter((r) => r.ok).length;
-const failed = results.length - passed;
-console.log(`${passed} passed, ${failed} failed (screenshots in ${OUT})`);
-process.exit(failed === 0 ? 0 : 1);
+await run.finish(browser);

@@ -86,6 +86,7 @@ impl Application {
             },
             tenant: TenantFacts {
                 base_url: settings.auth0.base_url.clone(),
+                issuer: settings.auth0.issuer(),
                 instance_audience: settings.auth0.instance_audience.clone(),
                 audience: settings.auth0.audience.clone(),
                 instance_claim: format!("{}instance", settings.auth0.claim_namespace),

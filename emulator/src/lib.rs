@@ -57,6 +57,9 @@ pub struct EmulatorConfig {
     pub signing_key_pem: Option<String>,
     /// The post-login Action to run on logins and refresh-token exchanges.
     pub action: Option<login::action::ActionConfig>,
+    /// The `iss` of every token, as a tenant whose logins run on a custom domain
+    /// (`https://login.example.com/`); None: the emulator's URL.
+    pub issuer: Option<String>,
 }
 
 impl Default for EmulatorConfig {
@@ -72,6 +75,7 @@ impl Default for EmulatorConfig {
             faults: Faults::default(),
             signing_key_pem: None,
             action: None,
+            issuer: None,
         }
     }
 }
@@ -148,6 +152,8 @@ impl Emulator {
                 tenant
             }
         };
+        let mut tenant = tenant;
+        tenant.custom_issuer = config.issuer.clone();
         let emu = web::Data::new(Emu {
             tenant: Mutex::new(tenant),
             bucket: Mutex::new(Bucket::new(

@@ -62,6 +62,19 @@ struct Args {
     /// starting with # are skipped); keep it readable by you only.
     #[arg(long, requires = "action")]
     action_secret_file: Option<std::path::PathBuf>,
+    /// The `iss` of every token, as with an Auth0 custom domain (an https URL ending in /,
+    /// e.g. https://login.example.com/); default: the emulator's own URL.
+    #[arg(long, value_parser = custom_issuer)]
+    issuer: Option<String>,
+}
+
+fn custom_issuer(raw: &str) -> Result<String, String> {
+    let ok = raw.starts_with("https://") && raw.ends_with('/') && url::Url::parse(raw).is_ok();
+    if ok {
+        Ok(raw.to_owned())
+    } else {
+        Err("must be an https URL ending in /, e.g. https://login.example.com/".into())
+    }
 }
 
 /// The Action's secrets in `path`: NAME=VALUE lines.
@@ -133,6 +146,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             ..Faults::default()
         },
         signing_key_pem: None,
+        issuer: args.issuer,
     };
     let emulator = Emulator::build(config)?;
     let base_url = emulator.base_url().to_owned();

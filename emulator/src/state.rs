@@ -29,6 +29,8 @@ pub const MANAGEMENT_SCOPES: [&str; 4] = [
 
 pub struct Tenant {
     pub base_url: String,
+    /// The `iss` of its tokens when not its URL (a custom domain); not saved: a setting.
+    pub custom_issuer: Option<String>,
     pub clients: Vec<Client>,
     /// The database connection's users, who log in through the login page.
     pub users: Vec<User>,
@@ -71,8 +73,11 @@ impl Tenant {
         format!("{}/api/v2/", self.base_url)
     }
 
+    /// The `iss` of the tenant's tokens: its URL, or the custom domain it was started with.
     pub fn issuer(&self) -> String {
-        format!("{}/", self.base_url)
+        self.custom_issuer
+            .clone()
+            .unwrap_or_else(|| format!("{}/", self.base_url))
     }
 
     pub fn tenant_name(&self) -> &'static str {
@@ -108,6 +113,7 @@ impl Tenant {
         };
         let management = format!("{base_url}/api/v2/");
         Self {
+            custom_issuer: None,
             base_url: base_url.to_owned(),
             grants: vec![ClientGrant {
                 client_id: seeded.m2m_client_id.clone(),
@@ -151,6 +157,7 @@ impl Tenant {
             apis.push(instance_audience.to_owned());
         }
         Ok(Self {
+            custom_issuer: None,
             base_url: base_url.to_owned(),
             clients: saved.clients,
             users: saved.users,

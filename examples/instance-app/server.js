@@ -15,11 +15,16 @@ const fleet = await createInstance({
 });
 const app = express();
 
-// What the page logs in with: fleetgate's /config answer for this instance.
+// What the page logs in with: fleetgate's /config answer for this instance. `domain` is the
+// tenant, or fleetgate's login relay (FLEETGATE_LOGIN_MODE=relay); the tokens' issuer is the
+// tenant's either way.
 app.get('/config.json', (_req, res) => {
+  const domain = fleet.config.domain || fleet.config.auth0_domain;
   res.json({
     instanceId: fleet.instanceId,
-    domain: fleet.config.auth0_domain,
+    domain,
+    // auth0-spa-js expects `${domain}/` unless told otherwise (and takes only https issuers).
+    issuer: fleet.config.issuer && fleet.config.issuer !== `${domain}/` ? fleet.config.issuer : undefined,
     clientId: fleet.config.client_id,
     audience: fleet.config.audience,
   });

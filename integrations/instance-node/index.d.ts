@@ -1,9 +1,15 @@
 /** fleetgate's `GET /v1/instances/{id}/config` answer. */
 export interface InstanceConfig {
   instance_id: string;
-  /** The tenant's base URL. */
+  /** The tenant's base URL (where its signing keys are discovered). */
   auth0_domain: string;
-  /** The application the instance's SPA logs in with. */
+  /** How the instance logs in: at the tenant, or through fleetgate's login relay. */
+  login: 'direct' | 'relay';
+  /** auth0-spa-js's `domain`: the tenant's base URL, or the relay's. */
+  domain: string;
+  /** auth0-spa-js's `issuer`: the tenant's issuer, which signs every token either way. */
+  issuer: string;
+  /** The application the instance's SPA logs in with (the relay's, when relayed). */
   client_id: string;
   /** The instances' API audience. */
   audience: string;
@@ -47,6 +53,8 @@ export interface Options {
   instanceKey?: string;
   /** The tenant (else `AUTH0_DOMAIN`, else fleetgate's `/config`). */
   auth0Domain?: string;
+  /** The `iss` of the tenant's tokens (AUTH0_ISSUER); default: fleetgate's `/config` answer. */
+  issuer?: string;
   /** The audience tokens must have (else `AUTH0_AUDIENCE`, else fleetgate's `/config`). */
   audience?: string;
   /** The Action's `CLAIM_NAMESPACE` (else `FLEETGATE_CLAIM_NAMESPACE`, else fleetgate's `/config`). */

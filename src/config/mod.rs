@@ -84,6 +84,9 @@ pub struct ReconcilerSettings {
 pub struct Auth0Settings {
     /// `https://tenant.eu.auth0.com` or, for a local emulator, `http://127.0.0.1:PORT`; no trailing slash.
     pub base_url: String,
+    /// The `iss` of the tenant's tokens: `{base_url}/`, or the tenant's custom domain
+    /// (`AUTH0_ISSUER`, e.g. `https://login.example.com/`) when its logins run there.
+    pub issuer: String,
     /// fleetgate's own API identifier: the audience of admin tokens.
     pub audience: String,
     /// The API identifier instances' APIs accept (what `/config` tells instances). Tokens for
@@ -104,7 +107,7 @@ pub struct Auth0Settings {
 impl Auth0Settings {
     /// The `iss` claim of tokens from this tenant (with its trailing slash).
     pub fn issuer(&self) -> String {
-        format!("{}/", self.base_url)
+        self.issuer.clone()
     }
 
     pub fn jwks_url(&self) -> String {
@@ -137,6 +140,20 @@ impl Settings {
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self> {
         let vars = Vars(&get);
         let admin_clients = admin_clients(&vars)?;
+        let base_url =
+            parse_auth0_domain(&vars.required("AUTH0_DOMAIN")?).map_err(|message| ConfigError {
+                var: "AUTH0_DOMAIN",
+                message,
+            })?;
+        let issuer = match vars.optional("AUTH0_ISSUER") {
+            None => format!("{base_url}/"),
+            Some(raw) => parse_auth0_domain(&raw)
+                .map(|url| format!("{url}/"))
+                .map_err(|message| ConfigError {
+                    var: "AUTH0_ISSUER",
+                    message,
+                })?,
+        };
         let mut others: Vec<Option<String>> = admin_clients.iter().cloned().map(Some).collect();
         others.push(vars.optional("AUTH0_SPA_CLIENT_ID"));
         others.push(vars.optional("AUTH0_CLIENT_ID"));
@@ -184,12 +201,8 @@ impl Settings {
                 },
             )?,
             auth0: Auth0Settings {
-                base_url: parse_auth0_domain(&vars.required("AUTH0_DOMAIN")?).map_err(
-                    |message| ConfigError {
-                        var: "AUTH0_DOMAIN",
-                        message,
-                    },
-                )?,
+                base_url,
+                issuer,
                 audience: vars.required("AUTH0_AUDIENCE")?,
                 instance_audience: {
                     let instance = vars.required("FLEETGATE_INSTANCE_AUDIENCE")?;

@@ -251,3 +251,76 @@ fn fleetgates_own_applications_are_never_the_instances_spa() {
         "FLEETGATE_ADMIN_CLIENTS"
     );
 }
+
+#[test]
+fn a_custom_domain_issuer_is_taken_and_checked() {
+    let s = env(&[("AUTH0_ISSUER", "https://login.acme.com/")]).unwrap();
+    assert_eq!(s.auth0.issuer(), "https://login.acme.com/");
+    assert_eq!(
+        s.auth0.jwks_url(),
+        "https://acme.eu.auth0.com/.well-known/jwks.json",
+        "keys are fetched from the tenant"
+    );
+    assert_eq!(
+        env(&[("AUTH0_ISSUER", "login.acme.com")])
+            .unwrap()
+            .auth0
+            .issuer(),
+        "https://login.acme.com/"
+    );
+    assert_eq!(
+        err_var(&[("AUTH0_ISSUER", "http://login.acme.com/")]),
+        "AUTH0_ISSUER"
+    );
+}
+
+#[test]
+fn relay_mode_needs_the_relay_its_own_application_and_the_reconciler() {
+    let reconciler = [
+        ("AUTH0_CLIENT_ID", "m2m"),
+        ("AUTH0_CLIENT_SECRET", "m2m-secret"),
+        ("AUTH0_SPA_CLIENT_ID", "spa"),
+    ];
+    let relay = [
+        ("FLEETGATE_LOGIN_MODE", "relay"),
+        ("FLEETGATE_RELAY_URL", "login.platform.example"),
+        ("FLEETGATE_RELAY_CLIENT_ID", "relay"),
+        ("FLEETGATE_RELAY_CLIENT_SECRET", "relay-secret"),
+    ];
+    let all: Vec<(&str, &str)> = reconciler.iter().chain(&relay).copied().collect();
+    let s = env(&all).unwrap();
+    let r = s.relay.expect("relay settings");
+    assert_eq!(s.login_mode, LoginMode::Relay);
+    assert_eq!(r.callback(), "https://login.platform.example/callback");
+    assert_eq!(r.logged_out(), "https://login.platform.example/logged-out");
+    assert!(
+        s.reconciler
+            .unwrap()
+            .reserved_clients
+            .contains(&"relay".to_owned()),
+        "the pool never holds the relay's application"
+    );
+    assert!(!format!("{:?}", r.client_secret).contains("relay-secret"));
+    assert_eq!(
+        err_var(&relay),
+        "FLEETGATE_LOGIN_MODE",
+        "without the reconciler"
+    );
+    for (var, value) in [
+        ("FLEETGATE_LOGIN_MODE", "overflow"),
+        ("FLEETGATE_RELAY_URL", "http://login.platform.example"),
+        ("FLEETGATE_RELAY_CLIENT_ID", "spa"),
+        ("FLEETGATE_RELAY_CLIENT_ID", "m2m"),
+        ("FLEETGATE_RELAY_CLIENT_IP_HEADER", "not a header"),
+    ] {
+        let mut bad = all.clone();
+        bad.push((var, value));
+        assert_eq!(err_var(&bad), var, "{var}={value}");
+    }
+    for (missing, _) in relay.iter().skip(1) {
+        let without: Vec<(&str, &str)> =
+            all.iter().filter(|(k, _)| k != missing).copied().collect();
+        assert_eq!(err_var(&without), *missing);
+    }
+    assert!(env(&[]).unwrap().relay.is_none(), "direct by default");
+}

@@ -70,7 +70,7 @@ pub struct InstanceConfig<'a> {
     /// What auth0-spa-js's `domain` gets: the tenant, or the relay.
     pub domain: &'a str,
     /// What auth0-spa-js's `issuer` gets: the tenant's, which signs every token either way.
-    pub issuer: String,
+    pub issuer: &'a str,
     pub client_id: String,
     pub audience: &'a str,
     pub instance_claim: &'a str,
@@ -110,6 +110,9 @@ pub struct Plans {
 #[derive(Debug, Serialize)]
 pub struct UiConfig<'a> {
     pub domain: &'a str,
+    /// The tenant's token issuer (`AUTH0_ISSUER`): `{domain}/` unless the tenant's logins run
+    /// on a custom domain.
+    pub issuer: &'a str,
     #[serde(rename = "clientId")]
     pub client_id: &'a str,
     pub audience: &'a str,

@@ -43,7 +43,7 @@ pub async fn config(
         auth0_domain: &state.tenant.base_url,
         login,
         domain,
-        issuer: format!("{}/", state.tenant.base_url),
+        issuer: &state.tenant.issuer,
         client_id,
         audience: &state.tenant.instance_audience,
         instance_claim: &state.tenant.instance_claim,

@@ -67,6 +67,8 @@ pub struct Callers {
 #[derive(Clone)]
 pub struct TenantFacts {
     pub base_url: String,
+    /// The `iss` of the tenant's tokens (`AUTH0_ISSUER`).
+    pub issuer: String,
     pub instance_audience: String,
     pub audience: String,
     pub instance_claim: String,

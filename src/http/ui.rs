@@ -56,6 +56,7 @@ pub async fn config(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
     })?;
     Ok(HttpResponse::Ok().json(super::answers::UiConfig {
         domain: &state.tenant.base_url,
+        issuer: &state.tenant.issuer,
         client_id,
         audience: &state.tenant.audience,
     }))

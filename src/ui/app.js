@@ -56,6 +56,8 @@ async function main() {
   }
   const client = await auth0.createAuth0Client({
     domain: config.domain,
+    // auth0-spa-js expects `${domain}/` unless told otherwise (and takes only https issuers).
+    issuer: config.issuer === `${config.domain}/` ? undefined : config.issuer,
     clientId: config.clientId,
     authorizationParams: { redirect_uri: `${window.location.origin}/ui/`, audience: config.audience },
   });

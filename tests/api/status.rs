@@ -76,7 +76,7 @@ async fn the_status_page_is_served_with_its_login_settings(pool: PgPool) {
         .unwrap();
     assert_eq!(
         config,
-        json!({"domain": configured.tenant.base_url, "clientId": "status-page-client", "audience": AUDIENCE})
+        json!({"domain": configured.tenant.base_url, "issuer": format!("{}/", configured.tenant.base_url), "clientId": "status-page-client", "audience": AUDIENCE})
     );
     // Its logins are no instance's: allowed, bound to none; any other application's are judged.
     let decide = |client_id: &str| {

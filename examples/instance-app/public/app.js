@@ -1,4 +1,4 @@
-// The page: log in through the tenant with auth0-spa-js (code flow with PKCE, refresh tokens),
+// The page: log in through the tenant (or fleetgate's login relay) with auth0-spa-js (code flow with PKCE, refresh tokens),
 // then call this instance's API with the access token.
 /* global auth0 */
 const $ = (id) => document.getElementById(id);
@@ -8,6 +8,8 @@ async function main() {
   $('title').textContent = `Instance ${config.instanceId}`;
   const client = await auth0.createAuth0Client({
     domain: config.domain,
+    // The tenant's issuer when it is not the domain's (through fleetgate's relay).
+    issuer: config.issuer,
     clientId: config.clientId,
     authorizationParams: {
       redirect_uri: `${window.location.origin}/callback`,

@@ -77,8 +77,10 @@ export async function createInstance(options = {}) {
     // Tokens from the SPA (which logs in for config.audience) would all be refused.
     console.warn(`fleetgate: the audience required (${audience}) is not the instances' audience fleetgate gives the SPA (${config.audience})`);
   }
-  const issuer = issuerOf(required('AUTH0_DOMAIN', auth0Domain));
-  const keys = await discoverKeys(issuer, fetchImpl);
+  const base = issuerOf(required('AUTH0_DOMAIN', auth0Domain));
+  // The tokens' issuer: the tenant's URL, unless its logins run on a custom domain.
+  const issuer = options.issuer || env.AUTH0_ISSUER || config.issuer || base;
+  const keys = await discoverKeys(issuer, fetchImpl, base);
   const grants = new GrantsFollower({
     fleetgateUrl,
     instanceId,
@@ -132,7 +134,7 @@ export async function createInstance(options = {}) {
 
   return {
     instanceId,
-    /** fleetgate's `/config` answer: what the instance's SPA needs (`auth0_domain`, `client_id`, `audience`). */
+    /** fleetgate's `/config` answer: what the instance's SPA needs (`domain`, `issuer`, `client_id`, `audience`; `login` says whether through the relay). */
     config,
     verify,
     middleware,

@@ -21,10 +21,14 @@ export function bearer(request) {
   return match ? match[1] : null;
 }
 
-/** The tenant's signing keys, found through its discovery document. */
-export async function discoverKeys(issuer, fetchImpl = fetch) {
-  const res = await fetchImpl(new URL('.well-known/openid-configuration', issuer));
-  if (!res.ok) throw new Error(`discovery at ${issuer} answered ${res.status}`);
+/**
+ * The tenant's signing keys, found through its discovery document at `base` (the tenant's
+ * URL, with its trailing slash), which must name `issuer` (the same, unless the tenant's
+ * logins run on a custom domain).
+ */
+export async function discoverKeys(issuer, fetchImpl = fetch, base = issuer) {
+  const res = await fetchImpl(new URL('.well-known/openid-configuration', base));
+  if (!res.ok) throw new Error(`discovery at ${base} answered ${res.status}`);
   const doc = await res.json();
   if (doc.issuer !== issuer) throw new Error(`discovery names issuer ${doc.issuer}, not ${issuer}`);
   return createRemoteJWKSet(new URL(doc.jwks_uri), {
