@@ -30,6 +30,7 @@ mod pool;
 mod reconcile;
 mod registry;
 mod relay;
+mod relay_replicas;
 mod release;
 mod restore;
 mod schema;

@@ -19,6 +19,9 @@ pub struct RelayWorld {
     pub spa: String,
     pub owner: String,
     pub member: String,
+    /// fleetgate's settings beyond the tests' defaults (for another replica: with its own
+    /// `FLEETGATE_LISTEN`).
+    pub vars: Vec<(&'static str, String)>,
 }
 
 pub async fn tenant_user(tenant: &TestTenant, email: &str) -> String {
@@ -106,6 +109,7 @@ pub async fn relay_world(pool: PgPool) -> RelayWorld {
         ("FLEETGATE_RELAY_CLIENT_SECRET", relay_secret),
     ]);
     let app = TestApp::spawn_with(pool, tenant, &vars).await;
+    vars.retain(|(k, _)| *k != "FLEETGATE_LISTEN");
     for event in [
         deployed("acme", &owner, &["acme.apps.example.com", "www.acme.com"]),
         deployed("beta", &member, &["www.beta.com"]),
@@ -122,6 +126,7 @@ pub async fn relay_world(pool: PgPool) -> RelayWorld {
         spa,
         owner,
         member,
+        vars,
     };
     let callback = format!("{}/callback", w.relay);
     let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
