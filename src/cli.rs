@@ -154,7 +154,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 &settings.auth0.base_url,
                 reconciler_settings,
                 settings.platform_domain.clone(),
-                settings.relay.clone(),
+                (settings.login_mode, settings.relay.clone()),
                 crate::metrics::Metrics::new(),
             );
             let plan = reconciler.plan().await?;

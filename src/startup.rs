@@ -55,7 +55,7 @@ impl Application {
                 &settings.auth0.base_url,
                 r,
                 settings.platform_domain.clone(),
-                settings.relay.clone(),
+                (settings.login_mode, settings.relay.clone()),
                 metrics.clone(),
             ))
         });
@@ -94,6 +94,7 @@ impl Application {
             relay: match (&settings.relay, &settings.reconciler) {
                 (Some(relay), Some(r)) => Some(crate::relay::Relay::new(
                     pool.clone(),
+                    settings.login_mode,
                     relay.clone(),
                     &settings.auth0.base_url,
                     r.templates.clone(),

@@ -12,6 +12,10 @@ pub enum LoginMode {
     /// Every instance logs in through the relay: the instances' entries are in no allow-list,
     /// and a deploy changes nothing in the tenant.
     Relay,
+    /// At the tenant while the pool has room for the instance and its entries are live; through
+    /// the relay otherwise (right after its deploy, and for good when it fits in no
+    /// application): a full pool no longer fails passes.
+    Overflow,
 }
 
 impl LoginMode {
@@ -19,6 +23,7 @@ impl LoginMode {
         match self {
             Self::Direct => "direct",
             Self::Relay => "relay",
+            Self::Overflow => "overflow",
         }
     }
 }
@@ -48,7 +53,7 @@ impl RelaySettings {
     }
 }
 
-/// `FLEETGATE_LOGIN_MODE` and, for `relay`, the relay's settings. `others` are the clients the
+/// `FLEETGATE_LOGIN_MODE` and, for `relay` and `overflow`, the relay's settings. `others` are the clients the
 /// relay's application must not be (the instances' SPA application, fleetgate's own).
 pub(super) fn relay_settings(
     vars: &Vars,
@@ -58,7 +63,8 @@ pub(super) fn relay_settings(
     let mode = vars.parsed("FLEETGATE_LOGIN_MODE", LoginMode::Direct, |s| match s {
         "direct" => Ok(LoginMode::Direct),
         "relay" => Ok(LoginMode::Relay),
-        _ => Err("must be direct or relay"),
+        "overflow" => Ok(LoginMode::Overflow),
+        _ => Err("must be direct, relay or overflow"),
     })?;
     let url = vars.optional("FLEETGATE_RELAY_URL");
     if mode == LoginMode::Direct {
@@ -67,12 +73,12 @@ pub(super) fn relay_settings(
     if !reconciles {
         return Err(ConfigError {
             var: "FLEETGATE_LOGIN_MODE",
-            message: "relay needs the reconciler's credentials (AUTH0_CLIENT_ID, AUTH0_CLIENT_SECRET, AUTH0_SPA_CLIENT_ID): it keeps the relay's application".into(),
+            message: "relay and overflow need the reconciler's credentials (AUTH0_CLIENT_ID, AUTH0_CLIENT_SECRET, AUTH0_SPA_CLIENT_ID): it keeps the relay's application".into(),
         });
     }
     let url = url.ok_or(ConfigError {
         var: "FLEETGATE_RELAY_URL",
-        message: "is required when FLEETGATE_LOGIN_MODE is relay".into(),
+        message: "is required when FLEETGATE_LOGIN_MODE is relay or overflow".into(),
     })?;
     let url = parse_auth0_domain(&url).map_err(|message| ConfigError {
         var: "FLEETGATE_RELAY_URL",
@@ -90,7 +96,7 @@ pub(super) fn relay_settings(
     let required = |var: &'static str| {
         vars.optional(var).ok_or(ConfigError {
             var,
-            message: "is required when FLEETGATE_LOGIN_MODE is relay".into(),
+            message: "is required when FLEETGATE_LOGIN_MODE is relay or overflow".into(),
         })
     };
     let client_id = required("FLEETGATE_RELAY_CLIENT_ID")?;

@@ -307,7 +307,7 @@ fn relay_mode_needs_the_relay_its_own_application_and_the_reconciler() {
         "without the reconciler"
     );
     for (var, value) in [
-        ("FLEETGATE_LOGIN_MODE", "overflow"),
+        ("FLEETGATE_LOGIN_MODE", "sometimes"),
         ("FLEETGATE_RELAY_URL", "http://login.platform.example"),
         ("FLEETGATE_RELAY_CLIENT_ID", "spa"),
         ("FLEETGATE_RELAY_CLIENT_ID", "m2m"),

@@ -1,5 +1,7 @@
 //! The pool of applications, and what an instance's SPA is configured with.
 
+use crate::config::LoginMode;
+
 use super::{
     AppState,
     answers::{Applications, InstanceConfig, Moved, RegisteredApplication},
@@ -26,17 +28,28 @@ pub async fn config(
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&path)?;
     super::access::instance(&state, &req, &id, super::access::Want::Read).await?;
+    let direct = |client_id: String| ("direct", state.tenant.base_url.as_str(), client_id);
     let (login, domain, client_id) = match &state.relay {
-        Some(relay) => (
-            "relay",
-            relay.settings().url.as_str(),
-            relay.client_id().to_owned(),
-        ),
-        None => (
-            "direct",
-            state.tenant.base_url.as_str(),
-            reconciler(&state)?.application_of(&id).await?,
-        ),
+        None => direct(reconciler(&state)?.application_of(&id).await?),
+        Some(relay) => {
+            // In overflow mode an instance logs in at the tenant once its entries are live there.
+            let live = match relay.mode() {
+                LoginMode::Overflow => reconciler(&state)?
+                    .sync_of(&id)
+                    .await?
+                    .live_at()
+                    .map(str::to_owned),
+                _ => None,
+            };
+            match live {
+                Some(client_id) => direct(client_id),
+                None => (
+                    "relay",
+                    relay.settings().url.as_str(),
+                    relay.client_id().to_owned(),
+                ),
+            }
+        }
     };
     Ok(HttpResponse::Ok().json(InstanceConfig {
         instance_id: &id,

@@ -142,10 +142,16 @@ pub fn unplaced(
 
 /// Adds what is wrong with the placements to a pass's `problems`, in words: each overflow,
 /// and the first instance without room unless a problem is noted already (which says why).
-pub fn note_problems(placements: &BTreeMap<String, Placement>, problems: &mut Vec<String>) {
+/// The placements that stop a pass; an unplaced instance does not when it logs in through the
+/// relay instead (`relayed`).
+pub fn note_problems(
+    placements: &BTreeMap<String, Placement>,
+    problems: &mut Vec<String>,
+    relayed: bool,
+) {
     for (id, p) in placements {
         match p {
-            Placement::Unplaced if problems.is_empty() => problems.push(format!(
+            Placement::Unplaced if !relayed && problems.is_empty() => problems.push(format!(
                 "instance '{id}' fits no application: set FLEETGATE_AUTO_CREATE_APPLICATIONS=true or register an application with room"
             )),
             Placement::Overflows { client_id, field, needed, free } => problems.push(format!(
@@ -307,15 +313,18 @@ mod tests {
         ]
         .into();
         let mut problems = Vec::new();
-        note_problems(&placements, &mut problems);
+        note_problems(&placements, &mut problems, false);
         assert_eq!(problems.len(), 1);
         assert!(
             problems[0].contains("'x' fits no application"),
             "{problems:?}"
         );
         let mut problems = vec!["creating another application failed".to_owned()];
-        note_problems(&placements, &mut problems);
+        note_problems(&placements, &mut problems, false);
         assert_eq!(problems.len(), 1, "a problem that says why stands alone");
+        let mut problems = Vec::new();
+        note_problems(&placements, &mut problems, true);
+        assert!(problems.is_empty(), "relayed instead, in overflow mode");
     }
 
     proptest! {

@@ -78,8 +78,11 @@ pub struct Reconciler {
     pub(super) metrics: Metrics,
     /// The run this process has open, if a pass is under way; see [`Reconciler::abandoned`].
     pub(super) open_run: std::sync::Mutex<Option<i64>>,
-    /// In `relay` mode: the relay, whose application each pass keeps, and no instance is
-    /// placed in the pool (their logins need no list).
+    /// How instances log in: in `relay` mode no instance is placed in the pool (their logins
+    /// need no list); in `overflow` mode one that fits nowhere logs in through the relay
+    /// instead of failing the pass.
+    pub(super) login_mode: crate::config::LoginMode,
+    /// In `relay` and `overflow` modes: the relay, whose application each pass keeps.
     pub(super) relay: Option<crate::config::RelaySettings>,
 }
 
@@ -100,7 +103,10 @@ impl Reconciler {
         auth0_base_url: &str,
         settings: ReconcilerSettings,
         platform_domain: Option<Hostname>,
-        relay: Option<crate::config::RelaySettings>,
+        (login_mode, relay): (
+            crate::config::LoginMode,
+            Option<crate::config::RelaySettings>,
+        ),
         metrics: Metrics,
     ) -> Self {
         let credentials = Credentials {
@@ -116,6 +122,7 @@ impl Reconciler {
             platform_domain,
             metrics,
             open_run: std::sync::Mutex::new(None),
+            login_mode,
             relay,
         }
     }

@@ -82,7 +82,10 @@ impl Reconciler {
         let mut demands: Vec<Demand> = instances
             .iter()
             // Relayed instances log in through no list: nothing to place.
-            .filter(|i| self.relay.is_none() && i.status != InstanceStatus::Deleted)
+            .filter(|i| {
+                self.login_mode != crate::config::LoginMode::Relay
+                    && i.status != InstanceStatus::Deleted
+            })
             .map(|i| {
                 let assigned = current.get(i.id.as_str()).cloned();
                 let live = assigned
@@ -111,7 +114,9 @@ impl Reconciler {
             )
             .await?;
         }
-        placement::note_problems(&placements, &mut problems);
+        // In overflow mode an instance that fits nowhere logs in through the relay.
+        let relays_the_rest = self.login_mode == crate::config::LoginMode::Overflow;
+        placement::note_problems(&placements, &mut problems, relays_the_rest);
         let deleted = instances
             .iter()
             .filter(|i| i.status == InstanceStatus::Deleted)

@@ -35,6 +35,20 @@ pub struct InstanceSync {
     pub urls: Vec<UrlSync>,
 }
 
+impl InstanceSync {
+    /// The application the instance can log in through at the tenant now: it is placed on one
+    /// and every one of its entries is live there (what `overflow` mode asks before it lets an
+    /// instance log in directly rather than through the relay).
+    pub fn live_at(&self) -> Option<&str> {
+        let live = !self.urls.is_empty()
+            && self
+                .urls
+                .iter()
+                .all(|u| u.state == super::sync::SyncState::Synced && u.live);
+        self.client_id.as_deref().filter(|_| live)
+    }
+}
+
 /// A pass, as far as an instance's sync needs it.
 #[derive(Debug, Serialize)]
 pub struct RunOutcome {

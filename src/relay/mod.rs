@@ -23,7 +23,7 @@ use self::{
     respond::ToBrowser,
 };
 use crate::{
-    config::RelaySettings,
+    config::{LoginMode, RelaySettings},
     db,
     domain::{Field, Hostname, InstanceId, InstanceStatus, Templates},
 };
@@ -47,6 +47,7 @@ pub enum RelayError {
 #[derive(Clone)]
 pub struct Relay {
     pool: PgPool,
+    mode: LoginMode,
     settings: Arc<RelaySettings>,
     tenant: Arc<str>,
     templates: Arc<Templates>,
@@ -57,6 +58,7 @@ pub struct Relay {
 impl Relay {
     pub fn new(
         pool: PgPool,
+        mode: LoginMode,
         settings: RelaySettings,
         tenant_base_url: &str,
         templates: Templates,
@@ -64,6 +66,7 @@ impl Relay {
     ) -> Self {
         Self {
             pool,
+            mode,
             settings: Arc::new(settings),
             tenant: tenant_base_url.into(),
             templates: Arc::new(templates),
@@ -83,6 +86,11 @@ impl Relay {
         }
     }
 
+    /// `relay` (every instance) or `overflow` (those not live at the tenant).
+    pub fn mode(&self) -> LoginMode {
+        self.mode
+    }
+
     pub fn settings(&self) -> &RelaySettings {
         &self.settings
     }
@@ -100,8 +108,9 @@ impl Relay {
         self.templates.entries(field, host).collect()
     }
 
-    /// The active instance `host` belongs to (every active instance logs in through the relay
-    /// in `relay` mode).
+    /// The active instance `host` belongs to. Every active instance may log in through the
+    /// relay (in `overflow` mode too: one that is also live at the tenant gains nothing from it
+    /// but what its own entries already allow).
     async fn active_instance_of(&self, host: &Hostname) -> Result<Option<String>, RelayError> {
         let found = db::relay::instance_of_host(&self.pool, host.as_str()).await?;
         Ok(found

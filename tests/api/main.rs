@@ -30,7 +30,7 @@ mod pool;
 mod reconcile;
 mod registry;
 mod relay;
-mod relay_replicas;
+mod relay_fleet;
 mod release;
 mod restore;
 mod schema;

@@ -66,6 +66,11 @@ pub async fn relay_application(tenant: &TestTenant) -> (String, String) {
 /// www.beta.com) deployed; `paused` (www.paused.com, owner@example.com) suspended; the relay's
 /// application keeps its callback.
 pub async fn relay_world(pool: PgPool) -> RelayWorld {
+    relay_world_with(pool, &[]).await
+}
+
+/// Like [`relay_world`], with more settings for fleetgate (the last value of a setting wins).
+pub async fn relay_world_with(pool: PgPool, extra: &[(&'static str, String)]) -> RelayWorld {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -108,6 +113,7 @@ pub async fn relay_world(pool: PgPool) -> RelayWorld {
         ("FLEETGATE_RELAY_CLIENT_ID", relay_client.clone()),
         ("FLEETGATE_RELAY_CLIENT_SECRET", relay_secret),
     ]);
+    vars.extend(extra.iter().cloned());
     let app = TestApp::spawn_with(pool, tenant, &vars).await;
     vars.retain(|(k, _)| *k != "FLEETGATE_LISTEN");
     for event in [

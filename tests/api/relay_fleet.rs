@@ -1,5 +1,6 @@
-//! The login relay across replicas: a login begun on one finishes on another, and a refresh
-//! token keeps its instance through either (its transactions and bindings live in Postgres).
+//! The login relay across a fleet: a login begun on one replica finishes on another, and a
+//! refresh token keeps its instance through either (its transactions and bindings live in
+//! Postgres); in `overflow` mode, instances the pool has no room for log in through the relay.
 
 use sqlx::PgPool;
 
@@ -83,4 +84,77 @@ async fn a_login_begun_on_one_replica_finishes_on_another(pool: PgPool) {
         rt = next["refresh_token"].as_str().unwrap().to_owned();
     }
     stop.cancel();
+}
+
+#[sqlx::test]
+async fn in_overflow_mode_what_fits_nowhere_logs_in_through_the_relay_and_passes_succeed(
+    pool: PgPool,
+) {
+    // Two entries per list: the wildcard and www.acme.com; beta (www.beta.com) fits nowhere.
+    let w = relay_world_with(
+        pool,
+        &[
+            ("FLEETGATE_LOGIN_MODE", "overflow".to_owned()),
+            ("FLEETGATE_ALLOWLIST_CAP", "2".to_owned()),
+        ],
+    )
+    .await;
+    let config = |id: &'static str| {
+        let app = &w.app;
+        async move {
+            let (status, body) = app.get_json(&format!("/v1/instances/{id}/config")).await;
+            assert_eq!(status, 200, "{body}");
+            body
+        }
+    };
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while config("acme").await["login"] != "direct" {
+        assert!(
+            std::time::Instant::now() < until,
+            "acme never went live at the tenant"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let acme = config("acme").await;
+    assert_eq!(acme["client_id"], w.spa.as_str());
+    assert_eq!(acme["domain"], w.app.tenant.base_url.as_str());
+    let beta = config("beta").await;
+    assert_eq!(
+        (beta["login"].as_str(), beta["client_id"].as_str()),
+        (Some("relay"), Some(w.relay_client.as_str()))
+    );
+    let spa = w.app.tenant.client(&w.spa).await;
+    assert!(!spa.to_string().contains("www.beta.com"), "{spa}");
+
+    // The passes succeed, saying nothing of beta; beta logs in through the relay.
+    let (_, runs) = w.app.get_json("/v1/reconcile/runs").await;
+    let finished: Vec<&serde_json::Value> = runs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| !r["outcome"].is_null())
+        .collect();
+    assert!(!finished.is_empty(), "{runs}");
+    assert!(finished.iter().all(|r| r["outcome"] != "failed"), "{runs}");
+    let (to, params) = w
+        .login("https://www.beta.com/callback", "max@example.com", &[])
+        .await;
+    assert_eq!(to, "https://www.beta.com/callback");
+    let (status, tokens) = w
+        .exchange(
+            params["code"].as_str().unwrap(),
+            "https://www.beta.com/callback",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{tokens}");
+    assert_eq!(claim(&tokens["access_token"], "instance"), "beta");
+
+    // A new instance logs in through the relay right after its hook, whatever the pool.
+    let (status, _) = w
+        .app
+        .hook(&deployed("gamma", &w.owner, &["www.gamma.com"]))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(config("gamma").await["login"], "relay");
 }
