@@ -149,6 +149,18 @@ impl Metrics {
             "The login relay's steps (authorize, callback, token_code, token_refresh, logout, logged_out, decision) by outcome (ok, refused, error).",
             &["step", "outcome"],
         );
+        // Every step's errors from the start, so that alerts see 0 before the first one.
+        for step in [
+            "authorize",
+            "callback",
+            "token_code",
+            "token_refresh",
+            "logout",
+            "logged_out",
+            "decision",
+        ] {
+            relay_steps.with_label_values(&[step, "error"]);
+        }
         // Which build answers (1, labelled with its version), as Prometheus' own build_info.
         let build_info = GaugeVec::new(
             Opts::new("build_info", "This build, by version: always 1.").namespace("fleetgate"),

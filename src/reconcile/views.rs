@@ -7,6 +7,8 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::config::LoginMode;
+
 use super::{
     ReconcileError, Reconciler,
     leader::LEADER_LOCK,
@@ -60,11 +62,21 @@ pub struct RunOutcome {
 /// The reconciler at a glance (`GET /v1/reconcile/status`).
 #[derive(Debug, Serialize)]
 pub struct Status {
+    /// How instances log in.
+    pub login: Login,
     pub leader: Option<Leader>,
     pub last_run: Option<Run>,
     /// How many instances have URLs not live as wanted (at most [`UNSYNCED_SHOWN`] listed).
     pub unsynced_total: usize,
     pub unsynced: Vec<Unsynced>,
+}
+
+/// How instances log in (`FLEETGATE_LOGIN_MODE`), and where the relay is.
+#[derive(Debug, Serialize)]
+pub struct Login {
+    pub mode: &'static str,
+    pub relay_url: Option<String>,
+    pub relay_client_id: Option<String>,
 }
 
 /// The replica that holds the reconciler's lead.
@@ -162,6 +174,15 @@ impl Reconciler {
         let mut total = 0;
         for instance in &instances {
             let client_id = assignments.get(instance.id.as_str());
+            // Relayed instances log in through no list: nothing of theirs is out of step.
+            let relayed = match self.login_mode {
+                LoginMode::Direct => false,
+                LoginMode::Relay => true,
+                LoginMode::Overflow => client_id.is_none(),
+            };
+            if relayed {
+                continue;
+            }
             let lists = client_id.and_then(|c| lists_of.get(c)).unwrap_or(&empty);
             let urls: Vec<_> = sync_status(instance, self.options(), lists, failure.as_deref())
                 .into_iter()
@@ -181,6 +202,11 @@ impl Reconciler {
             }
         }
         Ok(Status {
+            login: Login {
+                mode: self.login_mode.name(),
+                relay_url: self.relay.as_ref().map(|r| r.url.clone()),
+                relay_client_id: self.relay.as_ref().map(|r| r.client_id.clone()),
+            },
             leader: leader.map(|(name, address, since)| Leader {
                 name,
                 address,

@@ -103,6 +103,10 @@ async function main() {
       ]);
       $('refusal').textContent = '';
       $('status').hidden = false;
+      const login = status.login;
+      $('login-mode').textContent = login.mode === 'direct'
+        ? 'Logins: at the tenant, through the allow-lists below.'
+        : `Logins: ${login.mode === 'relay' ? 'every instance' : 'instances not live in an application'} through the relay at ${login.relay_url} (application ${login.relay_client_id}); a pass that finds its application misconfigured fails, saying what to change.`;
       const leader = status.leader;
       $('leader').textContent = leader
         ? `Reconciling: ${leader.name || 'a replica'}${leader.address ? ` (${leader.address})` : ''}, since ${new Date(leader.since).toLocaleString()}.`

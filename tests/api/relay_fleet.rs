@@ -23,6 +23,11 @@ async fn a_login_begun_on_one_replica_finishes_on_another(pool: PgPool) {
         .build()
         .unwrap();
     until_ready(&http, &other).await;
+    // The status page's view: relayed instances are never out of step.
+    let (_, status) = w.app.get_json("/v1/reconcile/status").await;
+    assert_eq!(status["login"]["mode"], "relay");
+    assert_eq!(status["login"]["relay_url"], w.relay.as_str());
+    assert_eq!(status["unsynced_total"], 0, "{status}");
 
     // Begun at the first replica; the tenant's answer reaches the other (the platform's proxy
     // sends the relay's origin to any replica), and so does the exchange.
@@ -125,6 +130,9 @@ async fn in_overflow_mode_what_fits_nowhere_logs_in_through_the_relay_and_passes
     );
     let spa = w.app.tenant.client(&w.spa).await;
     assert!(!spa.to_string().contains("www.beta.com"), "{spa}");
+    let (_, status) = w.app.get_json("/v1/reconcile/status").await;
+    assert_eq!(status["login"]["mode"], "overflow");
+    assert!(!status["unsynced"].to_string().contains("beta"), "{status}");
 
     // The passes succeed, saying nothing of beta; beta logs in through the relay.
     let (_, runs) = w.app.get_json("/v1/reconcile/runs").await;
