@@ -98,6 +98,7 @@ impl Application {
                     relay.clone(),
                     &settings.auth0.base_url,
                     r.templates.clone(),
+                    &format!("{}instance", settings.auth0.claim_namespace),
                     metrics.relay_steps.clone(),
                 )),
                 _ => None,

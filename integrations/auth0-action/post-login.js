@@ -6,10 +6,12 @@
  * namespaced claim. Each instance's API must accept a token only if that claim names it.
  *
  * A login or refresh through fleetgate's relay (FLEETGATE_LOGIN_MODE=relay) carries the
- * relay's one-time transaction handle (fleetgate_login, in event.request.query for a login, in
- * event.request.body for a refresh, both written by the relay): fleetgate takes the instance
- * from that transaction, never from the request, and refuses a handle that is missing,
- * unknown or used, or one that came through another application.
+ * relay's one-time transaction handle: for a login, event.request.query.state (the value the
+ * tenant gives back to the relay, which sends the code where that transaction says), marked by
+ * fleetgate_login, which must be the same; for a refresh, event.request.body.fleetgate_login
+ * (written by the relay, which alone holds its application's secret). fleetgate takes the
+ * instance from that transaction, never from the request, and refuses a handle that is
+ * missing, unknown or used, or one that came through another application.
  *
  * Refresh-token exchanges (event.transaction.protocol "oauth2-refresh-token") carry no
  * redirect URI. The instance is then the one recorded in the refresh token's metadata at
@@ -97,9 +99,15 @@ async function askFleetgate(config, body) {
 function instanceOf(event, config) {
   const transaction = event.transaction || {};
   const request = event.request || {};
-  const relayed = (request.query && request.query[RELAY_PARAM]) || (request.body && request.body[RELAY_PARAM]);
-  if (relayed) {
-    return { relay_login: String(relayed) };
+  const query = request.query || {};
+  if (query[RELAY_PARAM]) {
+    // The login is decided on the very value the relay will deliver the code by: a link whose
+    // state names another transaction than its handle is refused, not bound to either.
+    return query.state === query[RELAY_PARAM] ? { relay_login: String(query.state) } : null;
+  }
+  const relayedRefresh = request.body && request.body[RELAY_PARAM];
+  if (relayedRefresh) {
+    return { relay_login: String(relayedRefresh) };
   }
   if (transaction.protocol === 'oauth2-refresh-token') {
     const metadata = (event.refresh_token && event.refresh_token.metadata) || {};

@@ -215,11 +215,19 @@ test('without recorded metadata a refresh falls back to the body, unless that is
   assert.match(nothing.denied, /cannot be determined/);
 });
 
+test("a relayed login whose state is not its handle is refused, not bound", async () => {
+  const login = event({ user: { user_id: 'auth0|owner-1' }, redirectUri: 'https://www.acme.com/callback' });
+  login.request.query = { state: 'y'.repeat(43), [RELAY_PARAM]: 'x'.repeat(43) };
+  const seen = await run(login);
+  assert.match(seen.denied, /cannot be determined/);
+  assert.deepEqual(seen.access, {});
+});
+
 test("a relay's transaction handle is what names the instance, never the redirect URI beside it", async () => {
   // This fleetgate runs in direct mode: a handle means nothing here, and the login is denied
   // although its redirect URI names an instance the user owns.
   const login = event({ user: { user_id: 'auth0|owner-1' }, redirectUri: 'https://www.acme.com/callback' });
-  login.request.query[RELAY_PARAM] = 'x'.repeat(43);
+  login.request.query = { state: 'x'.repeat(43), [RELAY_PARAM]: 'x'.repeat(43) };
   deniedFor(await run(login), 'relay_off');
   const again = refresh({ user: { user_id: 'auth0|owner-1' }, metadata: { [INSTANCE_METADATA]: 'acme' } });
   again.request.body[RELAY_PARAM] = 'x'.repeat(43);

@@ -97,7 +97,9 @@ pub async fn decide_login(
         user = %body.user_id,
         client_id = body.client_id.as_deref().unwrap_or(""),
         host,
-        instance = body.instance_id.as_ref().map(InstanceId::as_str).unwrap_or(""),
+        // The instance decided on: the one named, the host's, or the relay transaction's.
+        instance = decision.instance_id.as_deref().unwrap_or(""),
+        relayed = body.relay_login.is_some(),
         allow = decision.allow,
         reason = decision.reason,
         "login decision"

@@ -9,14 +9,28 @@ use crate::domain::Hostname;
 /// beside `state`, which names it back to the relay. An SPA may not send it.
 pub const HANDLE_PARAM: &str = "fleetgate_login";
 
-/// Parameters the relay sets itself; the SPA's own values of these are kept in the
-/// transaction (`redirect_uri`, `state`, `response_mode`) or refused (`client_id`).
-const OWN: [&str; 5] = [
-    "client_id",
-    "redirect_uri",
-    "state",
-    "response_mode",
-    HANDLE_PARAM,
+/// The SPA's parameters the tenant gets as they are; custom ones for the Action go as `ext-…`
+/// (Auth0's convention). Anything else (`request`, `request_uri`, `client_secret`, odd
+/// spellings of the relay's own) is dropped. The relay sets `client_id`, `redirect_uri`,
+/// `state` and `response_mode` itself, keeping the SPA's in the transaction.
+const FORWARDED: [&str; 17] = [
+    "response_type",
+    "scope",
+    "audience",
+    "nonce",
+    "code_challenge",
+    "code_challenge_method",
+    "prompt",
+    "login_hint",
+    "max_age",
+    "ui_locales",
+    "screen_hint",
+    "organization",
+    "invitation",
+    "connection",
+    "acr_values",
+    "display",
+    "auth0Client",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,7 +160,7 @@ pub fn upstream(
     let mut pairs: Vec<(&str, &str)> = asked
         .pairs
         .iter()
-        .filter(|(k, _)| !OWN.contains(&k.as_str()))
+        .filter(|(k, _)| FORWARDED.contains(&k.as_str()) || k.starts_with("ext-"))
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
     pairs.extend([
@@ -214,6 +228,42 @@ mod tests {
         assert_eq!(get("code_challenge"), [CHALLENGE]);
         assert_eq!(get("scope"), ["openid offline_access"]);
         assert_eq!(get("client_id"), ["relay"]);
+    }
+
+    #[test]
+    fn only_known_parameters_go_on_to_the_tenant() {
+        let asked = read(
+            &query(&[
+                ("request", "eyJ.x.y"),
+                ("request_uri", "https://evil.com/r"),
+                ("client_secret", "s"),
+                ("Redirect_Uri", "https://evil.com/cb"),
+                ("ext-campaign", "spring"),
+                ("prompt", "none"),
+            ]),
+            "relay",
+        )
+        .unwrap();
+        let up = upstream(
+            "https://t.example",
+            &asked,
+            "relay",
+            "https://l/callback",
+            "H",
+        );
+        for dropped in [
+            "request",
+            "request_uri",
+            "client_secret",
+            "Redirect_Uri",
+            "evil",
+        ] {
+            assert!(!up.contains(dropped), "{dropped} in {up}");
+        }
+        assert!(
+            up.contains("ext-campaign=spring") && up.contains("prompt=none"),
+            "{up}"
+        );
     }
 
     #[test]

@@ -53,6 +53,8 @@ pub struct Relay {
     templates: Arc<Templates>,
     http: reqwest::Client,
     steps: prometheus::IntCounterVec,
+    /// The Action's claim naming a token's instance (`{namespace}instance`).
+    instance_claim: Arc<str>,
 }
 
 impl Relay {
@@ -62,6 +64,7 @@ impl Relay {
         settings: RelaySettings,
         tenant_base_url: &str,
         templates: Templates,
+        instance_claim: &str,
         steps: prometheus::IntCounterVec,
     ) -> Self {
         Self {
@@ -76,6 +79,7 @@ impl Relay {
                 .build()
                 .expect("an HTTP client"),
             steps,
+            instance_claim: instance_claim.into(),
         }
     }
 
@@ -116,6 +120,18 @@ impl Relay {
         Ok(found
             .filter(|(_, status)| status == InstanceStatus::Active.as_str())
             .map(|(id, _)| id))
+    }
+
+    /// Whether `url`'s host still belongs to the active `instance`: a transaction made minutes
+    /// ago delivers nothing to a site that was suspended, or that changed hands, meanwhile.
+    pub(super) async fn still_its(&self, instance: &str, url: &str) -> Result<bool, RelayError> {
+        let host = url::Url::parse(url)
+            .ok()
+            .and_then(|u| u.host_str().and_then(|h| Hostname::parse(h).ok()));
+        Ok(match host {
+            Some(host) => self.active_instance_of(&host).await?.as_deref() == Some(instance),
+            None => false,
+        })
     }
 
     /// `GET /authorize`: where the browser goes next.
@@ -187,6 +203,12 @@ impl Relay {
                 "The sign-in could not be matched to one that is under way.",
             ));
         };
+        if !self.still_its(&t.instance_id, &t.return_to).await? {
+            return Ok(refused(
+                "This site cannot sign in now",
+                "The site this sign-in began at was suspended or changed since.",
+            ));
+        }
         let mode = ResponseMode::parse(Some(&t.response_mode)).unwrap_or(ResponseMode::Query);
         let mut answer: Vec<(&str, &str)> = Vec::new();
         match code {
@@ -320,6 +342,10 @@ impl Relay {
         let taken = match handle {
             Some(h) => db::relay::come_back(&self.pool, "logout", &hash(h), None).await?,
             None => None,
+        };
+        let taken = match taken {
+            Some(t) if self.still_its(&t.instance_id, &t.return_to).await? => Some(t),
+            _ => None,
         };
         Ok(match taken {
             Some(t) => match &t.state {

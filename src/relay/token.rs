@@ -49,13 +49,19 @@ pub fn read_body(body: &[u8], json: bool) -> Result<Vec<(String, String)>, Strin
         serde_json::from_slice(body).map_err(|_| "the body is not a JSON object".to_owned())?;
     value
         .into_iter()
-        .map(|(k, v)| match v {
-            Value::String(s) => Ok((k, s)),
-            Value::Number(n) => Ok((k, n.to_string())),
-            _ => Err(format!(
-                "'{}' must be a string",
-                crate::domain::printable(&k)
-            )),
+        .map(|(k, v)| {
+            let v = match v {
+                Value::String(s) => s,
+                Value::Number(n) => n.to_string(),
+                _ => {
+                    return Err(format!(
+                        "'{}' must be a string",
+                        crate::domain::printable(&k)
+                    ));
+                }
+            };
+            params::check(&k, &v)?;
+            Ok((k, v))
         })
         .collect()
 }
@@ -120,6 +126,11 @@ impl Relay {
             .unwrap_or_default();
         if origin.is_some_and(|o| o != own_origin) {
             return Ok(refuse("This code was issued to another site"));
+        }
+        if !self.still_its(&t.instance_id, &t.return_to).await? {
+            return Ok(refuse(
+                "The site this code was issued to cannot sign in now",
+            ));
         }
         let form = [
             ("grant_type", "authorization_code"),
@@ -249,18 +260,104 @@ impl Relay {
                 ));
             }
         };
-        if status == 200
-            && let Some(rt) = body.get("refresh_token").and_then(Value::as_str)
-        {
+        if status != 200 {
+            return Ok(TokenAnswer { status, body, step });
+        }
+        // Whatever led the tenant to bind these tokens (a link whose state and handle were
+        // made to differ, an older Action), they go only to the transaction's own instance.
+        if !bound_only_to(&body, &self.instance_claim, instance) {
+            tracing::warn!(
+                step,
+                instance,
+                "relay: the tenant's tokens are not bound to this exchange's instance; refused"
+            );
+            return Ok(oauth_error(
+                403,
+                "invalid_grant",
+                "the tokens of this sign-in are not for this site",
+                step,
+            ));
+        }
+        if let Some(rt) = body.get("refresh_token").and_then(Value::as_str) {
             db::relay::bind_refresh_token(&self.pool, &hash(rt), instance).await?;
         }
         Ok(TokenAnswer { status, body, step })
     }
 }
 
+/// Whether every JWT of the tenant's answer (its ID token, and its access token unless that is
+/// opaque) binds it to `instance` through the Action's claim, and there is at least one. Read
+/// without checking signatures: the answer came from the tenant on the relay's own connection.
+pub fn bound_only_to(answer: &Value, claim: &str, instance: &str) -> bool {
+    let mut bound = 0;
+    for field in ["id_token", "access_token"] {
+        let Some(token) = answer.get(field).and_then(Value::as_str) else {
+            continue;
+        };
+        let Some(payload) = jwt_payload(token) else {
+            continue;
+        };
+        match payload.get(claim).and_then(Value::as_str) {
+            Some(bound_to) if bound_to == instance => bound += 1,
+            _ => return false,
+        }
+    }
+    bound > 0
+}
+
+fn jwt_payload(token: &str) -> Option<Value> {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+    let mut parts = token.split('.');
+    let (_, payload, _) = (parts.next()?, parts.next()?, parts.next()?);
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn jwt(claims: Value) -> String {
+        use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+        format!(
+            "e30.{}.sig",
+            URL_SAFE_NO_PAD.encode(claims.to_string().as_bytes())
+        )
+    }
+
+    #[test]
+    fn only_tokens_bound_to_the_exchanges_instance_go_back() {
+        const CLAIM: &str = "https://fleetgate.dev/instance";
+        let bound = |to: &str| jwt(json!({ CLAIM: to }));
+        let answer = |id: String, access: String| json!({"id_token": id, "access_token": access});
+        assert!(bound_only_to(
+            &answer(bound("acme"), bound("acme")),
+            CLAIM,
+            "acme"
+        ));
+        assert!(bound_only_to(
+            &answer(bound("acme"), "opaque".into()),
+            CLAIM,
+            "acme"
+        ));
+        assert!(!bound_only_to(
+            &answer(bound("acme"), bound("acme")),
+            CLAIM,
+            "beta"
+        ));
+        assert!(!bound_only_to(
+            &answer(bound("acme"), bound("beta")),
+            CLAIM,
+            "acme"
+        ));
+        assert!(
+            !bound_only_to(&answer(jwt(json!({})), bound("acme")), CLAIM, "acme"),
+            "unbound"
+        );
+        assert!(
+            !bound_only_to(&json!({"access_token": "opaque"}), CLAIM, "acme"),
+            "nothing bound"
+        );
+    }
 
     #[test]
     fn bodies_are_forms_or_json_objects_of_strings() {

@@ -31,6 +31,7 @@ mod reconcile;
 mod registry;
 mod relay;
 mod relay_fleet;
+mod relay_tampering;
 mod release;
 mod restore;
 mod schema;

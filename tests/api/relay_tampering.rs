@@ -1,0 +1,154 @@
+//! The login relay against what an outside probe tried: a link whose `state` names another
+//! transaction than its handle (a mix-up between instances), transactions outliving their
+//! site's suspension, oversized and malformed input.
+
+use serde_json::Value;
+use sqlx::PgPool;
+
+use crate::{browser::*, helpers::*};
+
+const ACME: &str = "https://www.acme.com/callback";
+const BETA: &str = "https://www.beta.com/callback";
+
+/// The handle of a login the relay began (its `fleetgate_login` at the tenant).
+fn handle_of(upstream: &str) -> String {
+    url::Url::parse(upstream)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "fleetgate_login")
+        .unwrap()
+        .1
+        .into_owned()
+}
+
+/// `upstream` with `key` set to `value`.
+fn with(upstream: &str, key: &str, value: &str) -> String {
+    let mut url = url::Url::parse(upstream).unwrap();
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(k, v)| {
+            let v = if k == key {
+                value.to_owned()
+            } else {
+                v.into_owned()
+            };
+            (k.into_owned(), v)
+        })
+        .collect();
+    url.query_pairs_mut().clear().extend_pairs(pairs);
+    url.to_string()
+}
+
+async fn error_page(res: reqwest::Response) -> String {
+    assert_eq!(res.status(), 400, "{res:?}");
+    assert!(res.headers().get("location").is_none());
+    res.text().await.unwrap()
+}
+
+#[sqlx::test]
+async fn a_link_whose_state_names_another_transaction_delivers_no_code(pool: PgPool) {
+    let w = relay_world(pool).await;
+    // The owner of beta begins a login at acme (the victim's instance) and one at beta (his),
+    // and sends the victim acme's tenant link with beta's transaction as its state.
+    let at_acme = w.start(ACME, &[]).await;
+    let at_beta = w.start(BETA, &[]).await;
+    let beta_handle = handle_of(&at_beta.upstream);
+    let mut victim = Browser::new(&w.app.tenant.base_url);
+    let link = with(&at_acme.upstream, "state", &beta_handle);
+    let mut res = victim.get(&link).await;
+    if res.status() == 200 {
+        let page = res.text().await.unwrap();
+        res = victim.log_in(&page, "owner@example.com", "pw").await;
+    }
+    // The Action refuses a login whose state is not its handle: no code, for anyone.
+    let (to, params) = redirected(&res);
+    assert_eq!(to, format!("{}/callback", w.relay));
+    assert_eq!(params["error"], "access_denied", "{params}");
+    assert!(params.get("code").is_none());
+    let res = w.get(res.headers()["location"].to_str().unwrap()).await;
+    let (to, params) = redirected(&res);
+    assert_eq!(to, BETA);
+    assert!(params.get("code").is_none(), "{params}");
+
+    // Both made to name beta's transaction: decided for beta, where the victim has no access.
+    let link = with(&link, "fleetgate_login", &beta_handle);
+    let mut res = victim.get(&link).await;
+    if res.status() == 200 {
+        let page = res.text().await.unwrap();
+        res = victim.log_in(&page, "owner@example.com", "pw").await;
+    }
+    let (_, params) = redirected(&res);
+    assert_eq!(params["error"], "access_denied", "{params}");
+}
+
+#[sqlx::test]
+async fn a_transaction_delivers_nothing_once_its_site_is_suspended(pool: PgPool) {
+    let w = relay_world(pool).await;
+    // One login back from the tenant, not yet at the relay's callback; one with its code.
+    let mut pending = w.start(BETA, &[]).await;
+    let at_callback = w.sign_in(&mut pending, "max@example.com").await;
+    let callback = at_callback.headers()["location"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let (_, params) = w.login(BETA, "max@example.com", &[]).await;
+    let code = params["code"].as_str().unwrap().to_owned();
+    let (status, _) = w.app.hook(&event("instance.suspended", "beta")).await;
+    assert_eq!(status, 200);
+    let page = error_page(w.get(&callback).await).await;
+    assert!(page.contains("cannot sign in now"), "{page}");
+    let (status, body) = w.exchange(&code, BETA, None).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("invalid_grant")),
+        "{body}"
+    );
+}
+
+#[sqlx::test]
+async fn oversized_or_malformed_input_is_refused_before_anything_is_stored(pool: PgPool) {
+    let w = relay_world(pool).await;
+    let count = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM relay_transactions")
+            .fetch_one(&w.app.pool)
+            .await
+            .unwrap()
+    };
+    let before = count().await;
+    let long = "a".repeat(2049);
+    for extra in [
+        vec![("state", long.as_str())],
+        vec![("state", "a\u{0}b")],
+        vec![("state", "a\r\nb")],
+        vec![("login_hint", long.as_str())],
+    ] {
+        error_page(w.authorize(ACME, &extra).await).await;
+    }
+    let logout = |return_to: &str| {
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("client_id", &w.relay_client)
+            .append_pair("returnTo", return_to)
+            .finish();
+        format!("{}/v2/logout?{query}", w.relay)
+    };
+    for return_to in [
+        format!("https://www.acme.com/?{long}"),
+        "https://www.acme.com/?x\r\nSet-Cookie: a=b".to_owned(),
+        "https://www.acme.com/?\u{0}".to_owned(),
+    ] {
+        error_page(w.get(&logout(&return_to)).await).await;
+    }
+    assert_eq!(count().await, before, "nothing was stored");
+    // The token endpoint: a JSON body too, answered as OAuth errors.
+    let res = w
+        .app
+        .http
+        .post(w.app.url("/oauth/token"))
+        .json(&serde_json::json!({"grant_type": "refresh_token", "client_id": w.relay_client, "refresh_token": "a\u{0}"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_request", "{body}");
+}
