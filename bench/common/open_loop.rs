@@ -29,7 +29,7 @@ struct Spec {
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct Outcome {
     pub sent: usize,
-    /// Answers other than 2xx, and requests that got no answer.
+    /// Answers other than 2xx and 3xx, and requests that got no answer.
     pub errors: usize,
     pub achieved_per_second: f64,
     pub p50_ms: f64,
@@ -67,9 +67,11 @@ pub const CONNECTIONS: usize = 64;
 
 async fn send_all(spec: Spec) -> anyhow::Result<Outcome> {
     let in_flight = std::sync::Arc::new(tokio::sync::Semaphore::new(CONNECTIONS));
+    // A redirect is an answer (the login relay's hops answer with them), not to be followed.
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(CONNECTIONS)
         .timeout(Duration::from_secs(30))
+        .redirect(reqwest::redirect::Policy::none())
         .build()?;
     let interval = Duration::from_secs_f64(1.0 / spec.rate as f64);
     let total = spec.requests.len();
@@ -105,7 +107,7 @@ async fn send_all(spec: Spec) -> anyhow::Result<Outcome> {
             let _slot = in_flight.acquire_owned().await.expect("never closed");
             let ok = match req.send().await {
                 Ok(res) => {
-                    let ok = res.status().is_success();
+                    let ok = res.status().is_success() || res.status().is_redirection();
                     // Read the body: the answer is complete only then.
                     res.bytes().await.is_ok() && ok
                 }

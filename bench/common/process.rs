@@ -95,7 +95,11 @@ pub async fn fleetgate_under(
     vars: &[(&str, String)],
     dir: &Path,
 ) -> anyhow::Result<(Server, Duration)> {
-    let port = free_port()?;
+    // The port `FLEETGATE_LISTEN` names, if it names one (a relay's URL is its own address).
+    let port = match vars.iter().find(|(k, _)| *k == "FLEETGATE_LISTEN") {
+        Some((_, listen)) => listen.rsplit(':').next().unwrap_or_default().parse()?,
+        None => free_port()?,
+    };
     let log = dir.join(format!("fleetgate-{port}.log"));
     let started = Instant::now();
     let child = command(prefix, Path::new(env!("CARGO_BIN_EXE_fleetgate")))
