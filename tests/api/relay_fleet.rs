@@ -1,6 +1,7 @@
 //! The login relay across a fleet: a login begun on one replica finishes on another, and a
 //! refresh token keeps its instance through either (its transactions and bindings live in
-//! Postgres); in `overflow` mode, instances the pool has no room for log in through the relay.
+//! Postgres); in `overflow` mode, instances the pool has no room for log in through the relay;
+//! 100,000 relayed instances cost the tenant no write.
 
 use sqlx::PgPool;
 
@@ -165,4 +166,85 @@ async fn in_overflow_mode_what_fits_nowhere_logs_in_through_the_relay_and_passes
         .await;
     assert_eq!(status, 200);
     assert_eq!(config("gamma").await["login"], "relay");
+}
+
+/// Management API writes the emulator has answered so far.
+async fn tenant_writes(w: &RelayWorld) -> u64 {
+    let stats = w.app.tenant.stats().await;
+    stats
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| {
+            k.contains(" /api/v2/")
+                && ["POST ", "PATCH ", "PUT ", "DELETE "]
+                    .iter()
+                    .any(|m| k.starts_with(m))
+        })
+        .map(|(_, v)| v.as_u64().unwrap_or(0))
+        .sum()
+}
+
+#[sqlx::test]
+async fn a_hundred_thousand_relayed_instances_cost_the_tenant_no_write(pool: PgPool) {
+    let w = relay_world(pool).await;
+    // 100,000 custom-domain instances in the registry (written straight in: through hooks
+    // they would take minutes), then more deployed through hooks as a platform does.
+    for sql in [
+        "INSERT INTO instances (id, owner) SELECT 'bulk-' || n, $1 FROM generate_series(1, 100000) n",
+        "INSERT INTO domains (hostname, instance_id, kind) \
+         SELECT 'www.bulk' || n || '.com', 'bulk-' || n, 'custom' FROM generate_series(1, 100000) n",
+    ] {
+        sqlx::query(sql)
+            .bind(&w.owner)
+            .execute(&w.app.pool)
+            .await
+            .unwrap();
+    }
+    let before = tenant_writes(&w).await;
+    for i in 0..20 {
+        let (status, body) = w
+            .app
+            .hook(&deployed(
+                &format!("hooked-{i}"),
+                &w.owner,
+                &[&format!("www.hooked{i}.com")],
+            ))
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    // The passes those deploys start have run (the last one after the last deploy).
+    let (_, runs) = w.app.get_json("/v1/reconcile/runs").await;
+    let seen = runs["items"][0]["id"].as_i64().unwrap_or(0);
+    let res = w
+        .app
+        .admin(reqwest::Method::POST, "/v1/reconcile")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let (_, runs) = w.app.get_json("/v1/reconcile/runs").await;
+    assert!(
+        runs["items"][0]["id"].as_i64().unwrap_or(0) > seen,
+        "{runs}"
+    );
+    assert_eq!(
+        tenant_writes(&w).await,
+        before,
+        "no Management API write for relayed instances' deploys"
+    );
+
+    // A login at one of them, picked at random, works and is bound to it.
+    let n = 1 + rand::random::<u32>() % 100_000;
+    let callback = format!("https://www.bulk{n}.com/callback");
+    let (to, params) = w.login(&callback, "owner@example.com", &[]).await;
+    assert_eq!(to, callback);
+    let (status, tokens) = w
+        .exchange(params["code"].as_str().unwrap(), &callback, None)
+        .await;
+    assert_eq!(status, 200, "{tokens}");
+    assert_eq!(
+        claim(&tokens["access_token"], "instance"),
+        format!("bulk-{n}").as_str()
+    );
 }
