@@ -3,7 +3,6 @@
 //! confidential application, and instances whose logins go through the relay (no allow-list
 //! holds them).
 
-use fleetgate_emulator::{EmulatorConfig, login::action::ActionConfig};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
@@ -22,20 +21,6 @@ pub struct RelayWorld {
     /// fleetgate's settings beyond the tests' defaults (for another replica: with its own
     /// `FLEETGATE_LISTEN`).
     pub vars: Vec<(&'static str, String)>,
-}
-
-pub async fn tenant_user(tenant: &TestTenant, email: &str) -> String {
-    let res = reqwest::Client::new()
-        .post(format!("{}/emulator/users", tenant.base_url))
-        .json(&json!({"email": email, "password": "pw", "email_verified": true}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
-    res.json::<Value>().await.unwrap()["user_id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
 }
 
 /// The relay's application as a person sets it up in the dashboard (docs/relay.md): a
@@ -71,37 +56,13 @@ pub async fn relay_world(pool: PgPool) -> RelayWorld {
 
 /// Like [`relay_world`], with more settings for fleetgate (the last value of a setting wins).
 pub async fn relay_world_with(pool: PgPool, extra: &[(&'static str, String)]) -> RelayWorld {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let ActionTenant {
+        port,
+        tenant,
+        owner,
+        member,
+    } = action_tenant().await;
     let relay = format!("http://127.0.0.1:{port}");
-    let action = ActionConfig {
-        file: concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/integrations/auth0-action/post-login.js"
-        )
-        .into(),
-        secrets: [
-            ("FLEETGATE_URL".to_owned(), relay.clone()),
-            (
-                "FLEETGATE_ACTION_SECRET".to_owned(),
-                WORLD_ACTION_SECRET.to_owned(),
-            ),
-        ]
-        .into(),
-    };
-    let tenant = TestTenant::start_with(EmulatorConfig {
-        rate_limit_burst: 1000,
-        rate_limit_per_second: 1000.0,
-        action: Some(action),
-        ..TestTenant::config()
-    })
-    .await;
-    let owner = tenant_user(&tenant, "owner@example.com").await;
-    let member = tenant_user(&tenant, "max@example.com").await;
-    tenant_user(&tenant, "eve@example.com").await;
     let (relay_client, relay_secret) = relay_application(&tenant).await;
     let mut vars = tenant.reconciler_vars().await;
     let spa = vars[2].1.clone();

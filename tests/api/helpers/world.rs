@@ -55,8 +55,17 @@ pub async fn world(pool: PgPool) -> World {
     world_with(pool, &[], "https://www.acme.com/callback").await
 }
 
-/// Like [`world`], with more settings for fleetgate, waiting for `callback` to be listed.
-pub async fn world_with(pool: PgPool, extra: &[(&str, String)], callback: &str) -> World {
+/// A port for fleetgate, chosen first, and the emulator running the project's Action against
+/// the fleetgate that will listen there, with owner@example.com, max@example.com and
+/// eve@example.com (password `pw`).
+pub struct ActionTenant {
+    pub port: u16,
+    pub tenant: TestTenant,
+    pub owner: String,
+    pub member: String,
+}
+
+pub async fn action_tenant() -> ActionTenant {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -90,6 +99,22 @@ pub async fn world_with(pool: PgPool, extra: &[(&str, String)], callback: &str) 
     let owner = user(&tenant, "owner@example.com").await;
     let member = user(&tenant, "max@example.com").await;
     user(&tenant, "eve@example.com").await;
+    ActionTenant {
+        port,
+        tenant,
+        owner,
+        member,
+    }
+}
+
+/// Like [`world`], with more settings for fleetgate, waiting for `callback` to be listed.
+pub async fn world_with(pool: PgPool, extra: &[(&str, String)], callback: &str) -> World {
+    let ActionTenant {
+        port,
+        tenant,
+        owner,
+        member,
+    } = action_tenant().await;
     let mut vars = tenant.reconciler_vars().await;
     let spa = vars[2].1.clone();
     vars.extend([
