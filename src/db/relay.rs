@@ -57,23 +57,36 @@ pub async fn decide(db: impl PgExecutor<'_>, handle_hash: &[u8]) -> sqlx::Result
 }
 
 /// The tenant's answer comes back to `/callback` (a login) or `/logged-out` (a logout), once.
-/// A login's code, when the tenant issued one, is recorded (its hash) for its exchange.
+/// A login's code, when the tenant issued one, is recorded (its hash) for its exchange, and
+/// only for a login the Action has decided (a code cannot have been issued for one it has not)
+/// and only if no other transaction holds that code.
 pub async fn come_back(
     db: impl PgExecutor<'_>,
     kind: &str,
     handle_hash: &[u8],
     code_hash: Option<&[u8]>,
 ) -> sqlx::Result<Option<Transaction>> {
-    sqlx::query_as(
+    let taken = sqlx::query_as(
         "UPDATE relay_transactions SET returned_at = now(), code_hash = $3 \
          WHERE handle_hash = $1 AND kind = $2 AND returned_at IS NULL AND expires_at > now() \
+           AND ($3::bytea IS NULL OR (decided_at IS NOT NULL AND NOT EXISTS \
+                (SELECT 1 FROM relay_transactions WHERE code_hash = $3))) \
          RETURNING instance_id, return_to, state, response_mode",
     )
     .bind(handle_hash)
     .bind(kind)
     .bind(code_hash)
     .fetch_optional(db)
-    .await
+    .await;
+    match taken {
+        // The same code presented for two transactions at once: the second is refused.
+        Err(sqlx::Error::Database(e))
+            if e.constraint() == Some("relay_transactions_code_hash_key") =>
+        {
+            Ok(None)
+        }
+        other => other,
+    }
 }
 
 /// A code is exchanged once, within `max_age_secs` of coming back.

@@ -152,3 +152,50 @@ async fn oversized_or_malformed_input_is_refused_before_anything_is_stored(pool:
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["error"], "invalid_request", "{body}");
 }
+
+#[sqlx::test]
+async fn a_code_presented_with_another_transaction_is_never_exchanged_for_it(pool: PgPool) {
+    let w = relay_world(pool).await;
+    // Two logins, each back from the tenant (decided, with a code), not yet at the callback.
+    let mut at_acme = w.start(ACME, &[]).await;
+    let to_acme = w.sign_in(&mut at_acme, "owner@example.com").await;
+    let mut at_beta = w.start(BETA, &[]).await;
+    let to_beta = w.sign_in(&mut at_beta, "max@example.com").await;
+    let (_, acme) = redirected(&to_acme);
+    let (_, beta) = redirected(&to_beta);
+    let callback = |code: &Value, state: &Value| {
+        format!(
+            "{}/callback?code={}&state={}",
+            w.relay,
+            code.as_str().unwrap(),
+            state.as_str().unwrap()
+        )
+    };
+    // A code for a transaction the Action has not decided: refused.
+    let undecided = handle_of(&w.start(BETA, &[]).await.upstream);
+    error_page(
+        w.get(&callback(&acme["code"], &Value::from(undecided)))
+            .await,
+    )
+    .await;
+    // acme's code with beta's transaction reaches beta's callback, but is never exchanged
+    // there: the tokens it stands for are bound to acme.
+    let res = w.get(&callback(&acme["code"], &beta["state"])).await;
+    let (to, params) = redirected(&res);
+    assert_eq!(to, BETA);
+    let (status, body) = w
+        .exchange(params["code"].as_str().unwrap(), BETA, None)
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("invalid_grant")),
+        "{body}"
+    );
+    // The same code for a second transaction: refused (not a 500), and the first keeps it.
+    error_page(w.get(&callback(&acme["code"], &acme["state"])).await).await;
+    let metrics = w.app.metrics().await;
+    assert!(
+        metrics.contains("fleetgate_relay_steps_total{outcome=\"error\",step=\"callback\"} 0"),
+        "{metrics}"
+    );
+}
