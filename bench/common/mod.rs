@@ -135,6 +135,15 @@ pub struct Tenant {
 
 impl Tenant {
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with_action(None).await
+    }
+
+    /// [`Tenant::start`], running `action` on every login (the relay's benchmark: the Action
+    /// binds each login to its instance, as the relay requires), with a Management API rate
+    /// limit that does not slow the set-up.
+    pub async fn start_with_action(
+        action: Option<fleetgate_emulator::login::action::ActionConfig>,
+    ) -> anyhow::Result<Self> {
         use fleetgate_emulator::{Emulator, EmulatorConfig, keys::SigningKey};
         let pem = include_str!("../../tests/fixtures/test-key.pem");
         let emulator = Emulator::build(EmulatorConfig {
@@ -142,6 +151,9 @@ impl Tenant {
             api_audience: AUDIENCE.into(),
             instance_audience: "https://instances.fleetgate.bench/api".into(),
             signing_key_pem: Some(pem.into()),
+            rate_limit_burst: if action.is_some() { 1000 } else { 2 },
+            rate_limit_per_second: if action.is_some() { 1000.0 } else { 2.0 },
+            action,
             ..EmulatorConfig::default()
         })?;
         let base_url = emulator.base_url().to_owned();
