@@ -174,17 +174,10 @@ pub async fn instance_of_host(
     .await
 }
 
-/// An instance's status and hosts; None when there is no such instance.
-pub async fn hosts_of(
-    db: impl PgExecutor<'_>,
-    instance_id: &str,
-) -> sqlx::Result<Option<(String, Vec<String>)>> {
-    sqlx::query_as(
-        "SELECT i.status, COALESCE(array_agg(d.hostname) FILTER (WHERE d.hostname IS NOT NULL), '{}') \
-         FROM instances i LEFT JOIN domains d ON d.instance_id = i.id \
-         WHERE i.id = $1 GROUP BY i.status",
-    )
-    .bind(instance_id)
-    .fetch_optional(db)
-    .await
+/// An instance's hosts.
+pub async fn hosts_of(db: impl PgExecutor<'_>, instance_id: &str) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar("SELECT hostname FROM domains WHERE instance_id = $1")
+        .bind(instance_id)
+        .fetch_all(db)
+        .await
 }

@@ -153,12 +153,13 @@ fn origin_of(req: &HttpRequest) -> Option<&str> {
         .and_then(|o| o.to_str().ok())
 }
 
-/// The browser's address: the header the platform's proxy sets, else the connection's.
-fn browser_ip(relay: &Relay, req: &HttpRequest) -> Option<IpAddr> {
-    match &relay.settings().client_ip_header {
+/// The browser's address: the header the platform's proxy sets (`header`), else the
+/// connection's.
+fn browser_ip(header: Option<&str>, req: &HttpRequest) -> Option<IpAddr> {
+    match header {
         Some(name) => req
             .headers()
-            .get(name.as_str())
+            .get(name)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse().ok()),
         None => req.peer_addr().map(|a| a.ip()),
@@ -199,7 +200,11 @@ pub async fn token(
         }),
         Ok(pairs) => {
             relay
-                .token(&pairs, origin_of(&req), browser_ip(relay, &req))
+                .token(
+                    &pairs,
+                    origin_of(&req),
+                    browser_ip(relay.settings().client_ip_header.as_deref(), &req),
+                )
                 .await
         }
     };
@@ -244,4 +249,31 @@ pub async fn token_preflight(
         headers.insert(name, header::HeaderValue::from_static(value));
     }
     Ok(cors(relay, &req, res).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::test::TestRequest;
+
+    use super::*;
+
+    #[test]
+    fn the_browsers_address_is_the_proxys_header_when_one_is_set_else_the_connections() {
+        let req = TestRequest::default()
+            .peer_addr("10.0.0.2:5000".parse().unwrap())
+            .insert_header(("x-real-ip", " 203.0.113.9 "))
+            .to_http_request();
+        let ip = |header| browser_ip(header, &req).map(|ip| ip.to_string());
+        assert_eq!(ip(Some("x-real-ip")).as_deref(), Some("203.0.113.9"));
+        assert_eq!(
+            ip(None).as_deref(),
+            Some("10.0.0.2"),
+            "the header means nothing unset"
+        );
+        assert_eq!(
+            ip(Some("x-other")),
+            None,
+            "set, but not sent: no address rather than the proxy's"
+        );
+    }
 }

@@ -112,6 +112,13 @@ impl Relay {
         self.templates.entries(field, host).collect()
     }
 
+    /// The origins an SPA on `host` calls from: its web and allowed origins.
+    fn origins(&self, host: &Hostname) -> impl Iterator<Item = String> + '_ {
+        self.templates
+            .entries(Field::WebOrigins, host)
+            .chain(self.templates.entries(Field::AllowedOrigins, host))
+    }
+
     /// The active instance `host` belongs to. Every active instance may log in through the
     /// relay (in `overflow` mode too: one that is also live at the tenant gains nothing from it
     /// but what its own entries already allow).
@@ -248,11 +255,7 @@ impl Relay {
         if self.active_instance_of(&host).await?.is_none() {
             return Ok(None);
         }
-        let listed = self
-            .entries(Field::WebOrigins, &host)
-            .into_iter()
-            .chain(self.entries(Field::AllowedOrigins, &host))
-            .any(|o| o == origin);
+        let listed = self.origins(&host).any(|o| o == origin);
         Ok(listed.then(|| origin.to_owned()))
     }
 
@@ -348,17 +351,10 @@ impl Relay {
             _ => None,
         };
         Ok(match taken {
-            Some(t) => match &t.state {
-                Some(state) => ToBrowser::Redirect({
-                    let sep = if t.return_to.contains('?') { '&' } else { '?' };
-                    format!(
-                        "{}{sep}{}",
-                        t.return_to,
-                        params::url_with("", &[("state", state)]).trim_start_matches('?')
-                    )
-                }),
-                None => ToBrowser::Redirect(t.return_to),
-            },
+            Some(t) => ToBrowser::Redirect(match &t.state {
+                Some(state) => params::with_query(&t.return_to, &[("state", state)]),
+                None => t.return_to,
+            }),
             None => ToBrowser::Error {
                 title: "You are signed out".into(),
                 message: "Go back to the site you came from to sign in again.".into(),

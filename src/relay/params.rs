@@ -48,13 +48,24 @@ pub fn get<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
         .filter(|v| !v.is_empty())
 }
 
-/// `base?k=v&…`, encoded.
-pub fn url_with(base: &str, pairs: &[(&str, &str)]) -> String {
+/// `k=v&…`, encoded.
+pub fn encode(pairs: &[(&str, &str)]) -> String {
     let mut query = url::form_urlencoded::Serializer::new(String::new());
     for (k, v) in pairs {
         query.append_pair(k, v);
     }
-    format!("{base}?{}", query.finish())
+    query.finish()
+}
+
+/// `base?k=v&…`, encoded.
+pub fn url_with(base: &str, pairs: &[(&str, &str)]) -> String {
+    format!("{base}?{}", encode(pairs))
+}
+
+/// `url` with `pairs` added to its query (after the query it has, if any).
+pub fn with_query(url: &str, pairs: &[(&str, &str)]) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}{}", encode(pairs))
 }
 
 #[cfg(test)]
@@ -80,5 +91,10 @@ mod tests {
             url_with("https://t/authorize", &[("a", "x y"), ("b", "&")]),
             "https://t/authorize?a=x+y&b=%26"
         );
+        assert_eq!(
+            with_query("https://a/?x=1", &[("s", "1")]),
+            "https://a/?x=1&s=1"
+        );
+        assert_eq!(with_query("https://a/", &[("s", "1")]), "https://a/?s=1");
     }
 }

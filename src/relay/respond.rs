@@ -31,12 +31,9 @@ pub fn to_spa(
         .map(|u| u.origin().ascii_serialization())
         .unwrap_or_default();
     match mode {
-        ResponseMode::Query => {
-            let sep = if redirect_uri.contains('?') { '&' } else { '?' };
-            ToBrowser::Redirect(format!("{redirect_uri}{sep}{}", encoded(answer)))
-        }
+        ResponseMode::Query => ToBrowser::Redirect(params::with_query(redirect_uri, answer)),
         ResponseMode::Fragment => {
-            ToBrowser::Redirect(format!("{redirect_uri}#{}", encoded(answer)))
+            ToBrowser::Redirect(format!("{redirect_uri}#{}", params::encode(answer)))
         }
         ResponseMode::FormPost => {
             let inputs: String = answer
@@ -92,11 +89,6 @@ pub fn error_page(title: &str, message: &str) -> String {
         t = escape(title),
         m = escape(message)
     )
-}
-
-fn encoded(answer: &[(&str, &str)]) -> String {
-    let with_base = params::url_with("", answer);
-    with_base.trim_start_matches('?').to_owned()
 }
 
 /// Text for HTML content or a quoted attribute.

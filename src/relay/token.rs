@@ -15,10 +15,7 @@ use super::{
     handle::{hash, new_handle},
     params,
 };
-use crate::{
-    db,
-    domain::{Field, Hostname},
-};
+use crate::{db, domain::Hostname};
 
 /// How long the Action has to ask about a refresh the relay sent on.
 const REFRESH_DECISION_SECS: i64 = 60;
@@ -134,8 +131,6 @@ impl Relay {
         }
         let form = [
             ("grant_type", "authorization_code"),
-            ("client_id", self.client_id()),
-            ("client_secret", self.settings.client_secret.expose_secret()),
             ("code", code),
             ("code_verifier", verifier),
             ("redirect_uri", &self.settings.callback()),
@@ -165,19 +160,11 @@ impl Relay {
             return Ok(refuse("Unknown or invalid refresh token."));
         };
         if let Some(origin) = origin {
-            let hosts = db::relay::hosts_of(&self.pool, &instance)
-                .await?
-                .map(|(_, hosts)| hosts)
-                .unwrap_or_default();
+            let hosts = db::relay::hosts_of(&self.pool, &instance).await?;
             let ours = hosts
                 .iter()
                 .filter_map(|h| Hostname::parse(h).ok())
-                .flat_map(|h| {
-                    self.entries(Field::WebOrigins, &h)
-                        .into_iter()
-                        .chain(self.entries(Field::AllowedOrigins, &h))
-                })
-                .any(|o| o == origin);
+                .any(|h| self.origins(&h).any(|o| o == origin));
             if !ours {
                 return Ok(refuse("This refresh token was issued to another site"));
             }
@@ -199,8 +186,6 @@ impl Relay {
         .await?;
         let mut form = vec![
             ("grant_type", "refresh_token"),
-            ("client_id", self.client_id()),
-            ("client_secret", self.settings.client_secret.expose_secret()),
             ("refresh_token", token),
             (HANDLE_PARAM, handle.as_str()),
         ];
@@ -212,8 +197,8 @@ impl Relay {
         self.upstream(&form, ip, &instance, "refresh").await
     }
 
-    /// Sends the exchange to the tenant and its answer back; a refresh token in a successful
-    /// answer is recorded with `instance`.
+    /// Sends the exchange to the tenant with the relay's credentials, and its answer back; a
+    /// refresh token in a successful answer is recorded with `instance`.
     async fn upstream(
         &self,
         form: &[(&str, &str)],
@@ -228,11 +213,15 @@ impl Relay {
                 reqwest::header::CONTENT_TYPE,
                 "application/x-www-form-urlencoded",
             )
-            .body(
-                params::url_with("", form)
-                    .trim_start_matches('?')
-                    .to_owned(),
-            );
+            .body(params::encode(
+                &[
+                    ("client_id", self.client_id()),
+                    ("client_secret", self.settings.client_secret.expose_secret()),
+                ]
+                .into_iter()
+                .chain(form.iter().copied())
+                .collect::<Vec<_>>(),
+            ));
         if let Some(ip) = ip {
             req = req.header("auth0-forwarded-for", ip.to_string());
         }
