@@ -1,4 +1,5 @@
-//! The command line: `serve`, `migrate`, and `hook` helpers for trying the deploy hook.
+//! The command line: `serve`, `migrate`, `hook` helpers for trying the deploy hook, and an
+//! `events` receiver for trying outbound events.
 
 use std::process::ExitCode;
 
@@ -49,6 +50,28 @@ enum Command {
     Hook {
         #[command(subcommand)]
         command: HookCommand,
+    },
+    /// Receive fleetgate's outbound events, as the hosting platform does.
+    Events {
+        #[command(subcommand)]
+        command: EventsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum EventsCommand {
+    /// Serve a receiver that verifies each event's signature and prints it (one line per
+    /// event: webhook-id, type, data). Point FLEETGATE_EVENTS_URL at it.
+    Listen {
+        /// The Standard Webhooks secret events are signed with (FLEETGATE_EVENTS_SECRET).
+        #[arg(long, env = "FLEETGATE_EVENTS_SECRET", hide_env_values = true)]
+        secret: String,
+        /// The port to listen on.
+        #[arg(long, default_value_t = 9010)]
+        port: u16,
+        /// The address to listen on.
+        #[arg(long, default_value = "127.0.0.1")]
+        address: std::net::IpAddr,
     },
 }
 
@@ -163,6 +186,17 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let plan = serde_json::json!({ "applications": plan });
             say(&serde_json::to_string_pretty(&plan)?);
             Ok(())
+        }
+        Command::Events {
+            command:
+                EventsCommand::Listen {
+                    secret,
+                    port,
+                    address,
+                },
+        } => {
+            telemetry::init(LogFormat::Text);
+            crate::events::listen::run(&secret, (address, port).into()).await
         }
         Command::Hook { command } => {
             telemetry::init(LogFormat::Text);

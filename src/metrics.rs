@@ -29,6 +29,14 @@ pub struct Metrics {
     pub entries_restored: IntCounterVec,
     /// The login relay's steps by outcome (`ok`, `refused`, `error`).
     pub relay_steps: IntCounterVec,
+    /// Outbound events not yet delivered (as the delivering replica last counted them).
+    pub events_pending: IntGauge,
+    /// Seconds since the oldest undelivered event was made (0 when none is pending).
+    pub events_oldest_pending_seconds: prometheus::Gauge,
+    /// Delivery attempts of outbound events by outcome (`delivered`, `retry`, `failed`).
+    pub event_deliveries: IntCounterVec,
+    /// 1 on the replica that delivers outbound events, 0 elsewhere.
+    pub events_deliverer: IntGauge,
 }
 
 impl Metrics {
@@ -161,6 +169,41 @@ impl Metrics {
         ] {
             relay_steps.with_label_values(&[step, "error"]);
         }
+        let gauge = |name: &str, help: &str| {
+            let g = IntGauge::with_opts(Opts::new(name, help).namespace("fleetgate"))
+                .expect("valid metric");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("registers once");
+            g
+        };
+        let events_pending = gauge(
+            "events_pending",
+            "Outbound events not yet delivered (counted by the delivering replica; 0 elsewhere).",
+        );
+        let events_deliverer = gauge(
+            "events_deliverer",
+            "1 on the replica that delivers outbound events.",
+        );
+        let events_oldest_pending_seconds = prometheus::Gauge::with_opts(
+            Opts::new(
+                "events_oldest_pending_seconds",
+                "Seconds since the oldest undelivered outbound event was made (0 when none is pending).",
+            )
+            .namespace("fleetgate"),
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(events_oldest_pending_seconds.clone()))
+            .expect("registers once");
+        let event_deliveries = counter(
+            "event_deliveries_total",
+            "Delivery attempts of outbound events by outcome (delivered; retry: failed, tried again later; failed: the last of the schedule failed).",
+            &["outcome"],
+        );
+        for outcome in ["delivered", "retry", "failed"] {
+            event_deliveries.with_label_values(&[outcome]);
+        }
         // Which build answers (1, labelled with its version), as Prometheus' own build_info.
         let build_info = GaugeVec::new(
             Opts::new("build_info", "This build, by version: always 1.").namespace("fleetgate"),
@@ -184,6 +227,10 @@ impl Metrics {
             foreign_entries,
             entries_restored,
             relay_steps,
+            events_pending,
+            events_oldest_pending_seconds,
+            event_deliveries,
+            events_deliverer,
         }
     }
 }

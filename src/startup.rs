@@ -33,6 +33,9 @@ pub struct Application {
     metrics_server: Option<(u16, Server)>,
     pool: PgPool,
     reconciler: Option<Arc<Reconciler>>,
+    deliverer: Option<Arc<crate::events::deliver::Deliverer>>,
+    /// Days delivered and failed events are kept (when events are on).
+    events_kept_days: Option<i32>,
     live: Arc<Live>,
     metrics: Metrics,
     state: web::Data<AppState>,
@@ -49,31 +52,55 @@ impl Application {
         })?;
         let port = listener.local_addr()?.port();
         let metrics = Metrics::new();
+        let outbox = crate::events::Outbox::new(settings.events.is_some());
         let reconciler = settings.reconciler.clone().map(|r| {
-            Arc::new(Reconciler::new(
-                pool.clone(),
-                &settings.auth0.base_url,
-                r,
-                settings.platform_domain.clone(),
-                (settings.login_mode, settings.relay.clone()),
-                metrics.clone(),
-            ))
+            Arc::new(
+                Reconciler::new(
+                    pool.clone(),
+                    &settings.auth0.base_url,
+                    r,
+                    settings.platform_domain.clone(),
+                    (settings.login_mode, settings.relay.clone()),
+                    metrics.clone(),
+                )
+                .with_outbox(outbox),
+            )
         });
+        let deliverer = match &settings.events {
+            Some(events) => {
+                if events.in_clear() {
+                    tracing::warn!(
+                        "FLEETGATE_EVENTS_URL is plain http to another host: events (emails among them) cross the network unencrypted"
+                    );
+                }
+                Some(Arc::new(crate::events::deliver::Deliverer::new(
+                    pool.clone(),
+                    events,
+                    metrics.clone(),
+                )?))
+            }
+            None => None,
+        };
         let live = Arc::new(Live::default());
         let state = web::Data::new(AppState {
             registry: registry::Commands::new(
                 pool.clone(),
                 live.clone(),
-                Registry::new(settings.platform_domain.clone()),
+                Registry::new(settings.platform_domain.clone()).with_events(
+                    outbox,
+                    settings.login_mode != crate::config::LoginMode::Direct,
+                ),
             ),
             grants: grants::Commands::new(
                 pool.clone(),
                 live.clone(),
-                Grants::new(settings.grants.roles.clone(), settings.grants.changes_kept),
+                Grants::new(settings.grants.roles.clone(), settings.grants.changes_kept)
+                    .with_outbox(outbox),
                 settings.grants.max_parked_per_caller,
             ),
             keys: keys::Keys::new(pool.clone(), live.keys(), settings.grants.key_grace),
             runs: reconcile::Runs::new(pool.clone()),
+            events: crate::events::Events::new(pool.clone()),
             reconciler: reconciler.clone(),
             callers: Callers {
                 tokens: Arc::new(TokenVerifier::new(&settings.auth0)),
@@ -161,6 +188,8 @@ impl Application {
             metrics_server,
             pool,
             reconciler,
+            deliverer,
+            events_kept_days: settings.events.as_ref().map(|e| e.kept_days),
             live,
             metrics,
             state: shared,
@@ -193,8 +222,13 @@ impl Application {
         let background = tokio::spawn(housekeeping(
             self.pool.clone(),
             self.state.relay.clone(),
+            self.events_kept_days,
             shutdown.clone(),
         ));
+        let delivering = match self.deliverer.clone() {
+            Some(d) => tokio::spawn(d.run(shutdown.clone())),
+            None => tokio::spawn(async {}),
+        };
         let forgetting = tokio::spawn({
             let (state, shutdown) = (self.state.clone(), shutdown.clone());
             async move {
@@ -236,7 +270,14 @@ impl Application {
         });
         let result = self.server.await;
         shutdown.cancel();
-        let _ = tokio::join!(background, forgetting, stopper, reconciling, listening);
+        let _ = tokio::join!(
+            background,
+            forgetting,
+            stopper,
+            reconciling,
+            listening,
+            delivering
+        );
         if let Some(serving) = metrics_serving {
             let _ = serving.await;
         }
@@ -270,11 +311,13 @@ fn metrics_server(addr: std::net::SocketAddr, metrics: &Metrics) -> anyhow::Resu
     Ok((port, server))
 }
 
-/// Once an hour, forgets old webhook ids and the relay's expired transactions and idle
-/// refresh-token bindings (idempotent, so every replica may do it).
+/// Once an hour, forgets old webhook ids, the relay's expired transactions and idle
+/// refresh-token bindings, and events finished more than `events_kept_days` ago (idempotent,
+/// so every replica may do it).
 async fn housekeeping(
     pool: PgPool,
     relay: Option<crate::relay::Relay>,
+    events_kept_days: Option<i32>,
     shutdown: CancellationToken,
 ) {
     let mut every = tokio::time::interval(Duration::from_secs(3600));
@@ -287,6 +330,17 @@ async fn housekeeping(
             Ok(0) => {}
             Ok(n) => tracing::info!(pruned = n, "forgot old webhook ids"),
             Err(e) => tracing::warn!(error = %e, "pruning webhook ids failed"),
+        }
+        if let Some(days) = events_kept_days {
+            let pruned = match pool.acquire().await {
+                Ok(mut conn) => db::events::prune(&mut conn, days).await,
+                Err(e) => Err(e),
+            };
+            match pruned {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(forgotten = n, "forgot events finished long ago"),
+                Err(e) => tracing::warn!(error = %e, "pruning events failed"),
+            }
         }
         if let Some(relay) = &relay {
             match relay.sweep().await {

@@ -8,9 +8,11 @@ use std::{net::SocketAddr, time::Duration};
 use base64::Engine;
 use secrecy::{ExposeSecret, SecretString};
 
+mod events;
 mod features;
 mod relay;
 
+pub use events::{DEFAULT_RETRY_SCHEDULE, EventsSettings};
 pub use features::{DEFAULT_GRANT_ROLES, DEFAULT_RECONCILE_CRON, TEMPLATE_VARS};
 use features::{grants_settings, reconciler_settings};
 pub use relay::{LoginMode, RelaySettings};
@@ -37,6 +39,8 @@ pub struct Settings {
     pub login_mode: LoginMode,
     /// Present in `relay` mode.
     pub relay: Option<RelaySettings>,
+    /// Outbound events (`FLEETGATE_EVENTS_URL`); None: no event is recorded.
+    pub events: Option<EventsSettings>,
 }
 
 #[derive(Debug, Clone)]
@@ -256,6 +260,7 @@ impl Settings {
             })?,
             login_mode,
             relay,
+            events: events::events_settings(&vars)?,
         })
     }
 
@@ -397,7 +402,7 @@ fn admin_clients(vars: &Vars) -> Result<Vec<String>> {
 }
 
 /// A Standard Webhooks secret: `whsec_` followed by base64 of 24 to 64 random bytes.
-fn check_webhook_secret(raw: &str) -> std::result::Result<(), &'static str> {
+pub(super) fn check_webhook_secret(raw: &str) -> std::result::Result<(), &'static str> {
     let b64 = raw
         .strip_prefix("whsec_")
         .ok_or("must start with whsec_ (a Standard Webhooks secret)")?;

@@ -206,3 +206,14 @@ pub async fn leader(
     .fetch_optional(conn)
     .await
 }
+
+/// Whether the last pass that finished (interrupted ones aside) failed.
+pub async fn last_pass_failed(conn: &mut PgConnection) -> sqlx::Result<bool> {
+    Ok(sqlx::query_scalar::<_, String>(
+        "SELECT outcome FROM reconcile_runs WHERE finished_at IS NOT NULL \
+         AND coalesce(error, '') NOT LIKE 'interrupted:%' ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_optional(conn)
+    .await?
+    .is_some_and(|o| o == "failed"))
+}

@@ -11,6 +11,7 @@ use crate::{
     domain::grant::{Change, Grant},
     domain::printable,
     domain::{Actor, Email, InstanceId, InstanceStatus, InstanceUnavailable, UserId},
+    events::{Kind, Outbox},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +52,7 @@ pub enum Subject {
 pub struct Grants {
     roles: Vec<String>,
     changes_kept: i64,
+    outbox: Outbox,
 }
 
 impl Grants {
@@ -58,7 +60,13 @@ impl Grants {
         Self {
             roles,
             changes_kept,
+            outbox: Outbox::default(),
         }
+    }
+
+    /// The same rules, telling the platform of each change through `outbox`.
+    pub fn with_outbox(self, outbox: Outbox) -> Self {
+        Self { outbox, ..self }
     }
 
     /// The role a grant gets when none is named: the first configured.
@@ -115,6 +123,11 @@ impl Grants {
                 Change::Added(grant.clone()),
             )
             .await?;
+        let kind = match subject {
+            Subject::User(_) => Kind::GrantAdded,
+            Subject::Email(_) => Kind::GrantInvited,
+        };
+        self.tell(conn, actor, id, kind, &grant, None).await?;
         Ok((grant, revision))
     }
 
@@ -149,6 +162,15 @@ impl Grants {
                 Change::Updated(after.clone()),
             )
             .await?;
+        self.tell(
+            conn,
+            actor,
+            id,
+            Kind::GrantRoleChanged,
+            &after,
+            Some(&before),
+        )
+        .await?;
         Ok((after, revision))
     }
 
@@ -166,15 +188,19 @@ impl Grants {
                 instance: id.clone(),
                 grant: grant_id,
             })?;
-        self.finish(
-            conn,
-            actor,
-            "grant.removed",
-            id,
-            Some(&before),
-            Change::Removed(grant_id),
-        )
-        .await
+        let revision = self
+            .finish(
+                conn,
+                actor,
+                "grant.removed",
+                id,
+                Some(&before),
+                Change::Removed(grant_id),
+            )
+            .await?;
+        self.tell(conn, actor, id, Kind::GrantRemoved, &before, None)
+            .await?;
+        Ok(revision)
     }
 
     /// Replaces the instance's grants with `wanted` (roles already checked): one revision
@@ -244,6 +270,23 @@ impl Grants {
         )
         .await?;
         db::grants::prune(conn, id.as_str(), done.revision, self.changes_kept).await?;
+        for g in &removed {
+            self.tell(conn, actor, id, Kind::GrantRemoved, g, None)
+                .await?;
+        }
+        for g in &updated {
+            let before = existing.iter().find(|e| e.id == g.id);
+            self.tell(conn, actor, id, Kind::GrantRoleChanged, g, before)
+                .await?;
+        }
+        for g in &added {
+            let kind = if g.user_id.is_some() {
+                Kind::GrantAdded
+            } else {
+                Kind::GrantInvited
+            };
+            self.tell(conn, actor, id, kind, g, None).await?;
+        }
         (done.added, done.role_changed, done.removed) = (added.len(), updated.len(), removed.len());
         Ok(done)
     }
@@ -282,7 +325,45 @@ impl Grants {
                 Change::Updated(after.clone()),
             )
             .await?;
+        self.tell(conn, actor, id, Kind::InvitationAccepted, &after, None)
+            .await?;
         Ok(Some((after, revision)))
+    }
+
+    /// Tells the platform of a change to `grant` (`before`: the grant before a role change),
+    /// in the change's transaction.
+    async fn tell(
+        &self,
+        conn: &mut PgConnection,
+        actor: &Actor,
+        id: &InstanceId,
+        kind: Kind,
+        grant: &Grant,
+        before: Option<&Grant>,
+    ) -> sqlx::Result<()> {
+        if !self.outbox.is_on() {
+            return Ok(());
+        }
+        let hosts: Vec<String> = db::domains::of_instances(conn, &[id.to_string()])
+            .await?
+            .into_iter()
+            .map(|d| d.hostname)
+            .collect();
+        let mut data = serde_json::json!({
+            "instance_id": id,
+            "hosts": hosts,
+            "grant_id": grant.id,
+            "user_id": grant.user_id,
+            "email": grant.email,
+            "role": grant.role,
+            "by": actor.name,
+        });
+        if let Some(before) = before {
+            data["previous_role"] = before.role.clone().into();
+        }
+        self.outbox
+            .record(conn, kind, Some(id.as_str()), data)
+            .await
     }
 
     async fn existing(

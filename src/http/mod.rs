@@ -7,6 +7,7 @@ pub mod audit;
 pub mod caller;
 pub mod domains;
 pub mod error;
+pub mod events;
 pub mod framework;
 pub mod grants;
 pub mod hangup;
@@ -47,6 +48,8 @@ pub struct AppState {
     pub tenant: TenantFacts,
     /// The login relay, in `relay` mode.
     pub relay: Option<crate::relay::Relay>,
+    /// The outbox of outbound events (empty while `FLEETGATE_EVENTS_URL` is unset).
+    pub events: crate::events::Events,
 }
 
 /// What tells callers apart (see `caller`).
@@ -83,6 +86,7 @@ impl AppState {
             grants: self.grants.with_pool(pool.clone()),
             keys: self.keys.with_pool(pool.clone()),
             runs: self.runs.with_pool(pool.clone()),
+            events: self.events.with_pool(pool.clone()),
             relay: self.relay.as_ref().map(|r| r.with_pool(pool)),
             ..self.clone()
         }
@@ -192,6 +196,12 @@ pub fn route_table() -> Vec<(Method, &'static str, Route)> {
             web::delete().to(domains::remove),
         ),
         (Method::GET, "/v1/audit", web::get().to(audit::list)),
+        (Method::GET, "/v1/events", web::get().to(events::list)),
+        (
+            Method::POST,
+            "/v1/events/{id}/redeliver",
+            web::post().to(events::redeliver),
+        ),
         (
             Method::GET,
             "/v1/reconcile/plan",

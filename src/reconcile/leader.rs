@@ -13,7 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use sqlx::{Connection, PgConnection, postgres::PgListener};
+use sqlx::{PgConnection, postgres::PgListener};
 use tokio::sync::mpsc;
 use tokio_cron_scheduler::{Job, JobScheduler};
 use tokio_util::sync::CancellationToken;
@@ -76,22 +76,9 @@ pub async fn run(reconciler: Arc<Reconciler>, shutdown: CancellationToken) {
     }
 }
 
-/// Tries to take the leader lock on `conn` (connecting first if needed). The connection is
-/// named for this replica (unless `DATABASE_URL` names it), so that whoever reads the lock
-/// (`GET /v1/reconcile/status`) can tell which replica leads.
+/// Tries to take the leader lock on `conn` (connecting first if needed).
 async fn try_lead(reconciler: &Reconciler, conn: &mut Option<PgConnection>) -> sqlx::Result<bool> {
-    if conn.is_none() {
-        let mut options = (*reconciler.pool.connect_options()).clone();
-        if options.get_application_name().is_none() {
-            options = options.application_name(&replica_name());
-        }
-        *conn = Some(PgConnection::connect_with(&options).await?);
-    }
-    let c = conn.as_mut().expect("connected above");
-    sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-        .bind(LEADER_LOCK)
-        .fetch_one(c)
-        .await
+    crate::db::locks::try_lock(&reconciler.pool, conn, LEADER_LOCK).await
 }
 
 async fn lead(
@@ -177,17 +164,6 @@ async fn lead_until_stopped(
             }
         }
     }
-}
-
-/// `fleetgate@{host} pid {pid}`: this replica, as the leader lock's holder shows it.
-fn replica_name() -> String {
-    let host = std::env::var("HOSTNAME")
-        .ok()
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "unknown-host".to_owned());
-    format!("fleetgate@{host} pid {}", std::process::id())
 }
 
 /// Sleeps until `at`, or forever without one.

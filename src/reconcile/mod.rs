@@ -19,6 +19,7 @@ mod relay_app;
 pub mod shard;
 mod survey;
 pub mod sync;
+mod told;
 mod views;
 mod write;
 

@@ -159,11 +159,13 @@ impl Reconciler {
             .calls
             .load(std::sync::atomic::Ordering::Relaxed)
             - calls_before) as i32;
-        let mut conn = self.pool.acquire().await?;
+        // The run's record and what the platform is told of it commit together.
+        let mut tx = self.pool.begin().await?;
+        let previous_failed = db::reconcile::last_pass_failed(&mut tx).await?;
         let (run, again) = match &work {
             Ok(work) => (
                 db::reconcile::finish_run(
-                    &mut conn,
+                    &mut tx,
                     run_id,
                     work.outcome().as_str(),
                     calls,
@@ -177,7 +179,7 @@ impl Reconciler {
                 tracing::warn!(error = %e, "reconcile pass failed");
                 (
                     db::reconcile::finish_run(
-                        &mut conn,
+                        &mut tx,
                         run_id,
                         Outcome::Failed.as_str(),
                         calls,
@@ -189,6 +191,8 @@ impl Reconciler {
                 )
             }
         };
+        self.tell(&mut tx, &run, previous_failed).await?;
+        tx.commit().await?;
         *self.open_run.lock().expect("open run lock") = None;
         self.metrics
             .reconcile_runs

@@ -84,6 +84,8 @@ pub struct Reconciler {
     pub(super) login_mode: crate::config::LoginMode,
     /// In `relay` and `overflow` modes: the relay, whose application each pass keeps.
     pub(super) relay: Option<crate::config::RelaySettings>,
+    /// Where a pass's news for the platform is written (`told`).
+    pub(super) outbox: crate::events::Outbox,
 }
 
 /// An application's four lists as the Management API answered them.
@@ -124,7 +126,14 @@ impl Reconciler {
             open_run: std::sync::Mutex::new(None),
             login_mode,
             relay,
+            outbox: crate::events::Outbox::default(),
         }
+    }
+
+    /// The same reconciler, telling the platform of failed passes and of instances' logins
+    /// through `outbox`.
+    pub fn with_outbox(self, outbox: crate::events::Outbox) -> Self {
+        Self { outbox, ..self }
     }
 
     /// Closes the run of a pass that was abandoned mid-way (its future dropped at shutdown) as

@@ -157,50 +157,31 @@ impl Reconciler {
         let leader = db::reconcile::leader(&mut conn, LEADER_LOCK).await?;
         let last = db::reconcile::last_finished(&mut conn).await?;
         let failure = failure(last.as_ref());
-        let assignments = db::applications::assignments(&mut conn).await?;
-        let mut lists_of = HashMap::new();
-        for app in db::applications::pool(&mut conn).await? {
-            let snapshots = db::reconcile::snapshots(&mut conn, &app.client_id).await?;
-            let lists: BTreeMap<Field, Vec<String>> = Field::ALL
-                .into_iter()
-                .map(|f| (f, snapshots.get(f.name()).cloned().unwrap_or_default()))
-                .collect();
-            lists_of.insert(app.client_id, lists);
-        }
-        let rows = db::instances::all(&mut conn).await?;
-        let instances = registry::load_many(&mut conn, rows).await?;
-        let empty = Default::default();
         let mut unsynced = Vec::new();
         let mut total = 0;
-        for instance in &instances {
-            let client_id = assignments.get(instance.id.as_str());
-            // Relayed instances log in through no list: nothing of theirs is out of step.
-            let relayed = match self.login_mode {
-                LoginMode::Direct => false,
-                LoginMode::Relay => true,
-                LoginMode::Overflow => client_id.is_none(),
-            };
-            if relayed {
-                continue;
-            }
-            let lists = client_id.and_then(|c| lists_of.get(c)).unwrap_or(&empty);
-            let urls: Vec<_> = sync_status(instance, self.options(), lists, failure.as_deref())
-                .into_iter()
-                .filter(|u| u.state != SyncState::Synced)
-                .collect();
-            if urls.is_empty() {
-                continue;
-            }
-            total += 1;
-            if unsynced.len() < UNSYNCED_SHOWN {
-                unsynced.push(Unsynced {
-                    instance_id: instance.id.clone(),
-                    status: instance.status,
-                    client_id: client_id.cloned(),
-                    urls,
-                });
-            }
-        }
+        self.each_sync(
+            &mut conn,
+            failure.as_deref(),
+            |instance, client_id, urls| {
+                let urls: Vec<_> = urls
+                    .into_iter()
+                    .filter(|u| u.state != SyncState::Synced)
+                    .collect();
+                if urls.is_empty() {
+                    return;
+                }
+                total += 1;
+                if unsynced.len() < UNSYNCED_SHOWN {
+                    unsynced.push(Unsynced {
+                        instance_id: instance.id.clone(),
+                        status: instance.status,
+                        client_id: client_id.map(str::to_owned),
+                        urls,
+                    });
+                }
+            },
+        )
+        .await?;
         Ok(Status {
             login: Login {
                 mode: self.login_mode.name(),
@@ -219,8 +200,50 @@ impl Reconciler {
     }
 }
 
+impl Reconciler {
+    /// Calls `visit` with each instance that logs in through the pool (relayed ones log in
+    /// through no list: nothing of theirs is out of step), its application, and whether each
+    /// of its URLs is live, from the lists as last read back. `failure`: the last pass's
+    /// error, if it failed.
+    pub(super) async fn each_sync(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        failure: Option<&str>,
+        mut visit: impl FnMut(&registry::Instance, Option<&str>, Vec<UrlSync>),
+    ) -> Result<()> {
+        let assignments = db::applications::assignments(conn).await?;
+        let mut lists_of = HashMap::new();
+        for app in db::applications::pool(conn).await? {
+            let snapshots = db::reconcile::snapshots(conn, &app.client_id).await?;
+            let lists: BTreeMap<Field, Vec<String>> = Field::ALL
+                .into_iter()
+                .map(|f| (f, snapshots.get(f.name()).cloned().unwrap_or_default()))
+                .collect();
+            lists_of.insert(app.client_id, lists);
+        }
+        let rows = db::instances::all(conn).await?;
+        let instances = registry::load_many(conn, rows).await?;
+        let empty = Default::default();
+        for instance in &instances {
+            let client_id = assignments.get(instance.id.as_str());
+            let relayed = match self.login_mode {
+                LoginMode::Direct => false,
+                LoginMode::Relay => true,
+                LoginMode::Overflow => client_id.is_none(),
+            };
+            if relayed {
+                continue;
+            }
+            let lists = client_id.and_then(|c| lists_of.get(c)).unwrap_or(&empty);
+            let urls = sync_status(instance, self.options(), lists, failure);
+            visit(instance, client_id.map(String::as_str), urls);
+        }
+        Ok(())
+    }
+}
+
 /// The last pass's error, if it failed.
-fn failure(last: Option<&Run>) -> Option<String> {
+pub(super) fn failure(last: Option<&Run>) -> Option<String> {
     last.filter(|r| r.outcome == "failed")
         .and_then(|r| r.error.clone())
 }

@@ -8,6 +8,10 @@ use sqlx::PgConnection;
 use crate::{
     db,
     domain::{Actor, Hostname, InstanceId, InstanceStatus, InstanceUnavailable, UserId},
+    events::{
+        Outbox,
+        login::{LoginNow, Via},
+    },
 };
 
 use super::{Domain, Instance, RegistryError, Result, load, model::load_locked, validate_hosts};
@@ -15,6 +19,10 @@ use super::{Domain, Instance, RegistryError, Result, load, model::load_locked, v
 #[derive(Debug, Clone)]
 pub struct Registry {
     platform_domain: Option<Hostname>,
+    outbox: Outbox,
+    /// Instances log in through the relay the moment they are active (`relay` and `overflow`
+    /// modes): a change tells the platform `instance.login_ready` at once.
+    relayed: bool,
 }
 
 /// What a deploy did.
@@ -30,7 +38,21 @@ pub enum Deployed {
 
 impl Registry {
     pub fn new(platform_domain: Option<Hostname>) -> Self {
-        Self { platform_domain }
+        Self {
+            platform_domain,
+            outbox: Outbox::default(),
+            relayed: false,
+        }
+    }
+
+    /// The same registry, telling the platform through `outbox`; with `relayed`, that an
+    /// instance can log in as soon as a change makes it active with hosts.
+    pub fn with_events(self, outbox: Outbox, relayed: bool) -> Self {
+        Self {
+            outbox,
+            relayed,
+            ..self
+        }
     }
 
     /// Creates the instance or brings it to exactly this owner and these hosts. A deleted
@@ -250,6 +272,24 @@ impl Registry {
                 },
             )
             .await?;
+            if self.relayed {
+                let now = match after.status {
+                    InstanceStatus::Active if !after.domains.is_empty() => {
+                        let mut hosts: Vec<String> = after
+                            .domains
+                            .iter()
+                            .map(|d| d.hostname.to_string())
+                            .collect();
+                        hosts.sort();
+                        LoginNow::Ready {
+                            hosts,
+                            via: Via::Relay,
+                        }
+                    }
+                    _ => LoginNow::Gone,
+                };
+                crate::events::login::tell(conn, self.outbox, id.as_str(), None, &now).await?;
+            }
         }
         Ok(after)
     }

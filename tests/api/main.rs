@@ -11,6 +11,7 @@ mod cli;
 mod decisions;
 mod drills;
 mod errors;
+mod events;
 mod example;
 mod grants;
 mod helpers;
