@@ -324,3 +324,56 @@ fn relay_mode_needs_the_relay_its_own_application_and_the_reconciler() {
     }
     assert!(env(&[]).unwrap().relay.is_none(), "direct by default");
 }
+
+#[test]
+fn outbound_events_need_a_secret_of_their_own() {
+    let url = (
+        "FLEETGATE_EVENTS_URL",
+        "https://platform.example/hooks/fleetgate",
+    );
+    let other = "whsec_c2VjcmV0LWZvci1ldmVudHMtMDEyMzQ1Njc4OQ==";
+    assert!(env(&[]).unwrap().events.is_none());
+    assert_eq!(err_var(&[url]), "FLEETGATE_EVENTS_SECRET");
+    assert_eq!(
+        err_var(&[url, ("FLEETGATE_EVENTS_SECRET", SECRET)]),
+        "FLEETGATE_EVENTS_SECRET",
+        "the deploy hook's secret is refused"
+    );
+    assert_eq!(
+        err_var(&[url, ("FLEETGATE_EVENTS_SECRET", "not-a-secret")]),
+        "FLEETGATE_EVENTS_SECRET"
+    );
+    for bad in [
+        "ftp://x.example/",
+        "not a url",
+        "https://user:pw@x.example/",
+    ] {
+        assert_eq!(
+            err_var(&[
+                ("FLEETGATE_EVENTS_URL", bad),
+                ("FLEETGATE_EVENTS_SECRET", other)
+            ]),
+            "FLEETGATE_EVENTS_URL",
+            "{bad}"
+        );
+    }
+    let s = env(&[url, ("FLEETGATE_EVENTS_SECRET", other)]).unwrap();
+    let events = s.events.unwrap();
+    assert_eq!(events.retry_schedule.len(), 7);
+    assert_eq!(events.timeout, Duration::from_secs(15));
+    assert!(!events.in_clear());
+    assert_eq!(
+        err_var(&[
+            url,
+            ("FLEETGATE_EVENTS_SECRET", other),
+            ("FLEETGATE_EVENTS_RETRY_SCHEDULE", "soon")
+        ]),
+        "FLEETGATE_EVENTS_RETRY_SCHEDULE"
+    );
+    let plain = env(&[
+        ("FLEETGATE_EVENTS_URL", "http://receiver.internal/events"),
+        ("FLEETGATE_EVENTS_SECRET", other),
+    ])
+    .unwrap();
+    assert!(plain.events.unwrap().in_clear());
+}

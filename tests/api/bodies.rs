@@ -22,6 +22,9 @@ async fn every_documented_answer_matches_its_schema(pool: PgPool) {
     let mut vars = tenant.reconciler_vars().await;
     vars.push(("FLEETGATE_ACTION_SECRET", ACTION_SECRET.to_owned()));
     vars.push(("FLEETGATE_UI_CLIENT_ID", "status-console".to_owned()));
+    let receiver = Receiver::start().await;
+    vars.push(("FLEETGATE_EVENTS_URL", receiver.url.clone()));
+    vars.push(("FLEETGATE_EVENTS_SECRET", EVENTS_SECRET.to_owned()));
     let spa = vars
         .iter()
         .find(|(k, _)| *k == "AUTH0_SPA_CLIENT_ID")
@@ -348,6 +351,19 @@ async fn every_documented_answer_matches_its_schema(pool: PgPool) {
         M::GET,
         "/v1/instances/{id}/grants",
         as_bearer(&key, M::GET, "/v1/instances/acme/grants?since=999"),
+    )
+    .await;
+
+    // The outbox (the grants above made events).
+    receiver.until_acknowledged(1, 10).await;
+    let (_, events) = c
+        .check(M::GET, "/v1/events", admin(M::GET, "/v1/events?limit=2"))
+        .await;
+    let id = events["items"][0]["id"].as_str().unwrap().to_owned();
+    c.check(
+        M::POST,
+        "/v1/events/{id}/redeliver",
+        admin(M::POST, &format!("/v1/events/{id}/redeliver")),
     )
     .await;
 

@@ -1,6 +1,6 @@
 //! The command line: `fleetgate plan`, `fleetgate migrate`, settings refused at start-up.
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use sqlx::PgPool;
 
 use crate::helpers::*;
@@ -112,7 +112,10 @@ fn every_setting_is_documented() {
     let root = env!("CARGO_MANIFEST_DIR");
     let read = |f: &str| std::fs::read_to_string(format!("{root}/{f}")).unwrap();
     let (config, operating, example) = (
-        read("src/config/mod.rs") + &read("src/config/features.rs") + &read("src/config/relay.rs"),
+        read("src/config/mod.rs")
+            + &read("src/config/features.rs")
+            + &read("src/config/relay.rs")
+            + &read("src/config/events.rs"),
         read("docs/operating.md"),
         read(".env.example"),
     );
@@ -180,6 +183,78 @@ async fn hook_send_signs_a_delivery_and_shows_a_redelivery_was_replayed(pool: Pg
         !shown.contains("\"instance_key\""),
         "a replay never repeats the key: {shown}"
     );
+}
+
+/// `fleetgate events listen` verifies and prints what fleetgate sends it, and refuses what is
+/// not signed with its secret.
+#[sqlx::test]
+async fn events_listen_prints_each_verified_event_once(pool: PgPool) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut listen = std::process::Command::new(env!("CARGO_BIN_EXE_fleetgate"))
+        .env_clear()
+        .args(["events", "listen", "--port", &port.to_string()])
+        .env("FLEETGATE_EVENTS_SECRET", EVENTS_SECRET)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/");
+    let http = reqwest::Client::new();
+    within(10, "the receiver listening", || async {
+        http.post(&url).send().await.is_ok()
+    })
+    .await;
+    let f = fleet(
+        pool,
+        &[
+            ("FLEETGATE_EVENTS_URL", url.clone()),
+            ("FLEETGATE_EVENTS_SECRET", EVENTS_SECRET.to_owned()),
+        ],
+    )
+    .await;
+    let (status, _) = f
+        .grant(
+            &f.app.admin_token,
+            "acme",
+            json!({"email": "erin@example.com", "role": "admin"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    within(10, "the event delivered", || async {
+        let (_, page) = f.app.get_json("/v1/events?status=delivered").await;
+        page["items"].as_array().is_some_and(|i| i.len() == 1)
+    })
+    .await;
+    let (_, page) = f.app.get_json("/v1/events").await;
+    let id = page["items"][0]["id"].as_str().unwrap().to_owned();
+    // A forged delivery (signed with the deploy hook's secret) is refused.
+    let forged = r#"{"type":"grant.invited","data":{}}"#;
+    let ts = chrono::Utc::now().timestamp();
+    let res = http
+        .post(&url)
+        .header("webhook-id", "msg_forged")
+        .header("webhook-timestamp", ts.to_string())
+        .header("webhook-signature", signature("msg_forged", ts, forged))
+        .body(forged)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let _ = listen.kill();
+    let out = listen.wait_with_output().unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    let line = printed
+        .lines()
+        .find(|l| l.starts_with(&id))
+        .unwrap_or_else(|| panic!("{printed}"));
+    assert!(
+        line.contains("grant.invited") && line.contains("erin@example.com"),
+        "{line}"
+    );
+    assert!(printed.contains("refused a delivery"), "{printed}");
 }
 
 /// `scripts/dev` never uses or drops a database it did not make: it records the identity of

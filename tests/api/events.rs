@@ -429,3 +429,145 @@ async fn events_survive_a_kill_and_two_replicas_deliver_each_one_at_a_time(pool:
             .unwrap();
     assert_eq!(pending, 0);
 }
+
+/// Relayed, an instance can log in the moment its change commits: told at once, once per set
+/// of hosts, and again after it comes back from suspension.
+#[sqlx::test]
+async fn a_relayed_instance_is_told_ready_at_once(pool: PgPool) {
+    let receiver = Receiver::start().await;
+    let w = relay_world_with(pool, &events_vars(&receiver, "0.2")).await;
+    receiver.until_acknowledged(3, 10).await;
+    let ready: Vec<(String, Value)> = receiver
+        .acknowledged()
+        .iter()
+        .map(|d| {
+            assert_eq!(d.body["type"], "instance.login_ready");
+            assert_eq!(d.body["data"]["via"], "relay");
+            (
+                d.body["data"]["instance_id"].as_str().unwrap().to_owned(),
+                d.body["data"]["hosts"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ready,
+        [
+            (
+                "acme".into(),
+                json!(["acme.apps.example.com", "www.acme.com"])
+            ),
+            ("beta".into(), json!(["www.beta.com"])),
+            ("paused".into(), json!(["www.paused.com"])),
+        ]
+    );
+    // A redeploy that changes nothing tells nothing; a new host and a resumption do.
+    w.app
+        .hook(&deployed(
+            "acme",
+            &w.owner,
+            &["acme.apps.example.com", "www.acme.com"],
+        ))
+        .await;
+    let (status, _) = w
+        .app
+        .hook(&deployed(
+            "acme",
+            &w.owner,
+            &["acme.apps.example.com", "www.acme.com", "acme.example.org"],
+        ))
+        .await;
+    assert_eq!(status, 200);
+    w.app.hook(&event("instance.resumed", "paused")).await;
+    receiver.until_acknowledged(5, 10).await;
+    assert_eq!(receiver.types_for("acme").len(), 2);
+    assert_eq!(receiver.types_for("paused").len(), 2);
+    assert_eq!(
+        receiver.acknowledged()[3].body["data"]["hosts"],
+        json!(["acme.apps.example.com", "acme.example.org", "www.acme.com"])
+    );
+}
+
+/// Logging in directly, an instance is ready after the pass that wrote its entries; a pass
+/// that fails for it says so once per streak, and `reconcile.failed` once per streak too.
+#[sqlx::test]
+async fn a_direct_instance_is_told_ready_after_its_pass_and_failing_once(pool: PgPool) {
+    let receiver = Receiver::start().await;
+    let tenant = TestTenant::start_with(roomy_with(20)).await;
+    let mut vars = tenant.reconciler_vars().await;
+    let spa = vars[2].1.clone();
+    vars.extend(events_vars(&receiver, "0.2"));
+    vars.extend([
+        ("FLEETGATE_WILDCARD", "false".to_owned()),
+        ("FLEETGATE_ALLOWLIST_CAP", "2".to_owned()),
+        ("FLEETGATE_RECONCILE_CRON", "0 0 0 1 1 *".to_owned()),
+    ]);
+    let app = TestApp::spawn_with(pool, tenant, &vars).await;
+    reconciled(&app).await;
+    app.deploy("acme", &["www.acme.com"]).await;
+    reconciled(&app).await;
+    let ready = &receiver.until_acknowledged(1, 10).await[0];
+    assert_eq!(ready.body["type"], "instance.login_ready");
+    assert_eq!(
+        (
+            &ready.body["data"]["instance_id"],
+            &ready.body["data"]["via"],
+            &ready.body["data"]["client_id"]
+        ),
+        (&json!("acme"), &json!("application"), &json!(spa))
+    );
+    reconciled(&app).await;
+
+    app.deploy("beta", &["www.beta.com"]).await;
+    app.deploy("gamma", &["www.gamma.com"]).await;
+    for _ in 0..2 {
+        let run = reconcile(&app).await;
+        assert_eq!(run["outcome"], "failed", "{run}");
+    }
+    receiver.until_acknowledged(4, 10).await;
+    // A moment for anything that should not be there.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let mut told: Vec<(String, String)> = receiver
+        .acknowledged()
+        .iter()
+        .map(|d| {
+            (
+                d.body["type"].as_str().unwrap().to_owned(),
+                d.body["data"]["instance_id"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned(),
+            )
+        })
+        .collect();
+    told.sort();
+    assert_eq!(
+        told,
+        [
+            ("instance.login_failing".into(), "gamma".into()),
+            ("instance.login_ready".into(), "acme".into()),
+            ("instance.login_ready".into(), "beta".into()),
+            ("reconcile.failed".into(), "".into()),
+        ]
+    );
+    let failed = receiver
+        .acknowledged()
+        .into_iter()
+        .find(|d| d.body["type"] == "reconcile.failed")
+        .unwrap();
+    assert!(
+        failed.body["data"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("gamma"),
+        "{}",
+        failed.body
+    );
+    // Room again: gamma is ready, and the next failure streak would be told afresh.
+    app.hook(&event("instance.deleted", "beta")).await;
+    reconciled(&app).await;
+    receiver.until_acknowledged(5, 10).await;
+    assert_eq!(
+        receiver.types_for("gamma"),
+        ["instance.login_failing", "instance.login_ready"]
+    );
+}
