@@ -36,6 +36,7 @@ pub struct Application {
     deliverer: Option<Arc<crate::events::deliver::Deliverer>>,
     /// Days delivered and failed events are kept (when events are on).
     events_kept_days: Option<i32>,
+    last_logins_flush: Duration,
     live: Arc<Live>,
     metrics: Metrics,
     state: web::Data<AppState>,
@@ -190,6 +191,7 @@ impl Application {
             reconciler,
             deliverer,
             events_kept_days: settings.events.as_ref().map(|e| e.kept_days),
+            last_logins_flush: settings.grants.last_logins_flush,
             live,
             metrics,
             state: shared,
@@ -241,6 +243,27 @@ impl Application {
                 }
             }
         });
+        // Last logins seen by login decisions, written in one statement per interval (and once
+        // more at shutdown).
+        let recording = tokio::spawn({
+            let (grants, shutdown) = (self.state.grants.clone(), shutdown.clone());
+            let flush_every = self.last_logins_flush;
+            async move {
+                let mut every = tokio::time::interval(flush_every);
+                loop {
+                    let stopping = tokio::select! {
+                        _ = shutdown.cancelled() => true,
+                        _ = every.tick() => false,
+                    };
+                    if let Err(e) = grants.flush_last_logins().await {
+                        tracing::warn!(error = %e, "recording last logins failed; kept for the next try");
+                    }
+                    if stopping {
+                        return;
+                    }
+                }
+            }
+        });
         let listening = tokio::spawn(grants::listener::run(
             self.pool.clone(),
             self.live.clone(),
@@ -276,7 +299,8 @@ impl Application {
             stopper,
             reconciling,
             listening,
-            delivering
+            delivering,
+            recording
         );
         if let Some(serving) = metrics_serving {
             let _ = serving.await;

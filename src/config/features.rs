@@ -179,8 +179,20 @@ pub(super) fn grants_settings(vars: &Vars) -> Result<GrantsSettings> {
             .ok_or("must be a whole number from 1 to 100000")
     })?;
     let ui_client_id = vars.optional("FLEETGATE_UI_CLIENT_ID");
+    let last_logins_flush = vars.parsed(
+        "FLEETGATE_LAST_LOGINS_FLUSH_SECS",
+        Duration::from_secs(15),
+        |s| {
+            s.parse::<u64>()
+                .ok()
+                .filter(|n| (1..=300).contains(n))
+                .map(Duration::from_secs)
+                .ok_or("must be a number of seconds from 1 to 300")
+        },
+    )?;
     Ok(GrantsSettings {
         ui_client_id,
+        last_logins_flush,
         roles,
         changes_kept,
         key_grace,

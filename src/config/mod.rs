@@ -58,6 +58,8 @@ pub struct GrantsSettings {
     pub ui_client_id: Option<String>,
     /// Long-polls one caller (an instance, a user) may have waiting at once on a replica.
     pub max_parked_per_caller: usize,
+    /// How often the last logins login decisions saw are written (one statement each time).
+    pub last_logins_flush: Duration,
 }
 
 #[derive(Debug, Clone)]

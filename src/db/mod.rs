@@ -9,6 +9,7 @@ pub mod events;
 pub mod grants;
 pub mod instances;
 pub mod keys;
+pub mod last_logins;
 pub mod locks;
 pub mod logins;
 pub mod reconcile;

@@ -7,11 +7,39 @@ use std::sync::Arc;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::{Grants, Live, Replaced, Subject, ops::Result, replace::Wanted};
+use super::{
+    Grants, Live, Replaced, Subject, last_login::LastLogins, ops::Result, replace::Wanted,
+};
 use crate::{
     db::{self, grants::UserGrant},
     domain::{Actor, InstanceId, InstanceUnavailable, UserId, grant::Grant},
 };
+
+/// An instance's people (`GET /v1/instances/{id}/people`).
+#[derive(Debug, serde::Serialize)]
+pub struct People {
+    pub instance_id: InstanceId,
+    pub owner: Person,
+    /// Grants and invitations (an invitation has an `email` and no `user_id` yet).
+    pub grants: Vec<PersonGrant>,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct Person {
+    pub user_id: String,
+    /// The email of the person's last login here, if one was seen.
+    pub email: Option<String>,
+    pub last_login_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct PersonGrant {
+    #[serde(flatten)]
+    pub grant: Grant,
+    /// The email of the person's last login here (a grant to a user id carries none).
+    pub seen_email: Option<String>,
+    pub last_login_at: Option<chrono::DateTime<chrono::Utc>>,
+}
 
 /// A person's standing on an instance, apart from being a fleetgate admin.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +54,7 @@ pub enum Standing {
 pub struct Commands {
     pool: PgPool,
     live: Arc<Live>,
+    last_logins: Arc<LastLogins>,
     rules: Grants,
     /// How many long-polls one caller may have parked at once.
     max_parked_per_caller: usize,
@@ -36,9 +65,43 @@ impl Commands {
         Self {
             pool,
             live,
+            last_logins: Arc::default(),
             rules,
             max_parked_per_caller,
         }
+    }
+
+    /// Writes the last logins seen since the previous flush (see [`LastLogins`]).
+    pub async fn flush_last_logins(&self) -> sqlx::Result<usize> {
+        self.last_logins.flush(&self.pool).await
+    }
+
+    /// The people of an instance: its owner and every grant and invitation, each with when
+    /// that person last logged in to it (as last flushed).
+    pub async fn people(&self, id: &InstanceId) -> Result<People> {
+        let mut conn = self.pool.acquire().await?;
+        let row = db::instances::get(&mut conn, id.as_str())
+            .await?
+            .ok_or_else(|| InstanceUnavailable::not_found(id))?;
+        let grants = db::grants::of_instance(&mut conn, id.as_str()).await?;
+        let logins = db::last_logins::of_instance(&mut conn, id.as_str()).await?;
+        let seen = |user: Option<&str>| logins.iter().find(|l| Some(l.user_id.as_str()) == user);
+        Ok(People {
+            instance_id: id.clone(),
+            owner: Person {
+                email: seen(Some(&row.owner)).and_then(|l| l.email.clone()),
+                last_login_at: seen(Some(&row.owner)).map(|l| l.at),
+                user_id: row.owner,
+            },
+            grants: grants
+                .into_iter()
+                .map(|grant| PersonGrant {
+                    last_login_at: seen(grant.user_id.as_deref()).map(|l| l.at),
+                    seen_email: seen(grant.user_id.as_deref()).and_then(|l| l.email.clone()),
+                    grant,
+                })
+                .collect(),
+        })
     }
 
     /// Whether this replica's memory was loaded once (it is ready to serve polls then).
@@ -135,6 +198,16 @@ impl Commands {
         )
     }
 
+    /// The instances (not deleted) this user owns or administers (role `admin`), with the role.
+    pub async fn managed_by(&self, user: &str) -> Result<Vec<UserGrant>> {
+        let mut conn = self.pool.acquire().await?;
+        Ok(db::grants::of_user(&mut conn, user)
+            .await?
+            .into_iter()
+            .filter(|g| (g.role == "owner" || g.role == "admin") && g.status != "deleted")
+            .collect())
+    }
+
     /// The instances this user owns or holds a grant on.
     pub async fn of_user(&self, user: &UserId) -> Result<Vec<UserGrant>> {
         let mut conn = self.pool.acquire().await?;
@@ -143,6 +216,10 @@ impl Commands {
 
     pub(super) fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    pub(super) fn last_logins(&self) -> &LastLogins {
+        &self.last_logins
     }
 
     pub(super) fn live(&self) -> &Live {

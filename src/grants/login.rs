@@ -32,11 +32,25 @@ pub struct Login {
 }
 
 impl Commands {
+    /// Decides a login; one that is let in to an instance is remembered as the person's last
+    /// login there (written later, in a batch).
     pub async fn decide_login(
         &self,
         login: &Login,
         request_id: Option<String>,
     ) -> Result<Decision> {
+        let decision = self.decide(login, request_id).await?;
+        if let (true, Some(instance)) = (decision.allow, &decision.instance_id) {
+            self.last_logins().saw(
+                instance,
+                login.user_id.as_str(),
+                login.email.as_ref().map(Email::as_str),
+            );
+        }
+        Ok(decision)
+    }
+
+    async fn decide(&self, login: &Login, request_id: Option<String>) -> Result<Decision> {
         let (host, named) = match &login.target {
             Target::Host(None) => (None, None),
             Target::Host(Some(h)) => (Some(h.as_str()), None),

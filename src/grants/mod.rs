@@ -8,6 +8,7 @@ mod commands;
 pub mod decide;
 pub mod delta;
 mod feed;
+pub mod last_login;
 pub mod lineage;
 pub mod listener;
 pub mod login;
@@ -20,7 +21,7 @@ use std::sync::Arc;
 
 use crate::keys::KeyCache;
 
-pub use commands::{Commands, Standing};
+pub use commands::{Commands, People, Person, PersonGrant, Standing};
 pub use ops::{GrantError, Grants, Replaced, Subject};
 pub use poll::{Poll, PollAnswer, PollError};
 

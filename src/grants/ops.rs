@@ -69,6 +69,11 @@ impl Grants {
         Self { outbox, ..self }
     }
 
+    /// Every role a grant may have, the default first.
+    pub fn roles(&self) -> &[String] {
+        &self.roles
+    }
+
     /// The role a grant gets when none is named: the first configured.
     pub fn default_role(&self) -> &str {
         &self.roles[0]

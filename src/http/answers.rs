@@ -116,4 +116,6 @@ pub struct UiConfig<'a> {
     #[serde(rename = "clientId")]
     pub client_id: &'a str,
     pub audience: &'a str,
+    /// The roles a grant may have (`FLEETGATE_GRANT_ROLES`), for the access page's choices.
+    pub roles: &'a [String],
 }

@@ -19,6 +19,7 @@ pub mod login;
 pub mod observe;
 pub mod pagination;
 pub mod peer;
+pub mod people;
 pub mod reconcile;
 pub mod relay;
 pub mod ui;
@@ -128,6 +129,16 @@ pub fn route_table() -> Vec<(Method, &'static str, Route)> {
             Method::GET,
             "/v1/users/{user_id}/grants",
             web::get().to(grants::of_user),
+        ),
+        (
+            Method::GET,
+            "/v1/me/instances",
+            web::get().to(people::my_instances),
+        ),
+        (
+            Method::GET,
+            "/v1/instances/{id}/people",
+            web::get().to(people::people),
         ),
         (
             Method::POST,

@@ -59,5 +59,6 @@ pub async fn config(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
         issuer: &state.tenant.issuer,
         client_id,
         audience: &state.tenant.audience,
+        roles: state.grants.rules().roles(),
     }))
 }

@@ -26,4 +26,6 @@ mod write;
 pub use pass::{Outcome, PASS_LOCK, PassResult, Trigger};
 pub use pool::{ListFill, PoolEntry};
 pub use reconciler::{ApplicationPlan, ReconcileError, Reconciler};
-pub use views::{InstanceSync, Leader, RunOutcome, Runs, Status, UNSYNCED_SHOWN, Unsynced};
+pub use views::{
+    InstanceSync, Leader, LoginNow, RunOutcome, Runs, Status, UNSYNCED_SHOWN, Unsynced,
+};

@@ -51,6 +51,16 @@ impl InstanceSync {
     }
 }
 
+/// Whether an instance's hosts can log in now, and through what.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct LoginNow {
+    pub live: bool,
+    /// `relay` or `application`; None while not live.
+    pub via: Option<&'static str>,
+    /// The application, when `via` is `application`.
+    pub client_id: Option<String>,
+}
+
 /// A pass, as far as an instance's sync needs it.
 #[derive(Debug, Serialize)]
 pub struct RunOutcome {
@@ -147,6 +157,37 @@ impl Reconciler {
                 finished_at: r.finished_at,
             }),
             urls,
+        })
+    }
+
+    /// Whether the instance can log in now: through the relay once active (`relay` mode; and in
+    /// `overflow` mode until its entries are live), at the tenant once every entry of its is
+    /// live in its application.
+    pub async fn login_now(&self, id: &InstanceId) -> Result<LoginNow> {
+        let sync = self.sync_of(id).await?;
+        let live_at = match self.login_mode {
+            LoginMode::Relay => None,
+            LoginMode::Direct | LoginMode::Overflow => sync.live_at().map(str::to_owned),
+        };
+        let relayed = self.login_mode != LoginMode::Direct
+            && live_at.is_none()
+            && sync.status == InstanceStatus::Active;
+        Ok(match (live_at, relayed) {
+            (Some(client_id), _) => LoginNow {
+                live: true,
+                via: Some("application"),
+                client_id: Some(client_id),
+            },
+            (None, true) => LoginNow {
+                live: true,
+                via: Some("relay"),
+                client_id: None,
+            },
+            (None, false) => LoginNow {
+                live: false,
+                via: None,
+                client_id: None,
+            },
         })
     }
 

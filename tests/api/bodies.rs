@@ -354,6 +354,20 @@ async fn every_documented_answer_matches_its_schema(pool: PgPool) {
     )
     .await;
 
+    // The access page's reads.
+    c.check(
+        M::GET,
+        "/v1/me/instances",
+        admin(M::GET, "/v1/me/instances"),
+    )
+    .await;
+    c.check(
+        M::GET,
+        "/v1/instances/{id}/people",
+        admin(M::GET, "/v1/instances/acme/people"),
+    )
+    .await;
+
     // The outbox (the grants above made events).
     receiver.until_acknowledged(1, 10).await;
     let (_, events) = c

@@ -26,6 +26,7 @@ mod migrations;
 mod node;
 mod own_applications;
 mod passes;
+mod people;
 mod polling;
 mod pool;
 mod reconcile;

@@ -1,0 +1,51 @@
+//! When each person last logged in to each instance, seen by login decisions and kept in
+//! memory until [`LastLogins::flush`] writes them in one statement: a login storm costs no
+//! write per login, and a replica that dies loses at most one flush interval of them.
+
+use std::{collections::HashMap, sync::Mutex};
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+
+use crate::db;
+
+/// Logins seen since the last flush, by (instance, user): the latest, with its email.
+#[derive(Default)]
+pub struct LastLogins {
+    seen: Mutex<HashMap<(String, String), (Option<String>, DateTime<Utc>)>>,
+}
+
+impl LastLogins {
+    pub fn saw(&self, instance: &str, user: &str, email: Option<&str>) {
+        let mut seen = self.seen.lock().expect("last logins lock");
+        seen.insert(
+            (instance.to_owned(), user.to_owned()),
+            (email.map(str::to_owned), Utc::now()),
+        );
+    }
+
+    /// Writes what was seen since the last flush; on failure it is kept for the next.
+    pub async fn flush(&self, pool: &PgPool) -> sqlx::Result<usize> {
+        let batch: Vec<db::last_logins::Seen> = {
+            let mut seen = self.seen.lock().expect("last logins lock");
+            seen.drain()
+                .map(|((i, u), (e, at))| (i, u, e, at))
+                .collect()
+        };
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let written = match pool.acquire().await {
+            Ok(mut conn) => db::last_logins::record(&mut conn, &batch).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
+            let mut seen = self.seen.lock().expect("last logins lock");
+            for (i, u, e, at) in batch {
+                seen.entry((i, u)).or_insert((e, at));
+            }
+            return Err(e);
+        }
+        Ok(batch.len())
+    }
+}
