@@ -3,10 +3,30 @@
 // the callback fleetgate listed, the post-login Action, the instance claim, the instance's API.
 // Started by scripts/e2e, which brings up the stack and sets the environment read below.
 // Screenshots of every step go to $OUT_DIR; prints "N passed, M failed"; exits 1 on a failure.
+import { readFile } from 'node:fs/promises';
+
 import {
   EMULATOR, FLEETGATE, OUT, Steps, admin, at, callApi, check, clickLogIn, env, hook, launch, logIn, open, renew,
   text, until, visible,
 } from './lib.mjs';
+
+/** The events the platform's receiver (fleetgate events listen) printed: [id, type, data]. */
+async function eventsReceived() {
+  const log = await readFile(env('EVENTS_LOG'), 'utf8');
+  return log.split('\n').filter((l) => l.startsWith('msg_')).map((l) => {
+    const [id, type, ...data] = l.split(' ');
+    return { id, type, data: JSON.parse(data.join(' ')) };
+  });
+}
+
+async function untilEvent(type, match) {
+  let found;
+  await until(`a ${type} event received`, 10_000, async () => {
+    found = (await eventsReceived()).find((e) => e.type === type && match(e.data));
+    return Boolean(found);
+  });
+  return found;
+}
 
 const ALICE = env('ALICE_ID');
 const BOB = env('BOB_ID');
@@ -175,7 +195,89 @@ await step('an-operator-sees-the-status-page', async () => {
   }
 });
 
-await step('anyone-else-is-refused-by-the-status-page', async () => {
+/** The access page's row of `who` in the people table ('' when not there). */
+const personRow = (p, who) => p.$$eval('#people-table tbody tr', (trs, w) => {
+  const tr = trs.find((t) => t.cells[0].textContent.includes(w));
+  return tr ? `${tr.cells[0].textContent} | ${tr.cells[1].querySelector('select')?.value || tr.cells[1].textContent}` : '';
+}, who);
+
+await step('an-owner-invites-changes-and-removes-people-on-the-access-page', async () => {
+  // alice (her tenant session from the steps above) opens the access page from acme's page.
+  const p = await alice.newPage();
+  await p.setViewport({ width: 400, height: 900 });
+  run.focus = p;
+  p.on('dialog', (d) => d.accept());
+  await open(p, ACME);
+  const link = await p.$eval('#access-page', (a) => a.href);
+  check(link === `${FLEETGATE}/ui/#instance=acme`, `acme's page links to ${link}`);
+  await p.goto(link, { waitUntil: 'networkidle0' });
+  await p.waitForSelector('#login:not([hidden])');
+  await clickLogIn(p, 'alice@example.com');
+  await p.waitForSelector('#people:not([hidden])', { timeout: 15000 });
+  check((await text(p, 'people-title')) === 'People of acme', await text(p, 'people-title'));
+  check(await p.$eval('#status', (el) => el.hidden), 'the fleet status is for operators only');
+  const mine = await p.$eval('#mine', (el) => el.innerText);
+  check(/acme[\s\S]*owner/.test(mine) && mine.includes('live'), `her instances: ${mine}`);
+  check((await personRow(p, ALICE)).endsWith('owner'), 'alice is shown as the owner');
+
+  // Invite bob by email as a member, with the keyboard.
+  await p.select('#invite-role', 'member');
+  await p.focus('#invite-email');
+  await p.keyboard.type('bob@example.com');
+  await p.keyboard.press('Enter');
+  await until('bob invited', 10_000, async () => (await personRow(p, 'bob@example.com')).includes('member'));
+  const invited = await untilEvent('grant.invited', (d) => d.email === 'bob@example.com');
+  check(invited.data.instance_id === 'acme' && invited.data.hosts.includes('acme.apps.localhost') && invited.data.by === `owner:${ALICE}`,
+    `the platform heard: ${JSON.stringify(invited.data)}`);
+  await p.screenshot({ path: run.extra('access-page-invited'), fullPage: true });
+
+  // bob logs in at acme with the invited email: let in, as a member.
+  const bobs = await browser.createBrowserContext();
+  const bobPage = await bobs.newPage();
+  await logIn(bobPage, ACME, 'bob@example.com');
+  let answer = await callApi(bobPage);
+  check(answer.status === 200 && JSON.parse(answer.body).role === 'member', `${answer.status} ${answer.body}`);
+  await untilEvent('invitation.accepted', (d) => d.user_id === BOB);
+
+  // alice makes him an admin: he can invite people too.
+  await p.click('button[aria-label="People of acme"]');
+  await until('bob shown by his user id', 10_000, async () => (await personRow(p, BOB)).includes('member'));
+  await p.select(`select[aria-label^="Role of bob@example.com"]`, 'admin');
+  await until('bob made an admin', 10_000, async () => (await personRow(p, BOB)).endsWith('admin'));
+  await untilEvent('grant.role_changed', (d) => d.user_id === BOB && d.role === 'admin');
+  const bobUi = await bobs.newPage();
+  await bobUi.goto(`${FLEETGATE}/ui/`, { waitUntil: 'networkidle0' });
+  await bobUi.waitForSelector('#login:not([hidden])');
+  await clickLogIn(bobUi, 'bob@example.com');
+  await bobUi.waitForSelector('button[aria-label="People of acme"]', { timeout: 15000 });
+  await bobUi.click('button[aria-label="People of acme"]');
+  await bobUi.waitForFunction(() => document.getElementById('people-note').textContent.includes('administer'));
+  await bobUi.type('#invite-email', 'dan@example.com');
+  await bobUi.click('#invite-form button[type="submit"]');
+  await until('dan invited by bob', 10_000, async () => (await personRow(bobUi, 'dan@example.com')) !== '');
+  await untilEvent('grant.invited', (d) => d.email === 'dan@example.com' && d.by === `instance-admin:${BOB}`);
+  // An error is shown as fleetgate states it (inviting dan twice).
+  await bobUi.type('#invite-email', 'dan@example.com');
+  await bobUi.click('#invite-form button[type="submit"]');
+  await bobUi.waitForFunction(() => document.getElementById('people-error').textContent !== '');
+  check((await text(bobUi, 'people-error')).includes('already invited'), await text(bobUi, 'people-error'));
+  await bobUi.close();
+
+  // alice removes him (confirmed); his next call at acme is refused within one long-poll.
+  await p.click('button[aria-label="People of acme"]');
+  await until('bob listed', 10_000, async () => (await personRow(p, BOB)) !== '');
+  await p.click(`button[aria-label^="Remove bob@example.com"]`);
+  await until('bob removed', 10_000, async () => (await personRow(p, BOB)) === '');
+  await untilEvent('grant.removed', (d) => d.user_id === BOB);
+  // (A page in the background is frozen by the browser: bring bob's to the front.)
+  await bobPage.bringToFront();
+  await until('bob refused at acme', 35_000, async () => (await callApi(bobPage)).status === 403);
+  await p.bringToFront();
+  await p.screenshot({ path: run.extra('access-page'), fullPage: true });
+  await bobs.close();
+});
+
+await step('a-person-without-fleet-admin-sees-their-instances-not-the-status', async () => {
   const other = await browser.createBrowserContext();
   const p = await other.newPage();
   run.focus = p;
@@ -183,11 +285,12 @@ await step('anyone-else-is-refused-by-the-status-page', async () => {
   const intro = await p.$eval('#intro', (el) => (el.hidden ? '' : el.innerText));
   check(intro.includes('operators') && intro.includes('fleet:admin'), `before login the page says what it is: ${intro}`);
   await logInToStatusPage(p, 'bob@example.com');
-  await p.waitForFunction(() => document.getElementById('refusal').textContent !== '', { timeout: 15000 });
-  const refusal = await text(p, 'refusal');
-  check(refusal.includes('bob@example.com') && refusal.split('fleet:admin').length === 2, `said once, naming who: ${refusal}`);
-  check(await p.$eval('#status', (el) => el.hidden), 'nothing shown');
-  // The tenant still has bob's session: "Use another account" ends it and asks who.
+  await p.waitForSelector('#access:not([hidden])', { timeout: 15000 });
+  const mine = await p.$eval('#mine', (el) => el.innerText);
+  check(mine.includes('beta') && mine.includes('owner'), `bob's instances: ${mine}`);
+  check(await p.$eval('#status', (el) => el.hidden), 'no fleet status');
+  check((await text(p, 'refusal')) === '', `nothing refused: ${await text(p, 'refusal')}`);
+  // "Use another account" ends the tenant's session and asks who.
   await Promise.all([p.waitForNavigation({ waitUntil: 'networkidle0' }), p.click('#another')]);
   await p.waitForSelector('input[name="username"]', { timeout: 15000 });
   check(p.url().includes('prompt=login'), `the login form, asked for: ${p.url()}`);
@@ -196,6 +299,7 @@ await step('anyone-else-is-refused-by-the-status-page', async () => {
   await Promise.all([p.waitForNavigation({ waitUntil: 'networkidle0' }), p.click('button[type="submit"]')]);
   await p.waitForSelector('#status:not([hidden])', { timeout: 15000 });
   check((await text(p, 'who')) === 'ops@example.com', await text(p, 'who'));
+  check(!(await p.$eval('#open-form', (el) => el.hidden)), 'operators may open any instance');
 });
 
 await run.finish(browser);

@@ -27,6 +27,8 @@ app.get('/config.json', (_req, res) => {
     issuer: fleet.config.issuer && fleet.config.issuer !== `${domain}/` ? fleet.config.issuer : undefined,
     clientId: fleet.config.client_id,
     audience: fleet.config.audience,
+    // Where its owner and admins decide who may log in to it: fleetgate's access page.
+    accessPage: new URL(`/ui/#instance=${encodeURIComponent(fleet.instanceId)}`, process.env.FLEETGATE_URL).href,
   });
 });
 

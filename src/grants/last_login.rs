@@ -9,10 +9,13 @@ use sqlx::PgPool;
 
 use crate::db;
 
+/// (instance, user) → (the login's email, when).
+type Seen = HashMap<(String, String), (Option<String>, DateTime<Utc>)>;
+
 /// Logins seen since the last flush, by (instance, user): the latest, with its email.
 #[derive(Default)]
 pub struct LastLogins {
-    seen: Mutex<HashMap<(String, String), (Option<String>, DateTime<Utc>)>>,
+    seen: Mutex<Seen>,
 }
 
 impl LastLogins {

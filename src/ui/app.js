@@ -1,5 +1,8 @@
-// fleetgate's status page: log in with auth0-spa-js (the operators' application,
-// FLEETGATE_UI_CLIENT_ID), then show what the admin API says, refreshed every 10 s.
+// fleetgate's page: log in with auth0-spa-js (fleetgate's own application,
+// FLEETGATE_UI_CLIENT_ID); then, for everyone, the instances they own or administer and each
+// one's people (invite, change a role, remove: the grants API with the person's own token, its
+// errors shown as it states them), and for operators (fleet:admin) the fleet's status,
+// refreshed every 10 s.
 /* global auth0 */
 const $ = (id) => document.getElementById(id);
 const LISTS = ['callbacks', 'allowed_logout_urls', 'web_origins', 'allowed_origins'];
@@ -14,9 +17,13 @@ function cell(text, cls) {
 
 function rows(table, items, render) {
   const body = $(table).querySelector('tbody');
+  // Each cell names its column, for narrow screens where the header is not shown.
+  const labels = [...$(table).querySelectorAll('thead th')].map((th) => th.textContent);
   body.replaceChildren(...items.map((item) => {
     const tr = document.createElement('tr');
-    tr.append(...render(item));
+    const cells = render(item);
+    cells.forEach((td, i) => { if (labels[i]) td.dataset.label = labels[i]; });
+    tr.append(...cells);
     return tr;
   }));
 }
@@ -72,29 +79,161 @@ async function main() {
     refuse(`Login refused: ${params.get('error_description') || params.get('error')}`);
     window.history.replaceState({}, '', '/ui/');
   } else if (params.has('code')) {
-    await client.handleRedirectCallback();
-    window.history.replaceState({}, '', '/ui/');
+    // Back where the login began (an instance's people, `#instance=…`, kept through it).
+    const { appState } = await client.handleRedirectCallback();
+    window.history.replaceState({}, '', `/ui/${(appState && appState.hash) || ''}`);
   }
   const user = (await client.isAuthenticated()) ? await client.getUser() : null;
   $('login').hidden = Boolean(user);
   $('logout').hidden = !user;
   $('intro').hidden = Boolean(user);
   $('who').textContent = user ? user.email : '';
-  $('login').onclick = () => client.loginWithRedirect();
+  $('login').onclick = () => client.loginWithRedirect({ appState: { hash: window.location.hash } });
   $('logout').onclick = () => client.logout({ logoutParams: { returnTo: `${window.location.origin}/ui/` } });
   if (!user) return;
+  $('another').hidden = false;
 
   /** A refusal by fleetgate: it will not change by asking again. */
   class Refused extends Error {}
 
-  async function api(path) {
+  /** One call to fleetgate's API with the person's token: its status and body. */
+  async function call(method, path, body) {
     const token = await client.getTokenSilently();
-    const r = await fetch(path, { headers: { authorization: `Bearer ${token}` } });
-    const body = await r.json();
-    if (r.status === 401 || r.status === 403) throw new Refused(body.detail);
-    if (!r.ok) throw new Error(`${path}: ${r.status} ${body.detail || ''}`);
+    const headers = { authorization: `Bearer ${token}` };
+    if (body) headers['content-type'] = 'application/json';
+    const r = await fetch(path, { method, headers, body: body && JSON.stringify(body) });
+    const answer = r.status === 204 ? null : await r.json().catch(() => null);
+    return { ok: r.ok, status: r.status, body: answer };
+  }
+
+  async function api(path) {
+    const { ok, status, body } = await call('GET', path);
+    if (status === 401 || status === 403) throw new Refused(body && body.detail);
+    if (!ok) throw new Error(`${path}: ${status} ${(body && body.detail) || ''}`);
     return body;
   }
+
+  const when = (at) => (at ? new Date(at).toLocaleString() : 'never');
+
+  function loginCell(login) {
+    if (!login) return cell('unknown');
+    if (!login.live) return cell('not yet (a reconcile pass writes it)', 'warn');
+    return cell(login.via === 'relay' ? 'live, through the relay' : `live, in application ${login.client_id}`, 'live');
+  }
+
+  function button(label, name, onclick) {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.textContent = label;
+    b.setAttribute('aria-label', name);
+    b.onclick = onclick;
+    return b;
+  }
+
+  async function showMine() {
+    const me = await api('/v1/me/instances');
+    $('access').hidden = false;
+    $('open-form').hidden = !me.operator;
+    $('mine-none').hidden = me.items.length > 0;
+    $('mine').hidden = me.items.length === 0;
+    rows('mine', me.items, (i) => {
+      const td = document.createElement('td');
+      td.append(button('People', `People of ${i.instance_id}`, () => openPeople(i.instance_id)));
+      return [cell(i.instance_id), cell(i.hosts.join(', ')), cell(i.status), loginCell(i.login), cell(i.role), td];
+    });
+    return me;
+  }
+
+  // The people of one instance.
+  let current = null;
+  const NOTES = {
+    owner: 'You own this instance: you decide who may log in to it.',
+    admin: 'You administer this instance: you may invite, change and remove people (not its owner, and not its keys).',
+    operator: 'You are one of the platform\'s operators: you may manage any instance.',
+  };
+
+  function personName(p) {
+    if (!p.user_id) return p.email;
+    const email = p.email || p.seen_email;
+    return email ? `${email} (${p.user_id})` : p.user_id;
+  }
+
+  function roleCell(g) {
+    const td = document.createElement('td');
+    const select = document.createElement('select');
+    select.setAttribute('aria-label', `Role of ${personName(g)}`);
+    for (const role of new Set([...config.roles, g.role])) {
+      select.append(Object.assign(document.createElement('option'), { value: role, textContent: role, selected: role === g.role }));
+    }
+    select.onchange = () => change('PATCH', `/grants/${g.id}`, { role: select.value });
+    td.append(select);
+    if (!g.user_id) td.append(' (invited, not yet logged in)');
+    return td;
+  }
+
+  function removeCell(g) {
+    const td = document.createElement('td');
+    const name = personName(g);
+    td.append(button('Remove', `Remove ${name}`, () => {
+      if (window.confirm(`Remove ${name} from ${current}? They will no longer be able to log in to it.`)) {
+        change('DELETE', `/grants/${g.id}`);
+      }
+    }));
+    return td;
+  }
+
+  async function loadPeople() {
+    const { ok, body } = await call('GET', `/v1/instances/${encodeURIComponent(current)}/people`);
+    if (!ok) {
+      $('people-error').textContent = (body && body.detail) || 'fleetgate did not answer';
+      rows('people-table', [], () => []);
+      return;
+    }
+    $('people-note').textContent = NOTES[body.you] || '';
+    const owner = { ...body.owner, is_owner: true };
+    rows('people-table', [owner, ...body.grants], (p) => (p.is_owner
+      ? [cell(personName(p)), cell('owner'), cell(when(p.last_login_at)), cell('')]
+      : [cell(personName(p)), roleCell(p), cell(when(p.last_login_at)), removeCell(p)]));
+  }
+
+  /** A change to the current instance's grants; fleetgate's refusal is shown as it says it. */
+  async function change(method, path, body) {
+    $('people-error').textContent = '';
+    const answer = await call(method, `/v1/instances/${encodeURIComponent(current)}${path}`, body);
+    if (!answer.ok) $('people-error').textContent = (answer.body && answer.body.detail) || `fleetgate answered ${answer.status}`;
+    await loadPeople();
+    return answer.ok;
+  }
+
+  async function openPeople(id) {
+    current = id;
+    $('people').hidden = false;
+    $('people-title').textContent = `People of ${id}`;
+    $('people-error').textContent = '';
+    window.history.replaceState({}, '', `/ui/#instance=${encodeURIComponent(id)}`);
+    await loadPeople();
+    $('people-title').focus();
+  }
+
+  $('invite-role').replaceChildren(...config.roles.map((role) => Object.assign(document.createElement('option'), { value: role, textContent: role })));
+  $('invite-form').onsubmit = async (event) => {
+    event.preventDefault();
+    const email = $('invite-email').value.trim();
+    if (await change('POST', '/grants', { email, role: $('invite-role').value })) {
+      $('invite-email').value = '';
+    }
+    $('invite-email').focus();
+  };
+  $('people-close').onclick = () => {
+    $('people').hidden = true;
+    current = null;
+    window.history.replaceState({}, '', '/ui/');
+    showMine();
+  };
+  $('open-form').onsubmit = (event) => {
+    event.preventDefault();
+    openPeople($('open-id').value.trim());
+  };
 
   async function refresh() {
     try {
@@ -147,6 +286,15 @@ async function main() {
       }
       $('refusal').textContent = e.message;
     }
+  }
+  const me = await showMine();
+  const asked = window.location.hash.match(/^#instance=([^&]+)/);
+  if (asked) await openPeople(decodeURIComponent(asked[1]));
+  if (!me.operator) {
+    if (me.items.length === 0 && !asked) {
+      refuse(`${user.email} owns or administers no instance, and is not one of the platform's operators (who have fleet:admin on fleetgate's API).`);
+    }
+    return;
   }
   const timer = setInterval(refresh, 10_000);
   await refresh();

@@ -97,6 +97,11 @@ async fn the_example_instance_serves_its_page_and_lets_in_only_tokens_for_it(poo
     assert_eq!(config["clientId"], w.spa.as_str());
     assert_eq!(config["audience"], INSTANCE_AUDIENCE);
     assert_eq!(config["domain"], w.app.tenant.base_url.as_str());
+    // The owner is shown where to manage who may log in.
+    assert_eq!(
+        config["accessPage"],
+        format!("{}/ui/#instance=acme", w.app.addr).as_str()
+    );
     let page = http
         .get(format!("{base}/"))
         .send()

@@ -57,6 +57,17 @@ fn allowed(method: &Method, path: &str) -> &'static [Who] {
         }
         (_, "/v1/instances/{id}/keys" | "/v1/instances/{id}/keys/rotate") => &[Admin, Owner],
         ("GET", "/v1/users/{user_id}/grants") => &[Admin, Owner],
+        // Every person has a list of their own (tests/api/people.rs: only theirs).
+        ("GET", "/v1/me/instances") => &[
+            Admin,
+            Owner,
+            InstanceAdmin,
+            Member,
+            Stranger,
+            OtherOwner,
+            OtherInstanceAdmin,
+        ],
+        ("GET", "/v1/instances/{id}/people") => &[Admin, Owner, InstanceAdmin],
         ("POST", "/v1/login-decisions") => &[Action],
         _ => &[Admin],
     }

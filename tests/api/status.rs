@@ -14,7 +14,7 @@ const SECRET: &str = "status-tests-action-secret-0123456789abcd";
 async fn the_status_page_is_served_with_its_login_settings(pool: PgPool) {
     let app = TestApp::spawn(pool.clone()).await;
     for (path, kind, needle) in [
-        ("/ui/", "text/html", "fleetgate status"),
+        ("/ui/", "text/html", "Your instances"),
         ("/ui/app.js", "text/javascript", "createAuth0Client"),
         (
             "/ui/auth0-spa-js.js",
@@ -76,7 +76,7 @@ async fn the_status_page_is_served_with_its_login_settings(pool: PgPool) {
         .unwrap();
     assert_eq!(
         config,
-        json!({"domain": configured.tenant.base_url, "issuer": format!("{}/", configured.tenant.base_url), "clientId": "status-page-client", "audience": AUDIENCE})
+        json!({"domain": configured.tenant.base_url, "issuer": format!("{}/", configured.tenant.base_url), "clientId": "status-page-client", "audience": AUDIENCE, "roles": ["member", "admin"]})
     );
     // Its logins are no instance's: allowed, bound to none; any other application's are judged.
     let decide = |client_id: &str| {

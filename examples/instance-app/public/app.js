@@ -49,6 +49,8 @@ async function main() {
   $('logout').hidden = !user;
   $('call').hidden = !user;
   $('renew').hidden = !user;
+  $('manage').hidden = !user;
+  $('access-page').href = config.accessPage;
   $('login').onclick = () => client.loginWithRedirect();
   $('logout').onclick = () => client.logout({ logoutParams: { returnTo: `${window.location.origin}/` } });
   // A new access token through the refresh token (the post-login Action runs again).
