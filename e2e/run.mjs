@@ -277,6 +277,30 @@ await step('an-owner-invites-changes-and-removes-people-on-the-access-page', asy
   await bobs.close();
 });
 
+await step('carol-invited-logs-in-with-the-social-connection', async () => {
+  await admin('POST', '/v1/instances/acme/grants', { email: 'carol@example.com', role: 'member' });
+  const ctx = await browser.createBrowserContext();
+  const p = await ctx.newPage();
+  run.focus = p;
+  await open(p, ACME);
+  await Promise.all([p.waitForNavigation({ waitUntil: 'networkidle0' }), p.click('#login')]);
+  // On the tenant's login form she picks the social connection, whose (stand-in) page asks.
+  await Promise.all([p.waitForNavigation({ waitUntil: 'networkidle0' }), p.click('#social')]);
+  check((await p.content()).includes('Continue with Google (emulated)'), `the provider's page: ${p.url()}`);
+  await p.type('input[name="email"]', 'carol@example.com');
+  await p.type('input[name="name"]', 'Carol');
+  await Promise.all([p.waitForNavigation({ waitUntil: 'networkidle0' }), p.click('button[type="submit"]')]);
+  check(p.url().startsWith(ACME), `the login ended at ${p.url()}`);
+  await p.waitForFunction(() => document.getElementById('status').textContent !== 'Loading…');
+  const { status, body } = await callApi(p);
+  check(status === 200 && JSON.parse(body).role === 'member', `${status} ${body}`);
+  const { grants } = await admin('GET', '/v1/instances/acme/grants');
+  const carol = grants.find((g) => g.email === 'carol@example.com');
+  check(carol && carol.user_id.startsWith('google-oauth2|'), `her grant: ${JSON.stringify(carol)}`);
+  await untilEvent('invitation.accepted', (d) => d.user_id === carol.user_id);
+  await ctx.close();
+});
+
 await step('a-person-without-fleet-admin-sees-their-instances-not-the-status', async () => {
   const other = await browser.createBrowserContext();
   const p = await other.newPage();

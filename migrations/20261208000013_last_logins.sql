@@ -6,6 +6,8 @@ CREATE TABLE last_logins (
     user_id     text        NOT NULL,
     -- The email the login came with, if any (shows who an owner or a user id is).
     email       text,
+    -- The connection it went through (Username-Password-Authentication, google-oauth2, …).
+    connection  text,
     at          timestamptz NOT NULL,
     CONSTRAINT last_logins_pkey PRIMARY KEY (instance_id, user_id),
     CONSTRAINT last_logins_instance_id_fkey FOREIGN KEY (instance_id) REFERENCES instances (id) ON DELETE CASCADE

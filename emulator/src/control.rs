@@ -201,7 +201,9 @@ async fn create_user(emu: web::Data<Emu>, body: web::Bytes) -> Result<HttpRespon
         ));
     }
     emu.change(|t| {
-        if t.user_by_email(email).is_some() {
+        if t.user_by_email(crate::users::DATABASE_CONNECTION, email)
+            .is_some()
+        {
             return Err(MgmtError::new(
                 409,
                 "The user already exists.",

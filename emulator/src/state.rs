@@ -232,11 +232,12 @@ impl Tenant {
         self.users.iter().find(|u| u.user_id == user_id)
     }
 
-    /// The user with this email (compared as Auth0 does: case-insensitively).
-    pub fn user_by_email(&self, email: &str) -> Option<&User> {
+    /// The user of `connection` with this email (compared as Auth0 does: case-insensitively).
+    /// One person may be a user of each connection: two users, unless linked.
+    pub fn user_by_email(&self, connection: &str, email: &str) -> Option<&User> {
         self.users
             .iter()
-            .find(|u| u.email.eq_ignore_ascii_case(email))
+            .find(|u| u.connection() == connection && u.email.eq_ignore_ascii_case(email))
     }
 
     pub fn client_mut(&mut self, id: &str) -> Option<&mut Client> {

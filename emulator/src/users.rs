@@ -31,6 +31,11 @@ pub struct User {
     password_sha256: String,
 }
 
+/// The database connection's name, as Auth0 names a tenant's first one.
+pub const DATABASE_CONNECTION: &str = "Username-Password-Authentication";
+/// The social connection the emulator stands in for (no network: its own provider page).
+pub const GOOGLE_CONNECTION: &str = "google-oauth2";
+
 fn digest(salt: &str, password: &str) -> String {
     let mut h = Sha256::new();
     h.update(salt.as_bytes());
@@ -68,6 +73,41 @@ impl User {
             permissions: Vec::new(),
             password_sha256: digest(&salt, password),
             salt,
+        }
+    }
+
+    /// A user of a social connection (`google-oauth2`), as Auth0 makes one at the person's
+    /// first login through it: `{connection}|{the provider's id}` (Google's are 21 digits; here
+    /// derived from the email, so the same person is the same user), the email verified (the
+    /// provider vouches for it), and no password.
+    pub fn social(connection: &str, email: &str, name: &str) -> Self {
+        let digits: String = Sha256::digest(format!("{connection}\0{}", email.to_lowercase()))
+            .iter()
+            .take(21)
+            .map(|b| char::from(b'0' + b % 10))
+            .collect();
+        let salt = random_hex(16);
+        Self {
+            user_id: format!("{connection}|1{}", &digits[1..]),
+            email: email.to_owned(),
+            email_verified: true,
+            name: if name.trim().is_empty() { email } else { name }.to_owned(),
+            created_at: now(),
+            updated_at: now(),
+            logins_count: 0,
+            permissions: Vec::new(),
+            // Nobody knows this password: a social user logs in through its provider only.
+            password_sha256: digest(&salt, &random_hex(32)),
+            salt,
+        }
+    }
+
+    /// The connection the user belongs to: `Username-Password-Authentication` for database
+    /// users, the provider's (`google-oauth2`) for social ones.
+    pub fn connection(&self) -> &str {
+        match self.user_id.split_once('|') {
+            Some(("auth0", _)) | None => DATABASE_CONNECTION,
+            Some((provider, _)) => provider,
         }
     }
 
@@ -131,6 +171,10 @@ impl User {
 
     /// The user as the Management API and `event.user` show it (never the password).
     pub fn profile(&self) -> Value {
+        let (provider, id) = self
+            .user_id
+            .split_once('|')
+            .unwrap_or(("auth0", &self.user_id));
         json!({
             "user_id": self.user_id,
             "email": self.email,
@@ -143,10 +187,10 @@ impl User {
             "logins_count": self.logins_count,
             "permissions": self.permissions,
             "identities": [{
-                "provider": "auth0",
-                "user_id": self.user_id.trim_start_matches("auth0|"),
-                "connection": "Username-Password-Authentication",
-                "isSocial": false,
+                "provider": provider,
+                "user_id": id,
+                "connection": self.connection(),
+                "isSocial": provider != "auth0",
             }],
             "app_metadata": {},
             "user_metadata": {},
@@ -157,6 +201,30 @@ impl User {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_social_user_is_its_providers_with_a_verified_email_and_no_password() {
+        let u = User::social(GOOGLE_CONNECTION, "Carol@Example.com", "Carol");
+        assert!(
+            u.user_id.starts_with("google-oauth2|1") && u.user_id.len() == 35,
+            "{}",
+            u.user_id
+        );
+        assert_eq!(
+            u.user_id,
+            User::social(GOOGLE_CONNECTION, "carol@example.com", "").user_id,
+            "the same person is the same user"
+        );
+        assert!(u.email_verified && !u.password_is("") && !u.password_is("password"));
+        assert_eq!(u.connection(), GOOGLE_CONNECTION);
+        let identity = &u.profile()["identities"][0];
+        assert_eq!(identity["provider"], "google-oauth2");
+        assert_eq!(identity["isSocial"], true);
+        assert_eq!(identity["user_id"], u.user_id.split_once('|').unwrap().1);
+        let db = User::new("d@example.com", "pw", true, None);
+        assert_eq!(db.connection(), DATABASE_CONNECTION);
+        assert_eq!(db.profile()["identities"][0]["isSocial"], false);
+    }
 
     #[test]
     fn passwords_are_checked_and_never_shown() {

@@ -13,4 +13,5 @@ mod login;
 mod node;
 mod oidc_clients;
 mod oidc_details;
+mod social;
 mod tokens;

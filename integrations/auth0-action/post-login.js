@@ -163,6 +163,12 @@ exports.onExecutePostLogin = async (event, api) => {
       email_verified: user.email_verified === true,
       ...target,
       client_id: (event.client && event.client.client_id) || null,
+      // Which identity logged in (a database's, or a social provider's such as google-oauth2):
+      // one person with two identities is two users unless linked, and grants follow user_id.
+      connection: (event.connection && event.connection.name) || null,
+      identities: (user.identities || []).slice(0, 10).map((i) => ({
+        provider: String(i.provider), user_id: String(i.user_id), connection: String(i.connection),
+      })),
     });
   } catch (err) {
     const unavailable = err.unavailable !== false;

@@ -30,6 +30,8 @@ pub struct Person {
     /// The email of the person's last login here, if one was seen.
     pub email: Option<String>,
     pub last_login_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The connection of that login (`google-oauth2`, …), as the Action told it.
+    pub last_login_connection: Option<String>,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -39,6 +41,7 @@ pub struct PersonGrant {
     /// The email of the person's last login here (a grant to a user id carries none).
     pub seen_email: Option<String>,
     pub last_login_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub last_login_connection: Option<String>,
 }
 
 /// A person's standing on an instance, apart from being a fleetgate admin.
@@ -91,12 +94,15 @@ impl Commands {
             owner: Person {
                 email: seen(Some(&row.owner)).and_then(|l| l.email.clone()),
                 last_login_at: seen(Some(&row.owner)).map(|l| l.at),
+                last_login_connection: seen(Some(&row.owner)).and_then(|l| l.connection.clone()),
                 user_id: row.owner,
             },
             grants: grants
                 .into_iter()
                 .map(|grant| PersonGrant {
                     last_login_at: seen(grant.user_id.as_deref()).map(|l| l.at),
+                    last_login_connection: seen(grant.user_id.as_deref())
+                        .and_then(|l| l.connection.clone()),
                     seen_email: seen(grant.user_id.as_deref()).and_then(|l| l.email.clone()),
                     grant,
                 })

@@ -9,8 +9,10 @@ use sqlx::PgPool;
 
 use crate::db;
 
-/// (instance, user) → (the login's email, when).
-type Seen = HashMap<(String, String), (Option<String>, DateTime<Utc>)>;
+/// What a login tells: its email and connection, and when.
+type Login = (Option<String>, Option<String>, DateTime<Utc>);
+/// (instance, user) → the latest login.
+type Seen = HashMap<(String, String), Login>;
 
 /// Logins seen since the last flush, by (instance, user): the latest, with its email.
 #[derive(Default)]
@@ -19,11 +21,15 @@ pub struct LastLogins {
 }
 
 impl LastLogins {
-    pub fn saw(&self, instance: &str, user: &str, email: Option<&str>) {
+    pub fn saw(&self, instance: &str, user: &str, email: Option<&str>, connection: Option<&str>) {
         let mut seen = self.seen.lock().expect("last logins lock");
         seen.insert(
             (instance.to_owned(), user.to_owned()),
-            (email.map(str::to_owned), Utc::now()),
+            (
+                email.map(str::to_owned),
+                connection.map(str::to_owned),
+                Utc::now(),
+            ),
         );
     }
 
@@ -32,7 +38,7 @@ impl LastLogins {
         let batch: Vec<db::last_logins::Seen> = {
             let mut seen = self.seen.lock().expect("last logins lock");
             seen.drain()
-                .map(|((i, u), (e, at))| (i, u, e, at))
+                .map(|((i, u), (e, c, at))| (i, u, e, c, at))
                 .collect()
         };
         if batch.is_empty() {
@@ -44,8 +50,8 @@ impl LastLogins {
         };
         if let Err(e) = written {
             let mut seen = self.seen.lock().expect("last logins lock");
-            for (i, u, e, at) in batch {
-                seen.entry((i, u)).or_insert((e, at));
+            for (i, u, e, c, at) in batch {
+                seen.entry((i, u)).or_insert((e, c, at));
             }
             return Err(e);
         }

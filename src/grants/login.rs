@@ -29,6 +29,8 @@ pub struct Login {
     pub email: Option<Email>,
     pub email_verified: bool,
     pub target: Target,
+    /// The connection the person logged in with, as the Action tells it.
+    pub connection: Option<String>,
 }
 
 impl Commands {
@@ -45,6 +47,7 @@ impl Commands {
                 instance,
                 login.user_id.as_str(),
                 login.email.as_ref().map(Email::as_str),
+                login.connection.as_deref(),
             );
         }
         Ok(decision)

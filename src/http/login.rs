@@ -36,6 +36,34 @@ pub struct Body {
     /// The application the login went through: the relay's requires `relay_login`.
     #[serde(default)]
     client_id: Option<String>,
+    /// The connection the person logged in with (`Username-Password-Authentication`,
+    /// `google-oauth2`, …): recorded with their last login and in the log, not decisive.
+    #[serde(default)]
+    connection: Option<String>,
+    /// The user's identities (`event.user.identities`): logged; grants follow `user_id`.
+    #[serde(default)]
+    identities: Vec<Identity>,
+}
+
+/// One of the user's identities, as the Action passes it.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Identity {
+    provider: String,
+    user_id: String,
+    connection: String,
+}
+
+impl Body {
+    /// The identities, as the log shows them (`google-oauth2/google-oauth2|1234…`).
+    fn identities(&self) -> String {
+        self.identities
+            .iter()
+            .take(10)
+            .map(|i| printable(&format!("{}/{}|{}", i.connection, i.provider, i.user_id)))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
 }
 
 /// `_action` comes before `body`: the caller is judged before the body is read.
@@ -86,6 +114,11 @@ pub async fn decide_login(
         email: body.email.as_deref().and_then(|e| Email::parse(e).ok()),
         email_verified: body.email_verified,
         target,
+        connection: body
+            .connection
+            .as_deref()
+            .filter(|c| !c.is_empty() && c.len() <= 128)
+            .map(printable),
     };
     let decision = state.grants.decide_login(&login, request_id(&req)).await?;
     let host = match &login.target {
@@ -100,6 +133,8 @@ pub async fn decide_login(
         // The instance decided on: the one named, the host's, or the relay transaction's.
         instance = decision.instance_id.as_deref().unwrap_or(""),
         relayed = body.relay_login.is_some(),
+        connection = login.connection.as_deref().unwrap_or(""),
+        identities = body.identities(),
         allow = decision.allow,
         reason = decision.reason,
         "login decision"

@@ -114,6 +114,11 @@ async function main() {
   }
 
   const when = (at) => (at ? new Date(at).toLocaleString() : 'never');
+  /** When a person last logged in, and with which connection when it was not a password. */
+  const lastLogin = (p) => {
+    const social = p.last_login_connection && p.last_login_connection !== 'Username-Password-Authentication';
+    return `${when(p.last_login_at)}${social ? ` (${p.last_login_connection})` : ''}`;
+  };
 
   function loginCell(login) {
     if (!login) return cell('unknown');
@@ -192,8 +197,8 @@ async function main() {
     $('people-note').textContent = NOTES[body.you] || '';
     const owner = { ...body.owner, is_owner: true };
     rows('people-table', [owner, ...body.grants], (p) => (p.is_owner
-      ? [cell(personName(p)), cell('owner'), cell(when(p.last_login_at)), cell('')]
-      : [cell(personName(p)), roleCell(p), cell(when(p.last_login_at)), removeCell(p)]));
+      ? [cell(personName(p)), cell('owner'), cell(lastLogin(p)), cell('')]
+      : [cell(personName(p)), roleCell(p), cell(lastLogin(p)), removeCell(p)]));
   }
 
   /** A change to the current instance's grants; fleetgate's refusal is shown as it says it. */

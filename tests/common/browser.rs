@@ -115,6 +115,25 @@ impl Browser {
         res
     }
 
+    /// Fills in the social connection's page (the emulator's stand-in for Google's).
+    pub async fn social_log_in(
+        &mut self,
+        page: &str,
+        email: &str,
+        name: &str,
+    ) -> reqwest::Response {
+        let txn = between(page, "name=\"txn\" value=\"", "\"");
+        assert!(page.contains("action=\"/u/social\""), "{page}");
+        let res = self
+            .with_cookies(self.http.post(format!("{}/u/social", self.base)))
+            .form(&[("txn", txn.as_str()), ("email", email), ("name", name)])
+            .send()
+            .await
+            .unwrap();
+        self.keep_cookie(&res);
+        res
+    }
+
     /// Logs in through the form (or at once, with a session): where the login ended, with
     /// its parameters (`code` and `state`, or `error`…).
     pub async fn login(

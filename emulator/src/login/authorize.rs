@@ -23,6 +23,7 @@ use crate::{
     Emu,
     clients::Client,
     matching::{callback_matches, origin_matches, origin_of},
+    users::{DATABASE_CONNECTION, GOOGLE_CONNECTION},
 };
 
 /// The entries of one of a client's URL lists.
@@ -137,6 +138,18 @@ pub async fn authorize(emu: web::Data<Emu>, req: HttpRequest) -> HttpResponse {
             );
         }
     }
+    // `connection` names the one to log in with: the database's form, or the social
+    // provider's page (the emulator's stand-in for it).
+    let connection = text(&q, "connection");
+    if let Some(other) =
+        connection.filter(|c| ![DATABASE_CONNECTION, GOOGLE_CONNECTION].contains(c))
+    {
+        return fail(
+            &authorization,
+            "invalid_request",
+            &format!("the connection was not found: {other}"),
+        );
+    }
     let prompt = text(&q, "prompt").unwrap_or("");
     let max_age = match text(&q, "max_age").map(str::parse::<i64>) {
         None => None,
@@ -184,9 +197,14 @@ pub async fn authorize(emu: web::Data<Emu>, req: HttpRequest) -> HttpResponse {
                 &browser,
                 Instant::now(),
             );
-            let mut form = form_page(&emu, &authorization, &txn, &hint, None);
+            let mut form = match connection {
+                Some(GOOGLE_CONNECTION) => {
+                    super::social::page(&emu, &authorization, &txn, &hint, None)
+                }
+                _ => form_page(&emu, &authorization, &txn, &hint, None),
+            };
             let cookie = Cookie::build(CSRF_COOKIE, browser)
-                .path("/u/login")
+                .path("/u/")
                 .http_only(true)
                 .same_site(SameSite::Lax)
                 .finish();
@@ -215,9 +233,13 @@ fn form_page(
         .ok()
         .and_then(|u| u.host_str().map(str::to_owned))
         .unwrap_or_default();
-    let users: Vec<(String, String)> = tenant
-        .users
-        .iter()
+    let database = || {
+        tenant
+            .users
+            .iter()
+            .filter(|u| u.connection() == DATABASE_CONNECTION)
+    };
+    let users: Vec<(String, String)> = database()
         .take(USERS_LISTED)
         .map(|u| {
             let mut query = authorization.query.clone();
@@ -228,6 +250,8 @@ fn form_page(
             )
         })
         .collect();
+    let mut social = authorization.query.clone();
+    social.insert("connection".into(), json!(GOOGLE_CONNECTION));
     login_form(&LoginPage {
         txn,
         application,
@@ -235,7 +259,8 @@ fn form_page(
         hint,
         error,
         users: &users,
-        unlisted: tenant.users.len().saturating_sub(users.len()),
+        unlisted: database().count().saturating_sub(users.len()),
+        social: &format!("/authorize?{}", query_string(&social)),
     })
 }
 
@@ -244,7 +269,7 @@ fn form_page(
 const CSRF_COOKIE: &str = "_csrf";
 
 /// The browser's CSRF cookie, when it has a well-formed one.
-fn browser_of(req: &HttpRequest) -> Option<String> {
+pub(super) fn browser_of(req: &HttpRequest) -> Option<String> {
     let value = req.cookie(CSRF_COOKIE)?.value().to_owned();
     let well_formed = (16..=128).contains(&value.len())
         && value
@@ -309,30 +334,15 @@ pub async fn login(
     form: web::Form<LoginForm>,
 ) -> HttpResponse {
     let form = form.into_inner();
-    if !same_origin(&req) {
-        return error_page(
-            "invalid_request",
-            "This login form was posted from another site; start again from the application",
-        );
-    }
-    let browser = browser_of(&req);
-    let Some(authorization) = emu
-        .login
-        .lock()
-        .expect("login lock")
-        .pending(&form.txn, browser.as_deref())
-        .cloned()
-    else {
-        return error_page(
-            "invalid_request",
-            "This login has expired, was already completed, or was started in another browser; start again from the application",
-        );
+    let authorization = match pending_of(&emu, &req, &form.txn) {
+        Ok(a) => a,
+        Err(page) => return *page,
     };
     let user_id = emu
         .tenant
         .lock()
         .expect("tenant lock")
-        .user_by_email(form.username.trim())
+        .user_by_email(DATABASE_CONNECTION, form.username.trim())
         .filter(|u| u.password_is(&form.password))
         .map(|u| u.user_id.clone());
     let Some(user_id) = user_id else {
@@ -344,12 +354,51 @@ pub async fn login(
             Some("Wrong email or password."),
         );
     };
+    logged_in(&emu, &req, &authorization, &form.txn, &user_id).await
+}
+
+/// The login `txn` pending in this browser, when the form was posted from the emulator's own
+/// page; else the error page to answer.
+pub(super) fn pending_of(
+    emu: &Emu,
+    req: &HttpRequest,
+    txn: &str,
+) -> Result<Authorization, Box<HttpResponse>> {
+    if !same_origin(req) {
+        return Err(Box::new(error_page(
+            "invalid_request",
+            "This login form was posted from another site; start again from the application",
+        )));
+    }
+    let browser = browser_of(req);
+    emu.login
+        .lock()
+        .expect("login lock")
+        .pending(txn, browser.as_deref())
+        .cloned()
+        .ok_or_else(|| {
+            Box::new(error_page(
+                "invalid_request",
+                "This login has expired, was already completed, or was started in another browser; start again from the application",
+            ))
+        })
+}
+
+/// `user_id` has proven who they are for login `txn`: a session (its cookie), then the
+/// Action and the application's answer.
+pub(super) async fn logged_in(
+    emu: &Emu,
+    req: &HttpRequest,
+    authorization: &Authorization,
+    txn: &str,
+    user_id: &str,
+) -> HttpResponse {
     let (cookie_value, session) = {
         let mut login = emu.login.lock().expect("login lock");
-        login.finish_pending(&form.txn);
-        login.start_session(&user_id)
+        login.finish_pending(txn);
+        login.start_session(user_id)
     };
-    let mut answer = complete(&emu, &req, &authorization, &session).await;
+    let mut answer = complete(emu, req, authorization, &session).await;
     let secure = emu
         .tenant
         .lock()

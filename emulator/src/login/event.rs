@@ -27,6 +27,14 @@ impl Protocol {
 
 fn common(req: &HttpRequest, user: &Value, client: &Client, audience: Option<&str>) -> Value {
     let client_name = client.get("name").cloned().unwrap_or(Value::Null);
+    // The connection of the user's (first) identity: a database's, or a social provider's.
+    let identity = &user["identities"][0];
+    let social = identity["isSocial"].as_bool().unwrap_or(false);
+    let connection = json!({
+        "id": format!("con_{}", identity["connection"].as_str().unwrap_or("emulator")),
+        "name": identity["connection"],
+        "strategy": identity["provider"],
+    });
     let info = req.connection_info();
     json!({
         "user": user,
@@ -44,13 +52,9 @@ fn common(req: &HttpRequest, user: &Value, client: &Client, audience: Option<&st
             "query": {},
             "body": {},
         },
-        "connection": {
-            "id": "con_emulator",
-            "name": "Username-Password-Authentication",
-            "strategy": "auth0",
-        },
+        "connection": connection,
         "tenant": { "id": "emulator" },
-        "authentication": { "methods": [{ "name": "pwd" }] },
+        "authentication": { "methods": [{ "name": if social { "federated" } else { "pwd" } }] },
         "stats": { "logins_count": user.get("logins_count").cloned().unwrap_or(json!(0)) },
         "resource_server": audience.map(|a| json!({ "identifier": a })),
     })

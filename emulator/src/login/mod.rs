@@ -11,6 +11,7 @@ pub mod exchange;
 mod logout;
 mod oidc;
 pub mod pages;
+mod social;
 pub mod state;
 
 use actix_web::web;
@@ -28,6 +29,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     )
     .route("/authorize", web::get().to(authorize::authorize))
     .route("/u/login", web::post().to(authorize::login))
+    .route("/u/social", web::post().to(social::login))
     .route("/userinfo", web::get().to(oidc::userinfo))
     .route("/v2/logout", web::get().to(logout::v2))
     .route("/oidc/logout", web::get().to(logout::oidc));

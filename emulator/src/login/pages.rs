@@ -84,6 +84,17 @@ pub struct LoginPage<'a> {
     pub users: &'a [(String, String)],
     /// How many more users the tenant has.
     pub unlisted: usize,
+    /// This login through the social connection instead (the stand-in provider page).
+    pub social: &'a str,
+}
+
+/// The stand-in for a social provider's page (there is no network to reach Google's).
+pub struct SocialPage<'a> {
+    pub txn: &'a str,
+    pub application: &'a str,
+    pub site: &'a str,
+    pub hint: &'a str,
+    pub error: Option<&'a str>,
 }
 
 /// How many users the form lists.
@@ -136,13 +147,44 @@ pub fn login_form(p: &LoginPage) -> HttpResponse {
              <input type=\"hidden\" name=\"txn\" value=\"{txn}\">\n\
              <label>Email address <input type=\"email\" name=\"username\" value=\"{hint}\" autocomplete=\"username\" required></label>\n\
              <label>Password <input type=\"password\" name=\"password\" autocomplete=\"current-password\" required{focus}></label>\n\
-             <button type=\"submit\" name=\"action\" value=\"default\">Continue</button>\n</form>\n{users}\n\
+             <button type=\"submit\" name=\"action\" value=\"default\">Continue</button>\n</form>\n\
+             <p><a id=\"social\" href=\"{social}\">Continue with Google (emulated)</a></p>\n{users}\n\
              <p class=\"muted\">Auth0 emulator: a local stand-in for the tenant's login page.</p>\n</main>",
             site = escape(p.site),
             application = escape(p.application),
             txn = escape(p.txn),
             hint = escape(p.hint),
             focus = if p.hint.is_empty() { "" } else { " autofocus" },
+            social = escape(p.social),
+        ),
+    )
+}
+
+/// The social connection's page: what Google would ask and tell the tenant (the person's
+/// email, verified by the provider, and name), posted to `/u/social`.
+pub fn social_form(p: &SocialPage) -> HttpResponse {
+    let error = p.error.map_or(String::new(), |e| {
+        format!("<p id=\"error\" role=\"alert\">{}</p>\n", escape(e))
+    });
+    own_page(
+        StatusCode::OK,
+        "Continue with Google (emulated)",
+        &format!(
+            "{STYLE}<main>\n<h1>Continue with Google (emulated)</h1>\n\
+             <p id=\"continue\">to continue to <strong>{site}</strong> <span class=\"muted\">({application})</span></p>\n{error}\
+             <p class=\"muted\">There is no network here: this page stands in for Google's. The tenant gets the \
+             email (verified, as Google vouches for it) and the name given here; the user is \
+             <code>google-oauth2|…</code>, another user than one with the same email and a password.</p>\n\
+             <form method=\"POST\" action=\"/u/social\">\n\
+             <input type=\"hidden\" name=\"txn\" value=\"{txn}\">\n\
+             <label>Google account's email <input type=\"email\" name=\"email\" value=\"{hint}\" autocomplete=\"username\" required autofocus></label>\n\
+             <label>Name <input type=\"text\" name=\"name\" autocomplete=\"name\"></label>\n\
+             <button type=\"submit\">Continue</button>\n</form>\n\
+             <p class=\"muted\">Auth0 emulator: a local stand-in for the tenant's social connection.</p>\n</main>",
+            site = escape(p.site),
+            application = escape(p.application),
+            txn = escape(p.txn),
+            hint = escape(p.hint),
         ),
     )
 }

@@ -22,6 +22,8 @@ pub struct Delivery {
     pub body: Value,
     /// What the receiver answered.
     pub status: u16,
+    /// When it arrived.
+    pub at: std::time::Instant,
 }
 
 #[derive(Default)]
@@ -114,10 +116,12 @@ impl Receiver {
         self.state.lock().unwrap().refused_signatures
     }
 
-    /// Waits (at most `secs`) until `n` events are acknowledged.
+    /// Waits (at most `secs`) until `n` different events are acknowledged; answers every
+    /// acknowledged delivery (a repeated one included).
     pub async fn until_acknowledged(&self, n: usize, secs: u64) -> Vec<Delivery> {
         super::within(secs, &format!("{n} events acknowledged"), || async {
-            self.acknowledged().len() >= n
+            let ids: HashSet<String> = self.acknowledged().into_iter().map(|d| d.id).collect();
+            ids.len() >= n
         })
         .await;
         self.acknowledged()
@@ -164,6 +168,7 @@ async fn receive(
         id,
         body: event,
         status,
+        at: std::time::Instant::now(),
     });
     HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap()).finish()
 }
