@@ -225,14 +225,7 @@ fn form_page(
     error: Option<&str>,
 ) -> HttpResponse {
     let tenant = emu.tenant.lock().expect("tenant lock");
-    let application = tenant
-        .client(&authorization.client_id)
-        .and_then(|c| c.get("name").and_then(Value::as_str))
-        .unwrap_or(&authorization.client_id);
-    let site = url::Url::parse(&authorization.redirect_uri)
-        .ok()
-        .and_then(|u| u.host_str().map(str::to_owned))
-        .unwrap_or_default();
+    let (application, site) = named(&tenant, authorization);
     let database = || {
         tenant
             .users
@@ -254,7 +247,7 @@ fn form_page(
     social.insert("connection".into(), json!(GOOGLE_CONNECTION));
     login_form(&LoginPage {
         txn,
-        application,
+        application: &application,
         site: &site,
         hint,
         error,
@@ -262,6 +255,24 @@ fn form_page(
         unlisted: database().count().saturating_sub(users.len()),
         social: &format!("/authorize?{}", query_string(&social)),
     })
+}
+
+/// What a login page names: the application (as Universal Login names it) and the site the
+/// login returns to (the redirect URI's host: the instance).
+pub(super) fn named(
+    tenant: &crate::state::Tenant,
+    authorization: &Authorization,
+) -> (String, String) {
+    let application = tenant
+        .client(&authorization.client_id)
+        .and_then(|c| c.get("name").and_then(Value::as_str))
+        .unwrap_or(&authorization.client_id)
+        .to_owned();
+    let site = url::Url::parse(&authorization.redirect_uri)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_default();
+    (application, site)
 }
 
 /// The cookie binding a login form to the browser it was shown to. `SameSite=Lax`: a form

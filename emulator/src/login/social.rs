@@ -5,10 +5,9 @@
 //! when Google answers.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde_json::Value;
 
 use super::{
-    authorize::{logged_in, pending_of},
+    authorize::{logged_in, named, pending_of},
     pages::{SocialPage, social_form},
     state::Authorization,
 };
@@ -25,18 +24,10 @@ pub(super) fn page(
     hint: &str,
     error: Option<&str>,
 ) -> HttpResponse {
-    let tenant = emu.tenant.lock().expect("tenant lock");
-    let application = tenant
-        .client(&authorization.client_id)
-        .and_then(|c| c.get("name").and_then(Value::as_str))
-        .unwrap_or(&authorization.client_id);
-    let site = url::Url::parse(&authorization.redirect_uri)
-        .ok()
-        .and_then(|u| u.host_str().map(str::to_owned))
-        .unwrap_or_default();
+    let (application, site) = named(&emu.tenant.lock().expect("tenant lock"), authorization);
     social_form(&SocialPage {
         txn,
-        application,
+        application: &application,
         site: &site,
         hint,
         error,
