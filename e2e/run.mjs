@@ -305,7 +305,11 @@ await step('a-person-without-fleet-admin-sees-their-instances-not-the-status', a
   const other = await browser.createBrowserContext();
   const p = await other.newPage();
   run.focus = p;
-  await p.goto(`${FLEETGATE}/ui/`, { waitUntil: 'networkidle0' });
+  // A link made elsewhere cannot put words on the page (no login of this page to answer).
+  await p.goto(`${FLEETGATE}/ui/?error=access_denied&error_description=Your%20account%20is%20locked.%20Call%20us`, { waitUntil: 'networkidle0' });
+  await p.waitForSelector('#login:not([hidden])');
+  check((await text(p, 'refusal')) === '', `a stranger's words shown: ${await text(p, 'refusal')}`);
+  check(p.url() === `${FLEETGATE}/ui/`, `the parameters stay: ${p.url()}`);
   const intro = await p.$eval('#intro', (el) => (el.hidden ? '' : el.innerText));
   check(intro.includes('operators') && intro.includes('fleet:admin'), `before login the page says what it is: ${intro}`);
   await logInToStatusPage(p, 'bob@example.com');

@@ -22,6 +22,10 @@ pub enum GrantError {
     GrantNotFound { instance: InstanceId, grant: Uuid },
     #[error("{0}")]
     Exists(String),
+    #[error(
+        "user '{user}' owns instance '{instance}': the owner's access needs no grant (give the instance another owner instead)"
+    )]
+    OwnerGrant { instance: InstanceId, user: String },
     #[error("role '{role}' is not one of {allowed}")]
     UnknownRole { role: String, allowed: String },
     #[error(transparent)]
@@ -100,7 +104,10 @@ impl Grants {
         role: &str,
     ) -> Result<(Grant, i64)> {
         self.check_role(role)?;
-        live(conn, id).await?;
+        let owner = live(conn, id).await?;
+        if let Subject::User(u) = subject {
+            not_the_owner(id, &owner, u.as_str())?;
+        }
         let (user, email) = match subject {
             Subject::User(u) => (Some(u.as_str()), None),
             Subject::Email(e) => (None, Some(e.as_str())),
@@ -218,7 +225,12 @@ impl Grants {
         id: &InstanceId,
         wanted: &[Wanted],
     ) -> Result<Replaced> {
-        live(conn, id).await?;
+        let owner = live(conn, id).await?;
+        for w in wanted {
+            if let Subject::User(u) = &w.subject {
+                not_the_owner(id, &owner, u.as_str())?;
+            }
+        }
         let existing = db::grants::of_instance(conn, id.as_str()).await?;
         let plan = replace::plan(&existing, wanted)?;
         let mut done = Replaced {
@@ -346,29 +358,7 @@ impl Grants {
         grant: &Grant,
         before: Option<&Grant>,
     ) -> sqlx::Result<()> {
-        if !self.outbox.is_on() {
-            return Ok(());
-        }
-        let hosts: Vec<String> = db::domains::of_instances(conn, &[id.to_string()])
-            .await?
-            .into_iter()
-            .map(|d| d.hostname)
-            .collect();
-        let mut data = serde_json::json!({
-            "instance_id": id,
-            "hosts": hosts,
-            "grant_id": grant.id,
-            "user_id": grant.user_id,
-            "email": grant.email,
-            "role": grant.role,
-            "by": actor.name,
-        });
-        if let Some(before) = before {
-            data["previous_role"] = before.role.clone().into();
-        }
-        self.outbox
-            .record(conn, kind, Some(id.as_str()), data)
-            .await
+        tell(conn, self.outbox, actor, id, kind, grant, before).await
     }
 
     async fn existing(
@@ -438,6 +428,70 @@ pub async fn forget_all(
     Ok(last)
 }
 
+/// Tells the platform of a change to `grant` through `outbox` (`before`: the grant before a
+/// role change), in the change's transaction.
+async fn tell(
+    conn: &mut PgConnection,
+    outbox: Outbox,
+    actor: &Actor,
+    id: &InstanceId,
+    kind: Kind,
+    grant: &Grant,
+    before: Option<&Grant>,
+) -> sqlx::Result<()> {
+    if !outbox.is_on() {
+        return Ok(());
+    }
+    let hosts: Vec<String> = db::domains::of_instances(conn, &[id.to_string()])
+        .await?
+        .into_iter()
+        .map(|d| d.hostname)
+        .collect();
+    let mut data = serde_json::json!({
+        "instance_id": id,
+        "hosts": hosts,
+        "grant_id": grant.id,
+        "user_id": grant.user_id,
+        "email": grant.email,
+        "role": grant.role,
+        "by": actor.name,
+    });
+    if let Some(before) = before {
+        data["previous_role"] = before.role.clone().into();
+    }
+    outbox.record(conn, kind, Some(id.as_str()), data).await
+}
+
+/// Removes the grants these users hold on an instance whose owner changes (the caller holds
+/// its lock): the previous owner's access ends with their ownership (a grant they gave
+/// themselves must not outlive it), and the new owner needs none. Each goes as a `removed`
+/// change, a `grant.removed` audit entry and event.
+pub async fn forget_users(
+    conn: &mut PgConnection,
+    outbox: Outbox,
+    actor: &Actor,
+    id: &InstanceId,
+    users: &[&str],
+) -> sqlx::Result<()> {
+    for grant in db::grants::of_instance(conn, id.as_str()).await? {
+        if !grant.user_id.as_deref().is_some_and(|u| users.contains(&u)) {
+            continue;
+        }
+        db::grants::delete(conn, id.as_str(), grant.id).await?;
+        record_and_audit(
+            conn,
+            actor,
+            "grant.removed",
+            id,
+            Some(&grant),
+            Change::Removed(grant.id),
+        )
+        .await?;
+        tell(conn, outbox, actor, id, Kind::GrantRemoved, &grant, None).await?;
+    }
+    Ok(())
+}
+
 /// Appends a change to the instance's log and audits it; answers the revision it made.
 async fn record_and_audit(
     conn: &mut PgConnection,
@@ -468,8 +522,21 @@ async fn record_and_audit(
     Ok(revision)
 }
 
-/// Locks the instance (serialising with registry changes) and refuses deleted ones.
-async fn live(conn: &mut PgConnection, id: &InstanceId) -> Result<()> {
+/// The owner's access is implied: a grant of theirs would do nothing while they own the
+/// instance, and would outlive their ownership.
+fn not_the_owner(id: &InstanceId, owner: &str, user: &str) -> Result<()> {
+    if owner == user {
+        return Err(GrantError::OwnerGrant {
+            instance: id.clone(),
+            user: printable(user),
+        });
+    }
+    Ok(())
+}
+
+/// Locks the instance (serialising with registry changes) and refuses deleted ones; answers
+/// its owner.
+async fn live(conn: &mut PgConnection, id: &InstanceId) -> Result<String> {
     let row = db::instances::lock(conn, id.as_str())
         .await?
         .ok_or_else(|| InstanceUnavailable::not_found(id))?;
@@ -480,5 +547,5 @@ async fn live(conn: &mut PgConnection, id: &InstanceId) -> Result<()> {
         }
         .into());
     }
-    Ok(())
+    Ok(row.owner)
 }

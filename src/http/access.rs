@@ -1,7 +1,8 @@
 //! Who may act on one instance: admins on any; the owner and the instance's own admins (by
 //! their Auth0 token) to read it and manage its grants; the instance's key to read its own
-//! config and grants. Anyone else is told the instance does not exist, exactly as if it did
-//! not, so that no caller learns about instances that are not theirs.
+//! config and grants (and is told so, 403, when it asks for more). Anyone else is told the
+//! instance does not exist, exactly as if it did not, so that no caller learns about
+//! instances that are not theirs.
 
 use actix_web::HttpRequest;
 
@@ -84,6 +85,11 @@ pub async fn of(
         Some(Caller::Instance(own)) if own == id.as_str() && want == Want::Read => {
             Ok(Access::Instance(own))
         }
+        // Its own instance exists for it: say what a key may do rather than hide it.
+        Some(Caller::Instance(own)) if own == id.as_str() => Err(ApiError::forbidden(
+            None,
+            "an instance key may read only its own instance's config and grants; managing it takes a person's token",
+        )),
         Some(Caller::Instance(_)) => Err(hidden()),
         Some(Caller::User(claims)) if claims.has_permission(ADMIN_PERMISSION) => {
             Ok(Access::Admin(claims.sub))

@@ -235,6 +235,7 @@ impl From<GrantError> for ApiError {
             GrantError::Instance(e) => e.into(),
             GrantError::GrantNotFound { .. } => Self::not_found(detail),
             GrantError::Exists(_) => Self::conflict("grant_exists", detail),
+            GrantError::OwnerGrant { .. } => Self::conflict("owner_needs_no_grant", detail),
             GrantError::UnknownRole { .. } | GrantError::Replace(_) => Self::invalid(detail),
             GrantError::SinceAhead { .. } => Self::bad_request("invalid_query", detail),
             GrantError::RevisionGone { .. } => Self::new(StatusCode::GONE, "revision_gone", detail),

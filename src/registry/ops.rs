@@ -83,7 +83,7 @@ impl Registry {
             db::instances::update(conn, id.as_str(), owner.as_str(), status.as_str()).await?;
         }
         if !created && *owner != before.owner {
-            owner_changed(conn, id, owner).await?;
+            owner_changed(conn, self.outbox, actor, id, (&before.owner, owner)).await?;
         }
         if before.status == InstanceStatus::Deleted && !created {
             // Deletion forgot its grants and keys; make sure nothing from before survives a
@@ -159,7 +159,7 @@ impl Registry {
         let owner = owner.unwrap_or(&before.owner);
         db::instances::update(conn, id.as_str(), owner.as_str(), to.as_str()).await?;
         if *owner != before.owner {
-            owner_changed(conn, id, owner).await?;
+            owner_changed(conn, self.outbox, actor, id, (&before.owner, owner)).await?;
         }
         if to == InstanceStatus::Deleted && before.status != InstanceStatus::Deleted {
             sync_domains(conn, &before, &[], true).await?;
@@ -303,8 +303,24 @@ impl Registry {
 /// The keys go first: notifications are delivered in the order they were sent, so every
 /// replica forgets the keys before the new revision wakes the polls parked with them (which
 /// identify their caller again before answering).
-async fn owner_changed(conn: &mut PgConnection, id: &InstanceId, owner: &UserId) -> Result<()> {
+///
+/// The grants of the previous owner and of the new one go too (`grants::ops::forget_users`).
+async fn owner_changed(
+    conn: &mut PgConnection,
+    outbox: Outbox,
+    actor: &Actor,
+    id: &InstanceId,
+    (previous, owner): (&UserId, &UserId),
+) -> Result<()> {
     crate::keys::revoke_all(conn, id.as_str()).await?;
+    crate::grants::ops::forget_users(
+        conn,
+        outbox,
+        actor,
+        id,
+        &[previous.as_str(), owner.as_str()],
+    )
+    .await?;
     db::grants::record(
         conn,
         id.as_str(),

@@ -75,13 +75,17 @@ async function main() {
     return;
   }
   $('another').onclick = () => client.logout({ logoutParams: { returnTo: `${window.location.origin}/ui/?login=another` } });
-  if (params.has('error')) {
-    refuse(`Login refused: ${params.get('error_description') || params.get('error')}`);
-    window.history.replaceState({}, '', '/ui/');
-  } else if (params.has('code')) {
-    // Back where the login began (an instance's people, `#instance=…`, kept through it).
-    const { appState } = await client.handleRedirectCallback();
-    window.history.replaceState({}, '', `/ui/${(appState && appState.hash) || ''}`);
+  if (params.has('error') || params.has('code')) {
+    // The tenant's answer to a login this page started (auth0-spa-js holds its transaction;
+    // a link someone else made finds none, and its words are never shown).
+    try {
+      // Back where the login began (an instance's people, `#instance=…`, kept through it).
+      const { appState } = await client.handleRedirectCallback();
+      window.history.replaceState({}, '', `/ui/${(appState && appState.hash) || ''}`);
+    } catch (e) {
+      window.history.replaceState({}, '', '/ui/');
+      if (e.error && e.error !== 'missing_transaction') refuse(`Login refused: ${e.error_description || e.error}`);
+    }
   }
   const user = (await client.isAuthenticated()) ? await client.getUser() : null;
   $('login').hidden = Boolean(user);

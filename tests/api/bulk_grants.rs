@@ -190,14 +190,14 @@ async fn one_bad_entry_refuses_the_whole_set(pool: PgPool) {
         .await
         .unwrap();
     assert_problem(res, 422, "validation_failed").await;
-    // The instance's own key reads grants but does not manage them.
+    // The instance's own key reads grants but does not manage them (and is told so).
     let res = f
         .as_bearer(&f.key, Method::PUT, "/v1/instances/acme/grants")
         .json(&json!({"grants": []}))
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
 
     let after = (
         f.app.snapshot().await,

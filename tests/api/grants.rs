@@ -216,11 +216,12 @@ async fn owners_and_instance_admins_manage_their_instance_only(pool: PgPool) {
             .await;
         assert_eq!(status, 404, "{who}");
     }
-    // The instance's own key reads but does not manage; admin routes are closed to it.
+    // The instance's own key reads but does not manage (and is told so); admin routes are
+    // closed to it.
     let (status, _) = f
         .grant(&f.key, "acme", json!({"user_id": "auth0|eve"}))
         .await;
-    assert_eq!(status, 404);
+    assert_eq!(status, 403);
     for bearer in [f.key.clone(), ACTION_SECRET.to_owned(), owner.clone()] {
         let res = f
             .as_bearer(&bearer, Method::GET, "/v1/instances")

@@ -144,3 +144,85 @@ async fn an_instances_people_show_who_last_logged_in_when(pool: PgPool) {
     let (_, as_ops) = get_as(&f, &f.app.admin_token, "/v1/instances/acme/people").await;
     assert_eq!(as_ops["you"], "operator");
 }
+
+/// The owner's access is implied: a grant naming the owner is refused, and a change of owner
+/// takes away any grant the previous owner held (which would otherwise outlive their
+/// ownership) and the new owner's (which would do nothing).
+#[sqlx::test]
+async fn an_owner_holds_no_grant_and_a_previous_owner_keeps_none(pool: PgPool) {
+    let f = fleet(pool, &[]).await;
+    let owner = f.user(OWNER);
+    let (status, body) = f
+        .grant(&owner, "acme", json!({"user_id": OWNER, "role": "admin"}))
+        .await;
+    assert_eq!(
+        (status, &body["code"]),
+        (409, &json!("owner_needs_no_grant")),
+        "{body}"
+    );
+    let res = f
+        .as_bearer(&f.app.admin_token, Method::PUT, "/v1/instances/acme/grants")
+        .json(&json!({"grants": [{"user_id": "auth0|ann"}, {"user_id": OWNER}]}))
+        .send()
+        .await
+        .unwrap();
+    let detail = assert_problem(res, 409, "owner_needs_no_grant").await;
+    assert!(detail.contains(OWNER), "{detail}");
+
+    // ann administers acme, then becomes its owner; the previous owner had no grant of their
+    // own to keep, and ann's admin grant goes (she owns it now).
+    f.grant(
+        &f.app.admin_token,
+        "acme",
+        json!({"user_id": "auth0|ann", "role": "admin"}),
+    )
+    .await;
+    f.grant(&f.app.admin_token, "acme", json!({"user_id": "auth0|cy"}))
+        .await;
+    let moved = f
+        .app
+        .hook(&deployed(
+            "acme",
+            "auth0|ann",
+            &["acme.apps.example.com", "www.acme.com"],
+        ))
+        .await;
+    assert_eq!(moved.0, 200, "{}", moved.1);
+    let (_, people) = get_as(&f, &f.user("auth0|ann"), "/v1/instances/acme/people").await;
+    assert_eq!(people["owner"]["user_id"], "auth0|ann");
+    let users: Vec<&str> = people["grants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["user_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(users, ["auth0|cy"], "{people}");
+    let (status, _) = get_as(&f, &owner, "/v1/instances/acme/people").await;
+    assert_eq!(status, 404, "the previous owner has no access left");
+
+    // An instance's own key is told what it may do, not that its instance does not exist.
+    let rotated = f
+        .as_bearer(
+            &f.user("auth0|ann"),
+            Method::POST,
+            "/v1/instances/acme/keys/rotate",
+        )
+        .send()
+        .await
+        .unwrap();
+    let key: Value = rotated.json().await.unwrap();
+    let (status, body) = get_as(
+        &f,
+        key["instance_key"].as_str().unwrap(),
+        "/v1/instances/acme/people",
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("config and grants"),
+        "{body}"
+    );
+}
