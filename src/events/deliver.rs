@@ -28,6 +28,8 @@ pub const DELIVERY_LOCK: i64 = 0x666c_6565_7467_6103;
 /// How often a replica that does not deliver asks for the lock, and the deliverer checks it
 /// still holds it.
 pub const LOCK_CHECK: Duration = Duration::from_secs(2);
+/// The shortest wait between rounds with nothing due.
+const MIN_WAIT: Duration = Duration::from_millis(20);
 /// Events taken per round, and attempts in flight at once (each to a different instance).
 const BATCH: i64 = 64;
 const IN_FLIGHT: usize = 16;
@@ -127,11 +129,12 @@ impl Deliverer {
             }
             let next = db::events::next_due(&mut *self.pool.acquire().await?).await?;
             // At least every LOCK_CHECK: the lock is checked, and an event whose notification
-            // was lost (the listener reconnecting) is found.
+            // was lost (the listener reconnecting) is found. At most every MIN_WAIT: "due"
+            // is the database's clock, "now" this machine's, and they may differ a little.
             let wait = next
                 .map(|at| (at - chrono::Utc::now()).to_std().unwrap_or_default())
                 .unwrap_or(LOCK_CHECK)
-                .min(LOCK_CHECK);
+                .clamp(MIN_WAIT, LOCK_CHECK);
             tokio::select! {
                 note = listener.recv() => { note?; }
                 _ = tokio::time::sleep(wait) => {}
