@@ -37,6 +37,8 @@ pub struct Metrics {
     pub event_deliveries: IntCounterVec,
     /// 1 on the replica that delivers outbound events, 0 elsewhere.
     pub events_deliverer: IntGauge,
+    /// 1 when outbound events are configured (`FLEETGATE_EVENTS_URL`).
+    pub events_enabled: IntGauge,
 }
 
 impl Metrics {
@@ -185,6 +187,10 @@ impl Metrics {
             "events_deliverer",
             "1 on the replica that delivers outbound events.",
         );
+        let events_enabled = gauge(
+            "events_enabled",
+            "1 when outbound events are configured (FLEETGATE_EVENTS_URL).",
+        );
         let events_oldest_pending_seconds = prometheus::Gauge::with_opts(
             Opts::new(
                 "events_oldest_pending_seconds",
@@ -231,6 +237,7 @@ impl Metrics {
             events_oldest_pending_seconds,
             event_deliveries,
             events_deliverer,
+            events_enabled,
         }
     }
 }

@@ -69,6 +69,7 @@ impl Application {
         });
         let deliverer = match &settings.events {
             Some(events) => {
+                metrics.events_enabled.set(1);
                 if events.in_clear() {
                     tracing::warn!(
                         "FLEETGATE_EVENTS_URL is plain http to another host: events (emails among them) cross the network unencrypted"

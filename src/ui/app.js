@@ -124,7 +124,9 @@ async function main() {
     return `${when(p.last_login_at)}${social ? ` (${p.last_login_connection})` : ''}`;
   };
 
-  function loginCell(login) {
+  function loginCell(instance) {
+    const { login } = instance;
+    if (instance.status !== 'active') return cell(`off (${instance.status})`);
     if (!login) return cell('unknown');
     if (!login.live) return cell('not yet (a reconcile pass writes it)', 'warn');
     return cell(login.via === 'relay' ? 'live, through the relay' : `live, in application ${login.client_id}`, 'live');
@@ -148,7 +150,7 @@ async function main() {
     rows('mine', me.items, (i) => {
       const td = document.createElement('td');
       td.append(button('People', `People of ${i.instance_id}`, () => openPeople(i.instance_id)));
-      return [cell(i.instance_id), cell(i.hosts.join(', ')), cell(i.status), loginCell(i.login), cell(i.role), td];
+      return [cell(i.instance_id), cell(i.hosts.join(', ')), cell(i.status), loginCell(i), cell(i.role), td];
     });
     return me;
   }

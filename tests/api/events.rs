@@ -171,7 +171,8 @@ async fn a_failing_receiver_gets_every_event_in_order_per_instance(pool: PgPool)
     );
     let metrics = f.app.metrics().await;
     assert!(
-        metrics.contains("fleetgate_event_deliveries_total{outcome=\"retry\"} 3"),
+        metrics.contains("fleetgate_event_deliveries_total{outcome=\"retry\"} 3")
+            && metrics.contains("fleetgate_events_enabled 1"),
         "{metrics}"
     );
 }
@@ -283,6 +284,7 @@ async fn an_event_exists_only_if_its_change_committed(pool: PgPool) {
     tx.commit().await.unwrap();
     assert_eq!(count().await, 1);
     // Without FLEETGATE_EVENTS_URL nothing is recorded (nobody would deliver it).
+    assert!(f.app.metrics().await.contains("fleetgate_events_enabled 0"));
     let admin = f.app.admin_token.clone();
     f.grant(&admin, "acme", json!({"email": "z@example.com"}))
         .await;
