@@ -186,10 +186,7 @@ async fn create_user(emu: web::Data<Emu>, body: web::Bytes) -> Result<HttpRespon
     let new: NewUser = serde_json::from_slice(&body)
         .map_err(|e| MgmtError::invalid_body(format!("Invalid request: {e}")))?;
     let email = new.email.trim();
-    let valid = email
-        .split_once('@')
-        .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'));
-    if !valid || email.chars().any(char::is_whitespace) {
+    if !crate::users::is_email(email) {
         return Err(MgmtError::invalid_body(format!(
             "Payload validation error: 'Object didn't pass validation for format email: {email}' on property email."
         )));

@@ -36,6 +36,16 @@ pub const DATABASE_CONNECTION: &str = "Username-Password-Authentication";
 /// The social connection the emulator stands in for (no network: its own provider page).
 pub const GOOGLE_CONNECTION: &str = "google-oauth2";
 
+/// Whether `email` has the shape Auth0 takes for an address: a local part, `@`, a dotted
+/// domain, no white space, at most 254 characters.
+pub fn is_email(email: &str) -> bool {
+    email.len() <= 254
+        && !email.chars().any(char::is_whitespace)
+        && email
+            .split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))
+}
+
 fn digest(salt: &str, password: &str) -> String {
     let mut h = Sha256::new();
     h.update(salt.as_bytes());

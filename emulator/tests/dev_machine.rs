@@ -347,15 +347,7 @@ async fn users_are_created_and_listed_without_their_passwords() {
         .await
         .unwrap();
     assert_eq!(res.status(), 400);
-    let users: Value = emu
-        .http
-        .get(emu.url("/emulator/users"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let users: Value = emu.get_json("/emulator/users").await;
     assert_eq!(users[0]["user_id"], user_id);
     assert!(!users.to_string().contains("s3cret"));
 }

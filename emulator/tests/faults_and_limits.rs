@@ -142,15 +142,7 @@ async fn injected_errors_429s_latency_and_dropped_connections() {
     assert_eq!(c["callbacks"], json!(["https://dropped.example.com/cb"]));
 
     assert_eq!(emu.put_faults(json!({"error_rate": 2})).await, 400);
-    let stats: Value = emu
-        .http
-        .get(emu.url("/emulator/stats"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats: Value = emu.get_json("/emulator/stats").await;
     assert!(
         stats["GET /api/v2/clients 429"].as_u64().unwrap() >= 1,
         "{stats}"

@@ -49,6 +49,18 @@ impl TestEmulator {
         format!("{}{path}", self.base)
     }
 
+    /// `GET path`'s JSON body (no credentials).
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.http
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// `PUT /emulator/faults`; answers the status.
     pub async fn put_faults(&self, faults: Value) -> u16 {
         self.http

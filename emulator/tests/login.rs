@@ -97,15 +97,7 @@ pub async fn code_for(b: &mut Browser, spa: &str) -> String {
 #[tokio::test]
 async fn discovery_names_every_endpoint_under_the_tokens_issuer() {
     let emu = TestEmulator::start(config()).await;
-    let doc: Value = emu
-        .http
-        .get(emu.url("/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: Value = emu.get_json("/.well-known/openid-configuration").await;
     assert_eq!(doc["issuer"], emu.tenant["issuer"]);
     for (field, path) in [
         ("authorization_endpoint", "/authorize"),

@@ -26,6 +26,14 @@ async fn a_social_login_makes_a_user_of_its_own_with_a_verified_email() {
     let page = res.text().await.unwrap();
     assert!(page.contains("Continue with Google (emulated)"), "{page}");
     assert!(!page.contains("name=\"password\""));
+    // Something that is no address is asked again.
+    let again = b.social_log_in(&page, "ann at example", "Ann G").await;
+    assert_eq!(again.status(), 200);
+    let page = again.text().await.unwrap();
+    assert!(
+        page.contains("id=\"error\"") && page.contains("Give the Google account"),
+        "{page}"
+    );
     let res = b.social_log_in(&page, "ann@example.com", "Ann G").await;
     let (to, params) = redirected(&res);
     assert_eq!(
@@ -61,15 +69,7 @@ async fn a_social_login_makes_a_user_of_its_own_with_a_verified_email() {
         payload(tokens["id_token"].as_str().unwrap())["sub"],
         sub.as_str()
     );
-    let users: Value = emu
-        .http
-        .get(emu.url("/emulator/users"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let users: Value = emu.get_json("/emulator/users").await;
     let anns: Vec<&Value> = users
         .as_array()
         .unwrap()

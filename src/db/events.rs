@@ -173,13 +173,6 @@ pub async fn list(
     .await
 }
 
-pub async fn get(conn: &mut PgConnection, id: &str) -> sqlx::Result<Option<Event>> {
-    sqlx::query_as(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(conn)
-        .await
-}
-
 /// The attempts of these events, oldest first.
 pub async fn attempts(conn: &mut PgConnection, seqs: &[i64]) -> sqlx::Result<Vec<Attempt>> {
     sqlx::query_as(

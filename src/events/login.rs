@@ -10,7 +10,7 @@ use crate::db;
 /// Whether an instance's hosts can log in now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LoginNow {
-    /// These hosts (sorted) can log in, `via` the relay or the application named.
+    /// These hosts (by name) can log in, `via` the relay or the application named.
     Ready { hosts: Vec<String>, via: Via },
     /// A pass failed and its URLs are not live.
     Failing { hosts: Vec<String>, reason: String },

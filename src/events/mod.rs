@@ -156,16 +156,16 @@ async fn with_attempts(
     events: Vec<db::events::Event>,
 ) -> sqlx::Result<Vec<EventRecord>> {
     let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
-    let mut attempts = db::events::attempts(conn, &seqs).await?;
+    let mut attempts: std::collections::HashMap<i64, Vec<db::events::Attempt>> =
+        std::collections::HashMap::new();
+    for a in db::events::attempts(conn, &seqs).await? {
+        attempts.entry(a.event_seq).or_default().push(a);
+    }
     Ok(events
         .into_iter()
-        .map(|event| {
-            let (mine, rest) = attempts.drain(..).partition(|a| a.event_seq == event.seq);
-            attempts = rest;
-            EventRecord {
-                event,
-                attempts: mine,
-            }
+        .map(|event| EventRecord {
+            attempts: attempts.remove(&event.seq).unwrap_or_default(),
+            event,
         })
         .collect())
 }

@@ -58,3 +58,29 @@ impl LastLogins {
         Ok(batch.len())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn logins_not_written_are_kept_for_the_next_flush_and_the_latest_wins() {
+        let seen = LastLogins::default();
+        seen.saw("acme", "auth0|a", Some("a@example.com"), None);
+        seen.saw("acme", "auth0|a", None, Some("google-oauth2"));
+        seen.saw("beta", "auth0|a", None, None);
+        // Nothing listens on port 1: the write fails.
+        let away = sqlx::postgres::PgPoolOptions::new()
+            .acquire_timeout(std::time::Duration::from_secs(1))
+            .connect_lazy("postgres://nobody@127.0.0.1:1/none")
+            .unwrap();
+        assert!(seen.flush(&away).await.is_err());
+        let kept = seen.seen.lock().unwrap();
+        assert_eq!(kept.len(), 2);
+        let (email, connection, _) = &kept[&("acme".to_owned(), "auth0|a".to_owned())];
+        assert_eq!(
+            (email, connection.as_deref()),
+            (&None, Some("google-oauth2"))
+        );
+    }
+}

@@ -139,7 +139,7 @@ impl Grants {
             Subject::User(_) => Kind::GrantAdded,
             Subject::Email(_) => Kind::GrantInvited,
         };
-        self.tell(conn, actor, id, kind, &grant, None).await?;
+        self.tell(conn, actor, id, &[(kind, &grant, None)]).await?;
         Ok((grant, revision))
     }
 
@@ -178,9 +178,7 @@ impl Grants {
             conn,
             actor,
             id,
-            Kind::GrantRoleChanged,
-            &after,
-            Some(&before),
+            &[(Kind::GrantRoleChanged, &after, Some(&before))],
         )
         .await?;
         Ok((after, revision))
@@ -210,7 +208,7 @@ impl Grants {
                 Change::Removed(grant_id),
             )
             .await?;
-        self.tell(conn, actor, id, Kind::GrantRemoved, &before, None)
+        self.tell(conn, actor, id, &[(Kind::GrantRemoved, &before, None)])
             .await?;
         Ok(revision)
     }
@@ -287,23 +285,23 @@ impl Grants {
         )
         .await?;
         db::grants::prune(conn, id.as_str(), done.revision, self.changes_kept).await?;
-        for g in &removed {
-            self.tell(conn, actor, id, Kind::GrantRemoved, g, None)
-                .await?;
-        }
-        for g in &updated {
-            let before = existing.iter().find(|e| e.id == g.id);
-            self.tell(conn, actor, id, Kind::GrantRoleChanged, g, before)
-                .await?;
-        }
-        for g in &added {
-            let kind = if g.user_id.is_some() {
-                Kind::GrantAdded
-            } else {
-                Kind::GrantInvited
-            };
-            self.tell(conn, actor, id, kind, g, None).await?;
-        }
+        let told: Vec<Told> = removed
+            .iter()
+            .map(|g| (Kind::GrantRemoved, g, None))
+            .chain(updated.iter().map(|g| {
+                let before = existing.iter().find(|e| e.id == g.id);
+                (Kind::GrantRoleChanged, g, before)
+            }))
+            .chain(added.iter().map(|g| {
+                let kind = if g.user_id.is_some() {
+                    Kind::GrantAdded
+                } else {
+                    Kind::GrantInvited
+                };
+                (kind, g, None)
+            }))
+            .collect();
+        self.tell(conn, actor, id, &told).await?;
         (done.added, done.role_changed, done.removed) = (added.len(), updated.len(), removed.len());
         Ok(done)
     }
@@ -342,23 +340,20 @@ impl Grants {
                 Change::Updated(after.clone()),
             )
             .await?;
-        self.tell(conn, actor, id, Kind::InvitationAccepted, &after, None)
+        self.tell(conn, actor, id, &[(Kind::InvitationAccepted, &after, None)])
             .await?;
         Ok(Some((after, revision)))
     }
 
-    /// Tells the platform of a change to `grant` (`before`: the grant before a role change),
-    /// in the change's transaction.
+    /// Tells the platform of these changes, in their transaction.
     async fn tell(
         &self,
         conn: &mut PgConnection,
         actor: &Actor,
         id: &InstanceId,
-        kind: Kind,
-        grant: &Grant,
-        before: Option<&Grant>,
+        changes: &[Told<'_>],
     ) -> sqlx::Result<()> {
-        tell(conn, self.outbox, actor, id, kind, grant, before).await
+        tell(conn, self.outbox, actor, id, changes).await
     }
 
     async fn existing(
@@ -404,62 +399,14 @@ pub struct Replaced {
 /// Removes every grant and invitation of an instance that is being deleted (the caller holds
 /// its lock), each as a `removed` change in its log and a `grant.removed` audit entry, so
 /// that followers see them go and a later deploy of the same id starts empty. Answers the
-/// last revision it made, if any. The log is pruned by the instance's next change.
+/// last revision it made, if any. The log is pruned by the instance's next change. The
+/// platform, which deleted it, is told nothing.
 pub async fn forget_all(
     conn: &mut PgConnection,
     actor: &Actor,
     id: &InstanceId,
 ) -> sqlx::Result<Option<i64>> {
-    let mut last = None;
-    for grant in db::grants::of_instance(conn, id.as_str()).await? {
-        db::grants::delete(conn, id.as_str(), grant.id).await?;
-        last = Some(
-            record_and_audit(
-                conn,
-                actor,
-                "grant.removed",
-                id,
-                Some(&grant),
-                Change::Removed(grant.id),
-            )
-            .await?,
-        );
-    }
-    Ok(last)
-}
-
-/// Tells the platform of a change to `grant` through `outbox` (`before`: the grant before a
-/// role change), in the change's transaction.
-async fn tell(
-    conn: &mut PgConnection,
-    outbox: Outbox,
-    actor: &Actor,
-    id: &InstanceId,
-    kind: Kind,
-    grant: &Grant,
-    before: Option<&Grant>,
-) -> sqlx::Result<()> {
-    if !outbox.is_on() {
-        return Ok(());
-    }
-    let hosts: Vec<String> = db::domains::of_instances(conn, &[id.to_string()])
-        .await?
-        .into_iter()
-        .map(|d| d.hostname)
-        .collect();
-    let mut data = serde_json::json!({
-        "instance_id": id,
-        "hosts": hosts,
-        "grant_id": grant.id,
-        "user_id": grant.user_id,
-        "email": grant.email,
-        "role": grant.role,
-        "by": actor.name,
-    });
-    if let Some(before) = before {
-        data["previous_role"] = before.role.clone().into();
-    }
-    outbox.record(conn, kind, Some(id.as_str()), data).await
+    forget(conn, Outbox::default(), actor, id, |_| true).await
 }
 
 /// Removes the grants these users hold on an instance whose owner changes (the caller holds
@@ -473,21 +420,70 @@ pub async fn forget_users(
     id: &InstanceId,
     users: &[&str],
 ) -> sqlx::Result<()> {
+    let theirs = |g: &Grant| g.user_id.as_deref().is_some_and(|u| users.contains(&u));
+    forget(conn, outbox, actor, id, theirs).await.map(drop)
+}
+
+/// Removes the instance's grants `which` picks, each as a change, an audit entry and an event.
+async fn forget(
+    conn: &mut PgConnection,
+    outbox: Outbox,
+    actor: &Actor,
+    id: &InstanceId,
+    which: impl Fn(&Grant) -> bool,
+) -> sqlx::Result<Option<i64>> {
+    let mut last = None;
+    let mut gone = Vec::new();
     for grant in db::grants::of_instance(conn, id.as_str()).await? {
-        if !grant.user_id.as_deref().is_some_and(|u| users.contains(&u)) {
+        if !which(&grant) {
             continue;
         }
         db::grants::delete(conn, id.as_str(), grant.id).await?;
-        record_and_audit(
-            conn,
-            actor,
-            "grant.removed",
-            id,
-            Some(&grant),
-            Change::Removed(grant.id),
-        )
-        .await?;
-        tell(conn, outbox, actor, id, Kind::GrantRemoved, &grant, None).await?;
+        let change = Change::Removed(grant.id);
+        last =
+            Some(record_and_audit(conn, actor, "grant.removed", id, Some(&grant), change).await?);
+        gone.push(grant);
+    }
+    let told: Vec<Told> = gone.iter().map(|g| (Kind::GrantRemoved, g, None)).collect();
+    tell(conn, outbox, actor, id, &told).await?;
+    Ok(last)
+}
+
+/// A change the platform is told of: its kind, the grant (as it was, when removed), and the
+/// grant before a role change.
+type Told<'a> = (Kind, &'a Grant, Option<&'a Grant>);
+
+/// Tells the platform of these changes to an instance's grants through `outbox`, in their
+/// transaction (the instance's hosts read once for all of them).
+async fn tell(
+    conn: &mut PgConnection,
+    outbox: Outbox,
+    actor: &Actor,
+    id: &InstanceId,
+    changes: &[Told<'_>],
+) -> sqlx::Result<()> {
+    if !outbox.is_on() || changes.is_empty() {
+        return Ok(());
+    }
+    let hosts: Vec<String> = db::domains::of_instances(conn, &[id.to_string()])
+        .await?
+        .into_iter()
+        .map(|d| d.hostname)
+        .collect();
+    for (kind, grant, before) in changes {
+        let mut data = serde_json::json!({
+            "instance_id": id,
+            "hosts": hosts,
+            "grant_id": grant.id,
+            "user_id": grant.user_id,
+            "email": grant.email,
+            "role": grant.role,
+            "by": actor.name,
+        });
+        if let Some(before) = before {
+            data["previous_role"] = before.role.clone().into();
+        }
+        outbox.record(conn, *kind, Some(id.as_str()), data).await?;
     }
     Ok(())
 }

@@ -3,7 +3,7 @@
 use actix_web::{HttpResponse, web};
 
 use super::{AppState, error::ApiError, pagination};
-use crate::{domain::InstanceId, http::caller::Admin};
+use crate::http::caller::Admin;
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -18,12 +18,7 @@ pub async fn list(
     _admin: Admin,
     q: web::Query<AuditQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let instance = q
-        .instance_id
-        .as_deref()
-        .map(InstanceId::parse)
-        .transpose()
-        .map_err(|e| ApiError::bad_request("invalid_query", e.to_string()))?;
+    let instance = super::instances::query_id(q.instance_id.as_deref())?;
     let before = q.cursor.as_deref().map(pagination::decode_id).transpose()?;
     let limit = pagination::limit(q.limit)?;
     let entries = state

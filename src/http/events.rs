@@ -49,12 +49,7 @@ pub async fn list(
             ),
         ));
     }
-    let instance = q
-        .instance
-        .as_deref()
-        .map(InstanceId::parse)
-        .transpose()
-        .map_err(|e| ApiError::bad_request("invalid_query", e.to_string()))?;
+    let instance = super::instances::query_id(q.instance.as_deref())?;
     let before = q.cursor.as_deref().map(pagination::decode_id).transpose()?;
     let limit = pagination::limit(q.limit)?;
     let filter = Filter {

@@ -24,6 +24,13 @@ pub fn path_id(raw: &str) -> Result<InstanceId, ApiError> {
         .map_err(|e| ApiError::not_found(format!("{e}, so no such instance exists")))
 }
 
+/// An instance id given in a query (a filter): a bad one is the query's fault (400).
+pub fn query_id(raw: Option<&str>) -> Result<Option<InstanceId>, ApiError> {
+    raw.map(InstanceId::parse)
+        .transpose()
+        .map_err(|e| ApiError::bad_request("invalid_query", e.to_string()))
+}
+
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {

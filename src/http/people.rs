@@ -13,7 +13,7 @@ use super::{
     error::ApiError,
     instances::path_id,
 };
-use crate::{domain::InstanceId, grants::People, reconcile::LoginNow};
+use crate::{domain::InstanceId, grants::People, reconcile::LoginStatus};
 
 #[derive(Serialize)]
 struct MyInstances {
@@ -31,7 +31,7 @@ struct MyInstance {
     role: String,
     hosts: Vec<String>,
     /// Whether its hosts can log in now (None: fleetgate's reconciler is off, so it cannot tell).
-    login: Option<LoginNow>,
+    login: Option<LoginStatus>,
 }
 
 pub async fn my_instances(
@@ -53,19 +53,16 @@ pub async fn my_instances(
         let id = InstanceId::parse(&managed.instance_id)
             .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
         let instance = state.registry.get(&id).await?;
+        let hosts = instance.hostnames();
         let login = match &state.reconciler {
-            Some(r) => Some(r.login_now(&id).await?),
+            Some(r) => Some(r.login_status(instance).await?),
             None => None,
         };
         items.push(MyInstance {
             instance_id: managed.instance_id,
             status: managed.status,
             role: managed.role,
-            hosts: instance
-                .domains
-                .iter()
-                .map(|d| d.hostname.to_string())
-                .collect(),
+            hosts,
             login,
         });
     }

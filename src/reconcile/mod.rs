@@ -27,5 +27,5 @@ pub use pass::{Outcome, PASS_LOCK, PassResult, Trigger};
 pub use pool::{ListFill, PoolEntry};
 pub use reconciler::{ApplicationPlan, ReconcileError, Reconciler};
 pub use views::{
-    InstanceSync, Leader, LoginNow, RunOutcome, Runs, Status, UNSYNCED_SHOWN, Unsynced,
+    InstanceSync, Leader, LoginStatus, RunOutcome, Runs, Status, UNSYNCED_SHOWN, Unsynced,
 };

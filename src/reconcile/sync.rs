@@ -31,6 +31,13 @@ pub struct UrlSync {
     pub reason: Option<String>,
 }
 
+/// The application an instance placed on `client_id` logs in through at the tenant now: every
+/// one of its URLs is live there (none when it has no URL).
+pub fn live_at<'a>(client_id: Option<&'a str>, urls: &[UrlSync]) -> Option<&'a str> {
+    let live = !urls.is_empty() && urls.iter().all(|u| u.state == SyncState::Synced && u.live);
+    client_id.filter(|_| live)
+}
+
 /// One row per host, field and template. Hosts covered by the wildcard are checked against
 /// the wildcard entry.
 pub fn sync_status(

@@ -9,7 +9,7 @@ use sqlx::PgConnection;
 
 use super::{
     ReconcileError, Reconciler,
-    sync::{SyncState, UrlSync},
+    sync::{SyncState, UrlSync, live_at},
     views::failure,
 };
 use crate::{
@@ -87,23 +87,18 @@ fn login_now(instance: &Instance, client_id: Option<&str>, urls: &[UrlSync]) -> 
     if instance.status != InstanceStatus::Active || instance.domains.is_empty() {
         return LoginNow::Gone;
     }
-    let mut hosts: Vec<String> = instance
-        .domains
-        .iter()
-        .map(|d| d.hostname.to_string())
-        .collect();
-    hosts.sort();
+    let hosts = instance.hostnames();
     if let Some(failed) = urls.iter().find(|u| u.state == SyncState::Failed) {
         return LoginNow::Failing {
             hosts,
             reason: failed.reason.clone().unwrap_or_default(),
         };
     }
-    match client_id {
-        Some(c) if urls.iter().all(|u| u.state == SyncState::Synced && u.live) => LoginNow::Ready {
+    match live_at(client_id, urls) {
+        Some(c) => LoginNow::Ready {
             hosts,
             via: Via::Application(c.to_owned()),
         },
-        _ => LoginNow::Pending,
+        None => LoginNow::Pending,
     }
 }

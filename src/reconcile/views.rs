@@ -42,18 +42,13 @@ impl InstanceSync {
     /// and every one of its entries is live there (what `overflow` mode asks before it lets an
     /// instance log in directly rather than through the relay).
     pub fn live_at(&self) -> Option<&str> {
-        let live = !self.urls.is_empty()
-            && self
-                .urls
-                .iter()
-                .all(|u| u.state == super::sync::SyncState::Synced && u.live);
-        self.client_id.as_deref().filter(|_| live)
+        super::sync::live_at(self.client_id.as_deref(), &self.urls)
     }
 }
 
 /// Whether an instance's hosts can log in now, and through what.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct LoginNow {
+pub struct LoginStatus {
     pub live: bool,
     /// `relay` or `application`; None while not live.
     pub via: Option<&'static str>,
@@ -135,16 +130,26 @@ impl Reconciler {
         let instance = registry::load(&mut conn, id.as_str())
             .await?
             .ok_or_else(|| InstanceUnavailable::not_found(id))?;
-        let client_id = db::applications::assignment(&mut conn, id.as_str()).await?;
+        self.sync_in(&mut conn, instance).await
+    }
+
+    /// Whether each URL of `instance` (loaded by the caller) is live in Auth0.
+    async fn sync_in(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        instance: registry::Instance,
+    ) -> Result<InstanceSync> {
+        let conn = &mut *conn;
+        let client_id = db::applications::assignment(conn, instance.id.as_str()).await?;
         let snapshots = match &client_id {
-            Some(c) => db::reconcile::snapshots(&mut conn, c).await?,
+            Some(c) => db::reconcile::snapshots(conn, c).await?,
             None => Default::default(),
         };
         let lists = Field::ALL
             .into_iter()
             .map(|f| (f, snapshots.get(f.name()).cloned().unwrap_or_default()))
             .collect();
-        let last = db::reconcile::last_finished(&mut conn).await?;
+        let last = db::reconcile::last_finished(conn).await?;
         let failure = failure(last.as_ref());
         let urls = sync_status(&instance, self.options(), &lists, failure.as_deref());
         Ok(InstanceSync {
@@ -163,8 +168,10 @@ impl Reconciler {
     /// Whether the instance can log in now: through the relay once active (`relay` mode; and in
     /// `overflow` mode until its entries are live), at the tenant once every entry of its is
     /// live in its application.
-    pub async fn login_now(&self, id: &InstanceId) -> Result<LoginNow> {
-        let sync = self.sync_of(id).await?;
+    pub async fn login_status(&self, instance: registry::Instance) -> Result<LoginStatus> {
+        let sync = self
+            .sync_in(&mut *self.pool.acquire().await?, instance)
+            .await?;
         let live_at = match self.login_mode {
             LoginMode::Relay => None,
             LoginMode::Direct | LoginMode::Overflow => sync.live_at().map(str::to_owned),
@@ -173,17 +180,17 @@ impl Reconciler {
             && live_at.is_none()
             && sync.status == InstanceStatus::Active;
         Ok(match (live_at, relayed) {
-            (Some(client_id), _) => LoginNow {
+            (Some(client_id), _) => LoginStatus {
                 live: true,
                 via: Some("application"),
                 client_id: Some(client_id),
             },
-            (None, true) => LoginNow {
+            (None, true) => LoginStatus {
                 live: true,
                 via: Some("relay"),
                 client_id: None,
             },
-            (None, false) => LoginNow {
+            (None, false) => LoginStatus {
                 live: false,
                 via: None,
                 client_id: None,

@@ -49,6 +49,7 @@ impl Instance {
         })
     }
 
+    /// Its hosts, by name (as the registry loads them).
     pub fn hostnames(&self) -> Vec<String> {
         self.domains
             .iter()

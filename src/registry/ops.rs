@@ -274,18 +274,10 @@ impl Registry {
             .await?;
             if self.relayed {
                 let now = match after.status {
-                    InstanceStatus::Active if !after.domains.is_empty() => {
-                        let mut hosts: Vec<String> = after
-                            .domains
-                            .iter()
-                            .map(|d| d.hostname.to_string())
-                            .collect();
-                        hosts.sort();
-                        LoginNow::Ready {
-                            hosts,
-                            via: Via::Relay,
-                        }
-                    }
+                    InstanceStatus::Active if !after.domains.is_empty() => LoginNow::Ready {
+                        hosts: after.hostnames(),
+                        via: Via::Relay,
+                    },
                     _ => LoginNow::Gone,
                 };
                 crate::events::login::tell(conn, self.outbox, id.as_str(), None, &now).await?;

@@ -595,3 +595,73 @@ async fn a_direct_instance_is_told_ready_after_its_pass_and_failing_once(pool: P
         ["instance.login_failing", "instance.login_ready"]
     );
 }
+
+/// A receiver that does not answer within FLEETGATE_EVENTS_TIMEOUT_SECS fails the attempt,
+/// recorded without a status and saying why.
+#[sqlx::test]
+async fn an_attempt_without_an_answer_in_time_is_a_failure(pool: PgPool) {
+    let receiver = Receiver::start().await;
+    receiver.script(|s| s.delay = std::time::Duration::from_secs(3));
+    let mut vars = events_vars(&receiver, "0.1");
+    vars.push(("FLEETGATE_EVENTS_TIMEOUT_SECS", "1".to_owned()));
+    let f = fleet(pool, &vars).await;
+    f.grant(
+        &f.app.admin_token,
+        "acme",
+        json!({"email": "slow@example.com"}),
+    )
+    .await;
+    within(10, "the event given up", || async {
+        let (_, page) = f.app.get_json("/v1/events?status=failed").await;
+        page["items"].as_array().is_some_and(|i| i.len() == 1)
+    })
+    .await;
+    let (_, page) = f.app.get_json("/v1/events").await;
+    let attempt = &page["items"][0]["attempts"][0];
+    assert_eq!(attempt["status_code"], Value::Null, "{attempt}");
+    assert!(
+        attempt["error"]
+            .as_str()
+            .unwrap()
+            .contains("no answer within 1 s"),
+        "{attempt}"
+    );
+    assert!(attempt["duration_ms"].as_i64().unwrap() < 2500, "{attempt}");
+}
+
+/// Finished events are forgotten after FLEETGATE_EVENTS_KEPT_DAYS; pending ones never are.
+#[sqlx::test]
+async fn finished_events_are_forgotten_after_their_days(pool: PgPool) {
+    use fleetgate::{
+        db,
+        events::{Kind, Outbox},
+    };
+    let mut conn = pool.acquire().await.unwrap();
+    let outbox = Outbox::new(true);
+    for who in ["old", "recent", "waiting"] {
+        outbox
+            .record(
+                &mut conn,
+                Kind::GrantAdded,
+                Some("acme"),
+                json!({ "who": who }),
+            )
+            .await
+            .unwrap();
+    }
+    sqlx::raw_sql(
+        "UPDATE events SET status = 'delivered', finished_at = now() - interval '31 days' WHERE payload->'data'->>'who' = 'old'; \
+         UPDATE events SET status = 'failed', finished_at = now() - interval '29 days' WHERE payload->'data'->>'who' = 'recent'; \
+         UPDATE events SET created_at = now() - interval '90 days' WHERE payload->'data'->>'who' = 'waiting'",
+    )
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+    assert_eq!(db::events::prune(&mut conn, 30).await.unwrap(), 1);
+    let left: Vec<String> =
+        sqlx::query_scalar("SELECT payload->'data'->>'who' FROM events ORDER BY seq")
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+    assert_eq!(left, ["recent", "waiting"]);
+}

@@ -13,7 +13,7 @@ use super::{
 };
 use crate::{
     Emu,
-    users::{GOOGLE_CONNECTION, User},
+    users::{GOOGLE_CONNECTION, User, is_email},
 };
 
 /// The provider's page for login `txn`.
@@ -54,11 +54,7 @@ pub async fn login(
         Err(page) => return *page,
     };
     let email = form.email.trim();
-    let valid = email.len() <= 254
-        && email
-            .split_once('@')
-            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'));
-    if !valid {
+    if !is_email(email) {
         return page(
             &emu,
             &authorization,
