@@ -310,6 +310,7 @@ fn compute(n: usize) {
                 }],
                 created_at: chrono::DateTime::UNIX_EPOCH,
                 updated_at: chrono::DateTime::UNIX_EPOCH,
+                version: 0,
             }
         })
         .collect();

@@ -121,21 +121,28 @@ impl Application {
                 instance_claim: format!("{}instance", settings.auth0.claim_namespace),
             },
             relay: match (&settings.relay, &settings.reconciler) {
-                (Some(relay), Some(r)) => Some(crate::relay::Relay::new(
-                    pool.clone(),
-                    settings.login_mode,
-                    relay.clone(),
-                    &settings.auth0.base_url,
-                    r.templates.clone(),
-                    &format!("{}instance", settings.auth0.claim_namespace),
-                    metrics.relay_steps.clone(),
-                )),
+                (Some(relay), Some(r)) => Some(
+                    crate::relay::Relay::new(
+                        pool.clone(),
+                        settings.login_mode,
+                        relay.clone(),
+                        &settings.auth0.base_url,
+                        r.templates.clone(),
+                        &format!("{}instance", settings.auth0.claim_namespace),
+                        metrics.relay_steps.clone(),
+                    )
+                    .remembering(live.clone()),
+                ),
                 _ => None,
             },
         });
         metrics
             .registry
             .register(Box::new(live.parked_polls_gauge()))
+            .map_err(|e| anyhow::anyhow!("cannot set up metrics: {e}"))?;
+        metrics
+            .registry
+            .register(Box::new(live.login_facts_counter()))
             .map_err(|e| anyhow::anyhow!("cannot set up metrics: {e}"))?;
         let http_metrics = observe::HttpMetrics::new(&metrics.registry)
             .map_err(|e| anyhow::anyhow!("cannot set up metrics: {e}"))?;

@@ -12,9 +12,11 @@ pub struct InstanceRow {
     pub status: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Moves on every write of the row (see the `instance_versions` migration).
+    pub version: i64,
 }
 
-const COLUMNS: &str = "id, owner, status, created_at, updated_at";
+const COLUMNS: &str = "id, owner, status, created_at, updated_at, version";
 
 /// Inserts an instance unless one with that id exists; true when it was inserted.
 pub async fn insert_if_absent(
@@ -87,13 +89,13 @@ pub async fn with_domains(
     }))
 }
 
-const WITH_DOMAINS: &str = "SELECT i.id, i.owner, i.status, i.created_at, i.updated_at, \
+const WITH_DOMAINS: &str = "SELECT i.id, i.owner, i.status, i.created_at, i.updated_at, i.version, \
        COALESCE(d.hosts, '{}') AS hosts, COALESCE(d.kinds, '{}') AS kinds \
      FROM instances i LEFT JOIN LATERAL ( \
        SELECT array_agg(hostname ORDER BY hostname) AS hosts, array_agg(kind ORDER BY hostname) AS kinds \
        FROM domains WHERE instance_id = i.id) d ON true \
      WHERE i.id = $1";
-const WITH_DOMAINS_LOCKED: &str = "SELECT i.id, i.owner, i.status, i.created_at, i.updated_at, \
+const WITH_DOMAINS_LOCKED: &str = "SELECT i.id, i.owner, i.status, i.created_at, i.updated_at, i.version, \
        COALESCE(d.hosts, '{}') AS hosts, COALESCE(d.kinds, '{}') AS kinds \
      FROM instances i LEFT JOIN LATERAL ( \
        SELECT array_agg(hostname ORDER BY hostname) AS hosts, array_agg(kind ORDER BY hostname) AS kinds \

@@ -14,6 +14,7 @@ pub mod locks;
 pub mod logins;
 pub mod reconcile;
 pub mod relay;
+pub mod roster;
 pub mod webhooks;
 
 use std::time::Duration;

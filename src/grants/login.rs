@@ -1,12 +1,14 @@
-//! Answering the Auth0 post-login Action: one read of what the registry knows about the
-//! login, the pure decision (`decide`), and, when the user came in through an invitation to
-//! their verified email, binding it (re-checked under the instance's lock).
+//! Answering the Auth0 post-login Action: what the registry knows about the login, from this
+//! replica's memory (`roster`; one read when that memory is not in step), the pure decision
+//! (`decide`), and, when the user came in through an invitation to their verified email,
+//! binding it (re-checked under the instance's lock).
 
 use super::{
     GrantError,
     commands::Commands,
     decide::{Decision, LoginFacts, decide},
     ops::Result,
+    roster::By,
 };
 use crate::{
     db,
@@ -54,59 +56,41 @@ impl Commands {
     }
 
     async fn decide(&self, login: &Login, request_id: Option<String>) -> Result<Decision> {
-        let (host, named) = match &login.target {
-            Target::Host(None) => (None, None),
-            Target::Host(Some(h)) => (Some(h.as_str()), None),
-            Target::Instance(id) => (None, Some(id.as_str())),
+        let by = match &login.target {
+            Target::Host(None) => None,
+            Target::Host(Some(h)) => Some(By::Host(h.as_str())),
+            Target::Instance(id) => Some(By::Id(id.as_str())),
         };
-        // One read, no transaction; only binding an invitation writes.
-        let row = match (host, named) {
-            (None, None) => None,
-            _ => {
-                let mut conn = self.pool().acquire().await?;
-                db::logins::facts(
-                    &mut conn,
-                    named,
-                    host,
-                    login.user_id.as_str(),
-                    login.email.as_ref().map(Email::as_str),
-                )
-                .await?
-            }
-        };
-        let facts = match row {
+        let facts = match by {
             None => None,
-            Some(row) => Some((
-                LoginFacts {
-                    instance_id: row.instance_id,
-                    status: row
-                        .status
-                        .parse()
-                        .map_err(|e: crate::domain::ParseError| GrantError::Internal(e.into()))?,
-                    owner: row.owner,
-                    invited: row.invitation.as_ref().map(|g| g.role.clone()),
-                    granted: row.granted,
-                },
-                row.invitation,
-            )),
+            Some(by) => match self.remembered(by, login).await? {
+                Some(facts) => facts,
+                None => self.read_facts(by, login).await?,
+            },
         };
         let user = login.user_id.as_str();
-        let mut decision = decide(user, login.email_verified, facts.as_ref().map(|(f, _)| f));
-        if facts.is_none() && named.is_some() {
+        let mut decision = decide(user, login.email_verified, facts.as_ref());
+        if facts.is_none() && matches!(by, Some(By::Id(_))) {
             decision.reason = "unknown_instance";
         }
-        let (true, Some((facts, Some(invitation)))) = (decision.bind_invitation, &facts) else {
+        let (true, Some(facts), Some(email)) = (decision.bind_invitation, &facts, &login.email)
+        else {
             return Ok(decision);
         };
         let id =
             InstanceId::parse(&facts.instance_id).map_err(|e| GrantError::Internal(e.into()))?;
         let actor = Actor::new("login", user, request_id);
         let mut tx = self.pool().begin().await?;
-        match self
-            .rules()
-            .bind(&mut tx, &actor, &id, invitation, &login.user_id)
-            .await?
-        {
+        let invitation = db::grants::invitation(&mut tx, id.as_str(), email.as_str()).await?;
+        let bound = match &invitation {
+            Some(invitation) => {
+                self.rules()
+                    .bind(&mut tx, &actor, &id, invitation, &login.user_id)
+                    .await?
+            }
+            None => None,
+        };
+        match bound {
             Some((_, revision)) => {
                 self.commit(tx, &id, revision).await?;
                 Ok(decision)
@@ -122,5 +106,87 @@ impl Commands {
                 Ok(decide(user, login.email_verified, Some(&facts)))
             }
         }
+    }
+
+    /// What this replica's memory knows about the login: None when it is not in step (ask the
+    /// database), Some(None) when no instance is named. Grants older than the revision this
+    /// replica heard of are read again first (one read, kept for the next login).
+    async fn remembered(&self, by: By<'_>, login: &Login) -> Result<Option<Option<LoginFacts>>> {
+        let live = self.live();
+        let Some(found) = live.roster().lookup(by) else {
+            return Ok(None);
+        };
+        let Some(entry) = found else {
+            return Ok(Some(None));
+        };
+        let Some(current) = live.revisions.current(&entry.id) else {
+            return Ok(None);
+        };
+        let grants = if entry.grants.revision() < current {
+            live.roster().reads.with_label_values(&["reread"]).inc();
+            let mut conn = self.pool().acquire().await?;
+            let read = db::roster::grants_of(&mut conn, &entry.id).await?;
+            live.revisions.observe(&entry.id, read.revision);
+            let users = read.users.into_iter().zip(read.user_roles);
+            let invited = read.emails.into_iter().zip(read.email_roles);
+            match live
+                .roster()
+                .apply_grants(&entry.id, read.revision, users, invited)
+            {
+                Some(grants) => grants,
+                None => return Ok(None),
+            }
+        } else {
+            live.roster().reads.with_label_values(&["memory"]).inc();
+            entry.grants.clone()
+        };
+        let user = login.user_id.as_str();
+        let granted = grants.role_of(user).map(str::to_owned);
+        let invited = match (&granted, &login.email) {
+            (None, Some(email)) => grants.invitation_for(email.as_str()).map(str::to_owned),
+            _ => None,
+        };
+        Ok(Some(Some(LoginFacts {
+            instance_id: entry.id.to_string(),
+            status: entry.status,
+            owner: entry.owner.to_string(),
+            granted,
+            invited,
+        })))
+    }
+
+    /// What the database knows about the login, in one read.
+    async fn read_facts(&self, by: By<'_>, login: &Login) -> Result<Option<LoginFacts>> {
+        let (named, host) = match by {
+            By::Id(id) => (Some(id), None),
+            By::Host(host) => (None, Some(host)),
+        };
+        self.live()
+            .roster()
+            .reads
+            .with_label_values(&["database"])
+            .inc();
+        let mut conn = self.pool().acquire().await?;
+        let row = db::logins::facts(
+            &mut conn,
+            named,
+            host,
+            login.user_id.as_str(),
+            login.email.as_ref().map(Email::as_str),
+        )
+        .await?;
+        row.map(|row| {
+            Ok(LoginFacts {
+                instance_id: row.instance_id,
+                status: row
+                    .status
+                    .parse()
+                    .map_err(|e: crate::domain::ParseError| GrantError::Internal(e.into()))?,
+                owner: row.owner,
+                granted: row.granted,
+                invited: row.invited,
+            })
+        })
+        .transpose()
     }
 }

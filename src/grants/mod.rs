@@ -1,7 +1,7 @@
 //! Grants: who may log in to which instance. Changes are written with a per-instance
 //! revision and change log (`ops`); instances poll snapshots and deltas (`delta`) and wait on
 //! revisions held in memory (`revisions`, kept fresh by `listener`); the login Action asks for
-//! decisions (`decide`).
+//! decisions (`decide`), answered from the replica's memory of instances and grants (`roster`).
 
 mod answers;
 mod commands;
@@ -16,6 +16,7 @@ pub mod ops;
 mod poll;
 pub mod replace;
 pub mod revisions;
+pub mod roster;
 
 use std::sync::Arc;
 
@@ -31,6 +32,7 @@ pub struct Live {
     revisions: revisions::Revisions,
     keys: Arc<KeyCache>,
     answers: answers::Answers,
+    roster: roster::Roster,
     /// Set once the memory was first loaded (the replica is ready then: see `/readyz`).
     loaded: std::sync::atomic::AtomicBool,
 }
@@ -44,6 +46,12 @@ impl Live {
     /// Polls waiting now (`fleetgate_grants_parked_polls`), for the metrics registry.
     pub fn parked_polls_gauge(&self) -> prometheus::IntGauge {
         self.revisions.parked.clone()
+    }
+
+    /// Where login decisions found their facts (`fleetgate_login_facts_total`), for the
+    /// metrics registry.
+    pub fn login_facts_counter(&self) -> prometheus::IntCounterVec {
+        self.roster.reads.clone()
     }
 
     /// Ends every wait at once (the server shuts down).
@@ -87,8 +95,26 @@ impl Live {
             .insert(crate::keys::hash(key.expose_secret()), instance_id);
     }
 
+    /// Tells this replica's memory of an instance this replica changed, as it committed it
+    /// (other replicas read it again when they hear of it).
+    pub fn instance_changed(&self, instance: &crate::registry::Instance) {
+        self.roster.apply(roster::InstanceFacts {
+            id: instance.id.to_string(),
+            version: instance.version,
+            status: instance.status,
+            owner: instance.owner.to_string(),
+            hosts: instance.hostnames(),
+        });
+    }
+
+    /// What login decisions read, for the relay's checks too.
+    pub fn roster(&self) -> &roster::Roster {
+        &self.roster
+    }
+
     pub fn mark_unsynced(&self) {
         self.revisions.mark_unsynced();
         self.keys.mark_unsynced();
+        self.roster.mark_unsynced();
     }
 }

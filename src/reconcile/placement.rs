@@ -247,6 +247,7 @@ mod tests {
                 .collect(),
             created_at: chrono::Utc::now(),
             updated_at: chrono::Utc::now(),
+            version: 0,
         };
         let mut lists: BTreeMap<Field, Vec<String>> =
             Field::ALL.into_iter().map(|f| (f, Vec::new())).collect();

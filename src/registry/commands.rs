@@ -1,6 +1,6 @@
 //! The registry as the API and the deploy hook use it: each command in a transaction of its
-//! own, with the instance key it issues, and this replica's memory of the instance's keys
-//! and revision brought up to date once it commits.
+//! own, with the instance key it issues, and this replica's memory of the instance (its facts
+//! as committed, its keys and revision) brought up to date once it commits.
 
 use std::sync::Arc;
 
@@ -82,6 +82,7 @@ impl Commands {
             .await?;
         let key = keys::issue(&mut tx, instance.id.as_str(), &actor.name).await?;
         tx.commit().await?;
+        self.live.instance_changed(&instance);
         self.live.first_key(id.as_str(), &key);
         Ok((instance, key))
     }
@@ -101,6 +102,7 @@ impl Commands {
             .update(&mut tx, actor, id, owner, status, action)
             .await?;
         tx.commit().await?;
+        self.live.instance_changed(&instance);
         self.live.refresh(&self.pool, id.as_str()).await;
         Ok(instance)
     }
@@ -117,6 +119,7 @@ impl Commands {
             .replace_domains(&mut tx, actor, id, hosts)
             .await?;
         tx.commit().await?;
+        self.live.instance_changed(&instance);
         Ok(instance)
     }
 
@@ -129,6 +132,7 @@ impl Commands {
         let mut tx = self.pool.begin().await?;
         let instance = self.registry.add_domain(&mut tx, actor, id, host).await?;
         tx.commit().await?;
+        self.live.instance_changed(&instance);
         Ok(instance)
     }
 
@@ -139,10 +143,12 @@ impl Commands {
         host: &Hostname,
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        self.registry
+        let instance = self
+            .registry
             .remove_domain(&mut tx, actor, id, host)
             .await?;
         tx.commit().await?;
+        self.live.instance_changed(&instance);
         Ok(())
     }
 

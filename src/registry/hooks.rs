@@ -91,7 +91,9 @@ impl Commands {
         // The recorded answer never holds the key: a redelivery gets the instance without it.
         db::webhooks::complete(&mut tx, webhook_id, 200, &instance.to_json()).await?;
         tx.commit().await?;
-        // A key issued, or revoked: this replica knows at once (others by notification).
+        // The instance as committed, a key issued or revoked: this replica knows at once
+        // (others by notification).
+        live.instance_changed(&instance);
         let id = instance.id.as_str();
         match (deployed, &key) {
             (Some(Deployed::Created), Some(key)) => live.first_key(id, key),

@@ -18,7 +18,7 @@ pub struct Domain {
     pub kind: DomainKind,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Instance {
     pub id: InstanceId,
     pub owner: UserId,
@@ -26,7 +26,34 @@ pub struct Instance {
     pub domains: Vec<Domain>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Bookkeeping for every replica's memory (`grants::roster`): moves on every write of the
+    /// instance's row, also one that changes nothing; not part of what the instance is.
+    #[serde(skip)]
+    pub version: i64,
 }
+
+/// Two instances are equal when everything the API shows of them is (the version aside).
+impl PartialEq for Instance {
+    fn eq(&self, other: &Self) -> bool {
+        (
+            &self.id,
+            &self.owner,
+            self.status,
+            &self.domains,
+            self.created_at,
+            self.updated_at,
+        ) == (
+            &other.id,
+            &other.owner,
+            other.status,
+            &other.domains,
+            other.created_at,
+            other.updated_at,
+        )
+    }
+}
+
+impl Eq for Instance {}
 
 impl Instance {
     fn from_rows(row: InstanceRow, domains: impl IntoIterator<Item = DomainRow>) -> Result<Self> {
@@ -46,6 +73,7 @@ impl Instance {
                 .collect::<Result<_>>()?,
             created_at: row.created_at,
             updated_at: row.updated_at,
+            version: row.version,
         })
     }
 
@@ -83,6 +111,7 @@ impl Instance {
                 .collect(),
             created_at: DateTime::UNIX_EPOCH,
             updated_at: DateTime::UNIX_EPOCH,
+            version: 0,
         }
     }
 }

@@ -55,6 +55,8 @@ pub struct Relay {
     steps: prometheus::IntCounterVec,
     /// The Action's claim naming a token's instance (`{namespace}instance`).
     instance_claim: Arc<str>,
+    /// The replica's memory of instances (the database is read while it is not in step).
+    live: Arc<crate::grants::Live>,
 }
 
 impl Relay {
@@ -80,7 +82,13 @@ impl Relay {
                 .expect("an HTTP client"),
             steps,
             instance_claim: instance_claim.into(),
+            live: Arc::default(),
         }
+    }
+
+    /// The same relay, finding instances in this replica's memory when it is in step.
+    pub fn remembering(self, live: Arc<crate::grants::Live>) -> Self {
+        Self { live, ..self }
     }
 
     pub fn with_pool(&self, pool: PgPool) -> Self {
@@ -123,6 +131,12 @@ impl Relay {
     /// relay (in `overflow` mode too: one that is also live at the tenant gains nothing from it
     /// but what its own entries already allow).
     async fn active_instance_of(&self, host: &Hostname) -> Result<Option<String>, RelayError> {
+        use crate::grants::roster::By;
+        if let Some(found) = self.live.roster().lookup(By::Host(host.as_str())) {
+            return Ok(found
+                .filter(|e| e.status == InstanceStatus::Active)
+                .map(|e| e.id.to_string()));
+        }
         let found = db::relay::instance_of_host(&self.pool, host.as_str()).await?;
         Ok(found
             .filter(|(_, status)| status == InstanceStatus::Active.as_str())

@@ -203,3 +203,126 @@ async fn hostile_redirect_uris_never_resolve_to_an_instance(pool: PgPool) {
     }
     assert_eq!(f.app.snapshot().await, before);
 }
+
+/// The value of a metric line that starts with `prefix` (0 when absent).
+fn metric(text: &str, prefix: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .map_or(0.0, |v| v.parse().unwrap())
+}
+
+/// Asks replica `at` about `body` until the answer's reason is `reason` (a notification's
+/// delay), failing after 10 s; answers how long it took.
+async fn until_reason(at: &TestApp, body: &serde_json::Value, reason: &str) -> u128 {
+    let started = std::time::Instant::now();
+    loop {
+        let (status, d) = into_json(
+            at.http
+                .post(at.url("/v1/login-decisions"))
+                .bearer_auth(ACTION_SECRET)
+                .json(body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 200, "{d}");
+        if d["reason"] == reason {
+            return started.elapsed().as_millis();
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{body}: still {d} after 10 s, not {reason}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// Decisions come from each replica's memory, kept current by notifications: what one
+/// replica changes (a grant, an invitation, the status, a host, the owner) decides the next
+/// login on another within the notification's delay, and none of those decisions read the
+/// database for what the memory holds.
+#[sqlx::test]
+async fn decisions_on_one_replica_follow_changes_made_on_another(pool: PgPool) {
+    let f = fleet(pool.clone(), &[]).await;
+    let other = TestApp::spawn_with(
+        pool,
+        TestTenant::start().await,
+        &[("FLEETGATE_ACTION_SECRET", ACTION_SECRET.to_owned())],
+    )
+    .await;
+    let admin = f.app.admin_token.clone();
+    let uri = "https://www.acme.com/callback";
+    let ann = login("auth0|ann", None, false, uri);
+
+    let (_, grant) = f
+        .grant(
+            &admin,
+            "acme",
+            json!({"user_id": "auth0|ann", "role": "admin"}),
+        )
+        .await;
+    let granted = until_reason(&other, &ann, "granted").await;
+    f.app
+        .admin(
+            Method::DELETE,
+            &format!(
+                "/v1/instances/acme/grants/{}",
+                grant["id"].as_str().unwrap()
+            ),
+        )
+        .send()
+        .await
+        .unwrap();
+    let removed = until_reason(&other, &ann, "not_granted").await;
+    println!("another replica saw a grant in {granted} ms, its removal in {removed} ms");
+
+    // An invitation made there is accepted here, once.
+    f.grant(&admin, "acme", json!({"email": "cy@example.com"}))
+        .await;
+    let cy = login("auth0|cy", Some("cy@example.com"), true, uri);
+    until_reason(&other, &cy, "invitation_accepted").await;
+    until_reason(&other, &cy, "granted").await;
+    until_reason(&f.app, &cy, "granted").await;
+
+    f.app.hook(&event("instance.suspended", "acme")).await;
+    until_reason(&other, &ann, "instance_suspended").await;
+    f.app.hook(&event("instance.resumed", "acme")).await;
+    until_reason(&other, &ann, "not_granted").await;
+
+    // A host moves to another instance; the owner changes.
+    f.app
+        .hook(&deployed("acme", OWNER, &["acme.apps.example.com"]))
+        .await;
+    f.app
+        .hook(&deployed("beta", "auth0|beta-owner", &["www.acme.com"]))
+        .await;
+    let beta_owner = login("auth0|beta-owner", None, false, uri);
+    until_reason(&other, &beta_owner, "owner").await;
+    let (_, d) = f.decide(beta_owner.clone()).await;
+    assert_eq!(
+        (d["reason"].as_str(), d["instance_id"].as_str()),
+        (Some("owner"), Some("beta"))
+    );
+    f.app
+        .hook(&deployed("beta", "auth0|new-owner", &["www.acme.com"]))
+        .await;
+    until_reason(&other, &login("auth0|new-owner", None, false, uri), "owner").await;
+    until_reason(&other, &beta_owner, "not_granted").await;
+
+    let text = other.metrics().await;
+    assert!(
+        metric(&text, r#"fleetgate_login_facts_total{from="memory"}"#) > 0.0,
+        "{text}"
+    );
+    assert!(
+        metric(&text, r#"fleetgate_login_facts_total{from="reread"}"#) > 0.0,
+        "grants read again after a change: {text}"
+    );
+    assert_eq!(
+        metric(&text, r#"fleetgate_login_facts_total{from="database"}"#),
+        0.0,
+        "never the database while the memory is in step: {text}"
+    );
+}

@@ -237,6 +237,16 @@ async fn a_hundred_thousand_relayed_instances_cost_the_tenant_no_write(pool: PgP
     // A login at one of them, picked at random, works and is bound to it.
     let n = 1 + rand::random::<u32>() % 100_000;
     let callback = format!("https://www.bulk{n}.com/callback");
+    // The replica's memory hears of rows written straight in by their notifications (200,000
+    // here, read again in batches): bounded, not timed.
+    let t = std::time::Instant::now();
+    while w.authorize(&callback, &[]).await.status() != 302 {
+        assert!(
+            t.elapsed().as_secs() < 60,
+            "{callback} still unknown after 60 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let (to, params) = w.login(&callback, "owner@example.com", &[]).await;
     assert_eq!(to, callback);
     let (status, tokens) = w
