@@ -3,9 +3,7 @@
 -- row; writers of one instance are serialised by its row lock, so versions grow in commit order
 -- per instance and a replica never replaces newer facts with older ones. The notification tells
 -- every replica which instance to read again, and at which version (a replica that has it
--- already reads nothing). A change of domains names its instance without a version: every
--- replica reads it again, also when the change was written by hand without touching the
--- instance.
+-- already reads nothing).
 --
 -- Expand only: the column has a default and the trigger fills it, so a previous release that
 -- neither reads nor writes it keeps working beside this one.
@@ -24,16 +22,27 @@ END $$;
 CREATE TRIGGER instances_version BEFORE INSERT OR UPDATE ON instances
     FOR EACH ROW EXECUTE FUNCTION fleetgate_instance_version();
 
-CREATE FUNCTION fleetgate_notify_domain() RETURNS trigger LANGUAGE plpgsql AS $$
+-- A change of domains touches its instance's row, whoever writes it (fleetgate does so in the
+-- same statement; a row written by hand too), so the version moves with the hosts.
+CREATE FUNCTION fleetgate_domains_touch() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP <> 'INSERT' THEN
-        PERFORM pg_notify('fleetgate_instances', OLD.instance_id);
-    END IF;
-    IF TG_OP <> 'DELETE' THEN
-        PERFORM pg_notify('fleetgate_instances', NEW.instance_id);
-    END IF;
+    UPDATE instances SET updated_at = now() WHERE id IN (SELECT instance_id FROM changed);
     RETURN NULL;
 END $$;
 
-CREATE TRIGGER domains_notify_instances AFTER INSERT OR UPDATE OR DELETE ON domains
-    FOR EACH ROW EXECUTE FUNCTION fleetgate_notify_domain();
+CREATE TRIGGER domains_touch_on_insert AFTER INSERT ON domains
+    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION fleetgate_domains_touch();
+CREATE TRIGGER domains_touch_on_delete AFTER DELETE ON domains
+    REFERENCING OLD TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION fleetgate_domains_touch();
+
+-- A host that moves from one instance to another by an update touches both.
+CREATE FUNCTION fleetgate_domains_touch_moved() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE instances SET updated_at = now()
+    WHERE id IN (SELECT instance_id FROM changed UNION SELECT instance_id FROM changed_before);
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER domains_touch_on_update AFTER UPDATE ON domains
+    REFERENCING OLD TABLE AS changed_before NEW TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION fleetgate_domains_touch_moved();

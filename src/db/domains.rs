@@ -34,31 +34,29 @@ pub async fn held_by_others(
     .await
 }
 
-/// In one statement: releases `removed` hosts of an instance, claims `added` ones (with their
+/// In one statement: releases `removed` hosts of an instance and claims `added` ones (with their
 /// kinds, in the same order) skipping any another instance holds (after waiting for a
-/// concurrent claim to commit or roll back), and with `touch` marks the instance as changed.
-/// Answers how many hosts it claimed.
+/// concurrent claim to commit or roll back). Any change of domains marks its instance as changed
+/// (`updated_at`, and so its `version`: the `instance_versions` migration's triggers). Answers
+/// how many hosts it claimed.
 pub async fn change(
     conn: &mut PgConnection,
     instance_id: &str,
     removed: &[String],
     added: &[String],
     kinds: &[&str],
-    touch: bool,
 ) -> sqlx::Result<u64> {
     sqlx::query_scalar::<_, i64>(
         "WITH released AS (DELETE FROM domains WHERE instance_id = $1 AND hostname = ANY($2)), \
               claimed AS (INSERT INTO domains (hostname, instance_id, kind) \
                           SELECT h, $1, k FROM UNNEST($3::text[], $4::text[]) AS t(h, k) \
-                          ON CONFLICT ON CONSTRAINT domains_hostname_key DO NOTHING RETURNING 1), \
-              touched AS (UPDATE instances SET updated_at = now() WHERE id = $1 AND $5) \
+                          ON CONFLICT ON CONSTRAINT domains_hostname_key DO NOTHING RETURNING 1) \
          SELECT count(*) FROM claimed",
     )
     .bind(instance_id)
     .bind(removed)
     .bind(added)
     .bind(kinds)
-    .bind(touch)
     .fetch_one(conn)
     .await
     .map(|n| n as u64)

@@ -121,8 +121,7 @@ async fn follow(pool: &PgPool, live: &Live, listener: &mut PgListener) -> anyhow
                     // This replica made the change, or read it already: nothing to read.
                     Some((id, version)) if live.roster.version(id) >= Some(version) => {}
                     Some((id, _)) => stale.push(id.to_owned()),
-                    // Its domains changed: read it again, whatever its version.
-                    None => stale.push(note.payload().to_owned()),
+                    None => tracing::warn!(payload = note.payload(), "unreadable notification"),
                 },
                 _ => {}
             }
@@ -143,7 +142,7 @@ async fn follow(pool: &PgPool, live: &Live, listener: &mut PgListener) -> anyhow
             stale.dedup();
             let rows = db::roster::facts(&mut *pool.acquire().await?, Some(&stale)).await?;
             for row in rows {
-                live.roster.reread(InstanceFacts::try_from(row)?);
+                live.roster.apply(InstanceFacts::try_from(row)?);
             }
         }
     }

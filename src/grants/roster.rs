@@ -269,24 +269,11 @@ impl Roster {
         state.instances.get(id).map(|e| e.version)
     }
 
-    /// Takes the facts of a change this replica committed, unless the roster holds the
-    /// instance at this version or a later one already.
+    /// Takes these facts unless the roster holds the instance at this version or a later one.
     pub fn apply(&self, facts: InstanceFacts) {
-        self.put(facts, false);
-    }
-
-    /// Takes facts read from the database after hearing of a change, unless the roster holds
-    /// the instance at a later version. At the same version they are as new or newer (a change
-    /// of domains written by hand does not move the version).
-    pub fn reread(&self, facts: InstanceFacts) {
-        self.put(facts, true);
-    }
-
-    fn put(&self, facts: InstanceFacts, same_version_too: bool) {
         let mut state = self.state.write().expect("roster lock");
         let grants = match state.instances.get(facts.id.as_str()) {
-            Some(e) if e.version > facts.version => return,
-            Some(e) if e.version == facts.version && !same_version_too => return,
+            Some(e) if e.version >= facts.version => return,
             Some(e) => e.grants.clone(),
             None => GrantSet::unknown(),
         };
@@ -414,14 +401,8 @@ mod tests {
         assert_eq!((a.version, a.status), (3, InstanceStatus::Active));
         // An older read arriving late changes nothing.
         r.apply(facts("a", 2, InstanceStatus::Suspended, &["a.example"]));
-        r.reread(facts("a", 2, InstanceStatus::Suspended, &["a.example"]));
+        r.apply(facts("a", 3, InstanceStatus::Suspended, &["a.example"]));
         assert_eq!(host(&r, "a.example"), None);
-        // The same version again: a read from the database wins over what this replica
-        // committed (hosts changed by hand since), a commit does not replace a read.
-        r.reread(facts("a", 3, InstanceStatus::Active, &["a3.example"]));
-        r.apply(facts("a", 3, InstanceStatus::Active, &["a2.example"]));
-        assert_eq!(host(&r, "a3.example").as_deref(), Some("a"));
-        assert_eq!(host(&r, "a2.example"), None);
         let a = r.lookup(By::Id("a")).unwrap().unwrap();
         assert_eq!((a.version, a.status), (3, InstanceStatus::Active));
     }

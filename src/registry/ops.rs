@@ -90,8 +90,7 @@ impl Registry {
             // redeploy (rows written by versions that did not forget them at deletion).
             forget_access(conn, actor, id).await?;
         }
-        // A row inserted by this transaction already has updated_at = now().
-        let domains_changed = sync_domains(conn, &before, &wanted, !created).await?;
+        let domains_changed = sync_domains(conn, &before, &wanted).await?;
         if !created && !domains_changed && *owner == before.owner && status == before.status {
             // The common redeploy: nothing to write, audit or read again.
             return Ok((before, Deployed::Unchanged));
@@ -130,7 +129,7 @@ impl Registry {
             return Err(RegistryError::AlreadyExists(id.clone()));
         }
         let before = self.locked(conn, id).await?;
-        sync_domains(conn, &before, &wanted, false).await?;
+        sync_domains(conn, &before, &wanted).await?;
         self.finish(conn, actor, "instance.created", None, id).await
     }
 
@@ -162,7 +161,7 @@ impl Registry {
             owner_changed(conn, self.outbox, actor, id, (&before.owner, owner)).await?;
         }
         if to == InstanceStatus::Deleted && before.status != InstanceStatus::Deleted {
-            sync_domains(conn, &before, &[], true).await?;
+            sync_domains(conn, &before, &[]).await?;
             forget_access(conn, actor, id).await?;
         }
         self.finish(conn, actor, action, Some(&before), id).await
@@ -178,7 +177,7 @@ impl Registry {
     ) -> Result<Instance> {
         let wanted = validate_hosts(hosts, self.platform_domain.as_ref())?;
         let before = self.live(conn, id).await?;
-        sync_domains(conn, &before, &wanted, true).await?;
+        sync_domains(conn, &before, &wanted).await?;
         self.finish(conn, actor, "instance.domains_replaced", Some(&before), id)
             .await
     }
@@ -200,7 +199,7 @@ impl Registry {
         let mut hosts: Vec<Hostname> = before.domains.iter().map(|d| d.hostname.clone()).collect();
         hosts.push(host.clone());
         let wanted = validate_hosts(&hosts, self.platform_domain.as_ref())?;
-        sync_domains(conn, &before, &wanted, true).await?;
+        sync_domains(conn, &before, &wanted).await?;
         self.finish(conn, actor, "instance.domain_added", Some(&before), id)
             .await
     }
@@ -225,7 +224,7 @@ impl Registry {
             .filter(|d| d.hostname != *host)
             .cloned()
             .collect();
-        sync_domains(conn, &before, &wanted, true).await?;
+        sync_domains(conn, &before, &wanted).await?;
         self.finish(conn, actor, "instance.domain_removed", Some(&before), id)
             .await
     }
@@ -331,14 +330,14 @@ async fn forget_access(conn: &mut PgConnection, actor: &Actor, id: &InstanceId) 
     Ok(())
 }
 
-/// Brings an instance's domains to `wanted`: releases the others and claims the new ones,
-/// and with `touch` marks the instance as changed if they changed; answers whether they did.
+/// Brings an instance's domains to `wanted`: releases the others and claims the new ones
+/// (which marks the instance as changed: see `db::domains::change`); answers whether they
+/// changed.
 /// A host held by another instance is a conflict, and the caller's transaction is abandoned.
 async fn sync_domains(
     conn: &mut PgConnection,
     current: &Instance,
     wanted: &[Domain],
-    touch: bool,
 ) -> Result<bool> {
     let id = current.id.as_str();
     let have: HashSet<&Hostname> = current.domains.iter().map(|d| &d.hostname).collect();
@@ -359,7 +358,7 @@ async fn sync_domains(
     }
     let added_hosts: Vec<String> = added.iter().map(|d| d.hostname.to_string()).collect();
     let kinds: Vec<&str> = added.iter().map(|d| d.kind.as_str()).collect();
-    let claimed = db::domains::change(conn, id, &removed, &added_hosts, &kinds, touch).await?;
+    let claimed = db::domains::change(conn, id, &removed, &added_hosts, &kinds).await?;
     if claimed < added.len() as u64 {
         // Some host is held by another instance: say which (the transaction is abandoned).
         return Err(
