@@ -101,6 +101,15 @@ pub async fn assignments(conn: &mut PgConnection) -> sqlx::Result<HashMap<String
     Ok(rows.into_iter().collect())
 }
 
+/// Client id → how many instances are placed on it.
+pub async fn instance_counts(conn: &mut PgConnection) -> sqlx::Result<HashMap<String, i64>> {
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT client_id, count(*) FROM assignments GROUP BY client_id")
+            .fetch_all(conn)
+            .await?;
+    Ok(rows.into_iter().collect())
+}
+
 pub async fn assignment(
     conn: &mut PgConnection,
     instance_id: &str,

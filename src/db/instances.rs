@@ -151,3 +151,12 @@ pub async fn all(conn: &mut PgConnection) -> sqlx::Result<Vec<InstanceRow>> {
         .fetch_all(conn)
         .await
 }
+
+/// The instances placed on an application of the pool, ordered by id.
+pub async fn assigned(conn: &mut PgConnection) -> sqlx::Result<Vec<InstanceRow>> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM instances WHERE id IN (SELECT instance_id FROM assignments) ORDER BY id"
+    ))
+    .fetch_all(conn)
+    .await
+}

@@ -15,6 +15,7 @@ pub mod logins;
 pub mod reconcile;
 pub mod relay;
 pub mod roster;
+pub mod unsynced;
 pub mod webhooks;
 
 use std::time::Duration;

@@ -16,10 +16,10 @@ pub mod plan;
 mod pool;
 mod reconciler;
 mod relay_app;
+mod settle;
 pub mod shard;
 mod survey;
 pub mod sync;
-mod told;
 mod views;
 mod write;
 

@@ -191,7 +191,7 @@ impl Reconciler {
                 )
             }
         };
-        self.tell(&mut tx, &run, previous_failed).await?;
+        self.settle(&mut tx, &run, previous_failed).await?;
         tx.commit().await?;
         *self.open_run.lock().expect("open run lock") = None;
         self.metrics

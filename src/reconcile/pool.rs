@@ -41,7 +41,7 @@ impl Reconciler {
         let mut conn = self.pool.acquire().await?;
         db::applications::ensure_primary(&mut conn, self.application_id()).await?;
         let pool = db::applications::pool(&mut conn).await?;
-        let assignments = db::applications::assignments(&mut conn).await?;
+        let placed = db::applications::instance_counts(&mut conn).await?;
         let mut items = Vec::with_capacity(pool.len());
         for app in pool {
             let snapshots = db::reconcile::snapshots(&mut conn, &app.client_id).await?;
@@ -66,10 +66,7 @@ impl Reconciler {
                     (f.name(), fill)
                 })
                 .collect();
-            let instances = assignments
-                .values()
-                .filter(|c| **c == app.client_id)
-                .count();
+            let instances = placed.get(&app.client_id).copied().unwrap_or(0) as usize;
             items.push(PoolEntry {
                 client_id: app.client_id,
                 name: app.name,

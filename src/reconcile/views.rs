@@ -12,7 +12,7 @@ use crate::config::LoginMode;
 use super::{
     ReconcileError, Reconciler,
     leader::LEADER_LOCK,
-    sync::{SyncState, UrlSync, sync_status},
+    sync::{UrlSync, sync_status},
 };
 use crate::{
     db::{self, reconcile::Run},
@@ -71,7 +71,8 @@ pub struct Status {
     pub login: Login,
     pub leader: Option<Leader>,
     pub last_run: Option<Run>,
-    /// How many instances have URLs not live as wanted (at most [`UNSYNCED_SHOWN`] listed).
+    /// How many instances the last pass left with URLs not live as wanted (at most
+    /// [`UNSYNCED_SHOWN`] listed).
     pub unsynced_total: usize,
     pub unsynced: Vec<Unsynced>,
 }
@@ -92,13 +93,14 @@ pub struct Leader {
     pub since: Option<DateTime<Utc>>,
 }
 
-/// An instance with URLs not live as wanted, with the reason for each.
+/// An instance with URLs not live as wanted, with the reason for each (`UrlSync`s, as the
+/// pass that found them recorded them).
 #[derive(Debug, Serialize)]
 pub struct Unsynced {
     pub instance_id: InstanceId,
     pub status: InstanceStatus,
     pub client_id: Option<String>,
-    pub urls: Vec<UrlSync>,
+    pub urls: serde_json::Value,
 }
 
 /// The record of passes, kept whether or not this replica reconciles.
@@ -199,37 +201,26 @@ impl Reconciler {
     }
 
     /// The reconciler at a glance: which replica leads, the last pass, and the instances (at
-    /// most [`UNSYNCED_SHOWN`]) with URLs not live as wanted, with the reason.
+    /// most [`UNSYNCED_SHOWN`]) that pass left with URLs not live as wanted, with the reason
+    /// (as it recorded them: nothing is worked out again here).
     pub async fn status(&self) -> Result<Status> {
         let mut conn = self.pool.acquire().await?;
         let leader = db::reconcile::leader(&mut conn, LEADER_LOCK).await?;
         let last = db::reconcile::last_finished(&mut conn).await?;
-        let failure = failure(last.as_ref());
-        let mut unsynced = Vec::new();
-        let mut total = 0;
-        self.each_sync(
-            &mut conn,
-            failure.as_deref(),
-            |instance, client_id, urls| {
-                let urls: Vec<_> = urls
-                    .into_iter()
-                    .filter(|u| u.state != SyncState::Synced)
-                    .collect();
-                if urls.is_empty() {
-                    return;
-                }
-                total += 1;
-                if unsynced.len() < UNSYNCED_SHOWN {
-                    unsynced.push(Unsynced {
-                        instance_id: instance.id.clone(),
-                        status: instance.status,
-                        client_id: client_id.map(str::to_owned),
-                        urls,
-                    });
-                }
-            },
-        )
-        .await?;
+        let (total, rows) = db::unsynced::first(&mut conn, UNSYNCED_SHOWN as i64).await?;
+        let corrupt =
+            |e: crate::domain::ParseError| registry::RegistryError::Corrupt(e.to_string());
+        let unsynced = rows
+            .into_iter()
+            .map(|r| {
+                Ok(Unsynced {
+                    instance_id: InstanceId::parse(&r.instance_id).map_err(corrupt)?,
+                    status: r.status.parse().map_err(corrupt)?,
+                    client_id: r.client_id,
+                    urls: r.urls,
+                })
+            })
+            .collect::<Result<_>>()?;
         Ok(Status {
             login: Login {
                 mode: self.login_mode.name(),
@@ -242,7 +233,7 @@ impl Reconciler {
                 since,
             }),
             last_run: last,
-            unsynced_total: total,
+            unsynced_total: total as usize,
             unsynced,
         })
     }
@@ -269,7 +260,11 @@ impl Reconciler {
                 .collect();
             lists_of.insert(app.client_id, lists);
         }
-        let rows = db::instances::all(conn).await?;
+        // In `overflow` mode only instances placed in the pool log in through it.
+        let rows = match self.login_mode {
+            LoginMode::Overflow => db::instances::assigned(conn).await?,
+            LoginMode::Direct | LoginMode::Relay => db::instances::all(conn).await?,
+        };
         let instances = registry::load_many(conn, rows).await?;
         let empty = Default::default();
         for instance in &instances {
