@@ -75,30 +75,6 @@ async fn run() -> anyhow::Result<()> {
         None,
     );
 
-    let client = reqwest::Client::new();
-    for path in ["/v1/reconcile/status", "/v1/applications"] {
-        let mut took = Vec::new();
-        for _ in 0..5 {
-            let t = std::time::Instant::now();
-            let res = client
-                .get(format!("{}{path}", server.base))
-                .bearer_auth(&tenant.admin_token)
-                .send()
-                .await?;
-            anyhow::ensure!(res.status().is_success(), "{path}: {}", res.status());
-            res.bytes().await?;
-            took.push(common::ms(t.elapsed()));
-        }
-        let median = report::median(took.clone());
-        println!("GET {path}: {took:.1?} ms");
-        report::row(
-            &format!("GET {path} with {instances} instances (median of 5)"),
-            format!("{median:.1} ms"),
-            "<= 50 ms",
-            Some(median <= 50.0),
-        );
-    }
-
     let list = dir.join("pollers.txt");
     std::fs::write(
         &list,
@@ -135,7 +111,69 @@ async fn run() -> anyhow::Result<()> {
         "resident memory after polling: {} MiB",
         server.rss_kib() / 1024
     );
+    drop(server);
 
+    // The status page's reads, with the reconciler on: its first pass cannot place 100,000
+    // custom domains on the tenant's one application (no creations allowed here), so it fails
+    // and leaves (almost) every instance out of step — the most the status can have to show.
+    let seeded: serde_json::Value = reqwest::get(format!("{}/emulator/tenant", tenant.base_url))
+        .await?
+        .json()
+        .await?;
+    let text = |k: &str| seeded[k].as_str().unwrap_or_default().to_owned();
+    let mut reconciling = vars.clone();
+    reconciling.extend([
+        ("AUTH0_CLIENT_ID", text("m2m_client_id")),
+        ("AUTH0_CLIENT_SECRET", text("m2m_client_secret")),
+        ("AUTH0_SPA_CLIENT_ID", text("spa_client_id")),
+    ]);
+    let (server, _) = process::fleetgate(&reconciling, &dir).await?;
+    let client = reqwest::Client::new();
+    let admin = |path: &str| {
+        client
+            .get(format!("{}{path}", server.base))
+            .bearer_auth(&tenant.admin_token)
+    };
+    let started = std::time::Instant::now();
+    let run = loop {
+        let runs: serde_json::Value = admin("/v1/reconcile/runs").send().await?.json().await?;
+        let first = &runs["items"][0];
+        if !first["finished_at"].is_null() {
+            break first.clone();
+        }
+        anyhow::ensure!(
+            started.elapsed().as_secs() < 600,
+            "no pass finished in 10 minutes"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    };
+    println!(
+        "first pass: {} after {:.1} s",
+        run["outcome"],
+        started.elapsed().as_secs_f64()
+    );
+    for path in ["/v1/reconcile/status", "/v1/applications"] {
+        let mut took = Vec::new();
+        let mut shown = String::new();
+        for _ in 0..5 {
+            let t = std::time::Instant::now();
+            let res = admin(path).send().await?;
+            anyhow::ensure!(res.status().is_success(), "{path}: {}", res.status());
+            let body: serde_json::Value = res.json().await?;
+            took.push(common::ms(t.elapsed()));
+            if let Some(n) = body.get("unsynced_total") {
+                shown = format!(" ({n} instances out of step)");
+            }
+        }
+        let median = report::median(took.clone());
+        println!("GET {path}{shown}: {took:.1?} ms");
+        report::row(
+            &format!("GET {path} with {instances} instances (median of 5)"),
+            format!("{median:.1} ms"),
+            "<= 50 ms",
+            Some(median <= 50.0),
+        );
+    }
     drop(server);
     pool.close().await;
     db.drop().await?;
