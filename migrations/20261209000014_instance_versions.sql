@@ -22,11 +22,13 @@ END $$;
 CREATE TRIGGER instances_version BEFORE INSERT OR UPDATE ON instances
     FOR EACH ROW EXECUTE FUNCTION fleetgate_instance_version();
 
--- A change of domains touches its instance's row, whoever writes it (fleetgate does so in the
--- same statement; a row written by hand too), so the version moves with the hosts.
+-- A change of domains touches its instance's row, whoever writes it, so the version moves with
+-- the hosts; once per transaction (a row this transaction wrote already moved, and the
+-- notification goes out at commit, when every change of the transaction can be read).
 CREATE FUNCTION fleetgate_domains_touch() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    UPDATE instances SET updated_at = now() WHERE id IN (SELECT instance_id FROM changed);
+    UPDATE instances SET updated_at = now()
+    WHERE id IN (SELECT instance_id FROM changed) AND xmin <> pg_current_xact_id()::xid;
     RETURN NULL;
 END $$;
 
@@ -39,7 +41,8 @@ CREATE TRIGGER domains_touch_on_delete AFTER DELETE ON domains
 CREATE FUNCTION fleetgate_domains_touch_moved() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     UPDATE instances SET updated_at = now()
-    WHERE id IN (SELECT instance_id FROM changed UNION SELECT instance_id FROM changed_before);
+    WHERE id IN (SELECT instance_id FROM changed UNION SELECT instance_id FROM changed_before)
+      AND xmin <> pg_current_xact_id()::xid;
     RETURN NULL;
 END $$;
 

@@ -115,7 +115,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve { no_migrate } => {
             let settings = Settings::from_env()?;
-            telemetry::init(settings.log_format);
+            let _log = telemetry::init(settings.log_format);
             let pool = db::pool(settings.database_url(), settings.db_max_connections)?;
             if !no_migrate {
                 startup::migrate(&pool).await?;
@@ -140,7 +140,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Migrate => {
             let settings = Settings::from_env()?;
-            telemetry::init(settings.log_format);
+            let _log = telemetry::init(settings.log_format);
             startup::migrate(&db::pool(
                 settings.database_url(),
                 settings.db_max_connections,
@@ -151,7 +151,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Restored { new_deployment } => {
             let settings = Settings::from_env()?;
-            telemetry::init(settings.log_format);
+            let _log = telemetry::init(settings.log_format);
             let pool = db::pool(settings.database_url(), settings.db_max_connections)?;
             let revision = crate::grants::lineage::force(&pool).await?;
             println!(
@@ -167,7 +167,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Plan => {
             let settings = Settings::from_env()?;
-            telemetry::init(settings.log_format);
+            let _log = telemetry::init(settings.log_format);
             let reconciler_settings = settings.reconciler.clone().ok_or_else(|| {
                 anyhow::anyhow!("the reconciler is not configured: set AUTH0_CLIENT_ID, AUTH0_CLIENT_SECRET and AUTH0_SPA_CLIENT_ID")
             })?;
@@ -195,11 +195,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     address,
                 },
         } => {
-            telemetry::init(LogFormat::Text);
+            let _log = telemetry::init(LogFormat::Text);
             crate::events::listen::run(&secret, (address, port).into()).await
         }
         Command::Hook { command } => {
-            telemetry::init(LogFormat::Text);
+            let _log = telemetry::init(LogFormat::Text);
             let secret = std::env::var("FLEETGATE_WEBHOOK_SECRET").map_err(|_| {
                 anyhow::anyhow!("FLEETGATE_WEBHOOK_SECRET: is required but not set")
             })?;
