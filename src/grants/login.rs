@@ -123,7 +123,7 @@ impl Commands {
             return Ok(None);
         };
         let grants = if entry.grants.revision() < current {
-            live.roster().reads.with_label_values(&["reread"]).inc();
+            live.roster().from_reread.inc();
             let mut conn = self.pool().acquire().await?;
             let read = db::roster::grants_of(&mut conn, &entry.id).await?;
             live.revisions.observe(&entry.id, read.revision);
@@ -137,7 +137,7 @@ impl Commands {
                 None => return Ok(None),
             }
         } else {
-            live.roster().reads.with_label_values(&["memory"]).inc();
+            live.roster().from_memory.inc();
             entry.grants.clone()
         };
         let user = login.user_id.as_str();
@@ -161,11 +161,7 @@ impl Commands {
             By::Id(id) => (Some(id), None),
             By::Host(host) => (None, Some(host)),
         };
-        self.live()
-            .roster()
-            .reads
-            .with_label_values(&["database"])
-            .inc();
+        self.live().roster().from_database.inc();
         let mut conn = self.pool().acquire().await?;
         let row = db::logins::facts(
             &mut conn,

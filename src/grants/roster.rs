@@ -18,7 +18,7 @@ use std::sync::{
 };
 
 use foldhash::{HashMap, HashMapExt, HashSet};
-use prometheus::{IntCounterVec, Opts};
+use prometheus::{IntCounter, IntCounterVec, Opts};
 
 use crate::domain::InstanceStatus;
 
@@ -207,6 +207,10 @@ pub struct Roster {
     /// `memory`, `reread` (the instance's grants read again first), `database` (the roster
     /// was not in step).
     pub reads: IntCounterVec,
+    /// The three series of `reads`, resolved once (a decision counts without a lookup).
+    pub from_memory: IntCounter,
+    pub from_reread: IntCounter,
+    pub from_database: IntCounter,
 }
 
 impl Default for Roster {
@@ -216,11 +220,15 @@ impl Default for Roster {
             "Where login decisions found what they decide on: memory, reread (the instance's grants read again first), database (memory not in step).",
         )
         .namespace("fleetgate");
+        let reads = IntCounterVec::new(opts, &["from"]).expect("valid metric");
         Self {
             state: RwLock::default(),
             sets: Mutex::default(),
             synced: AtomicBool::default(),
-            reads: IntCounterVec::new(opts, &["from"]).expect("valid metric"),
+            from_memory: reads.with_label_values(&["memory"]),
+            from_reread: reads.with_label_values(&["reread"]),
+            from_database: reads.with_label_values(&["database"]),
+            reads,
         }
     }
 }
