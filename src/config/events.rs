@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{ConfigError, Result, Vars, check_webhook_secret};
+use super::{ConfigError, Result, Vars, check_webhook_secret, seconds_within};
 
 /// Standard Webhooks' (Svix's) schedule: after the first attempt, tried again 5 s, 5 min,
 /// 30 min, 2 h, 5 h, 10 h and 10 h later (about 28 hours in all), then given up.
@@ -65,13 +65,7 @@ pub(super) fn events_settings(vars: &Vars) -> Result<Option<EventsSettings>> {
         timeout: vars.parsed(
             "FLEETGATE_EVENTS_TIMEOUT_SECS",
             Duration::from_secs(15),
-            |s| {
-                s.parse::<u64>()
-                    .ok()
-                    .filter(|n| (1..=120).contains(n))
-                    .map(Duration::from_secs)
-                    .ok_or("must be a number of seconds from 1 to 120")
-            },
+            seconds_within(1..=120, "must be a number of seconds from 1 to 120"),
         )?,
         kept_days: vars.parsed("FLEETGATE_EVENTS_KEPT_DAYS", 30, |s| {
             s.parse::<i32>()

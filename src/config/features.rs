@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-use super::{ConfigError, GrantsSettings, ReconcilerSettings, Result, Vars, boolean};
+use super::{
+    ConfigError, GrantsSettings, ReconcilerSettings, Result, Vars, boolean, seconds_within,
+};
 use crate::domain::{Field, Templates};
 
 /// The variables naming each field's templates, and their defaults (docs/design.md).
@@ -154,13 +156,10 @@ pub(super) fn grants_settings(vars: &Vars) -> Result<GrantsSettings> {
     let key_grace = vars.parsed(
         "FLEETGATE_KEY_ROTATION_GRACE_SECS",
         Duration::from_secs(86_400),
-        |s| {
-            s.parse::<u64>()
-                .ok()
-                .filter(|n| *n <= 30 * 86_400)
-                .map(Duration::from_secs)
-                .ok_or("must be a number of seconds from 0 to 2592000 (30 days)")
-        },
+        seconds_within(
+            0..=30 * 86_400,
+            "must be a number of seconds from 0 to 2592000 (30 days)",
+        ),
     )?;
     let action_secret = match vars.optional("FLEETGATE_ACTION_SECRET") {
         None => None,
@@ -182,13 +181,7 @@ pub(super) fn grants_settings(vars: &Vars) -> Result<GrantsSettings> {
     let last_logins_flush = vars.parsed(
         "FLEETGATE_LAST_LOGINS_FLUSH_SECS",
         Duration::from_secs(15),
-        |s| {
-            s.parse::<u64>()
-                .ok()
-                .filter(|n| (1..=300).contains(n))
-                .map(Duration::from_secs)
-                .ok_or("must be a number of seconds from 1 to 300")
-        },
+        seconds_within(1..=300, "must be a number of seconds from 1 to 300"),
     )?;
     Ok(GrantsSettings {
         ui_client_id,

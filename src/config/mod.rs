@@ -228,13 +228,7 @@ impl Settings {
                 jwks_cache: vars.parsed(
                     "FLEETGATE_JWKS_CACHE_SECS",
                     Duration::from_secs(600),
-                    |s| {
-                        s.parse::<u64>()
-                            .ok()
-                            .filter(|n| (10..=86_400).contains(n))
-                            .map(Duration::from_secs)
-                            .ok_or("must be a number of seconds from 10 to 86400")
-                    },
+                    seconds_within(10..=86_400, "must be a number of seconds from 10 to 86400"),
                 )?,
                 admin_clients: admin_clients.clone(),
             },
@@ -308,6 +302,20 @@ impl Vars<'_> {
                 message: rule.into(),
             }),
         }
+    }
+}
+
+/// A setting in whole seconds within `range`; `rule` says what is allowed when it is not.
+pub(super) fn seconds_within(
+    range: std::ops::RangeInclusive<u64>,
+    rule: &'static str,
+) -> impl Fn(&str) -> std::result::Result<Duration, &'static str> {
+    move |s| {
+        s.parse::<u64>()
+            .ok()
+            .filter(|n| range.contains(n))
+            .map(Duration::from_secs)
+            .ok_or(rule)
     }
 }
 

@@ -32,24 +32,28 @@ pub struct Instance {
     pub version: i64,
 }
 
-/// Two instances are equal when everything the API shows of them is (the version aside).
+/// Two instances are equal when everything the API shows of them is (the version aside). The
+/// destructuring is exhaustive: a new field must be placed on one side or the other.
 impl PartialEq for Instance {
     fn eq(&self, other: &Self) -> bool {
-        (
-            &self.id,
-            &self.owner,
-            self.status,
-            &self.domains,
-            self.created_at,
-            self.updated_at,
-        ) == (
-            &other.id,
-            &other.owner,
-            other.status,
-            &other.domains,
-            other.created_at,
-            other.updated_at,
-        )
+        let Self {
+            id,
+            owner,
+            status,
+            domains,
+            created_at,
+            updated_at,
+            version: _,
+        } = self;
+        (id, owner, status, domains, created_at, updated_at)
+            == (
+                &other.id,
+                &other.owner,
+                &other.status,
+                &other.domains,
+                &other.created_at,
+                &other.updated_at,
+            )
     }
 }
 

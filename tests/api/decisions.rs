@@ -217,16 +217,7 @@ fn metric(text: &str, prefix: &str) -> f64 {
 async fn until_reason(at: &TestApp, body: &serde_json::Value, reason: &str) -> u128 {
     let started = std::time::Instant::now();
     loop {
-        let (status, d) = into_json(
-            at.http
-                .post(at.url("/v1/login-decisions"))
-                .bearer_auth(ACTION_SECRET)
-                .json(body)
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let (status, d) = decide_at(at, body).await;
         assert_eq!(status, 200, "{d}");
         if d["reason"] == reason {
             return started.elapsed().as_millis();

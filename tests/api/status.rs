@@ -172,5 +172,26 @@ async fn the_reconciler_status_names_the_leader_and_the_instances_not_in_step(po
     assert_eq!(s["unsynced"][0]["instance_id"], "beta");
     assert_eq!(s["unsynced"][0]["urls"][0]["state"], "failed", "{s}");
     assert!(s["unsynced"][0]["urls"][0]["reason"].is_string());
+    // The status shows what the last pass recorded when it ended, not a fresh walk over every
+    // instance; the next pass replaces the record.
+    let recorded: Vec<(String, i64)> =
+        sqlx::query_as("SELECT instance_id, run_id FROM unsynced_instances")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    assert_eq!(recorded[0].0, "beta");
+    assert!(
+        recorded[0].1 >= s["last_run"]["id"].as_i64().unwrap(),
+        "{recorded:?} {s}"
+    );
     app.tenant.http_put_faults(json!({})).await;
+    assert_eq!(reconcile().await, 200);
+    let (_, s) = app.get_json("/v1/reconcile/status").await;
+    assert_eq!(s["unsynced_total"], 0, "{s}");
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM unsynced_instances")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
 }

@@ -86,15 +86,22 @@ impl Fleet {
     }
 
     pub async fn decide(&self, body: Value) -> (u16, Value) {
-        into_json(
-            self.as_bearer(ACTION_SECRET, Method::POST, "/v1/login-decisions")
-                .json(&body)
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await
+        decide_at(&self.app, &body).await
     }
+}
+
+/// A login decision asked of `app` (any replica), as the Action asks it.
+pub async fn decide_at(app: &TestApp, body: &Value) -> (u16, Value) {
+    into_json(
+        app.http
+            .post(app.url("/v1/login-decisions"))
+            .bearer_auth(ACTION_SECRET)
+            .json(body)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
 }
 
 pub fn login(user: &str, email: Option<&str>, verified: bool, uri: &str) -> Value {
