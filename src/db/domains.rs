@@ -1,5 +1,6 @@
 //! The `domains` table. A host is its own key, so one host belongs to at most one instance.
 
+use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -12,7 +13,7 @@ pub struct DomainRow {
 /// The domains of these instances, ordered by instance then host.
 pub async fn of_instances(conn: &mut PgConnection, ids: &[String]) -> sqlx::Result<Vec<DomainRow>> {
     sqlx::query_as(
-        "SELECT hostname, instance_id, kind FROM domains WHERE instance_id = ANY($1) ORDER BY instance_id, hostname",
+        "SELECT hostname, instance_id, kind FROM domains WHERE instance_id = ANY($1) ORDER BY instance_id, hostname COLLATE \"C\"",
     )
     .bind(ids)
     .fetch_all(conn)
@@ -34,30 +35,46 @@ pub async fn held_by_others(
     .await
 }
 
+/// What [`change`] did.
+#[derive(Debug, Clone, Copy)]
+pub struct Changed {
+    /// How many of the added hosts it claimed.
+    pub claimed: u64,
+    /// The instance's row as the change touched it.
+    pub updated_at: DateTime<Utc>,
+    pub version: i64,
+}
+
 /// In one statement: releases `removed` hosts of an instance and claims `added` ones (with their
 /// kinds, in the same order) skipping any another instance holds (after waiting for a
-/// concurrent claim to commit or roll back). Any change of domains marks its instance as changed
-/// (`updated_at`, and so its `version`: the `instance_versions` migration's triggers). Answers
-/// how many hosts it claimed.
+/// concurrent claim to commit or roll back), and touches the instance's row (`updated_at`, and
+/// so its `version`: the `instance_versions` migration, whose triggers do the same for changes
+/// written by hand). The instance's row must be locked by this transaction.
 pub async fn change(
     conn: &mut PgConnection,
     instance_id: &str,
     removed: &[String],
     added: &[String],
     kinds: &[&str],
-) -> sqlx::Result<u64> {
-    sqlx::query_scalar::<_, i64>(
+) -> sqlx::Result<Changed> {
+    let (claimed, updated_at, version): (i64, DateTime<Utc>, i64) = sqlx::query_as(
         "WITH released AS (DELETE FROM domains WHERE instance_id = $1 AND hostname = ANY($2)), \
               claimed AS (INSERT INTO domains (hostname, instance_id, kind) \
                           SELECT h, $1, k FROM UNNEST($3::text[], $4::text[]) AS t(h, k) \
-                          ON CONFLICT ON CONSTRAINT domains_hostname_key DO NOTHING RETURNING 1) \
-         SELECT count(*) FROM claimed",
+                          ON CONFLICT ON CONSTRAINT domains_hostname_key DO NOTHING RETURNING 1), \
+              touched AS (UPDATE instances SET updated_at = now() WHERE id = $1 \
+                          RETURNING updated_at, version) \
+         SELECT (SELECT count(*) FROM claimed), updated_at, version FROM touched",
     )
     .bind(instance_id)
     .bind(removed)
     .bind(added)
     .bind(kinds)
     .fetch_one(conn)
-    .await
-    .map(|n| n as u64)
+    .await?;
+    Ok(Changed {
+        claimed: claimed as u64,
+        updated_at,
+        version,
+    })
 }

@@ -18,20 +18,20 @@ pub struct InstanceRow {
 
 const COLUMNS: &str = "id, owner, status, created_at, updated_at, version";
 
-/// Inserts an instance unless one with that id exists; true when it was inserted.
+/// Inserts an instance unless one with that id exists: the new row (which this transaction
+/// holds until it ends, as [`lock`] would), or None when the id was taken.
 pub async fn insert_if_absent(
     conn: &mut PgConnection,
     id: &str,
     owner: &str,
-) -> sqlx::Result<bool> {
-    let done = sqlx::query(
-        "INSERT INTO instances (id, owner) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
-    )
+) -> sqlx::Result<Option<InstanceRow>> {
+    sqlx::query_as(&format!(
+        "INSERT INTO instances (id, owner) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING RETURNING {COLUMNS}"
+    ))
     .bind(id)
     .bind(owner)
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    .fetch_optional(conn)
+    .await
 }
 
 /// Reads an instance and locks its row until the transaction ends: writers of one instance
@@ -52,19 +52,29 @@ pub async fn get(conn: &mut PgConnection, id: &str) -> sqlx::Result<Option<Insta
         .await
 }
 
-/// An instance with its domains (ordered by host) in one round trip; with `lock`, its row is
-/// locked until the transaction ends, as [`lock`] does.
+/// An instance with its domains, ordered by host (byte order, as Rust sorts strings).
+#[derive(Debug)]
+pub struct Stored {
+    pub row: InstanceRow,
+    pub domains: Vec<DomainRow>,
+    /// Whether the instance holds a live key.
+    pub keyed: bool,
+}
+
+/// An instance with its domains and whether it holds a live key, in one round trip; with
+/// `lock`, its row is locked until the transaction ends, as [`lock`] does.
 pub async fn with_domains(
     conn: &mut PgConnection,
     id: &str,
     lock: bool,
-) -> sqlx::Result<Option<(InstanceRow, Vec<DomainRow>)>> {
+) -> sqlx::Result<Option<Stored>> {
     #[derive(sqlx::FromRow)]
     struct Row {
         #[sqlx(flatten)]
         instance: InstanceRow,
         hosts: Vec<String>,
         kinds: Vec<String>,
+        keyed: bool,
     }
     let row: Option<Row> = sqlx::query_as(if lock {
         WITH_DOMAINS_LOCKED
@@ -85,22 +95,30 @@ pub async fn with_domains(
                 kind,
             })
             .collect();
-        (r.instance, domains)
+        Stored {
+            row: r.instance,
+            domains,
+            keyed: r.keyed,
+        }
     }))
 }
 
-const WITH_DOMAINS: &str = "SELECT i.id, i.owner, i.status, i.created_at, i.updated_at, i.version, \
-       COALESCE(d.hosts, '{}') AS hosts, COALESCE(d.kinds, '{}') AS kinds \
-     FROM instances i LEFT JOIN LATERAL ( \
-       SELECT array_agg(hostname ORDER BY hostname) AS hosts, array_agg(kind ORDER BY hostname) AS kinds \
-       FROM domains WHERE instance_id = i.id) d ON true \
-     WHERE i.id = $1";
-const WITH_DOMAINS_LOCKED: &str = "SELECT i.id, i.owner, i.status, i.created_at, i.updated_at, i.version, \
-       COALESCE(d.hosts, '{}') AS hosts, COALESCE(d.kinds, '{}') AS kinds \
-     FROM instances i LEFT JOIN LATERAL ( \
-       SELECT array_agg(hostname ORDER BY hostname) AS hosts, array_agg(kind ORDER BY hostname) AS kinds \
-       FROM domains WHERE instance_id = i.id) d ON true \
-     WHERE i.id = $1 FOR UPDATE OF i";
+/// One instance's row, its hosts and kinds in hosts' byte order (`COLLATE "C"`, whatever the
+/// database's collation), and whether a live key exists (a key's liveness as `keys` reads it).
+macro_rules! with_domains_sql {
+    () => {
+        "SELECT i.id, i.owner, i.status, i.created_at, i.updated_at, i.version, \
+           COALESCE(d.hosts, '{}') AS hosts, COALESCE(d.kinds, '{}') AS kinds, \
+           EXISTS (SELECT 1 FROM instance_keys k WHERE k.instance_id = i.id \
+                   AND (k.expires_at IS NULL OR k.expires_at > now())) AS keyed \
+         FROM instances i LEFT JOIN LATERAL ( \
+           SELECT array_agg(hostname ORDER BY hostname COLLATE \"C\") AS hosts, \
+                  array_agg(kind ORDER BY hostname COLLATE \"C\") AS kinds \
+           FROM domains WHERE instance_id = i.id) d ON true"
+    };
+}
+const WITH_DOMAINS: &str = concat!(with_domains_sql!(), " WHERE i.id = $1");
+const WITH_DOMAINS_LOCKED: &str = concat!(with_domains_sql!(), " WHERE i.id = $1 FOR UPDATE OF i");
 
 pub async fn update(
     conn: &mut PgConnection,

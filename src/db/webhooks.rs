@@ -3,43 +3,33 @@
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 
-/// Claims a delivery id for this transaction. False when it was processed before; a concurrent
-/// delivery of the same id waits here until the first one commits or rolls back.
-pub async fn claim(
+/// Records a delivery and the answer it got, in the same transaction as its effect. False when
+/// the id was recorded before (the caller abandons its transaction and answers from the
+/// record); a concurrent delivery of the same id waits here until the first one commits or
+/// rolls back.
+pub async fn record(
     conn: &mut PgConnection,
     webhook_id: &str,
     event_type: &str,
+    status: u16,
+    body: &Value,
 ) -> sqlx::Result<bool> {
     let done = sqlx::query(
         "INSERT INTO webhook_deliveries (webhook_id, event_type, response_status, response_body) \
-         VALUES ($1, $2, 0, 'null') ON CONFLICT (webhook_id) DO NOTHING",
+         VALUES ($1, $2, $3, $4) ON CONFLICT (webhook_id) DO NOTHING",
     )
     .bind(webhook_id)
     .bind(event_type)
+    .bind(status as i16)
+    .bind(body)
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
 }
 
-/// Records the answer given to a claimed delivery, in the same transaction as its effect.
-pub async fn complete(
-    conn: &mut PgConnection,
-    webhook_id: &str,
-    status: u16,
-    body: &Value,
-) -> sqlx::Result<()> {
-    sqlx::query("UPDATE webhook_deliveries SET response_status = $2, response_body = $3 WHERE webhook_id = $1")
-        .bind(webhook_id)
-        .bind(status as i16)
-        .bind(body)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
 /// The answer given to an earlier delivery of this id.
 pub async fn answer(
-    conn: &mut PgConnection,
+    conn: impl sqlx::PgExecutor<'_>,
     webhook_id: &str,
 ) -> sqlx::Result<Option<(u16, Value)>> {
     let row: Option<(i16, Value)> = sqlx::query_as(

@@ -2,6 +2,12 @@
 //! one transaction that also records its `webhook-id` and the answer, so a redelivery has no
 //! second effect and gets the same answer.
 //!
+//! The record is written last, with the answer, in the statement that finds an earlier one: a
+//! redelivery is applied again in a transaction that is then abandoned, and answered from the
+//! record (also when applying it again now fails, e.g. its host moved since). Deliveries of one
+//! instance are serialised by its row lock; two of the same id wait for each other at the
+//! record.
+//!
 //! An instance's first deploy (or its first after deletion) issues its instance key, which is
 //! in that answer only: fleetgate keeps its hash, so a redelivery's answer lacks it (rotate to
 //! get a new one).
@@ -56,40 +62,47 @@ impl Commands {
     ) -> Result<Delivery> {
         let (pool, live, registry) = self.parts();
         let mut tx = pool.begin().await?;
-        if !db::webhooks::claim(&mut tx, webhook_id, kind).await? {
-            let (status, body) = db::webhooks::answer(&mut tx, webhook_id)
-                .await?
-                .ok_or_else(|| {
-                    RegistryError::Corrupt(format!("claimed delivery {webhook_id} has no answer"))
-                })?;
-            tx.rollback().await?;
-            return Ok(Delivery::Replayed { status, body });
-        }
-        let (instance, key, deployed) = match event {
+        let applied = match event {
             Event::Deployed {
                 instance_id,
                 owner,
                 domains,
-            } => {
-                let (instance, deployed) = registry
-                    .deploy(&mut tx, actor, &instance_id, &owner, &domains)
-                    .await?;
-                let key = keys::issue_if_none(&mut tx, instance.id.as_str(), &actor.name).await?;
-                (instance, key, Some(deployed))
-            }
+            } => registry
+                .deploy(&mut tx, actor, &instance_id, &owner, &domains)
+                .await
+                .map(|d| (d.instance, Some(d.deployed), d.keyed)),
             Event::StatusChange {
                 instance_id,
                 to,
                 action,
-            } => {
-                let instance = registry
-                    .update(&mut tx, actor, &instance_id, None, Some(to), action)
-                    .await?;
-                (instance, None, None)
+            } => registry
+                .update(&mut tx, actor, &instance_id, None, Some(to), action)
+                .await
+                // A status change issues no key.
+                .map(|instance| (instance, None, true)),
+        };
+        let (instance, deployed, keyed) = match applied {
+            Ok(done) => done,
+            Err(e) => {
+                tx.rollback().await?;
+                return match replayed(pool, webhook_id).await? {
+                    Some(replayed) => Ok(replayed),
+                    None => Err(e),
+                };
             }
         };
+        let key = if keyed {
+            None
+        } else {
+            keys::issue_if_none(&mut tx, instance.id.as_str(), &actor.name).await?
+        };
         // The recorded answer never holds the key: a redelivery gets the instance without it.
-        db::webhooks::complete(&mut tx, webhook_id, 200, &instance.to_json()).await?;
+        if !db::webhooks::record(&mut tx, webhook_id, kind, 200, &instance.to_json()).await? {
+            tx.rollback().await?;
+            return replayed(pool, webhook_id).await?.ok_or_else(|| {
+                RegistryError::Corrupt(format!("recorded delivery {webhook_id} has no answer"))
+            });
+        }
         tx.commit().await?;
         // The instance as committed, a key issued or revoked: this replica knows at once
         // (others by notification).
@@ -103,4 +116,11 @@ impl Commands {
         }
         Ok(Delivery::Applied { instance, key })
     }
+}
+
+/// The answer recorded for an earlier delivery of this id, if there was one.
+async fn replayed(pool: &sqlx::PgPool, webhook_id: &str) -> Result<Option<Delivery>> {
+    Ok(db::webhooks::answer(pool, webhook_id)
+        .await?
+        .map(|(status, body)| Delivery::Replayed { status, body }))
 }

@@ -10,7 +10,7 @@ mod ops;
 pub use commands::{Commands, ListQuery};
 pub use hosts::{MAX_DOMAINS_PER_INSTANCE, validate_hosts};
 pub use model::{Domain, Instance, load, load_many};
-pub use ops::{Deployed, Registry};
+pub use ops::{Deploy, Deployed, Registry};
 
 use crate::domain::{Hostname, InstanceId, InstanceStatus, InstanceUnavailable};
 

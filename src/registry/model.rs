@@ -60,7 +60,10 @@ impl PartialEq for Instance {
 impl Eq for Instance {}
 
 impl Instance {
-    fn from_rows(row: InstanceRow, domains: impl IntoIterator<Item = DomainRow>) -> Result<Self> {
+    pub(super) fn from_rows(
+        row: InstanceRow,
+        domains: impl IntoIterator<Item = DomainRow>,
+    ) -> Result<Self> {
         let corrupt = |e: crate::domain::ParseError| RegistryError::Corrupt(e.to_string());
         Ok(Self {
             id: InstanceId::parse(&row.id).map_err(corrupt)?,
@@ -124,16 +127,27 @@ impl Instance {
 pub async fn load(conn: &mut PgConnection, id: &str) -> Result<Option<Instance>> {
     db::instances::with_domains(conn, id, false)
         .await?
-        .map(|(row, domains)| Instance::from_rows(row, domains))
+        .map(|s| Instance::from_rows(s.row, s.domains))
         .transpose()
+}
+
+/// An instance read under its row's lock, and whether it holds a live key.
+pub(super) struct Locked {
+    pub instance: Instance,
+    pub keyed: bool,
 }
 
 /// Like [`load`], locking the instance's row until the transaction ends: writers of one
 /// instance are serialised.
-pub(super) async fn load_locked(conn: &mut PgConnection, id: &str) -> Result<Option<Instance>> {
+pub(super) async fn load_locked(conn: &mut PgConnection, id: &str) -> Result<Option<Locked>> {
     db::instances::with_domains(conn, id, true)
         .await?
-        .map(|(row, domains)| Instance::from_rows(row, domains))
+        .map(|s| {
+            Ok(Locked {
+                instance: Instance::from_rows(s.row, s.domains)?,
+                keyed: s.keyed,
+            })
+        })
         .transpose()
 }
 

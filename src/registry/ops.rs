@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use sqlx::PgConnection;
 
 use crate::{
-    db,
+    db::{self, instances::InstanceRow},
     domain::{Actor, Hostname, InstanceId, InstanceStatus, InstanceUnavailable, UserId},
     events::{
         Outbox,
@@ -14,7 +14,11 @@ use crate::{
     },
 };
 
-use super::{Domain, Instance, RegistryError, Result, load, model::load_locked, validate_hosts};
+use super::{
+    Domain, Instance, RegistryError, Result,
+    model::{Locked, load_locked},
+    validate_hosts,
+};
 
 #[derive(Debug, Clone)]
 pub struct Registry {
@@ -23,6 +27,17 @@ pub struct Registry {
     /// Instances log in through the relay the moment they are active (`relay` and `overflow`
     /// modes): a change tells the platform `instance.login_ready` at once.
     relayed: bool,
+}
+
+/// A deploy's result.
+#[derive(Debug)]
+pub struct Deploy {
+    /// The instance as it is now.
+    pub instance: Instance,
+    pub deployed: Deployed,
+    /// The instance holds a live key from before, which the deploy left working: it needs no
+    /// new one.
+    pub keyed: bool,
 }
 
 /// What a deploy did.
@@ -64,24 +79,33 @@ impl Registry {
         id: &InstanceId,
         owner: &UserId,
         hosts: &[Hostname],
-    ) -> Result<(Instance, Deployed)> {
+    ) -> Result<Deploy> {
         let wanted = validate_hosts(hosts, self.platform_domain.as_ref())?;
         // Most deploys are redeploys: lock first, insert only when there is nothing to lock.
-        let (created, before) = match load_locked(conn, id.as_str()).await? {
-            Some(before) => (false, before),
-            None => {
-                let created =
-                    db::instances::insert_if_absent(conn, id.as_str(), owner.as_str()).await?;
-                (created, self.locked(conn, id).await?)
-            }
+        let (created, before, keyed) = match load_locked(conn, id.as_str()).await? {
+            Some(Locked { instance, keyed }) => (false, instance, keyed),
+            None => match db::instances::insert_if_absent(conn, id.as_str(), owner.as_str()).await?
+            {
+                Some(row) => (true, Instance::from_rows(row, [])?, false),
+                // Created meanwhile by someone else, whose commit the insert waited for.
+                None => {
+                    let Locked { instance, keyed } = self.locked(conn, id).await?;
+                    (false, instance, keyed)
+                }
+            },
         };
         let status = match before.status {
             InstanceStatus::Deleted => InstanceStatus::Active,
             s => s,
         };
+        let mut written = Written::default();
         if *owner != before.owner || status != before.status {
-            db::instances::update(conn, id.as_str(), owner.as_str(), status.as_str()).await?;
+            written.row = Some(
+                db::instances::update(conn, id.as_str(), owner.as_str(), status.as_str()).await?,
+            );
         }
+        let access_reset =
+            !created && (*owner != before.owner || before.status == InstanceStatus::Deleted);
         if !created && *owner != before.owner {
             owner_changed(conn, self.outbox, actor, id, (&before.owner, owner)).await?;
         }
@@ -90,29 +114,36 @@ impl Registry {
             // redeploy (rows written by versions that did not forget them at deletion).
             forget_access(conn, actor, id).await?;
         }
-        let domains_changed = sync_domains(conn, &before, &wanted).await?;
-        if !created && !domains_changed && *owner == before.owner && status == before.status {
+        written.hosts = sync_domains(conn, &before, wanted).await?;
+        if !created && written.is_empty() {
             // The common redeploy: nothing to write, audit or read again.
-            return Ok((before, Deployed::Unchanged));
+            return Ok(Deploy {
+                instance: before,
+                deployed: Deployed::Unchanged,
+                keyed,
+            });
         }
-        let after = self
-            .finish(
-                conn,
-                actor,
-                "instance.deployed",
-                (!created).then_some(&before),
-                id,
-            )
-            .await?;
-        let access_reset =
-            !created && (*owner != before.owner || before.status == InstanceStatus::Deleted);
-        let outcome = match (created, access_reset, after == before) {
+        let after = written.onto(&before)?;
+        let deployed = match (created, access_reset, after == before) {
             (true, _, _) => Deployed::Created,
             (false, true, _) => Deployed::AccessReset,
             (false, false, true) => Deployed::Unchanged,
             (false, false, false) => Deployed::Updated,
         };
-        Ok((after, outcome))
+        let instance = self
+            .finish(
+                conn,
+                actor,
+                "instance.deployed",
+                (!created).then_some(&before),
+                after,
+            )
+            .await?;
+        Ok(Deploy {
+            instance,
+            deployed,
+            keyed: keyed && !access_reset,
+        })
     }
 
     /// Creates a new instance; an existing id (even a deleted one) is a conflict.
@@ -125,12 +156,18 @@ impl Registry {
         hosts: &[Hostname],
     ) -> Result<Instance> {
         let wanted = validate_hosts(hosts, self.platform_domain.as_ref())?;
-        if !db::instances::insert_if_absent(conn, id.as_str(), owner.as_str()).await? {
+        let Some(row) = db::instances::insert_if_absent(conn, id.as_str(), owner.as_str()).await?
+        else {
             return Err(RegistryError::AlreadyExists(id.clone()));
-        }
-        let before = self.locked(conn, id).await?;
-        sync_domains(conn, &before, &wanted).await?;
-        self.finish(conn, actor, "instance.created", None, id).await
+        };
+        let before = Instance::from_rows(row, [])?;
+        let written = Written {
+            hosts: sync_domains(conn, &before, wanted).await?,
+            ..Written::default()
+        };
+        let after = written.onto(&before)?;
+        self.finish(conn, actor, "instance.created", None, after)
+            .await
     }
 
     /// Changes the owner and/or the status. Deleting releases every host.
@@ -143,7 +180,7 @@ impl Registry {
         status: Option<InstanceStatus>,
         action: &str,
     ) -> Result<Instance> {
-        let before = self.locked(conn, id).await?;
+        let before = self.locked(conn, id).await?.instance;
         let to = status.unwrap_or(before.status);
         if !before.status.can_become(to) {
             return Err(RegistryError::InvalidTransition {
@@ -156,15 +193,19 @@ impl Registry {
             return Err(InstanceUnavailable::deleted(id).into());
         }
         let owner = owner.unwrap_or(&before.owner);
-        db::instances::update(conn, id.as_str(), owner.as_str(), to.as_str()).await?;
+        let mut written = Written {
+            row: Some(db::instances::update(conn, id.as_str(), owner.as_str(), to.as_str()).await?),
+            ..Written::default()
+        };
         if *owner != before.owner {
             owner_changed(conn, self.outbox, actor, id, (&before.owner, owner)).await?;
         }
         if to == InstanceStatus::Deleted && before.status != InstanceStatus::Deleted {
-            sync_domains(conn, &before, &[]).await?;
+            written.hosts = sync_domains(conn, &before, Vec::new()).await?;
             forget_access(conn, actor, id).await?;
         }
-        self.finish(conn, actor, action, Some(&before), id).await
+        let after = written.onto(&before)?;
+        self.finish(conn, actor, action, Some(&before), after).await
     }
 
     /// Replaces all hosts of an instance with these.
@@ -177,8 +218,7 @@ impl Registry {
     ) -> Result<Instance> {
         let wanted = validate_hosts(hosts, self.platform_domain.as_ref())?;
         let before = self.live(conn, id).await?;
-        sync_domains(conn, &before, &wanted).await?;
-        self.finish(conn, actor, "instance.domains_replaced", Some(&before), id)
+        self.rehost(conn, actor, "instance.domains_replaced", before, wanted)
             .await
     }
 
@@ -199,8 +239,7 @@ impl Registry {
         let mut hosts: Vec<Hostname> = before.domains.iter().map(|d| d.hostname.clone()).collect();
         hosts.push(host.clone());
         let wanted = validate_hosts(&hosts, self.platform_domain.as_ref())?;
-        sync_domains(conn, &before, &wanted).await?;
-        self.finish(conn, actor, "instance.domain_added", Some(&before), id)
+        self.rehost(conn, actor, "instance.domain_added", before, wanted)
             .await
     }
 
@@ -224,13 +263,29 @@ impl Registry {
             .filter(|d| d.hostname != *host)
             .cloned()
             .collect();
-        sync_domains(conn, &before, &wanted).await?;
-        self.finish(conn, actor, "instance.domain_removed", Some(&before), id)
+        self.rehost(conn, actor, "instance.domain_removed", before, wanted)
             .await
     }
 
+    /// Brings a live instance's hosts to `wanted`, recorded as `action`.
+    async fn rehost(
+        &self,
+        conn: &mut PgConnection,
+        actor: &Actor,
+        action: &str,
+        before: Instance,
+        wanted: Vec<Domain>,
+    ) -> Result<Instance> {
+        let written = Written {
+            hosts: sync_domains(conn, &before, wanted).await?,
+            ..Written::default()
+        };
+        let after = written.onto(&before)?;
+        self.finish(conn, actor, action, Some(&before), after).await
+    }
+
     /// Locks the instance row and loads the instance.
-    async fn locked(&self, conn: &mut PgConnection, id: &InstanceId) -> Result<Instance> {
+    async fn locked(&self, conn: &mut PgConnection, id: &InstanceId) -> Result<Locked> {
         load_locked(conn, id.as_str())
             .await?
             .ok_or_else(|| InstanceUnavailable::not_found(id).into())
@@ -238,25 +293,24 @@ impl Registry {
 
     /// Like [`Self::locked`], for changes a deleted instance cannot take.
     async fn live(&self, conn: &mut PgConnection, id: &InstanceId) -> Result<Instance> {
-        let instance = self.locked(conn, id).await?;
+        let instance = self.locked(conn, id).await?.instance;
         if instance.status == InstanceStatus::Deleted {
             return Err(InstanceUnavailable::deleted(id).into());
         }
         Ok(instance)
     }
 
-    /// Reloads the instance and, if it changed, writes the audit entry.
+    /// If the instance changed, writes the audit entry (and, for relayed instances, tells the
+    /// platform whether it can log in); answers the instance as it is now.
     async fn finish(
         &self,
         conn: &mut PgConnection,
         actor: &Actor,
         action: &str,
         before: Option<&Instance>,
-        id: &InstanceId,
+        after: Instance,
     ) -> Result<Instance> {
-        let after = load(conn, id.as_str())
-            .await?
-            .ok_or_else(|| InstanceUnavailable::not_found(id))?;
+        let id = after.id.as_str();
         if before != Some(&after) {
             db::audit::record(
                 conn,
@@ -264,7 +318,7 @@ impl Registry {
                     actor: &actor.name,
                     action,
                     target_type: "instance",
-                    target_id: id.as_str(),
+                    target_id: id,
                     before: before.map(Instance::to_json),
                     after: Some(after.to_json()),
                     request_id: actor.request_id.as_deref(),
@@ -279,9 +333,48 @@ impl Registry {
                     },
                     _ => LoginNow::Gone,
                 };
-                crate::events::login::tell(conn, self.outbox, id.as_str(), None, &now).await?;
+                crate::events::login::tell(conn, self.outbox, id, None, &now).await?;
             }
         }
+        Ok(after)
+    }
+}
+
+/// What a command wrote of an instance, from which [`Written::onto`] makes the instance after
+/// it without reading it again: the row as `db::instances::update` returned it, the hosts as
+/// `sync_domains` left them.
+#[derive(Default)]
+struct Written {
+    row: Option<InstanceRow>,
+    hosts: Option<Hosts>,
+}
+
+/// An instance's hosts after `sync_domains` changed them, in the order the registry loads them
+/// (by name), and the row as the change touched it.
+struct Hosts {
+    domains: Vec<Domain>,
+    changed: db::domains::Changed,
+}
+
+impl Written {
+    fn is_empty(&self) -> bool {
+        self.row.is_none() && self.hosts.is_none()
+    }
+
+    fn onto(self, before: &Instance) -> Result<Instance> {
+        let mut after = match self.row {
+            Some(row) => Instance::from_rows(row, [])?,
+            None => before.clone(),
+        };
+        after.domains = match self.hosts {
+            // The hosts changed after the row: the touch is the later write.
+            Some(Hosts { domains, changed }) => {
+                after.updated_at = changed.updated_at;
+                after.version = changed.version;
+                domains
+            }
+            None => before.domains.clone(),
+        };
         Ok(after)
     }
 }
@@ -330,15 +423,15 @@ async fn forget_access(conn: &mut PgConnection, actor: &Actor, id: &InstanceId) 
     Ok(())
 }
 
-/// Brings an instance's domains to `wanted`: releases the others and claims the new ones
-/// (which marks the instance as changed: see `db::domains::change`); answers whether they
-/// changed.
+/// Brings an instance's domains to `wanted`: releases the others and claims the new ones (which
+/// touches the instance's row: see `db::domains::change`); answers the hosts as they are now,
+/// or None when they did not change.
 /// A host held by another instance is a conflict, and the caller's transaction is abandoned.
 async fn sync_domains(
     conn: &mut PgConnection,
     current: &Instance,
-    wanted: &[Domain],
-) -> Result<bool> {
+    mut wanted: Vec<Domain>,
+) -> Result<Option<Hosts>> {
     let id = current.id.as_str();
     let have: HashSet<&Hostname> = current.domains.iter().map(|d| &d.hostname).collect();
     let want: HashSet<&Hostname> = wanted.iter().map(|d| &d.hostname).collect();
@@ -354,12 +447,12 @@ async fn sync_domains(
         .collect();
 
     if added.is_empty() && removed.is_empty() {
-        return Ok(false);
+        return Ok(None);
     }
     let added_hosts: Vec<String> = added.iter().map(|d| d.hostname.to_string()).collect();
     let kinds: Vec<&str> = added.iter().map(|d| d.kind.as_str()).collect();
-    let claimed = db::domains::change(conn, id, &removed, &added_hosts, &kinds).await?;
-    if claimed < added.len() as u64 {
+    let changed = db::domains::change(conn, id, &removed, &added_hosts, &kinds).await?;
+    if changed.claimed < added.len() as u64 {
         // Some host is held by another instance: say which (the transaction is abandoned).
         return Err(
             match db::domains::held_by_others(conn, id, &added_hosts)
@@ -376,5 +469,9 @@ async fn sync_domains(
             },
         );
     }
-    Ok(true)
+    wanted.sort_by(|a, b| a.hostname.cmp(&b.hostname));
+    Ok(Some(Hosts {
+        domains: wanted,
+        changed,
+    }))
 }

@@ -59,6 +59,41 @@ async fn redelivery_has_its_effect_once_and_gets_the_same_answer(pool: PgPool) {
     assert_eq!(app.audit_count("acme").await, 2);
 }
 
+/// A redelivery is applied again in a transaction that is abandoned: when applying it now
+/// would fail (its host went to another instance, its instance was deleted since), it still
+/// gets the answer it got the first time, and changes nothing.
+#[sqlx::test]
+async fn a_redelivery_that_could_no_longer_apply_gets_the_recorded_answer(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let event = deployed("acme", "auth0|owner-1", &["www.acme.com"]);
+    let mut first = app.hook_with_id("msg_host", &event).await;
+    assert_eq!(first.0, 200, "{}", first.1);
+    first.1.as_object_mut().unwrap().remove("instance_key");
+    app.deploy("acme", &["acme.apps.example.com"]).await;
+    app.deploy("globex", &["www.acme.com"]).await;
+    let suspend = json!({"type": "instance.suspended", "data": {"instance_id": "acme"}});
+    let suspended = app.hook_with_id("msg_suspend", &suspend).await;
+    assert_eq!(suspended.0, 200, "{}", suspended.1);
+    let deleted = json!({"type": "instance.deleted", "data": {"instance_id": "acme"}});
+    assert_eq!(app.hook_with_id("msg_delete", &deleted).await.0, 200);
+    let before = app.snapshot().await;
+
+    let res = app
+        .signed_hook(
+            "msg_host",
+            chrono::Utc::now().timestamp(),
+            event.to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["webhook-replayed"], "true");
+    assert_eq!(into_json(res).await, first, "the host is globex's now");
+    // A deleted instance cannot be suspended: the first answer all the same.
+    assert_eq!(app.hook_with_id("msg_suspend", &suspend).await, suspended);
+    assert_eq!(app.snapshot().await, before, "nothing changed");
+}
+
 #[sqlx::test]
 async fn concurrent_duplicate_deliveries_apply_once(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
