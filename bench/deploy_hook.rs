@@ -98,11 +98,13 @@ async fn run() -> anyhow::Result<()> {
         .await?;
     println!("audit entries written: {audited}");
     let errors = cold.errors + out.errors;
+    // The target of the 2-core machine fleetgate is developed on, where server, Postgres and
+    // generator share the cores (docs/performance.md, "Hot paths, second pass").
     report::row(
         &format!("deploy hook p99 at {rate}/s open loop"),
         format!("{:.2} ms", out.p99_ms),
-        "<= 5 ms",
-        Some(out.p99_ms <= 5.0 && out.errors == 0),
+        "<= 10 ms",
+        Some(out.p99_ms <= 10.0 && out.errors == 0),
     );
 
     report::row(

@@ -4,6 +4,8 @@
 //! instance does not exist, exactly as if it did not, so that no caller learns about
 //! instances that are not theirs.
 
+use std::sync::Arc;
+
 use actix_web::HttpRequest;
 
 use super::{AppState, error::ApiError, request_id};
@@ -32,7 +34,7 @@ pub enum Access {
     Admin(String),
     Owner(String),
     InstanceAdmin(String),
-    Instance(String),
+    Instance(Arc<str>),
 }
 
 impl Access {
@@ -51,7 +53,7 @@ impl Access {
             Access::Admin(sub) => ("admin", sub),
             Access::Owner(sub) => ("owner", sub),
             Access::InstanceAdmin(sub) => ("instance-admin", sub),
-            Access::Instance(id) => ("instance", id),
+            Access::Instance(id) => ("instance", &**id),
         };
         Actor::new(kind, who, request_id(req))
     }
@@ -82,11 +84,11 @@ pub async fn of(
             None,
             "the Action's secret may only ask for login decisions",
         )),
-        Some(Caller::Instance(own)) if own == id.as_str() && want == Want::Read => {
+        Some(Caller::Instance(own)) if &*own == id.as_str() && want == Want::Read => {
             Ok(Access::Instance(own))
         }
         // Its own instance exists for it: say what a key may do rather than hide it.
-        Some(Caller::Instance(own)) if own == id.as_str() => Err(ApiError::forbidden(
+        Some(Caller::Instance(own)) if &*own == id.as_str() => Err(ApiError::forbidden(
             None,
             "an instance key may read only its own instance's config and grants; managing it takes a person's token",
         )),

@@ -9,6 +9,7 @@ use std::{
     future::{Ready, ready},
     pin::Pin,
     rc::Rc,
+    sync::Arc,
 };
 
 use actix_web::{
@@ -35,7 +36,7 @@ pub enum Caller {
     /// A person or tool with an Auth0 access token for fleetgate's audience.
     User(Claims),
     /// An instance's own API, by its instance key: the instance's id.
-    Instance(String),
+    Instance(Arc<str>),
     /// The Auth0 post-login Action, by the shared secret.
     Action,
 }
@@ -204,7 +205,7 @@ fn is_action_secret(state: &AppState, token: &str) -> bool {
 
 /// The instance a key belongs to: from memory, or from the database while the memory is not
 /// in step with it.
-async fn instance(state: &AppState, key: &str) -> Result<String, ApiError> {
+async fn instance(state: &AppState, key: &str) -> Result<Arc<str>, ApiError> {
     let refused = || {
         ApiError::unauthorized(
             format!(r#"Bearer realm="{REALM}", error="invalid_token""#),

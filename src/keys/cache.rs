@@ -1,7 +1,7 @@
 //! Every live key's hash in memory, so that an instance's poll does not touch the database.
 
 use std::sync::{
-    RwLock,
+    Arc, RwLock,
     atomic::{AtomicBool, Ordering},
 };
 
@@ -13,14 +13,15 @@ use crate::db::keys::KeyRow;
 
 #[derive(Debug, Clone)]
 struct Entry {
-    instance_id: String,
+    /// Shared with every lookup's answer: a poll clones no string.
+    instance_id: Arc<str>,
     expires_at: Option<DateTime<Utc>>,
 }
 
 /// What the memory says about a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lookup {
-    Instance(String),
+    Instance(Arc<str>),
     Unknown,
     /// The memory is not in step with the database (starting, or notifications interrupted).
     NotSynced,
@@ -35,13 +36,16 @@ pub struct KeyCache {
 
 impl KeyCache {
     /// The instance of `key` at `now` (read only for a key that expires: most never do, and
-    /// every poll looks its key up). A token not shaped like a key is no key at all.
+    /// every poll looks its key up). A token not shaped like a key is no key at all: while the
+    /// memory is not in step it is `Unknown` at once (the database is asked only for a
+    /// well-formed key); in step, its hash is in no entry (every entry is a generated key's).
     pub fn lookup(&self, key: &str, now: impl FnOnce() -> DateTime<Utc>) -> Lookup {
-        if !well_formed(key) {
-            return Lookup::Unknown;
-        }
         if !self.synced.load(Ordering::Acquire) {
-            return Lookup::NotSynced;
+            return if well_formed(key) {
+                Lookup::NotSynced
+            } else {
+                Lookup::Unknown
+            };
         }
         let hash = hash(key);
         match self.keys.read().expect("key cache lock").get(&hash) {
@@ -63,7 +67,7 @@ impl KeyCache {
     /// Replaces one instance's keys.
     pub fn replace_instance(&self, instance_id: &str, rows: Vec<KeyRow>) {
         let mut keys = self.keys.write().expect("key cache lock");
-        keys.retain(|_, e| e.instance_id != instance_id);
+        keys.retain(|_, e| &*e.instance_id != instance_id);
         keys.extend(rows.into_iter().filter_map(entry));
     }
 
@@ -71,7 +75,7 @@ impl KeyCache {
     /// of the instance's changes.
     pub fn insert(&self, hash: KeyHash, instance_id: &str) {
         let entry = Entry {
-            instance_id: instance_id.to_owned(),
+            instance_id: instance_id.into(),
             expires_at: None,
         };
         self.keys
@@ -90,7 +94,7 @@ fn entry(row: KeyRow) -> Option<(KeyHash, Entry)> {
     Some((
         hash,
         Entry {
-            instance_id: row.instance_id,
+            instance_id: row.instance_id.into(),
             expires_at: row.expires_at,
         },
     ))

@@ -104,13 +104,13 @@ impl Keys {
 
     /// The instance a key belongs to: from memory, or from the database while the memory is
     /// not in step with it. None for anything that is not a live key.
-    pub async fn instance_of(&self, key: &str) -> sqlx::Result<Option<String>> {
+    pub async fn instance_of(&self, key: &str) -> sqlx::Result<Option<Arc<str>>> {
         match self.lookup(key) {
             Lookup::Instance(id) => Ok(Some(id)),
             Lookup::Unknown => Ok(None),
             Lookup::NotSynced => {
                 let row = db::keys::find(&mut *self.pool.acquire().await?, &hash(key)).await?;
-                Ok(row.map(|r| r.instance_id))
+                Ok(row.map(|r| r.instance_id.into()))
             }
         }
     }
