@@ -4,7 +4,7 @@ WORKDIR /src
 # Build dependencies first so that source edits do not rebuild them.
 # The workspace names the emulator's crate, which the service never uses: its manifest (and
 # stand-ins for its sources) is all the build needs of it.
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock build.rs ./
 COPY emulator/Cargo.toml ./emulator/
 COPY bench ./bench
 RUN mkdir -p src emulator/src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \

@@ -478,9 +478,13 @@ pub async fn check_own_applications(settings: &Settings, pool: &PgPool) -> anyho
     Ok(())
 }
 
-/// Applies pending migrations.
+/// Applies pending migrations. Migrations this build does not know, applied by a newer
+/// release, are left alone: during a rolling upgrade, and after rolling back, an older release
+/// runs on the schema a newer one expanded (docs/operating.md, "Upgrades").
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
-    db::MIGRATOR
+    let mut migrator = sqlx::migrate!("./migrations");
+    migrator.set_ignore_missing(true);
+    migrator
         .run(pool)
         .await
         .map_err(|e| anyhow::anyhow!("applying migrations failed: {e}"))

@@ -1,4 +1,4 @@
-//! Postgres access: the pool, migrations, and one module per table group.
+//! Postgres access: the pool and one module per table group (migrations: `startup::migrate`).
 //! Query functions take a connection (usually a transaction the caller owns).
 
 pub mod applications;
@@ -21,8 +21,6 @@ pub mod webhooks;
 use std::time::Duration;
 
 use sqlx::{PgPool, postgres::PgPoolOptions};
-
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// How long a pooled connection may sit idle before it is checked on its next use.
 const PING_AFTER_IDLE: Duration = Duration::from_secs(1);

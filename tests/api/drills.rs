@@ -120,20 +120,6 @@ async fn a_replica_killed_mid_pass_converges_after_restart_and_keeps_foreign_ent
     second.kill();
 }
 
-/// The replica holding the leader lock (by its Postgres application name).
-async fn leader(pool: &PgPool) -> Option<String> {
-    sqlx::query_scalar(
-        "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
-         WHERE l.locktype = 'advisory' AND l.granted AND l.objid = $1 \
-           AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-    )
-    // The low 32 bits of the leader lock's key.
-    .bind(fleetgate::reconcile::leader::LEADER_LOCK & 0xffff_ffff)
-    .fetch_optional(pool)
-    .await
-    .unwrap()
-}
-
 #[sqlx::test]
 async fn when_the_leader_is_killed_the_other_replica_takes_over(pool: PgPool) {
     let app = TestApp::spawn_with(
@@ -153,8 +139,11 @@ async fn when_the_leader_is_killed_the_other_replica_takes_over(pool: PgPool) {
     let db = database_url(&pool).await;
     let mut a = replica(&db, tenant, &vars, "replica-a");
     let mut b = replica(&db, tenant, &vars, "replica-b");
-    within(30, "a leader", || async { leader(&pool).await.is_some() }).await;
-    let first_leader = leader(&pool).await;
+    within(30, "a leader", || async {
+        leader_of(&pool).await.is_some()
+    })
+    .await;
+    let first_leader = leader_of(&pool).await;
     let first_leader = first_leader.unwrap();
     let (killed, other) = if first_leader == "replica-a" {
         (&mut a, "replica-b")
@@ -166,7 +155,7 @@ async fn when_the_leader_is_killed_the_other_replica_takes_over(pool: PgPool) {
     // Postgres releases a dead session's locks when its socket closes; the other replica asks
     // again every LEADER_CHECK.
     within(15, "the other replica taking the lead", || async {
-        leader(&pool).await.as_deref() == Some(other)
+        leader_of(&pool).await.as_deref() == Some(other)
     })
     .await;
     eprintln!("{other} led {:?} after the kill", killed_at.elapsed());

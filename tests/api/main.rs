@@ -42,3 +42,4 @@ mod spec;
 mod status;
 mod tenant_changes;
 mod trust;
+mod upgrade;

@@ -143,3 +143,32 @@ fn the_rule_tells_expanding_from_contracting() {
         assert_eq!(contracts(breaking).len(), 1, "{breaking}");
     }
 }
+
+/// A rollback, or an old replica restarted during a rolling upgrade: this build starts on a
+/// schema a newer release migrated, leaving the migrations it does not know alone.
+#[sqlx::test]
+async fn a_schema_a_newer_release_migrated_is_left_as_it_is(pool: sqlx::PgPool) {
+    use crate::helpers::*;
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (99991231000000, 'from a newer release', true, '\\x00', 0)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let tenant = TestTenant::start().await;
+    let mut cmd = fleetgate(&database_url(&pool).await, &tenant, &[]);
+    cmd.arg("migrate");
+    let out = output(cmd).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let kept: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE version = 99991231000000")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(kept, 1);
+}

@@ -87,7 +87,12 @@ impl Drop for Replica {
 /// The `fleetgate` binary with the tests' settings (and nothing else from the environment)
 /// for this database and tenant, plus `vars`.
 pub fn fleetgate(db: &str, tenant: &TestTenant, vars: &[(&str, String)]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fleetgate"));
+    fleetgate_of(env!("CARGO_BIN_EXE_fleetgate"), db, tenant, vars)
+}
+
+/// Like [`fleetgate`], for the binary at `bin` (another release's).
+pub fn fleetgate_of(bin: &str, db: &str, tenant: &TestTenant, vars: &[(&str, String)]) -> Command {
+    let mut cmd = Command::new(bin);
     cmd.env_clear()
         .env("DATABASE_URL", db)
         .env("AUTH0_DOMAIN", &tenant.base_url)
@@ -114,7 +119,26 @@ pub async fn output(mut cmd: Command) -> std::process::Output {
 /// Starts `fleetgate serve` on a port of its own against `tenant` (reconciling if `vars` say
 /// so), named `name` in Postgres.
 pub fn replica(db: &str, tenant: &TestTenant, vars: &[(&str, String)], name: &str) -> Replica {
-    start(db, tenant, vars, name, false)
+    start(
+        &[env!("CARGO_BIN_EXE_fleetgate"), "serve"],
+        db,
+        tenant,
+        vars,
+        name,
+        false,
+    )
+}
+
+/// Like [`replica`], for the command line `command` (another release's binary and its
+/// arguments).
+pub fn replica_of(
+    command: &[&str],
+    db: &str,
+    tenant: &TestTenant,
+    vars: &[(&str, String)],
+    name: &str,
+) -> Replica {
+    start(command, db, tenant, vars, name, false)
 }
 
 /// Like [`replica`], with the default log filter and its log kept for [`Replica::log`] (read
@@ -125,10 +149,18 @@ pub fn logged_replica(
     vars: &[(&str, String)],
     name: &str,
 ) -> Replica {
-    start(db, tenant, vars, name, true)
+    start(
+        &[env!("CARGO_BIN_EXE_fleetgate"), "serve"],
+        db,
+        tenant,
+        vars,
+        name,
+        true,
+    )
 }
 
 fn start(
+    command: &[&str],
     db: &str,
     tenant: &TestTenant,
     vars: &[(&str, String)],
@@ -139,8 +171,13 @@ fn start(
         .and_then(|l| l.local_addr())
         .unwrap()
         .port();
-    let mut cmd = fleetgate(&format!("{db}?application_name={name}"), tenant, vars);
-    cmd.arg("serve")
+    let mut cmd = fleetgate_of(
+        command[0],
+        &format!("{db}?application_name={name}"),
+        tenant,
+        vars,
+    );
+    cmd.args(&command[1..])
         .env("FLEETGATE_LISTEN", format!("127.0.0.1:{port}"))
         .stderr(Stdio::inherit());
     if logged {
@@ -168,4 +205,18 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("{what} did not happen within {secs} s");
+}
+
+/// The replica holding the reconciler's leader lock, by its Postgres application name.
+pub async fn leader_of(pool: &PgPool) -> Option<String> {
+    sqlx::query_scalar(
+        "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+         WHERE l.locktype = 'advisory' AND l.granted AND l.objid = $1 \
+           AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    // The low 32 bits of the leader lock's key.
+    .bind(fleetgate::reconcile::leader::LEADER_LOCK & 0xffff_ffff)
+    .fetch_optional(pool)
+    .await
+    .unwrap()
 }
