@@ -87,6 +87,17 @@ fn hosts(k: usize, generation: usize) -> Vec<String> {
     ]
 }
 
+/// A signed deploy-hook delivery `id` of `body` to the replica at `addr`.
+fn delivery(http: &reqwest::Client, addr: &str, id: &str, body: &str) -> reqwest::RequestBuilder {
+    let ts = chrono::Utc::now().timestamp();
+    http.post(format!("{addr}/v1/hooks/deploy"))
+        .header("webhook-id", id)
+        .header("webhook-timestamp", ts.to_string())
+        .header("webhook-signature", signature(id, ts, body))
+        .header("content-type", "application/json")
+        .body(body.to_owned())
+}
+
 /// Deploy hooks, each sent until a replica acknowledges it (as a Standard Webhooks sender
 /// retries, with the same id): the hosts each instance was last acknowledged with.
 async fn hooks(load: Arc<Load>) -> BTreeMap<usize, Vec<String>> {
@@ -101,17 +112,7 @@ async fn hooks(load: Arc<Load>) -> BTreeMap<usize, Vec<String>> {
         let id = format!("msg_upgrade_{n}");
         loop {
             let addr = load.front.pick();
-            let ts = chrono::Utc::now().timestamp();
-            let sent = load
-                .http
-                .post(format!("{addr}/v1/hooks/deploy"))
-                .header("webhook-id", &id)
-                .header("webhook-timestamp", ts.to_string())
-                .header("webhook-signature", signature(&id, ts, &body))
-                .header("content-type", "application/json")
-                .body(body.clone())
-                .send()
-                .await;
+            let sent = delivery(&load.http, &addr, &id, &body).send().await;
             match sent {
                 Ok(res) if res.status() == StatusCode::OK => {
                     load.tally.ok();
@@ -286,14 +287,7 @@ async fn a_rolling_upgrade_from_the_previous_release_drops_nothing(pool: PgPool)
     let body = json!({"type": "instance.deployed", "data": {
         "instance_id": POLLED, "owner": "auth0|owner-1", "domains": [format!("{POLLED}.{PLATFORM_DOMAIN}")]}})
     .to_string();
-    let ts = chrono::Utc::now().timestamp();
-    let deployed: Value = http
-        .post(format!("{}/v1/hooks/deploy", old_a.addr))
-        .header("webhook-id", "msg_polled")
-        .header("webhook-timestamp", ts.to_string())
-        .header("webhook-signature", signature("msg_polled", ts, &body))
-        .header("content-type", "application/json")
-        .body(body)
+    let deployed: Value = delivery(&http, &old_a.addr, "msg_polled", &body)
         .send()
         .await
         .unwrap()
