@@ -15,12 +15,7 @@ async fn plan_prints_what_a_pass_would_change_and_changes_nothing(pool: PgPool) 
     let db = database_url(&pool).await;
     let mut cmd = fleetgate(&db, &app.tenant, &vars);
     cmd.arg("plan");
-    let out = output(cmd).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = succeeded(cmd).await;
     let plan: Value = serde_json::from_slice(&out.stdout).expect("the plan is JSON");
     let primary = &plan["applications"][0];
     assert_eq!(primary["client_id"], spa.as_str());
@@ -64,12 +59,7 @@ async fn migrate_applies_every_migration_and_can_run_again(pool: PgPool) {
     for _ in 0..2 {
         let mut cmd = fleetgate(&db, &tenant, &[]);
         cmd.arg("migrate");
-        let out = output(cmd).await;
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = succeeded(cmd).await;
         assert_eq!(String::from_utf8_lossy(&out.stdout), "migrations applied\n");
     }
     let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")

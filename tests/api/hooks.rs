@@ -453,3 +453,47 @@ async fn hostile_hosts_are_refused_and_change_nothing(pool: PgPool) {
         "a Cyrillic look-alike is a different, punycoded host: {body}"
     );
 }
+
+/// A deploy's answer is the instance as stored (it is made from what the writes returned, not
+/// read again), and a deploy issues a key to an instance that holds none — here after an
+/// admin gave it another owner, which revoked its keys.
+#[sqlx::test]
+async fn the_answer_is_the_stored_instance_and_a_keyless_instance_gets_a_key(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let stored = || async { app.get_json("/v1/instances/acme").await.1 };
+    let without_key = |mut answer: serde_json::Value| {
+        let key = answer.as_object_mut().unwrap().remove("instance_key");
+        (answer, key)
+    };
+    for hosts in [
+        &["acme.apps.example.com"][..],
+        &["www.acme.com", "acme.apps.example.com"],
+        &["www.acme.com"],
+    ] {
+        let (answer, _) = without_key(app.deploy("acme", hosts).await);
+        assert_eq!(answer, stored().await, "after deploying {hosts:?}");
+    }
+
+    let res = app
+        .admin(reqwest::Method::PATCH, "/v1/instances/acme")
+        .json(&json!({"owner": "auth0|owner-2"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let event = deployed("acme", "auth0|owner-2", &["www.acme.com"]);
+    let (status, answer) = app.hook(&event).await;
+    assert_eq!(status, 200, "{answer}");
+    let (answer, key) = without_key(answer);
+    assert!(
+        key.is_some_and(|k| k.as_str().unwrap().starts_with("fgi_")),
+        "the keyless instance got a key"
+    );
+    assert_eq!(answer, stored().await);
+    let (_, again) = app.hook(&event).await;
+    assert_eq!(without_key(again), (answer, None), "a keyed one gets none");
+
+    let suspend = json!({"type": "instance.suspended", "data": {"instance_id": "acme"}});
+    let (_, suspended) = app.hook(&suspend).await;
+    assert_eq!(suspended, stored().await);
+}

@@ -265,12 +265,7 @@ async fn a_copied_database_made_a_deployment_of_its_own_leaves_the_originals_app
     let db = database_url(&pool).await;
     let mut cmd = fleetgate(&db, &f.app.tenant, &[]);
     cmd.args(["restored", "--new-deployment"]);
-    let out = output(cmd).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = succeeded(cmd).await;
     let said = String::from_utf8_lossy(&out.stdout).into_owned();
     let renewed = id().await;
     assert_ne!(renewed, original);

@@ -90,12 +90,16 @@ fn hosts(k: usize, generation: usize) -> Vec<String> {
 /// A signed deploy-hook delivery `id` of `body` to the replica at `addr`.
 fn delivery(http: &reqwest::Client, addr: &str, id: &str, body: &str) -> reqwest::RequestBuilder {
     let ts = chrono::Utc::now().timestamp();
-    http.post(format!("{addr}/v1/hooks/deploy"))
-        .header("webhook-id", id)
-        .header("webhook-timestamp", ts.to_string())
-        .header("webhook-signature", signature(id, ts, body))
-        .header("content-type", "application/json")
-        .body(body.to_owned())
+    let signed = signature(id, ts, body);
+    hook_request(
+        http,
+        addr,
+        id,
+        ts,
+        &signed,
+        "application/json",
+        body.to_owned(),
+    )
 }
 
 /// Deploy hooks, each sent until a replica acknowledges it (as a Standard Webhooks sender

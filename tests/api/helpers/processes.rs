@@ -116,6 +116,17 @@ pub async fn output(mut cmd: Command) -> std::process::Output {
         .unwrap()
 }
 
+/// Like [`output`], for a command that must succeed (its stderr shown if it did not).
+pub async fn succeeded(cmd: Command) -> std::process::Output {
+    let out = output(cmd).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// Starts `fleetgate serve` on a port of its own against `tenant` (reconciling if `vars` say
 /// so), named `name` in Postgres.
 pub fn replica(db: &str, tenant: &TestTenant, vars: &[(&str, String)], name: &str) -> Replica {
