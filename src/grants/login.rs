@@ -64,7 +64,7 @@ impl Commands {
         let facts = match by {
             None => None,
             Some(by) => match self.remembered(by, login).await? {
-                Some(facts) => facts,
+                Some(facts) => Some(facts),
                 None => self.read_facts(by, login).await?,
             },
         };
@@ -108,16 +108,13 @@ impl Commands {
         }
     }
 
-    /// What this replica's memory knows about the login: None when it is not in step (ask the
-    /// database), Some(None) when no instance is named. Grants older than the revision this
+    /// What this replica's memory knows about the login: None when it does not hold the
+    /// instance or is not in step (ask the database). Grants older than the revision this
     /// replica heard of are read again first (one read, kept for the next login).
-    async fn remembered(&self, by: By<'_>, login: &Login) -> Result<Option<Option<LoginFacts>>> {
+    async fn remembered(&self, by: By<'_>, login: &Login) -> Result<Option<LoginFacts>> {
         let live = self.live();
-        let Some(found) = live.roster().lookup(by) else {
+        let Some(entry) = live.roster().lookup(by) else {
             return Ok(None);
-        };
-        let Some(entry) = found else {
-            return Ok(Some(None));
         };
         let Some(current) = live.revisions.current(&entry.id) else {
             return Ok(None);
@@ -146,22 +143,28 @@ impl Commands {
             (None, Some(email)) => grants.invitation_for(email.as_str()).map(str::to_owned),
             _ => None,
         };
-        Ok(Some(Some(LoginFacts {
+        Ok(Some(LoginFacts {
             instance_id: entry.id.to_string(),
             status: entry.status,
             owner: entry.owner.to_string(),
             granted,
             invited,
-        })))
+        }))
     }
 
-    /// What the database knows about the login, in one read.
+    /// What the database knows about the login, in one read (counted as a `miss` when the
+    /// memory is in step but does not hold the instance).
     async fn read_facts(&self, by: By<'_>, login: &Login) -> Result<Option<LoginFacts>> {
         let (named, host) = match by {
             By::Id(id) => (Some(id), None),
             By::Host(host) => (None, Some(host)),
         };
-        self.live().roster().from_database.inc();
+        let roster = self.live().roster();
+        if roster.in_step() {
+            roster.from_miss.inc();
+        } else {
+            roster.from_database.inc();
+        }
         let mut conn = self.pool().acquire().await?;
         let row = db::logins::facts(
             &mut conn,

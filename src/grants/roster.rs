@@ -204,12 +204,14 @@ pub struct Roster {
     sets: Mutex<GrantSets>,
     synced: AtomicBool,
     /// Where login decisions found their facts (`fleetgate_login_facts_total{from}`):
-    /// `memory`, `reread` (the instance's grants read again first), `database` (the roster
-    /// was not in step).
+    /// `memory`, `reread` (the instance's grants read again first), `miss` (the database: the
+    /// roster in step but not holding the instance — made a moment ago elsewhere, or unknown),
+    /// `database` (the roster was not in step).
     pub reads: IntCounterVec,
-    /// The three series of `reads`, resolved once (a decision counts without a lookup).
+    /// The series of `reads`, resolved once (a decision counts without a lookup).
     pub from_memory: IntCounter,
     pub from_reread: IntCounter,
+    pub from_miss: IntCounter,
     pub from_database: IntCounter,
 }
 
@@ -217,7 +219,7 @@ impl Default for Roster {
     fn default() -> Self {
         let opts = Opts::new(
             "login_facts_total",
-            "Where login decisions found what they decide on: memory, reread (the instance's grants read again first), database (memory not in step).",
+            "Where login decisions found what they decide on: memory, reread (the instance's grants read again first), miss (the database: memory in step but not holding the instance), database (memory not in step).",
         )
         .namespace("fleetgate");
         let reads = IntCounterVec::new(opts, &["from"]).expect("valid metric");
@@ -227,6 +229,7 @@ impl Default for Roster {
             synced: AtomicBool::default(),
             from_memory: reads.with_label_values(&["memory"]),
             from_reread: reads.with_label_values(&["reread"]),
+            from_miss: reads.with_label_values(&["miss"]),
             from_database: reads.with_label_values(&["database"]),
             reads,
         }
@@ -319,21 +322,20 @@ impl Roster {
         Some(set)
     }
 
-    /// The instance a host (or an id) names: None when the roster is not in step (ask the
-    /// database), Some(None) when it names none.
-    pub fn lookup(&self, by: By<'_>) -> Option<Option<Arc<Entry>>> {
+    /// The instance a host (or an id) names, as held here. None when it is not held, or the
+    /// roster is not in step: ask the database. A miss is never an answer — an instance made
+    /// on another replica a moment ago is not held until its notification arrives, and one
+    /// unknown to the database is rare (a mistyped or probing login).
+    pub fn lookup(&self, by: By<'_>) -> Option<Arc<Entry>> {
         if !self.in_step() {
             return None;
         }
         let state = self.state.read().expect("roster lock");
         let id = match by {
             By::Id(id) => id,
-            By::Host(host) => match state.hosts.get(host) {
-                Some(id) => id,
-                None => return Some(None),
-            },
+            By::Host(host) => state.hosts.get(host)?,
         };
-        Some(state.instances.get(id).cloned())
+        state.instances.get(id).cloned()
     }
 }
 
@@ -374,7 +376,7 @@ mod tests {
     }
 
     fn host(r: &Roster, h: &str) -> Option<String> {
-        r.lookup(By::Host(h)).unwrap().map(|e| e.id.to_string())
+        r.lookup(By::Host(h)).map(|e| e.id.to_string())
     }
 
     fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -386,14 +388,20 @@ mod tests {
     #[test]
     fn nothing_is_answered_before_the_load_or_while_out_of_step() {
         let r = Roster::default();
-        assert!(r.lookup(By::Id("acme")).is_none());
+        let acme = || facts("acme", 1, InstanceStatus::Active, &["acme.example"]);
+        r.apply(acme());
+        assert!(!r.in_step() && r.lookup(By::Id("acme")).is_none());
         r.load(
-            vec![],
+            vec![acme()],
             HashMap::default(),
             &HashMap::default(),
             GrantSets::default(),
         );
-        assert!(matches!(r.lookup(By::Id("acme")), Some(None)));
+        assert!(r.lookup(By::Id("acme")).is_some());
+        assert!(
+            r.lookup(By::Id("other")).is_none(),
+            "a miss: ask the database"
+        );
         r.mark_unsynced();
         assert!(r.lookup(By::Id("acme")).is_none());
     }
@@ -405,13 +413,13 @@ mod tests {
         r.apply(facts("a", 3, InstanceStatus::Active, &["a2.example"]));
         assert_eq!(host(&r, "a.example"), None);
         assert_eq!(host(&r, "a2.example").as_deref(), Some("a"));
-        let a = r.lookup(By::Id("a")).unwrap().unwrap();
+        let a = r.lookup(By::Id("a")).unwrap();
         assert_eq!((a.version, a.status), (3, InstanceStatus::Active));
         // An older read arriving late changes nothing.
         r.apply(facts("a", 2, InstanceStatus::Suspended, &["a.example"]));
         r.apply(facts("a", 3, InstanceStatus::Suspended, &["a.example"]));
         assert_eq!(host(&r, "a.example"), None);
-        let a = r.lookup(By::Id("a")).unwrap().unwrap();
+        let a = r.lookup(By::Id("a")).unwrap();
         assert_eq!((a.version, a.status), (3, InstanceStatus::Active));
     }
 
@@ -463,7 +471,7 @@ mod tests {
     fn grants_only_move_forwards_and_survive_newer_facts() {
         let r = loaded(vec![facts("a", 1, InstanceStatus::Active, &[])]);
         assert_eq!(
-            r.lookup(By::Id("a")).unwrap().unwrap().grants.revision(),
+            r.lookup(By::Id("a")).unwrap().grants.revision(),
             0,
             "an instance without grants is at revision 0 unless the revisions say otherwise"
         );
@@ -471,7 +479,7 @@ mod tests {
         let older = r.apply_grants("a", 2, vec![], vec![]).unwrap();
         assert_eq!(older.revision(), 3, "the newer set is kept and answered");
         r.apply(facts("a", 2, InstanceStatus::Suspended, &[]));
-        let a = r.lookup(By::Id("a")).unwrap().unwrap();
+        let a = r.lookup(By::Id("a")).unwrap();
         assert_eq!(a.status, InstanceStatus::Suspended);
         assert_eq!(a.grants.role_of("auth0|x"), Some("member"));
         assert!(
@@ -484,7 +492,7 @@ mod tests {
     fn an_instance_first_heard_of_by_its_facts_has_its_grants_read_on_first_use() {
         let r = loaded(vec![]);
         r.apply(facts("new", 7, InstanceStatus::Active, &["new.example"]));
-        let e = r.lookup(By::Host("new.example")).unwrap().unwrap();
+        let e = r.lookup(By::Host("new.example")).unwrap();
         assert!(e.grants.revision() < 0, "older than any revision");
     }
 
@@ -508,11 +516,11 @@ mod tests {
             &revisions,
             sets,
         );
-        let a = r.lookup(By::Id("a")).unwrap().unwrap();
+        let a = r.lookup(By::Id("a")).unwrap();
         assert_eq!(
             (a.grants.revision(), a.grants.role_of("auth0|x")),
             (4, Some("admin"))
         );
-        assert_eq!(r.lookup(By::Id("b")).unwrap().unwrap().grants.revision(), 9);
+        assert_eq!(r.lookup(By::Id("b")).unwrap().grants.revision(), 9);
     }
 }

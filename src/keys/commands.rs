@@ -8,7 +8,7 @@ use secrecy::SecretString;
 use serde_json::json;
 use sqlx::PgPool;
 
-use super::{KeyCache, KeyError, Lookup, hash, issue, refresh};
+use super::{KeyCache, KeyError, Lookup, hash, issue, refresh, well_formed};
 use crate::{
     db::{self, keys::KeyInfo},
     domain::{Actor, InstanceId, InstanceStatus, InstanceUnavailable},
@@ -102,13 +102,16 @@ impl Keys {
         self.cache.lookup(key, Utc::now)
     }
 
-    /// The instance a key belongs to: from memory, or from the database while the memory is
-    /// not in step with it. None for anything that is not a live key.
+    /// The instance a key belongs to: from memory, or else from the database — while the
+    /// memory is not in step, and for a key it does not hold (one issued by another replica a
+    /// moment ago is held once its notification arrives; a wrong key costs one indexed read,
+    /// and its caller's failures are limited per address). None for anything that is not a
+    /// live key; a token not shaped like a key never reaches the database.
     pub async fn instance_of(&self, key: &str) -> sqlx::Result<Option<Arc<str>>> {
         match self.lookup(key) {
             Lookup::Instance(id) => Ok(Some(id)),
-            Lookup::Unknown => Ok(None),
-            Lookup::NotSynced => {
+            Lookup::Unknown if !well_formed(key) => Ok(None),
+            Lookup::Unknown | Lookup::NotSynced => {
                 let row = db::keys::find(&mut *self.pool.acquire().await?, &hash(key)).await?;
                 Ok(row.map(|r| r.instance_id.into()))
             }

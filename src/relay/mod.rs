@@ -133,9 +133,7 @@ impl Relay {
     async fn active_instance_of(&self, host: &Hostname) -> Result<Option<String>, RelayError> {
         use crate::grants::roster::By;
         if let Some(found) = self.live.roster().lookup(By::Host(host.as_str())) {
-            return Ok(found
-                .filter(|e| e.status == InstanceStatus::Active)
-                .map(|e| e.id.to_string()));
+            return Ok((found.status == InstanceStatus::Active).then(|| found.id.to_string()));
         }
         let found = db::relay::instance_of_host(&self.pool, host.as_str()).await?;
         Ok(found

@@ -317,3 +317,59 @@ async fn decisions_on_one_replica_follow_changes_made_on_another(pool: PgPool) {
         "never the database while the memory is in step: {text}"
     );
 }
+
+/// A replica's memory is not the last word: an instance, or an instance key, another replica
+/// made a moment ago — before its notification arrived here — is read from the database, not
+/// refused. (Here the notifications are held back for good by disabling their triggers.)
+#[sqlx::test]
+async fn what_memory_has_not_heard_of_yet_is_read_from_the_database(pool: PgPool) {
+    let f = fleet(pool.clone(), &[]).await;
+    let (key, hash) = fleetgate::keys::generate();
+    let mut tx = pool.begin().await.unwrap();
+    for statement in [
+        "ALTER TABLE instances DISABLE TRIGGER instances_version",
+        "ALTER TABLE instance_keys DISABLE TRIGGER instance_keys_notify",
+        "INSERT INTO instances (id, owner) VALUES ('ghost', 'auth0|ghost-owner')",
+        "INSERT INTO domains (hostname, instance_id, kind) VALUES ('www.ghost.com', 'ghost', 'custom')",
+    ] {
+        sqlx::query(statement).execute(&mut *tx).await.unwrap();
+    }
+    sqlx::query(
+        "INSERT INTO instance_keys (hash, instance_id, minted_by) VALUES ($1, 'ghost', 'test')",
+    )
+    .bind(&hash[..])
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    for statement in [
+        "ALTER TABLE instances ENABLE TRIGGER instances_version",
+        "ALTER TABLE instance_keys ENABLE TRIGGER instance_keys_notify",
+    ] {
+        sqlx::query(statement).execute(&mut *tx).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+
+    let (status, d) = f
+        .decide(login(
+            "auth0|ghost-owner",
+            None,
+            false,
+            "https://www.ghost.com/callback",
+        ))
+        .await;
+    assert_eq!(
+        (status, d["allow"].as_bool(), d["instance_id"].as_str()),
+        (200, Some(true), Some("ghost")),
+        "{d}"
+    );
+    let res = f
+        .as_bearer(
+            secrecy::ExposeSecret::expose_secret(&key),
+            Method::GET,
+            "/v1/instances/ghost/grants",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+}

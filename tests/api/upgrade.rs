@@ -200,7 +200,11 @@ async fn long_poll(load: Arc<Load>, wait: u32) -> (String, Vec<String>) {
                     return (etag, users);
                 }
             }
-            Ok(res) => load.tally.failed(&addr, format!("poll: {}", res.status())),
+            Ok(res) => {
+                let status = res.status();
+                let body = res.text().await.unwrap_or_default();
+                load.tally.failed(&addr, format!("poll: {status} {body}"));
+            }
             Err(e) => load.tally.failed(&addr, format!("poll: {e}")),
         }
         if wait == 0 {
@@ -307,6 +311,19 @@ async fn a_rolling_upgrade_from_the_previous_release_drops_nothing(pool: PgPool)
         key: deployed["instance_key"].as_str().unwrap().to_owned(),
         deliveries: AtomicUsize::new(0),
     });
+    // Releases up to 0.2.0 refuse a key another replica issued until its notification arrives
+    // (later ones read such a key from the database): the instance starts polling once both
+    // replicas know it.
+    for addr in [&old_a.addr, &old_b.addr] {
+        within(10, "the new key known to every replica", || async {
+            http.get(format!("{addr}/v1/instances/{POLLED}/grants"))
+                .bearer_auth(&load.key)
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == StatusCode::OK)
+        })
+        .await;
+    }
     load.front.add(&old_a.addr);
     load.front.add(&old_b.addr);
     let hooks = tokio::spawn(hooks(load.clone()));
@@ -331,7 +348,9 @@ async fn a_rolling_upgrade_from_the_previous_release_drops_nothing(pool: PgPool)
         old.terminate();
         let status = old.exited(15).await;
         eprintln!(
-            "{name} ready and the replica it replaces stopped ({status}) {:?} after it started",
+            "{name} ({}) ready and the replica it replaces ({}) stopped ({status}) {:?} after it started",
+            replica.addr,
+            old.addr,
             started.elapsed()
         );
         new.push(replica);
