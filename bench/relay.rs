@@ -12,12 +12,15 @@
 //!   the relay's secret, record the refresh token), against the same exchange made at the
 //!   emulator directly, in the same run: the difference is the relay's.
 //!
-//! Then token exchanges through the relay at `--token-rate` (default 1,000/s).
+//! Then token exchanges offered through the relay at `--token-rate` (default 1,250/s, above
+//! the 1,000/s it is held to, so that what it achieves is what it can) and, the reference, to
+//! the emulator alone.
 //!
 //! Each login runs the project's post-login Action (Node, in the emulator), which binds it to
 //! its instance as the relay requires; preparing thousands of them takes a few minutes.
 //!
-//!     bench/run relay [--rate 500] [--seconds 4] [--token-rate 1000]
+//!     bench/run relay [--rate 500] [--seconds 4] [--token-hop-rate 150] [--token-rate 1250]
+//!                     [--authorize-only 1]
 
 mod common;
 
@@ -43,7 +46,7 @@ fn callback_of(i: usize) -> String {
 async fn run() -> anyhow::Result<()> {
     let rate = common::arg("--rate", 500);
     let seconds = common::arg("--seconds", 4);
-    let token_rate = common::arg("--token-rate", 1000);
+    let token_rate = common::arg("--token-rate", 1250);
     let db = common::BenchDb::create("relay").await?;
     let dir = common::scratch("relay")?;
     let port = process::free_port()?;
@@ -223,6 +226,21 @@ async fn run() -> anyhow::Result<()> {
         .collect();
     let authorize = open_loop::run(&dir, rate, authorizes)?;
     print_hop("authorize", &authorize);
+    let authorize_row = || {
+        report::row(
+            &format!("relay: authorize hop p99 at {rate} logins/s"),
+            format!("{:.2} ms", authorize.p99_ms),
+            "<= 2 ms",
+            Some(authorize.p99_ms <= 2.0 && authorize.errors == 0),
+        )
+    };
+    if common::arg("--authorize-only", 0) == 1 {
+        authorize_row();
+        server.stop()?;
+        db.drop().await?;
+        let _ = std::fs::remove_dir_all(&dir);
+        return Ok(());
+    }
 
     // The tenant's part of each login, prepared here: the relay's redirect, then the tenant's
     // answer (with the session, after the Action) back to the relay's callback.
@@ -339,12 +357,7 @@ async fn run() -> anyhow::Result<()> {
 
     let own = (through.p99_ms - direct.p99_ms).max(0.0);
     let clean = |o: &open_loop::Outcome| o.errors == 0;
-    report::row(
-        "relay: authorize hop p99 at 500 logins/s",
-        format!("{:.2} ms", authorize.p99_ms),
-        "<= 2 ms",
-        Some(authorize.p99_ms <= 2.0 && clean(&authorize)),
-    );
+    authorize_row();
     report::row(
         "relay: callback hop p99 at 500 logins/s",
         format!("{:.2} ms", callback_hop.p99_ms),

@@ -1,7 +1,10 @@
 //! The emulated tenant: applications, client grants, APIs and signing keys, optionally saved
 //! to a JSON file after every change.
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
 
 use anyhow::Context;
 use serde_json::{Value, json};
@@ -38,7 +41,8 @@ pub struct Tenant {
     /// Identifiers of the APIs ("resource servers") tokens may be minted for.
     pub apis: Vec<String>,
     /// Published signing keys, oldest first; the last one signs.
-    pub keys: Vec<SigningKey>,
+    /// Shared, so that a token is signed after the tenant's lock is let go.
+    pub keys: Vec<Arc<SigningKey>>,
     pub max_clients: usize,
     /// The seeded applications, as printed at start-up.
     pub seeded: Seeded,
@@ -127,7 +131,7 @@ impl Tenant {
             ],
             clients: vec![spa, m2m],
             users: Vec::new(),
-            keys: vec![key],
+            keys: vec![Arc::new(key)],
             max_clients,
             seeded,
             file,
@@ -173,7 +177,7 @@ impl Tenant {
             keys: saved
                 .keys
                 .iter()
-                .map(|pem| SigningKey::from_pem(pem))
+                .map(|pem| SigningKey::from_pem(pem).map(Arc::new))
                 .collect::<anyhow::Result<_>>()?,
             max_clients,
             seeded,
@@ -218,8 +222,10 @@ impl Tenant {
         })
     }
 
-    pub fn signing_key(&self) -> &SigningKey {
-        self.keys.last().expect("a tenant always has a key")
+    /// The key that signs now: sign with it after letting the tenant's lock go (a signature
+    /// takes a good half millisecond, and every request of the tenant waits for the lock).
+    pub fn signing_key(&self) -> Arc<SigningKey> {
+        self.keys.last().expect("a tenant always has a key").clone()
     }
 
     pub fn client(&self, id: &str) -> Option<&Client> {
@@ -248,7 +254,7 @@ impl Tenant {
 
     /// Publishes a new signing key; the previous one stays published until the next rotation.
     pub fn rotate(&mut self, key: SigningKey) {
-        self.keys.push(key);
+        self.keys.push(Arc::new(key));
         while self.keys.len() > 2 {
             self.keys.remove(0);
         }

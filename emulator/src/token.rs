@@ -173,7 +173,9 @@ async fn grant(emu: &Emu, req: &HttpRequest, body: &[u8]) -> Result<HttpResponse
         "gty": "client-credentials",
         "azp": client_id,
     });
-    let access_token = tenant.signing_key().sign(&claims);
+    let key = tenant.signing_key();
+    drop(tenant);
+    let access_token = key.sign(&claims);
     Ok(json_response(
         StatusCode::OK,
         &json!({ "access_token": access_token, "token_type": "Bearer", "expires_in": TOKEN_LIFETIME_SECS, "scope": scope }),

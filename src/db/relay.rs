@@ -2,9 +2,29 @@
 //! `relay_refresh_tokens`). Every key is a SHA-256 hash; each stage of a transaction is taken
 //! by one atomic `UPDATE … WHERE <stage> IS NULL`, so it happens at most once whatever the
 //! replica or the race.
+//!
+//! The writes of the relay's hops (a transaction begun, come back, its code exchanged, a
+//! refresh token bound or used) commit without waiting for the write-ahead log to reach the
+//! disk ([`unflushed!`]): each is one statement on a pool's connection, its own transaction, and
+//! a Postgres crash can forget the last fraction of a second of them. Every such loss fails
+//! closed — a login or a refresh is refused and begun again — and none opens a door: the
+//! tenant's codes and refresh tokens are single-use on their own, and the Action's decision
+//! ([`decide`]), which keeps a transaction's handle from serving two logins, still waits for
+//! the disk (docs/relay.md, "What the relay stores"). The hops are in every relayed login's
+//! path; the flush was half of the authorize hop's time.
 
 use chrono::{DateTime, Utc};
-use sqlx::PgExecutor;
+use sqlx::{PgExecutor, PgPool};
+
+/// A one-row `FROM` item that turns `synchronous_commit` off for the statement's own
+/// (implicit) transaction: the commit does not wait for the log's flush. Only for statements
+/// sent alone on a pool (these functions take one), never inside a transaction that also
+/// writes what must not be lost.
+macro_rules! unflushed {
+    () => {
+        "(SELECT set_config('synchronous_commit', 'off', true)) AS unflushed"
+    };
+}
 
 /// A transaction as a stage took it.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -25,12 +45,13 @@ pub struct NewTransaction<'a> {
     pub expires_at: DateTime<Utc>,
 }
 
-pub async fn insert(db: impl PgExecutor<'_>, t: &NewTransaction<'_>) -> sqlx::Result<()> {
-    sqlx::query(
+pub async fn insert(db: &PgPool, t: &NewTransaction<'_>) -> sqlx::Result<()> {
+    sqlx::query(concat!(
         "INSERT INTO relay_transactions \
            (handle_hash, kind, instance_id, return_to, state, response_mode, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
+         SELECT $1, $2, $3, $4, $5, $6, $7 FROM ",
+        unflushed!()
+    ))
     .bind(t.handle_hash)
     .bind(t.kind)
     .bind(t.instance_id)
@@ -61,18 +82,20 @@ pub async fn decide(db: impl PgExecutor<'_>, handle_hash: &[u8]) -> sqlx::Result
 /// only for a login the Action has decided (a code cannot have been issued for one it has not)
 /// and only if no other transaction holds that code.
 pub async fn come_back(
-    db: impl PgExecutor<'_>,
+    db: &PgPool,
     kind: &str,
     handle_hash: &[u8],
     code_hash: Option<&[u8]>,
 ) -> sqlx::Result<Option<Transaction>> {
-    let taken = sqlx::query_as(
-        "UPDATE relay_transactions SET returned_at = now(), code_hash = $3 \
+    let taken = sqlx::query_as(concat!(
+        "UPDATE relay_transactions SET returned_at = now(), code_hash = $3 FROM ",
+        unflushed!(),
+        " \
          WHERE handle_hash = $1 AND kind = $2 AND returned_at IS NULL AND expires_at > now() \
            AND ($3::bytea IS NULL OR (decided_at IS NOT NULL AND NOT EXISTS \
                 (SELECT 1 FROM relay_transactions WHERE code_hash = $3))) \
-         RETURNING instance_id, return_to, state, response_mode",
-    )
+         RETURNING instance_id, return_to, state, response_mode"
+    ))
     .bind(handle_hash)
     .bind(kind)
     .bind(code_hash)
@@ -91,16 +114,18 @@ pub async fn come_back(
 
 /// A code is exchanged once, within `max_age_secs` of coming back.
 pub async fn exchange(
-    db: impl PgExecutor<'_>,
+    db: &PgPool,
     code_hash: &[u8],
     max_age_secs: i64,
 ) -> sqlx::Result<Option<Transaction>> {
-    sqlx::query_as(
-        "UPDATE relay_transactions SET exchanged_at = now() \
+    sqlx::query_as(concat!(
+        "UPDATE relay_transactions SET exchanged_at = now() FROM ",
+        unflushed!(),
+        " \
          WHERE code_hash = $1 AND kind = 'login' AND exchanged_at IS NULL \
            AND returned_at > now() - make_interval(secs => $2) \
-         RETURNING instance_id, return_to, state, response_mode",
-    )
+         RETURNING instance_id, return_to, state, response_mode"
+    ))
     .bind(code_hash)
     .bind(max_age_secs as f64)
     .fetch_optional(db)
@@ -109,14 +134,17 @@ pub async fn exchange(
 
 /// Records that a refresh token the relay handed out belongs to `instance_id`.
 pub async fn bind_refresh_token(
-    db: impl PgExecutor<'_>,
+    db: &PgPool,
     token_hash: &[u8],
     instance_id: &str,
 ) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO relay_refresh_tokens (token_hash, instance_id) VALUES ($1, $2) \
-         ON CONFLICT (token_hash) DO NOTHING",
-    )
+    sqlx::query(concat!(
+        "INSERT INTO relay_refresh_tokens (token_hash, instance_id) \
+         SELECT $1, $2 FROM ",
+        unflushed!(),
+        " \
+         ON CONFLICT (token_hash) DO NOTHING"
+    ))
     .bind(token_hash)
     .bind(instance_id)
     .execute(db)
@@ -127,15 +155,17 @@ pub async fn bind_refresh_token(
 /// The instance a refresh token belongs to, if the relay handed it out and it was used within
 /// `idle_secs` (its use is recorded).
 pub async fn refresh_token_instance(
-    db: impl PgExecutor<'_>,
+    db: &PgPool,
     token_hash: &[u8],
     idle_secs: i64,
 ) -> sqlx::Result<Option<String>> {
-    sqlx::query_scalar(
-        "UPDATE relay_refresh_tokens SET last_used_at = now() \
+    sqlx::query_scalar(concat!(
+        "UPDATE relay_refresh_tokens SET last_used_at = now() FROM ",
+        unflushed!(),
+        " \
          WHERE token_hash = $1 AND last_used_at > now() - make_interval(secs => $2) \
-         RETURNING instance_id",
-    )
+         RETURNING instance_id"
+    ))
     .bind(token_hash)
     .bind(idle_secs as f64)
     .fetch_optional(db)

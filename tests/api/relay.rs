@@ -577,3 +577,70 @@ async fn a_login_through_the_relays_application_is_decided_by_its_transaction_on
     let (status, _) = decide(serde_json::json!({"user_id": owner, "client_id": w.relay_client, "relay_login": "x", "redirect_uri": ACME})).await;
     assert_eq!(status, 422);
 }
+
+/// The relay's hop writes commit without waiting for the log's flush (docs/relay.md, "What the
+/// relay stores"), and that is theirs alone: each leaves its pooled connection as durable as
+/// it found it, so whatever is written on that connection next — a deploy, a grant — waits for
+/// the disk as before.
+#[sqlx::test]
+async fn the_relays_unflushed_writes_leave_their_connection_durable(pool: PgPool) {
+    use fleetgate::{
+        db::relay,
+        domain::{Actor, Hostname, InstanceId, UserId},
+    };
+    let mut tx = pool.begin().await.unwrap();
+    fleetgate::registry::Registry::new(None)
+        .deploy(
+            &mut tx,
+            &Actor {
+                name: "test".into(),
+                request_id: None,
+            },
+            &InstanceId::parse("acme").unwrap(),
+            &UserId::parse("auth0|owner").unwrap(),
+            &[Hostname::parse("www.acme.com").unwrap()],
+        )
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    // One connection: every statement below runs on the one the writes used.
+    let one = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with((*pool.connect_options()).clone())
+        .await
+        .unwrap();
+    let durable = || async {
+        sqlx::query_scalar::<_, String>("SHOW synchronous_commit")
+            .fetch_one(&one)
+            .await
+            .unwrap()
+    };
+    assert_eq!(durable().await, "on");
+    let (handle, code, token) = ([1u8; 32], [2u8; 32], [3u8; 32]);
+    relay::insert(
+        &one,
+        &relay::NewTransaction {
+            handle_hash: &handle,
+            kind: "login",
+            instance_id: "acme",
+            return_to: ACME,
+            state: Some("s"),
+            response_mode: "query",
+            expires_at: chrono::Utc::now() + chrono::Duration::minutes(10),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(durable().await, "on", "after a transaction begun");
+    assert!(relay::decide(&one, &handle).await.unwrap().is_some());
+    let back = relay::come_back(&one, "login", &handle, Some(&code)).await;
+    assert_eq!(back.unwrap().unwrap().return_to, ACME);
+    assert_eq!(durable().await, "on", "after a transaction come back");
+    assert!(relay::exchange(&one, &code, 300).await.unwrap().is_some());
+    assert_eq!(durable().await, "on", "after a code exchanged");
+    relay::bind_refresh_token(&one, &token, "acme").await.unwrap();
+    assert_eq!(durable().await, "on", "after a refresh token bound");
+    let bound = relay::refresh_token_instance(&one, &token, 60).await.unwrap();
+    assert_eq!(bound.as_deref(), Some("acme"));
+    assert_eq!(durable().await, "on", "after a refresh token used");
+}

@@ -142,13 +142,9 @@ pub fn authorization_code(
             .expect("login lock")
             .issue_refresh(code.grant.clone(), None)
     });
-    Ok(tokens(
-        &tenant,
-        client,
-        &code.grant,
-        code.nonce.as_deref(),
-        refresh,
-    ))
+    let unsigned = tokens(&tenant, client, &code.grant, code.nonce.as_deref(), refresh);
+    drop(tenant);
+    Ok(unsigned.sign())
 }
 
 /// `grant_type=refresh_token`: the Action runs again (protocol `oauth2-refresh-token`).
@@ -221,8 +217,14 @@ pub async fn refresh_token(
         login.rotate(token);
         login.issue_refresh(grant.clone(), Some(rt.family.clone()))
     };
-    let tenant = emu.tenant.lock().expect("tenant lock");
-    Ok(tokens(&tenant, &client, &grant, None, Some(next)))
+    let unsigned = tokens(
+        &emu.tenant.lock().expect("tenant lock"),
+        &client,
+        &grant,
+        None,
+        Some(next),
+    );
+    Ok(unsigned.sign())
 }
 
 /// The answer of a successful user grant.
@@ -232,7 +234,7 @@ fn tokens(
     grant: &Grant,
     nonce: Option<&str>,
     refresh_token: Option<String>,
-) -> Value {
+) -> Unsigned {
     let now = chrono::Utc::now().timestamp();
     let userinfo = format!("{}/userinfo", tenant.base_url);
     let openid = has_scope(&grant.scope, "openid");
@@ -251,39 +253,62 @@ fn tokens(
         access["permissions"] = json!(permissions.unwrap_or_default());
     }
     extend(&mut access, &grant.access_claims);
-    let key = tenant.signing_key();
     let mut answer = json!({
-        "access_token": key.sign(&access),
         "scope": grant.scope,
         "expires_in": ACCESS_LIFETIME_SECS,
         "token_type": "Bearer",
     });
+    let mut id = None;
     if openid {
         let lifetime = client
             .get("jwt_configuration")
             .and_then(|j| j.get("lifetime_in_seconds"))
             .and_then(Value::as_i64)
             .unwrap_or(DEFAULT_ID_LIFETIME_SECS);
-        let mut id = json!({
+        let mut claims = json!({
             "iss": tenant.issuer(), "sub": grant.user_id, "aud": grant.client_id, "iat": now,
             "exp": now + lifetime, "sid": grant.sid,
         });
         if let Some(user) = tenant.user(&grant.user_id) {
-            extend(&mut id, &user.claims(&grant.scope));
+            extend(&mut claims, &user.claims(&grant.scope));
         }
         if let Some(auth_time) = grant.auth_time {
-            id["auth_time"] = json!(auth_time);
+            claims["auth_time"] = json!(auth_time);
         }
         if let Some(nonce) = nonce {
-            id["nonce"] = json!(nonce);
+            claims["nonce"] = json!(nonce);
         }
-        extend(&mut id, &grant.id_claims);
-        answer["id_token"] = json!(key.sign(&id));
+        extend(&mut claims, &grant.id_claims);
+        id = Some(claims);
     }
     if let Some(rt) = refresh_token {
         answer["refresh_token"] = json!(rt);
     }
-    answer
+    Unsigned {
+        key: tenant.signing_key(),
+        answer,
+        access,
+        id,
+    }
+}
+
+/// A grant's answer before its tokens are signed: signed once the tenant's lock is let go.
+struct Unsigned {
+    key: std::sync::Arc<crate::keys::SigningKey>,
+    answer: Value,
+    access: Value,
+    id: Option<Value>,
+}
+
+impl Unsigned {
+    fn sign(self) -> Value {
+        let mut answer = self.answer;
+        answer["access_token"] = json!(self.key.sign(&self.access));
+        if let Some(id) = &self.id {
+            answer["id_token"] = json!(self.key.sign(id));
+        }
+        answer
+    }
 }
 
 fn extend(claims: &mut Value, extra: &Map<String, Value>) {
