@@ -88,7 +88,7 @@ impl AppState {
             keys: self.keys.with_pool(pool.clone()),
             runs: self.runs.with_pool(pool.clone()),
             events: self.events.with_pool(pool.clone()),
-            relay: self.relay.as_ref().map(|r| r.with_pool(pool)),
+            relay: self.relay.as_ref().map(|r| r.for_worker(pool)),
             ..self.clone()
         }
     }

@@ -38,6 +38,15 @@ const LOGOUT_SECS: i64 = 600;
 /// rotating refresh token is 30 days; an idle one expires sooner there).
 pub const REFRESH_IDLE_SECS: i64 = 30 * 86_400;
 
+/// A client for the tenant's token endpoint: no redirects followed, 10 s at most.
+fn tenant_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("an HTTP client")
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
     #[error("database: {0}")]
@@ -75,11 +84,7 @@ impl Relay {
             settings: Arc::new(settings),
             tenant: tenant_base_url.into(),
             templates: Arc::new(templates),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("an HTTP client"),
+            http: tenant_client(),
             steps,
             instance_claim: instance_claim.into(),
             live: Arc::default(),
@@ -91,9 +96,15 @@ impl Relay {
         Self { live, ..self }
     }
 
-    pub fn with_pool(&self, pool: PgPool) -> Self {
+    /// The same relay for one HTTP worker: its database work on the worker's `pool`, and its
+    /// calls to the tenant on a client of its own. A connection is driven by the runtime that
+    /// opened it, and each worker has a runtime of its own: on a client shared by the workers,
+    /// half the exchanges would wait for another worker's thread to wake at every answer (as
+    /// `db::worker_pool` says of database connections).
+    pub fn for_worker(&self, pool: PgPool) -> Self {
         Self {
             pool,
+            http: tenant_client(),
             ..self.clone()
         }
     }

@@ -638,9 +638,13 @@ async fn the_relays_unflushed_writes_leave_their_connection_durable(pool: PgPool
     assert_eq!(durable().await, "on", "after a transaction come back");
     assert!(relay::exchange(&one, &code, 300).await.unwrap().is_some());
     assert_eq!(durable().await, "on", "after a code exchanged");
-    relay::bind_refresh_token(&one, &token, "acme").await.unwrap();
+    relay::bind_refresh_token(&one, &token, "acme")
+        .await
+        .unwrap();
     assert_eq!(durable().await, "on", "after a refresh token bound");
-    let bound = relay::refresh_token_instance(&one, &token, 60).await.unwrap();
+    let bound = relay::refresh_token_instance(&one, &token, 60)
+        .await
+        .unwrap();
     assert_eq!(bound.as_deref(), Some("acme"));
     assert_eq!(durable().await, "on", "after a refresh token used");
 }
