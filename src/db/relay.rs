@@ -5,7 +5,7 @@
 //!
 //! The writes of the relay's hops (a transaction begun, come back, its code exchanged, a
 //! refresh token bound or used) commit without waiting for the write-ahead log to reach the
-//! disk ([`unflushed!`]): each is one statement on a pool's connection, its own transaction, and
+//! disk (`unflushed!`): each is one statement on a pool's connection, its own transaction, and
 //! a Postgres crash can forget the last fraction of a second of them. Every such loss fails
 //! closed — a login or a refresh is refused and begun again — and none opens a door: the
 //! tenant's codes and refresh tokens are single-use on their own, and the Action's decision
