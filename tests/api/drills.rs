@@ -122,17 +122,7 @@ async fn a_replica_killed_mid_pass_converges_after_restart_and_keeps_foreign_ent
 
 #[sqlx::test]
 async fn when_the_leader_is_killed_the_other_replica_takes_over(pool: PgPool) {
-    let app = TestApp::spawn_with(
-        pool.clone(),
-        TestTenant::start_with(EmulatorConfig {
-            rate_limit_burst: 1000,
-            rate_limit_per_second: 1000.0,
-            ..TestTenant::config()
-        })
-        .await,
-        &[],
-    )
-    .await;
+    let app = TestApp::spawn_with(pool.clone(), TestTenant::start_with(roomy()).await, &[]).await;
     let tenant = &app.tenant;
     let vars = tenant.reconciler_vars().await;
     let spa = vars[2].1.clone();

@@ -8,12 +8,7 @@ use crate::{helpers::*, node::node_tests};
 
 #[sqlx::test]
 async fn the_instance_kit_passes_its_tests_against_fleetgate(pool: PgPool) {
-    let tenant = TestTenant::start_with(fleetgate_emulator::EmulatorConfig {
-        rate_limit_burst: 1000,
-        rate_limit_per_second: 1000.0,
-        ..TestTenant::config()
-    })
-    .await;
+    let tenant = TestTenant::start_with(roomy()).await;
     let mut vars = tenant.reconciler_vars().await;
     vars.push(("FLEETGATE_GRANT_CHANGES_KEPT", "2".to_owned()));
     let app = TestApp::spawn_with(pool.clone(), tenant, &vars).await;

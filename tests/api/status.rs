@@ -1,7 +1,7 @@
 //! The status page and what it shows: `/ui/` and its files, its login settings, logins through
 //! its application (bound to no instance), and `GET /v1/reconcile/status`.
 
-use fleetgate_emulator::{EmulatorConfig, faults::Faults};
+use fleetgate_emulator::faults::Faults;
 use reqwest::Method;
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -106,12 +106,7 @@ async fn the_status_page_is_served_with_its_login_settings(pool: PgPool) {
 
 #[sqlx::test]
 async fn the_reconciler_status_names_the_leader_and_the_instances_not_in_step(pool: PgPool) {
-    let tenant = TestTenant::start_with(EmulatorConfig {
-        rate_limit_burst: 1000,
-        rate_limit_per_second: 1000.0,
-        ..TestTenant::config()
-    })
-    .await;
+    let tenant = TestTenant::start_with(roomy()).await;
     let vars = tenant.reconciler_vars().await;
     let spa = vars[2].1.clone();
     let app = TestApp::spawn_with(pool, tenant, &vars).await;

@@ -255,12 +255,7 @@ fn previous_release() -> String {
 #[ignore = "a drill: scripts/drills/rolling-upgrade builds the previous release and runs it"]
 async fn a_rolling_upgrade_from_the_previous_release_drops_nothing(pool: PgPool) {
     let previous = previous_release();
-    let tenant = TestTenant::start_with(fleetgate_emulator::EmulatorConfig {
-        rate_limit_burst: 1000,
-        rate_limit_per_second: 1000.0,
-        ..TestTenant::config()
-    })
-    .await;
+    let tenant = TestTenant::start_with(roomy()).await;
     let mut vars = tenant.reconciler_vars().await;
     vars.extend([
         ("FLEETGATE_ACTION_SECRET", ACTION_SECRET.to_owned()),
@@ -278,14 +273,8 @@ async fn a_rolling_upgrade_from_the_previous_release_drops_nothing(pool: PgPool)
     let version = |addr: String| {
         let http = http.clone();
         async move {
-            let health: Value = http
-                .get(format!("{addr}/healthz"))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let (_, health) =
+                into_json(http.get(format!("{addr}/healthz")).send().await.unwrap()).await;
             health["version"].as_str().unwrap_or("?").to_owned()
         }
     };
@@ -295,13 +284,14 @@ async fn a_rolling_upgrade_from_the_previous_release_drops_nothing(pool: PgPool)
     let body = json!({"type": "instance.deployed", "data": {
         "instance_id": POLLED, "owner": "auth0|owner-1", "domains": [format!("{POLLED}.{PLATFORM_DOMAIN}")]}})
     .to_string();
-    let deployed: Value = delivery(&http, &old_a.addr, "msg_polled", &body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (status, deployed) = into_json(
+        delivery(&http, &old_a.addr, "msg_polled", &body)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{deployed}");
     let load = Arc::new(Load {
         front: Front::default(),
         tally: Tally::default(),
