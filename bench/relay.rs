@@ -10,7 +10,8 @@
 //!   SPA): all of it the relay's own;
 //! - token: `POST /oauth/token` with the code (take it once, exchange it at the tenant with
 //!   the relay's secret, record the refresh token), against the same exchange made at the
-//!   emulator directly, in the same run: the difference is the relay's.
+//!   emulator directly, interleaved with it in one run (`--token-hop-rate` each, for
+//!   `--token-hop-seconds`): the difference is the relay's.
 //!
 //! Then token exchanges offered through the relay at `--token-rate` (default 1,250/s, above
 //! the 1,000/s it is held to, so that what it achieves is what it can) and, the reference, to
@@ -19,8 +20,8 @@
 //! Each login runs the project's post-login Action (Node, in the emulator), which binds it to
 //! its instance as the relay requires; preparing thousands of them takes a few minutes.
 //!
-//!     bench/run relay [--rate 500] [--seconds 4] [--token-hop-rate 150] [--token-rate 1250]
-//!                     [--authorize-only 1]
+//!     bench/run relay [--rate 500] [--seconds 4] [--token-hop-rate 150]
+//!                     [--token-hop-seconds 8] [--token-rate 1250] [--authorize-only 1]
 
 mod common;
 
@@ -262,12 +263,28 @@ async fn run() -> anyhow::Result<()> {
         }
     };
     let callbacks = prepare(total, relay_login("c")).await?;
+    // The reference's codes: logins at the tenant directly, through the SPA application.
+    let hop_rate = common::arg("--token-hop-rate", 150);
+    let hop_total = ((hop_rate * common::arg("--token-hop-seconds", 8)) as usize).min(total);
+    let direct_code = |i: usize| {
+        let (http, session) = (http.clone(), session.clone());
+        let url = authorize_url(&emu, &spa, spa_callback, &format!("d{i}"));
+        async move { location(&http, &url, Some(&session)).await }
+    };
+    let direct_codes: Vec<String> = prepare(hop_total, direct_code)
+        .await?
+        .iter()
+        .map(|back| param(back, "code"))
+        .collect();
     // Hop 2: /callback; each answer's code is exchanged next.
     let callback_hop = open_loop::run(&dir, rate, callbacks.iter().cloned().map(get).collect())?;
     print_hop("callback", &callback_hop);
     let codes: Vec<String> = callbacks.iter().map(|c| param(c, "code")).collect();
 
-    // Hop 3: the code's exchange, through the relay and (the reference) at the tenant itself.
+    // Hop 3: the code's exchange, through the relay and (the reference) at the tenant itself,
+    // interleaved in one run. The emulator signs two RS256 tokens per exchange in this
+    // process, on the same two cores as everything else: at this rate the machine is far from
+    // busy, so what is compared is each exchange's own path, not a queue.
     let token = |base: &str, client: &str, code: &str, redirect: &str| open_loop::Request {
         method: "POST".into(),
         url: format!("{base}/oauth/token"),
@@ -285,12 +302,7 @@ async fn run() -> anyhow::Result<()> {
                 .finish(),
         ),
     };
-    // The emulator signs two RS256 tokens per exchange in this process, on the same cores:
-    // it answers a few hundred exchanges a second, so the exchange is compared below that,
-    // where its own queue does not swamp the difference.
-    let hop_rate = common::arg("--token-hop-rate", 150);
-    let hop_total = (hop_rate * seconds) as usize;
-    let through = open_loop::run(
+    let (through, direct) = open_loop::run_paired(
         &dir,
         hop_rate,
         codes
@@ -299,31 +311,17 @@ async fn run() -> anyhow::Result<()> {
             .enumerate()
             .map(|(i, c)| token(&relay, &relay_client, c, &callback_of(i)))
             .collect(),
-    )?;
-    print_hop(
-        &format!("token at {hop_rate}/s (through the relay)"),
-        &through,
-    );
-    let direct_code = |i: usize| {
-        let (http, session) = (http.clone(), session.clone());
-        let url = authorize_url(&emu, &spa, spa_callback, &format!("d{i}"));
-        async move { location(&http, &url, Some(&session)).await }
-    };
-    let direct_codes: Vec<String> = prepare(hop_total, direct_code)
-        .await?
-        .iter()
-        .map(|back| param(back, "code"))
-        .collect();
-    let direct = open_loop::run(
-        &dir,
-        hop_rate,
         direct_codes
             .iter()
             .map(|c| token(&emu, &spa, c, spa_callback))
             .collect(),
     )?;
     print_hop(
-        &format!("token at {hop_rate}/s (at the tenant directly)"),
+        &format!("token at {hop_rate}/s (through the relay)"),
+        &through,
+    );
+    print_hop(
+        &format!("token at {hop_rate}/s (at the tenant directly, interleaved)"),
         &direct,
     );
 

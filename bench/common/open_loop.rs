@@ -24,6 +24,8 @@ pub struct Request {
 struct Spec {
     rate: u64,
     requests: Vec<Request>,
+    /// Request `i` is counted in group `i % groups`, each with an outcome of its own.
+    groups: usize,
 }
 
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -41,8 +43,41 @@ pub struct Outcome {
 
 /// Sends `requests` at `rate` per second from a child process; answers what it measured.
 pub fn run(dir: &Path, rate: u64, requests: Vec<Request>) -> anyhow::Result<Outcome> {
+    let mut outcomes = send(dir, rate, requests, 1)?;
+    outcomes.pop().ok_or_else(|| anyhow::anyhow!("no outcome"))
+}
+
+/// Sends `a` and `b` interleaved (`a[0]`, `b[0]`, `a[1]`, …), each at `rate` per second, from
+/// one child process; answers each one's outcome. The two meet the same machine, moment by
+/// moment: what one costs beyond the other is not a drift between two runs.
+pub fn run_paired(
+    dir: &Path,
+    rate: u64,
+    a: Vec<Request>,
+    b: Vec<Request>,
+) -> anyhow::Result<(Outcome, Outcome)> {
+    anyhow::ensure!(a.len() == b.len(), "paired runs need as many of each");
+    let requests = a.into_iter().zip(b).flat_map(|(a, b)| [a, b]).collect();
+    let mut outcomes = send(dir, rate * 2, requests, 2)?.into_iter();
+    match (outcomes.next(), outcomes.next()) {
+        (Some(a), Some(b)) => Ok((a, b)),
+        _ => anyhow::bail!("the load generator answered fewer than two outcomes"),
+    }
+}
+
+fn send(
+    dir: &Path,
+    rate: u64,
+    requests: Vec<Request>,
+    groups: usize,
+) -> anyhow::Result<Vec<Outcome>> {
     let file = dir.join(format!("open-loop-{}.json", std::process::id()));
-    std::fs::write(&file, serde_json::to_vec(&Spec { rate, requests })?)?;
+    let spec = Spec {
+        rate,
+        requests,
+        groups,
+    };
+    std::fs::write(&file, serde_json::to_vec(&spec)?)?;
     let out = Command::new(std::env::current_exe()?)
         .arg("--open-loop")
         .arg(&file)
@@ -54,7 +89,7 @@ pub fn run(dir: &Path, rate: u64, requests: Vec<Request>) -> anyhow::Result<Outc
     Ok(serde_json::from_slice(&out.stdout)?)
 }
 
-/// The child's side: sends the file's requests and prints an [`Outcome`] as JSON.
+/// The child's side: sends the file's requests and prints an [`Outcome`] per group as JSON.
 pub fn generate(file: &Path) -> anyhow::Result<()> {
     let spec: Spec = serde_json::from_slice(&std::fs::read(file)?)?;
     let outcome = tokio::runtime::Runtime::new()?.block_on(send_all(spec))?;
@@ -65,7 +100,7 @@ pub fn generate(file: &Path) -> anyhow::Result<()> {
 /// Requests in flight at most, each on a connection of its own.
 pub const CONNECTIONS: usize = 64;
 
-async fn send_all(spec: Spec) -> anyhow::Result<Outcome> {
+async fn send_all(spec: Spec) -> anyhow::Result<Vec<Outcome>> {
     let in_flight = std::sync::Arc::new(tokio::sync::Semaphore::new(CONNECTIONS));
     // A redirect is an answer (the login relay's hops answer with them), not to be followed.
     let client = reqwest::Client::builder()
@@ -75,6 +110,7 @@ async fn send_all(spec: Spec) -> anyhow::Result<Outcome> {
         .build()?;
     let interval = Duration::from_secs_f64(1.0 / spec.rate as f64);
     let total = spec.requests.len();
+    let groups = spec.groups.max(1);
     // The pace is kept by a thread of its own sleeping with the system's fine-grained timer:
     // tokio's timer counts whole milliseconds, which would send each request up to a
     // millisecond (or two) late and charge that to the server.
@@ -119,24 +155,31 @@ async fn send_all(spec: Spec) -> anyhow::Result<Outcome> {
     pacer
         .join()
         .map_err(|_| anyhow::anyhow!("the pacing thread panicked"))?;
-    let mut latencies = Vec::with_capacity(tasks.len());
-    let mut errors = 0;
-    for t in tasks {
+    let mut latencies = vec![Vec::with_capacity(total / groups + 1); groups];
+    let mut errors = vec![0; groups];
+    for (i, t) in tasks.into_iter().enumerate() {
         let (ok, latency) = t.await?;
-        errors += usize::from(!ok);
-        latencies.push(latency);
+        errors[i % groups] += usize::from(!ok);
+        latencies[i % groups].push(latency);
     }
     let elapsed = started.elapsed();
-    latencies.sort();
     late.sort();
-    let pct = |p: f64| super::ms(super::percentile(&latencies, p));
-    Ok(Outcome {
-        sent: latencies.len(),
-        errors,
-        achieved_per_second: latencies.len() as f64 / elapsed.as_secs_f64(),
-        p50_ms: pct(0.50),
-        p99_ms: pct(0.99),
-        max_ms: latencies.last().map_or(0.0, |d| super::ms(*d)),
-        late_p99_ms: super::ms(super::percentile(&late, 0.99)),
-    })
+    let late_p99_ms = super::ms(super::percentile(&late, 0.99));
+    Ok(latencies
+        .into_iter()
+        .zip(errors)
+        .map(|(mut latencies, errors)| {
+            latencies.sort();
+            let pct = |p: f64| super::ms(super::percentile(&latencies, p));
+            Outcome {
+                sent: latencies.len(),
+                errors,
+                achieved_per_second: latencies.len() as f64 / elapsed.as_secs_f64(),
+                p50_ms: pct(0.50),
+                p99_ms: pct(0.99),
+                max_ms: latencies.last().map_or(0.0, |d| super::ms(*d)),
+                late_p99_ms,
+            }
+        })
+        .collect())
 }

@@ -32,10 +32,14 @@ use super::framework;
 pub const HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Routes whose successful answers are routine, or logged by their handler: their access
-/// lines are at DEBUG.
+/// lines are at DEBUG. The relay's login steps are every login's path (counted by step and
+/// outcome in `fleetgate_relay_steps_total`); their refusals still log at INFO.
 pub const QUIET: &[(Method, &str)] = &[
     (Method::GET, "/v1/instances/{id}/grants"),
     (Method::POST, "/v1/login-decisions"),
+    (Method::GET, "/authorize"),
+    (Method::GET, "/callback"),
+    (Method::POST, "/oauth/token"),
 ];
 
 /// The longest request id taken from a caller.
@@ -371,7 +375,14 @@ mod tests {
             line(200, Some("/v1/login-decisions"), Method::POST),
             Line::Routine
         );
+        // The relay's login steps: a redirect on, an exchange answered.
+        assert_eq!(line(302, Some("/authorize"), Method::GET), Line::Routine);
+        assert_eq!(line(302, Some("/callback"), Method::GET), Line::Routine);
+        assert_eq!(line(200, Some("/oauth/token"), Method::POST), Line::Routine);
         // Refusals and failures of quiet routes are logged; so is everything else.
+        assert_eq!(line(400, Some("/authorize"), Method::GET), Line::Normal);
+        assert_eq!(line(403, Some("/oauth/token"), Method::POST), Line::Normal);
+        assert_eq!(line(302, Some("/v2/logout"), Method::GET), Line::Normal);
         assert_eq!(line(401, POLL, Method::GET), Line::Normal);
         assert_eq!(line(429, POLL, Method::GET), Line::Normal);
         assert_eq!(line(503, POLL, Method::GET), Line::Failure);

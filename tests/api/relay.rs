@@ -139,6 +139,46 @@ async fn each_response_mode_answers_the_spa_where_it_asked(pool: PgPool) {
 }
 
 #[sqlx::test]
+async fn a_silent_login_with_a_session_at_the_tenant_is_posted_to_the_spa_and_bound_to_it(
+    pool: PgPool,
+) {
+    // What auth0-spa-js does in a hidden iframe on a reload (getTokenSilently without a
+    // refresh token): prompt=none, response_mode=web_message, its page's origin as
+    // redirect_uri; the tenant's session (its cookie) answers without a form.
+    const ORIGIN: &str = "https://www.acme.com";
+    let w = relay_world(pool).await;
+    let mut first = w.start(ACME, &[]).await;
+    w.sign_in(&mut first, "owner@example.com").await;
+    let silent = w
+        .start(
+            ORIGIN,
+            &[("response_mode", "web_message"), ("prompt", "none")],
+        )
+        .await;
+    let at_callback = first.at_tenant.get(&silent.upstream).await;
+    assert_eq!(at_callback.status(), 302, "the session answers at once");
+    let res = w
+        .get(at_callback.headers()["location"].to_str().unwrap())
+        .await;
+    assert_eq!(res.status(), 200);
+    let page = res.text().await.unwrap();
+    assert!(
+        page.contains(&format!(",\"{ORIGIN}\");")),
+        "posted to the SPA only: {page}"
+    );
+    let code = page
+        .split("\"code\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no code in {page}"));
+    assert!(page.contains("\"state\":\"st-1\""), "{page}");
+    let (status, tokens) = w.exchange(code, ORIGIN, Some(ORIGIN)).await;
+    assert_eq!(status, 200, "{tokens}");
+    assert_eq!(claim(&tokens["access_token"], "instance"), "acme");
+    assert!(tokens["refresh_token"].is_string());
+}
+
+#[sqlx::test]
 async fn a_redirect_uri_outside_the_registry_is_an_error_page_never_a_redirect(pool: PgPool) {
     let w = relay_world(pool).await;
     for redirect_uri in [
