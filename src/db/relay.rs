@@ -132,39 +132,49 @@ pub async fn exchange(
     .await
 }
 
-/// Records that a refresh token the relay handed out belongs to `instance_id`.
+/// Records that a refresh token the relay handed out on `host` belongs to `instance_id`.
 pub async fn bind_refresh_token(
     db: &PgPool,
     token_hash: &[u8],
     instance_id: &str,
+    host: &str,
 ) -> sqlx::Result<()> {
     sqlx::query(concat!(
-        "INSERT INTO relay_refresh_tokens (token_hash, instance_id) \
-         SELECT $1, $2 FROM ",
+        "INSERT INTO relay_refresh_tokens (token_hash, instance_id, host) \
+         SELECT $1, $2, $3 FROM ",
         unflushed!(),
         " \
          ON CONFLICT (token_hash) DO NOTHING"
     ))
     .bind(token_hash)
     .bind(instance_id)
+    .bind(host)
     .execute(db)
     .await
     .map(drop)
 }
 
-/// The instance a refresh token belongs to, if the relay handed it out and it was used within
+/// Whom a refresh token the relay handed out belongs to.
+#[derive(Debug, sqlx::FromRow)]
+pub struct RefreshToken {
+    pub instance_id: String,
+    /// The host it was handed out on; `None` if recorded before hosts were.
+    pub host: Option<String>,
+}
+
+/// The instance and host of a refresh token, if the relay handed it out and it was used within
 /// `idle_secs` (its use is recorded).
-pub async fn refresh_token_instance(
+pub async fn refresh_token(
     db: &PgPool,
     token_hash: &[u8],
     idle_secs: i64,
-) -> sqlx::Result<Option<String>> {
-    sqlx::query_scalar(concat!(
+) -> sqlx::Result<Option<RefreshToken>> {
+    sqlx::query_as(concat!(
         "UPDATE relay_refresh_tokens SET last_used_at = now() FROM ",
         unflushed!(),
         " \
          WHERE token_hash = $1 AND last_used_at > now() - make_interval(secs => $2) \
-         RETURNING instance_id"
+         RETURNING instance_id, host"
     ))
     .bind(token_hash)
     .bind(idle_secs as f64)
@@ -202,12 +212,4 @@ pub async fn instance_of_host(
     .bind(host)
     .fetch_optional(db)
     .await
-}
-
-/// An instance's hosts.
-pub async fn hosts_of(db: impl PgExecutor<'_>, instance_id: &str) -> sqlx::Result<Vec<String>> {
-    sqlx::query_scalar("SELECT hostname FROM domains WHERE instance_id = $1")
-        .bind(instance_id)
-        .fetch_all(db)
-        .await
 }

@@ -155,13 +155,19 @@ impl Relay {
     /// Whether `url`'s host still belongs to the active `instance`: a transaction made minutes
     /// ago delivers nothing to a site that was suspended, or that changed hands, meanwhile.
     pub(super) async fn still_its(&self, instance: &str, url: &str) -> Result<bool, RelayError> {
-        let host = url::Url::parse(url)
-            .ok()
-            .and_then(|u| u.host_str().and_then(|h| Hostname::parse(h).ok()));
-        Ok(match host {
-            Some(host) => self.active_instance_of(&host).await?.as_deref() == Some(instance),
+        Ok(match site_of(url) {
+            Some(site) => self.site_still_its(instance, &site).await?,
             None => false,
         })
+    }
+
+    /// Whether `site` still belongs to the active `instance`.
+    pub(super) async fn site_still_its(
+        &self,
+        instance: &str,
+        site: &Hostname,
+    ) -> Result<bool, RelayError> {
+        Ok(self.active_instance_of(site).await?.as_deref() == Some(instance))
     }
 
     /// `GET /authorize`: where the browser goes next.
@@ -420,4 +426,10 @@ fn back_to_spa(asked: &Asked, error: &str, description: &str) -> ToBrowser {
         &answer,
         &new_handle(),
     )
+}
+
+/// The host of `url`, as the registry names hosts.
+pub(super) fn site_of(url: &str) -> Option<Hostname> {
+    let url = url::Url::parse(url).ok()?;
+    Hostname::parse(url.host_str()?).ok()
 }

@@ -13,7 +13,7 @@ use super::{
     CODE_SECS, REFRESH_IDLE_SECS, Relay, RelayError,
     authorize::HANDLE_PARAM,
     handle::{hash, new_handle},
-    params,
+    params, site_of,
 };
 use crate::{db, domain::Hostname};
 
@@ -44,6 +44,9 @@ pub fn read_body(body: &[u8], json: bool) -> Result<Vec<(String, String)>, Strin
     }
     let value: serde_json::Map<String, Value> =
         serde_json::from_slice(body).map_err(|_| "the body is not a JSON object".to_owned())?;
+    if value.len() > params::MAX_PARAMS {
+        return Err(params::too_many());
+    }
     value
         .into_iter()
         .map(|(k, v)| {
@@ -124,18 +127,22 @@ impl Relay {
         if origin.is_some_and(|o| o != own_origin) {
             return Ok(refuse("This code was issued to another site"));
         }
-        if !self.still_its(&t.instance_id, &t.return_to).await? {
-            return Ok(refuse(
-                "The site this code was issued to cannot sign in now",
-            ));
-        }
+        let site = match site_of(&t.return_to) {
+            Some(site) if self.site_still_its(&t.instance_id, &site).await? => site,
+            _ => {
+                return Ok(refuse(
+                    "The site this code was issued to cannot sign in now",
+                ));
+            }
+        };
         let form = [
             ("grant_type", "authorization_code"),
             ("code", code),
             ("code_verifier", verifier),
             ("redirect_uri", &self.settings.callback()),
         ];
-        self.upstream(&form, ip, &t.instance_id, "code").await
+        self.upstream(&form, ip, &t.instance_id, &site, "code")
+            .await
     }
 
     async fn refresh(
@@ -154,20 +161,30 @@ impl Relay {
                 "refresh",
             ));
         };
-        let Some(instance) =
-            db::relay::refresh_token_instance(&self.pool, &hash(token), REFRESH_IDLE_SECS).await?
+        let Some(bound) =
+            db::relay::refresh_token(&self.pool, &hash(token), REFRESH_IDLE_SECS).await?
         else {
             return Ok(refuse("Unknown or invalid refresh token."));
         };
-        if let Some(origin) = origin {
-            let hosts = db::relay::hosts_of(&self.pool, &instance).await?;
-            let ours = hosts
-                .iter()
-                .filter_map(|h| Hostname::parse(h).ok())
-                .any(|h| self.origins(&h).any(|o| o == origin));
-            if !ours {
-                return Ok(refuse("This refresh token was issued to another site"));
+        let instance = bound.instance_id;
+        // Good only while the site it was handed out on is still its instance's and active:
+        // whoever serves a site next can read what the browsers keep there, and a request made
+        // from a server carries whatever Origin it likes, or none.
+        let site = match bound.host.as_deref().map(Hostname::parse) {
+            Some(Ok(site)) if self.site_still_its(&instance, &site).await? => site,
+            Some(_) => {
+                return Ok(refuse(
+                    "The site this refresh token was issued to cannot sign in now",
+                ));
             }
+            None => {
+                return Ok(refuse(
+                    "This refresh token was issued before the relay recorded its site; sign in again",
+                ));
+            }
+        };
+        if origin.is_some_and(|o| !self.origins(&site).any(|ours| ours == o)) {
+            return Ok(refuse("This refresh token was issued to another site"));
         }
         // The Action learns the instance from a one-time handle only the relay writes.
         let handle = new_handle();
@@ -194,16 +211,17 @@ impl Relay {
                 form.push((k, v));
             }
         }
-        self.upstream(&form, ip, &instance, "refresh").await
+        self.upstream(&form, ip, &instance, &site, "refresh").await
     }
 
     /// Sends the exchange to the tenant with the relay's credentials, and its answer back; a
-    /// refresh token in a successful answer is recorded with `instance`.
+    /// refresh token in a successful answer is recorded with `instance` and `site`.
     async fn upstream(
         &self,
         form: &[(&str, &str)],
         ip: Option<IpAddr>,
         instance: &str,
+        site: &Hostname,
         step: &'static str,
     ) -> Result<TokenAnswer, RelayError> {
         let mut req = self
@@ -268,7 +286,7 @@ impl Relay {
             ));
         }
         if let Some(rt) = body.get("refresh_token").and_then(Value::as_str) {
-            db::relay::bind_refresh_token(&self.pool, &hash(rt), instance).await?;
+            db::relay::bind_refresh_token(&self.pool, &hash(rt), instance, site.as_str()).await?;
         }
         Ok(TokenAnswer { status, body, step })
     }

@@ -678,13 +678,17 @@ async fn the_relays_unflushed_writes_leave_their_connection_durable(pool: PgPool
     assert_eq!(durable().await, "on", "after a transaction come back");
     assert!(relay::exchange(&one, &code, 300).await.unwrap().is_some());
     assert_eq!(durable().await, "on", "after a code exchanged");
-    relay::bind_refresh_token(&one, &token, "acme")
+    relay::bind_refresh_token(&one, &token, "acme", "www.acme.com")
         .await
         .unwrap();
     assert_eq!(durable().await, "on", "after a refresh token bound");
-    let bound = relay::refresh_token_instance(&one, &token, 60)
+    let bound = relay::refresh_token(&one, &token, 60)
         .await
+        .unwrap()
         .unwrap();
-    assert_eq!(bound.as_deref(), Some("acme"));
+    assert_eq!(
+        (bound.instance_id.as_str(), bound.host.as_deref()),
+        ("acme", Some("www.acme.com"))
+    );
     assert_eq!(durable().await, "on", "after a refresh token used");
 }

@@ -1,6 +1,6 @@
-//! The login relay against what an outside probe tried: a link whose `state` names another
-//! transaction than its handle (a mix-up between instances), transactions outliving their
-//! site's suspension, oversized and malformed input.
+//! The login relay against what outside probes tried: a link whose `state` names another
+//! transaction than its handle (a mix-up between instances), transactions and refresh tokens
+//! outliving their site's suspension or move, oversized and malformed input.
 
 use serde_json::Value;
 use sqlx::PgPool;
@@ -106,6 +106,62 @@ async fn a_transaction_delivers_nothing_once_its_site_is_suspended(pool: PgPool)
 }
 
 #[sqlx::test]
+async fn a_refresh_token_is_good_only_at_its_own_site_while_that_site_is_its_instances(
+    pool: PgPool,
+) {
+    // Found by the third outside probe: whoever is given a site next serves pages that can
+    // read what browsers kept there (auth0-spa-js's refresh tokens in localStorage), and a
+    // server sends whatever Origin it likes, or none.
+    let w = relay_world(pool).await;
+    let (_, params) = w.login(ACME, "owner@example.com", &[]).await;
+    let (status, tokens) = w
+        .exchange(params["code"].as_str().unwrap(), ACME, None)
+        .await;
+    assert_eq!(status, 200, "{tokens}");
+    let token = tokens["refresh_token"].as_str().unwrap().to_owned();
+    // From another of acme's own sites: not where it was handed out.
+    let (status, body) = w
+        .refresh(&token, ACME, Some("https://acme.apps.example.com"))
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("invalid_grant")),
+        "{body}"
+    );
+    // Without an Origin, while www.acme.com is acme's: good (and rotated).
+    let (status, next) = w.refresh(&token, ACME, None).await;
+    assert_eq!(status, 200, "{next}");
+    let token = next["refresh_token"].as_str().unwrap().to_owned();
+
+    // www.acme.com moves to mallory's new instance; acme keeps its platform subdomain.
+    for event in [
+        deployed("acme", &w.owner, &["acme.apps.example.com"]),
+        deployed("mallory", &w.member, &["www.acme.com"]),
+    ] {
+        let (status, body) = w.app.hook(&event).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    for origin in [
+        None,
+        Some("https://www.acme.com"),
+        Some("https://acme.apps.example.com"),
+    ] {
+        let (status, body) = w.refresh(&token, ACME, origin).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (403, Some("invalid_grant")),
+            "{origin:?}: {body}"
+        );
+        assert!(
+            body["error_description"]
+                .as_str()
+                .is_some_and(|d| d.contains("cannot sign in now")),
+            "{body}"
+        );
+    }
+}
+
+#[sqlx::test]
 async fn oversized_or_malformed_input_is_refused_before_anything_is_stored(pool: PgPool) {
     let w = relay_world(pool).await;
     let count = || async {
@@ -151,6 +207,35 @@ async fn oversized_or_malformed_input_is_refused_before_anything_is_stored(pool:
     assert_eq!(res.status(), 400);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["error"], "invalid_request", "{body}");
+
+    // Too many parameters (the third probe stalled a worker with 44,000 in one body): refused
+    // before each is compared with the others, in a query, a form and a JSON body.
+    let many: Vec<(String, String)> = (0..20_000)
+        .map(|i| (format!("p{i}"), String::new()))
+        .collect();
+    let extra: Vec<(&str, &str)> = many[..100]
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let page = error_page(w.authorize(ACME, &extra).await).await;
+    assert!(page.contains("more than 64 parameters"), "{page}");
+    let form = w.app.http.post(w.app.url("/oauth/token")).form(&many);
+    let json = w.app.http.post(w.app.url("/oauth/token")).json(
+        &many
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
+            .collect::<serde_json::Map<String, Value>>(),
+    );
+    for req in [form, json] {
+        let res = req.send().await.unwrap();
+        assert_eq!(res.status(), 400);
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(
+            body["error_description"], "more than 64 parameters",
+            "{body}"
+        );
+    }
+    assert_eq!(count().await, before, "nothing was stored");
 }
 
 #[sqlx::test]
