@@ -47,9 +47,11 @@ pub struct Changed {
 
 /// In one statement: releases `removed` hosts of an instance and claims `added` ones (with their
 /// kinds, in the same order) skipping any another instance holds (after waiting for a
-/// concurrent claim to commit or roll back), and touches the instance's row (`updated_at`, and
-/// so its `version`: the `instance_versions` migration, whose triggers do the same for changes
-/// written by hand). The instance's row must be locked by this transaction.
+/// concurrent claim to commit or roll back), forgets the refresh tokens the login relay handed
+/// out on the released hosts (whoever is given a host next can read what browsers kept there),
+/// and touches the instance's row (`updated_at`, and so its `version`: the `instance_versions`
+/// migration, whose triggers do the same for changes written by hand). The instance's row must
+/// be locked by this transaction.
 pub async fn change(
     conn: &mut PgConnection,
     instance_id: &str,
@@ -59,6 +61,8 @@ pub async fn change(
 ) -> sqlx::Result<Changed> {
     let (claimed, updated_at, version): (i64, DateTime<Utc>, i64) = sqlx::query_as(
         "WITH released AS (DELETE FROM domains WHERE instance_id = $1 AND hostname = ANY($2)), \
+              forgotten AS (DELETE FROM relay_refresh_tokens \
+                            WHERE instance_id = $1 AND host = ANY($2)), \
               claimed AS (INSERT INTO domains (hostname, instance_id, kind) \
                           SELECT h, $1, k FROM UNNEST($3::text[], $4::text[]) AS t(h, k) \
                           ON CONFLICT ON CONSTRAINT domains_hostname_key DO NOTHING RETURNING 1), \

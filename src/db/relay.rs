@@ -182,6 +182,19 @@ pub async fn refresh_token(
     .await
 }
 
+/// Forgets the refresh tokens the relay handed out for an instance (deleted, or given to
+/// another owner: nothing its earlier users held may come back to its next owner).
+pub async fn forget_refresh_tokens(
+    db: impl PgExecutor<'_>,
+    instance_id: &str,
+) -> sqlx::Result<u64> {
+    sqlx::query("DELETE FROM relay_refresh_tokens WHERE instance_id = $1")
+        .bind(instance_id)
+        .execute(db)
+        .await
+        .map(|r| r.rows_affected())
+}
+
 /// Forgets transactions that expired an hour ago and bindings idle for `idle_secs`; answers
 /// how many rows went.
 pub async fn sweep(db: impl PgExecutor<'_> + Copy, idle_secs: i64) -> sqlx::Result<u64> {

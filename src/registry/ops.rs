@@ -388,7 +388,9 @@ impl Written {
 /// replica forgets the keys before the new revision wakes the polls parked with them (which
 /// identify their caller again before answering).
 ///
-/// The grants of the previous owner and of the new one go too (`grants::ops::forget_users`).
+/// The grants of the previous owner and of the new one go too (`grants::ops::forget_users`),
+/// and the refresh tokens the login relay handed out for it: the new owner must not be able to
+/// let its earlier users' sessions go on (by granting them) with tokens read from its sites.
 async fn owner_changed(
     conn: &mut PgConnection,
     outbox: Outbox,
@@ -397,6 +399,7 @@ async fn owner_changed(
     (previous, owner): (&UserId, &UserId),
 ) -> Result<()> {
     crate::keys::revoke_all(conn, id.as_str()).await?;
+    db::relay::forget_refresh_tokens(&mut *conn, id.as_str()).await?;
     crate::grants::ops::forget_users(
         conn,
         outbox,
@@ -415,10 +418,11 @@ async fn owner_changed(
 }
 
 /// A deleted instance keeps no access: its grants and invitations go (in its change log and
-/// the audit log) and its keys stop working; deploying it again starts empty with a new key.
-/// The keys go first, as in [`owner_changed`].
+/// the audit log), its keys stop working and the relay's refresh tokens for it are forgotten;
+/// deploying it again starts empty with a new key. The keys go first, as in [`owner_changed`].
 async fn forget_access(conn: &mut PgConnection, actor: &Actor, id: &InstanceId) -> Result<()> {
     crate::keys::revoke_all(conn, id.as_str()).await?;
+    db::relay::forget_refresh_tokens(&mut *conn, id.as_str()).await?;
     crate::grants::ops::forget_all(conn, actor, id).await?;
     Ok(())
 }
