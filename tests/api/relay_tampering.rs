@@ -45,6 +45,24 @@ async fn error_page(res: reqwest::Response) -> String {
     res.text().await.unwrap()
 }
 
+/// Sends each hook and expects it acknowledged.
+async fn acknowledged(w: &RelayWorld, events: &[Value]) {
+    for event in events {
+        let (status, body) = w.app.hook(event).await;
+        assert_eq!(status, 200, "{body}");
+    }
+}
+
+/// A refresh of `token` is refused as one the relay does not know (any more).
+async fn assert_forgotten(w: &RelayWorld, token: &str, when: &str) {
+    let (status, body) = w.refresh(token, ACME, None).await;
+    assert_eq!(
+        (status, body["error_description"].as_str()),
+        (403, Some("Unknown or invalid refresh token.")),
+        "{when}: {body}"
+    );
+}
+
 #[sqlx::test]
 async fn a_link_whose_state_names_another_transaction_delivers_no_code(pool: PgPool) {
     let w = relay_world(pool).await;
@@ -151,13 +169,14 @@ async fn a_refresh_token_is_good_only_at_its_own_site_while_that_site_is_its_ins
     let token = next["refresh_token"].as_str().unwrap().to_owned();
 
     // www.acme.com moves to mallory's new instance; acme keeps its platform subdomain.
-    for event in [
-        deployed("acme", &w.owner, &["acme.apps.example.com"]),
-        deployed("mallory", &w.member, &["www.acme.com"]),
-    ] {
-        let (status, body) = w.app.hook(&event).await;
-        assert_eq!(status, 200, "{body}");
-    }
+    acknowledged(
+        &w,
+        &[
+            deployed("acme", &w.owner, &["acme.apps.example.com"]),
+            deployed("mallory", &w.member, &["www.acme.com"]),
+        ],
+    )
+    .await;
     for origin in [
         None,
         Some("https://www.acme.com"),
@@ -172,19 +191,15 @@ async fn a_refresh_token_is_good_only_at_its_own_site_while_that_site_is_its_ins
     }
     // Given back, the site does not bring back what was collected while it was away: a host
     // leaving its instance forgets its refresh tokens.
-    for event in [
-        deployed("mallory", &w.member, &["www.mallory.com"]),
-        deployed("acme", &w.owner, &["acme.apps.example.com", "www.acme.com"]),
-    ] {
-        let (status, body) = w.app.hook(&event).await;
-        assert_eq!(status, 200, "{body}");
-    }
-    let (status, body) = w.refresh(&token, ACME, None).await;
-    assert_eq!(
-        (status, body["error_description"].as_str()),
-        (403, Some("Unknown or invalid refresh token.")),
-        "{body}"
-    );
+    acknowledged(
+        &w,
+        &[
+            deployed("mallory", &w.member, &["www.mallory.com"]),
+            deployed("acme", &w.owner, &["acme.apps.example.com", "www.acme.com"]),
+        ],
+    )
+    .await;
+    assert_forgotten(&w, &token, "given back").await;
 }
 
 #[sqlx::test]
@@ -220,35 +235,26 @@ async fn a_refresh_token_dies_when_its_instance_changes_owner_or_is_deleted(pool
         .await
         .unwrap();
     assert_eq!(res.status(), 201, "the new owner lets the old one in");
-    let (status, body) = w.refresh(&token, ACME, None).await;
-    assert_eq!(
-        (status, body["error_description"].as_str()),
-        (403, Some("Unknown or invalid refresh token.")),
-        "after an owner change: {body}"
-    );
+    assert_forgotten(&w, &token, "after an owner change").await;
 
     // Deleted, then deployed again as it was: its earlier tokens stay forgotten.
     let token = refresh_token(w.login(ACME, "max@example.com", &[]).await.1).await;
     let (status, next) = w.refresh(&token, ACME, None).await;
     assert_eq!(status, 200, "good before: {next}");
     let token = next["refresh_token"].as_str().unwrap().to_owned();
-    for event in [
-        event("instance.deleted", "acme"),
-        deployed(
-            "acme",
-            &w.member,
-            &["acme.apps.example.com", "www.acme.com"],
-        ),
-    ] {
-        let (status, body) = w.app.hook(&event).await;
-        assert_eq!(status, 200, "{body}");
-    }
-    let (status, body) = w.refresh(&token, ACME, None).await;
-    assert_eq!(
-        (status, body["error_description"].as_str()),
-        (403, Some("Unknown or invalid refresh token.")),
-        "after a deletion: {body}"
-    );
+    acknowledged(
+        &w,
+        &[
+            event("instance.deleted", "acme"),
+            deployed(
+                "acme",
+                &w.member,
+                &["acme.apps.example.com", "www.acme.com"],
+            ),
+        ],
+    )
+    .await;
+    assert_forgotten(&w, &token, "after a deletion").await;
 }
 
 #[sqlx::test]
