@@ -357,7 +357,7 @@ async fn run() -> anyhow::Result<()> {
     let clean = |o: &open_loop::Outcome| o.errors == 0;
     authorize_row();
     report::row(
-        "relay: callback hop p99 at 500 logins/s",
+        &format!("relay: callback hop p99 at {rate} logins/s"),
         format!("{:.2} ms", callback_hop.p99_ms),
         "<= 2 ms",
         Some(callback_hop.p99_ms <= 2.0 && clean(&callback_hop)),
