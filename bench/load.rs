@@ -92,7 +92,7 @@ async fn main() -> anyhow::Result<()> {
     let mut keys = Vec::with_capacity(instances);
     for n in 0..instances {
         let body = deploy_event(n, 0);
-        let res = signed(&http, &hooks_url, &signer, &format!("seed_{n}"), body)
+        let res = common::signed_hook(&http, &hooks_url, &signer, &format!("seed_{n}"), body)
             .send()
             .await?
             .error_for_status()?;
@@ -135,7 +135,7 @@ async fn main() -> anyhow::Result<()> {
             let (http, url, signer) = (http.clone(), hooks_url.clone(), signer.clone());
             move |i| {
                 let body = deploy_event(i % instances, 1 + i / instances);
-                signed(&http, &url, &signer, &format!("load_{i}"), body).send()
+                common::signed_hook(&http, &url, &signer, &format!("load_{i}"), body).send()
             }
         },
         |s| s == 200,
@@ -319,23 +319,6 @@ fn deploy_event(n: usize, round: usize) -> String {
         "instance_id": format!("load-{n}"), "owner": "auth0|owner",
         "domains": [format!("l{n}.apps.example.com"), format!("www.l{n}-{}.com", round % 2)]}})
     .to_string()
-}
-
-fn signed(
-    http: &reqwest::Client,
-    url: &str,
-    signer: &WebhookVerifier,
-    id: &str,
-    body: String,
-) -> reqwest::RequestBuilder {
-    let ts = chrono::Utc::now().timestamp();
-    let sig = signer.sign(id, ts, body.as_bytes()).expect("signs");
-    http.post(url)
-        .header("content-type", "application/json")
-        .header("webhook-id", id)
-        .header("webhook-timestamp", ts.to_string())
-        .header("webhook-signature", sig)
-        .body(body)
 }
 
 /// Sends `make(i)` at `rate` per second for `run`, each at its scheduled time whatever the

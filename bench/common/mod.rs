@@ -72,18 +72,26 @@ pub async fn send_hook(
     id: &str,
     body: String,
 ) -> bool {
+    let res = signed_hook(http, url, signer, id, body).send().await;
+    matches!(res, Ok(r) if r.status().is_success())
+}
+
+/// A deploy hook to `url` signed as the platform's sender signs it (Standard Webhooks), now.
+pub fn signed_hook(
+    http: &reqwest::Client,
+    url: &str,
+    signer: &fleetgate::auth::webhook::WebhookVerifier,
+    id: &str,
+    body: String,
+) -> reqwest::RequestBuilder {
     let ts = chrono::Utc::now().timestamp();
     let sig = signer.sign(id, ts, body.as_bytes()).expect("signs");
-    let res = http
-        .post(url)
+    http.post(url)
         .header("content-type", "application/json")
         .header("webhook-id", id)
         .header("webhook-timestamp", ts.to_string())
         .header("webhook-signature", sig)
         .body(body)
-        .send()
-        .await;
-    matches!(res, Ok(r) if r.status().is_success())
 }
 
 /// The `p` quantile (0–1) of latencies sorted ascending (nearest rank).

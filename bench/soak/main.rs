@@ -43,7 +43,7 @@ use replicas::{
 use reqwest::StatusCode;
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use traffic::{Front, GRANTED, Load, Tally, deploy_body, grants, hook, hooks, long_poll, steady};
+use traffic::{Front, GRANTED, Load, Tally, deploy_body, grants, hooks, long_poll, steady};
 use trend::{Series, Verdict, periods};
 
 /// The events' signing secret (the receiver's `--secret`).
@@ -130,12 +130,12 @@ async fn run() -> anyhow::Result<()> {
     let mut keys = Vec::with_capacity(instances);
     for k in 0..instances {
         let base = &replicas[k % 2].server.as_ref().expect("started").base;
-        let answer: Value = hook(
+        let answer: Value = common::signed_hook(
             &http,
-            base,
+            &format!("{base}/v1/hooks/deploy"),
             &signer,
             &format!("msg_seed_{k}"),
-            &deploy_body(k, 0),
+            deploy_body(k, 0),
         )
         .send()
         .await?

@@ -143,7 +143,15 @@ pub(crate) async fn hooks(
         until_done(
             &load,
             &id,
-            |addr| hook(&load.http, addr, &load.hooks_signer, &id, &body),
+            |addr| {
+                crate::common::signed_hook(
+                    &load.http,
+                    &format!("{addr}/v1/hooks/deploy"),
+                    &load.hooks_signer,
+                    &id,
+                    body.clone(),
+                )
+            },
             |s| s == StatusCode::OK,
         )
         .await;
@@ -151,23 +159,6 @@ pub(crate) async fn hooks(
         n += 1;
     }
     (last, n - load.instances)
-}
-
-pub(crate) fn hook(
-    http: &reqwest::Client,
-    addr: &str,
-    signer: &WebhookVerifier,
-    id: &str,
-    body: &str,
-) -> reqwest::RequestBuilder {
-    let ts = chrono::Utc::now().timestamp();
-    let signature = signer.sign(id, ts, body.as_bytes()).expect("signs");
-    http.post(format!("{addr}/v1/hooks/deploy"))
-        .header("content-type", "application/json")
-        .header("webhook-id", id)
-        .header("webhook-timestamp", ts.to_string())
-        .header("webhook-signature", signature)
-        .body(body.to_owned())
 }
 
 /// Grant changes at `per_second`: the first [`GRANTED`] instances in turn get their whole set
